@@ -1,0 +1,278 @@
+"""The ``tidegate`` command line.
+
+Errors tidegate raises on purpose become one line on stderr and an exit code
+(2 for configuration and usage, 1 otherwise); tracebacks are only for bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from tidegate import __version__
+from tidegate.config import GatewayConfig, MqttSection
+from tidegate.config_loader import json_schema, load_config, load_config_text, resolve_config_path
+from tidegate.errors import ConfigError, TidegateError
+from tidegate.local_broker import LocalBroker, find_mosquitto
+from tidegate.logs import setup_logging
+from tidegate.pipeline import Gateway, Snapshot
+from tidegate.watch import WatchCounts, watch
+
+app = typer.Typer(
+    name="tidegate",
+    help="IoT edge event gateway: sensors in, YAML rules, a durable outbox, MQTT out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file. Default: $TIDEGATE_CONFIG, else /etc/tidegate/tidegate.yaml.",
+        show_default=False,
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tidegate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """tidegate: the edge gateway that keeps every event it accepted."""
+
+
+# -- check ------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    config: ConfigOption = None,
+    schema: Annotated[
+        bool, typer.Option("--schema", help="Print the config's JSON Schema and exit.")
+    ] = False,
+) -> None:
+    """Validate a config file without starting anything."""
+    if schema:
+        typer.echo(json.dumps(json_schema(), indent=2))
+        return
+    path = resolve_config_path(config)
+    cfg = load_config(path)
+    typer.echo(
+        f"{path}: ok — gateway '{cfg.gateway.id}', {len(cfg.drivers)} drivers, "
+        f"{len(cfg.rules)} rules, "
+        + (
+            f"broker {cfg.mqtt.host}:{cfg.mqtt.effective_port}"
+            if cfg.mqtt
+            else "no broker (buffer only)"
+        )
+    )
+
+
+# -- run ----------------------------------------------------------------------------
+
+
+async def _serve(
+    config: GatewayConfig,
+    *,
+    duration: float | None = None,
+    every_second: Callable[[Snapshot], None] | None = None,
+) -> None:
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if duration is not None:
+        loop.call_later(duration, stop.set)
+    task = asyncio.create_task(gateway.run(stop))
+    try:
+        if every_second is not None:
+            await gateway.ready.wait()
+            while not task.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), 1.0)
+                if not task.done() and not stop.is_set():
+                    every_second(gateway.snapshot())
+        await task
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the gateway in the foreground (what the systemd service runs)."""
+    path = resolve_config_path(config)
+    cfg = load_config(path)
+    setup_logging(cfg.gateway.log_level)
+    if cfg.mqtt is None:
+        typer.echo("tidegate: no `mqtt:` section; events are only kept in the outbox", err=True)
+    asyncio.run(_serve(cfg))
+
+
+# -- simulate -----------------------------------------------------------------------
+
+
+def _state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tidegate" / "simulate"
+
+
+def _demo_config_text() -> str:
+    return files("tidegate.examples").joinpath("simulate.yaml").read_text(encoding="utf-8")
+
+
+class _StatusLine:
+    """Once a second: events in/s, published/s, received/s, outbox depth, broker state."""
+
+    def __init__(self, counts: WatchCounts | None) -> None:
+        self.counts = counts
+        self.last: Snapshot | None = None
+        self.last_received = 0
+        self.last_time = time.monotonic()
+
+    def __call__(self, snap: Snapshot) -> None:
+        now = time.monotonic()
+        dt = max(now - self.last_time, 1e-6)
+        prev = self.last
+        rate_in = (snap.events_in - prev.events_in) / dt if prev else 0.0
+        rate_out = (snap.delivered - prev.delivered) / dt if prev else 0.0
+        line = (
+            f"in {rate_in:7.0f}/s · published {rate_out:7.0f}/s · "
+            f"outbox {snap.depth:6d} · broker {snap.broker}"
+        )
+        if self.counts is not None:
+            received = self.counts.events
+            line += f" · received {(received - self.last_received) / dt:7.0f}/s"
+            self.last_received = received
+        typer.echo(line)
+        self.last, self.last_time = snap, now
+
+
+async def _simulate(cfg: GatewayConfig, duration: float | None, broker: LocalBroker | None) -> None:
+    counts: WatchCounts | None = None
+    watcher: asyncio.Task[None] | None = None
+    if broker is not None:
+        counts = WatchCounts()
+        watcher = asyncio.create_task(
+            watch(broker.host, broker.port, f"{cfg.topic_prefix}/#", counts)
+        )
+    try:
+        await _serve(cfg, duration=duration, every_second=_StatusLine(counts))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    if counts is not None:
+        typer.echo(
+            f"the local broker received {counts.events} events in {counts.messages} messages"
+        )
+
+
+@app.command()
+def simulate(
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", "-d", min=0.1, help="Stop after this many seconds."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Your own config instead of the shipped demo."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Where the demo's outbox lives (kept between runs)."),
+    ] = None,
+    broker: Annotated[
+        bool,
+        typer.Option(
+            "--broker/--no-broker",
+            help="Start a private Mosquitto on a free loopback port when the config has none.",
+        ),
+    ] = True,
+) -> None:
+    """The laptop demo: simulated sensors → rules → outbox → a local broker."""
+    if config is not None:
+        cfg = load_config(config)
+    else:
+        cfg = load_config_text(_demo_config_text(), "simulate.yaml (shipped demo)")
+    state = data_dir or _state_dir()
+    cfg = cfg.model_copy(
+        update={"gateway": cfg.gateway.model_copy(update={"data_dir": state.resolve()})}
+    )
+    setup_logging(cfg.gateway.log_level)
+    local: LocalBroker | None = None
+    with contextlib.ExitStack() as stack:
+        if cfg.mqtt is None and broker:
+            if find_mosquitto() is None:
+                typer.echo(
+                    "mosquitto is not installed: running without a broker; events are kept in "
+                    f"the outbox at {cfg.outbox_path} (install it: sudo apt install mosquitto)",
+                    err=True,
+                )
+            else:
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidegate-")))
+                local = stack.enter_context(LocalBroker(workdir))
+                cfg = cfg.model_copy(update={"mqtt": MqttSection(host=local.host, port=local.port)})
+                typer.echo(f"started a private Mosquitto on {local.host}:{local.port}", err=True)
+        elif cfg.mqtt is None:
+            typer.echo(f"no broker: events are kept in the outbox at {cfg.outbox_path}", err=True)
+        typer.echo(
+            f"simulating {len(cfg.drivers)} drivers; outbox {cfg.outbox_path}; Ctrl-C stops",
+            err=True,
+        )
+        asyncio.run(_simulate(cfg, duration, local))
+
+
+def main() -> None:
+    """Console entry point: run the app, turning our errors into one-line messages."""
+    try:
+        app(standalone_mode=False)
+    except ConfigError as exc:
+        for message in exc.messages:
+            typer.echo(message, err=True)
+        typer.echo(
+            f"tidegate: configuration invalid ({len(exc.messages)} problem"
+            f"{'s' if len(exc.messages) != 1 else ''})",
+            err=True,
+        )
+        sys.exit(exc.exit_code)
+    except TidegateError as exc:
+        typer.echo(f"tidegate: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

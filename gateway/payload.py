@@ -1,0 +1,43 @@
+"""The wire format: one JSON object per event.
+
+```json
+{"id": "01935c8e-...", "gateway": "gw1", "source": "greenhouse", "name": "temperature",
+ "value": 21.4, "time": "2026-11-26T13:05:00.125000Z", "seq": 1042, "unit": "°C",
+ "tags": {"room": "north"}}
+```
+``unit`` and ``tags`` are left out when the event has none. With
+``mqtt.events_per_message`` above 1, a message is a JSON array of such
+objects, all for the same topic, oldest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from tidegate.event import Event
+from tidegate.timefmt import rfc3339
+
+
+def encode_event(event: Event, seq: int, gateway: str) -> bytes:
+    doc: dict[str, object] = {
+        "id": event.id,
+        "gateway": gateway,
+        "source": event.source,
+        "name": event.name,
+        "value": event.value,
+        "time": rfc3339(event.time),
+        "seq": seq,
+    }
+    if event.unit is not None:
+        doc["unit"] = event.unit
+    if event.tags:
+        doc["tags"] = event.tags
+    # NaN/inf are not JSON: orjson writes null for them, which is what a reader can parse.
+    return orjson.dumps(doc)
+
+
+def join_payloads(payloads: Sequence[bytes]) -> bytes:
+    """A JSON array of already-encoded event objects, without re-encoding them."""
+    return b"[" + b",".join(payloads) + b"]"

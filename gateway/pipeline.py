@@ -1,0 +1,283 @@
+"""The supervisor: wires drivers → rule stage → outbox → publisher and runs them.
+
+It owns no stage's logic. It creates the bounded queue between drivers and
+the rule stage (``emit`` awaits when it is full: backpressure), runs the
+group-commit loop that turns rule output into committed outbox rows, restarts
+a driver that crashed, and shuts everything down in order on request:
+drivers stop, the rule stage is flushed into the outbox, the last commit is
+made, the publisher says ``offline`` and disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tidegate.config import GatewayConfig
+from tidegate.driver import Driver, DriverContext, DriverState
+from tidegate.errors import TidegateError
+from tidegate.event import Event
+from tidegate.outbox import AsyncOutbox, DeadInput, Outbox
+from tidegate.outgoing import Outgoing
+from tidegate.plugins import driver_types
+from tidegate.publisher import Publisher
+from tidegate.rules.stage import RouteDefaults, RuleStage
+from tidegate.secrets import Secret, read_password
+
+log = logging.getLogger(__name__)
+
+QUEUE_BATCHES = 64
+"""Driver batches (each at most ~1000 events) held in memory before emit blocks."""
+DEAD_INPUT_BACKLOG = 1000
+TICK_INTERVAL = 0.25
+SHUTDOWN_BUDGET = 4.0
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    events_in: int = 0
+    """Events drivers emitted."""
+    input_rejected: int = 0
+    """Raw input drivers could not turn into events (counted and dead-lettered)."""
+    dead_input_overflow: int = 0
+    """Rejected input counted but not stored, because too much arrived at once."""
+    commit_failures: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A point-in-time view for status lines and the control API."""
+
+    events_in: int
+    accepted: int
+    delivered: int
+    depth: int
+    broker: str
+    dead_letters: int
+    input_rejected: int
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, *, password: Secret | None = None) -> None:
+        self.config = config
+        self.stats = PipelineStats()
+        gateway_id = config.gateway.id
+        self.outbox = AsyncOutbox(Outbox(config.outbox_path, gateway_id, config.buffer.durability))
+        prefix = config.topic_prefix
+        mqtt = config.mqtt
+        self.rules = RuleStage(
+            config.rules,
+            RouteDefaults(
+                gateway=gateway_id,
+                prefix=prefix,
+                topic=mqtt.topic if mqtt else "{prefix}/{source}/{name}",
+                qos=mqtt.qos if mqtt else 1,
+            ),
+        )
+        kinds = driver_types()
+        self._dead_input: deque[DeadInput] = deque(maxlen=DEAD_INPUT_BACKLOG)
+        self.drivers: list[Driver] = []
+        for driver_config in config.drivers:
+            context = DriverContext(gateway_id, self._rejecter(driver_config.name))
+            self.drivers.append(kinds[driver_config.type](driver_config, context))
+        self.publisher: Publisher | None = None
+        if mqtt is not None:
+            self.publisher = Publisher(
+                mqtt,
+                self.outbox,
+                client_id=config.client_id,
+                status_topic=f"{prefix}/status",
+                password=password if password is not None else read_password(mqtt),
+                ack_interval=config.buffer.commit_interval,
+            )
+        self._queue: asyncio.Queue[Sequence[Event]] = asyncio.Queue(QUEUE_BATCHES)
+        self._pending: list[Outgoing] = []
+        self._committing: asyncio.Future[None] | None = None
+        self.ready = asyncio.Event()
+
+    # -- inputs ---------------------------------------------------------------------
+
+    def _rejecter(self, source: str) -> Callable[[bytes, str], None]:
+        def reject(raw: bytes, reason: str) -> None:
+            self.stats.input_rejected += 1
+            if len(self._dead_input) == self._dead_input.maxlen:
+                self.stats.dead_input_overflow += 1
+            self._dead_input.append(DeadInput(time.time(), "input", reason, source, bytes(raw)))
+
+        return reject
+
+    async def _emit(self, events: Sequence[Event]) -> None:
+        if events:
+            await self._queue.put(events)
+
+    async def _supervise(self, driver: Driver) -> None:
+        """Run a driver; if it crashes (a bug, not a device error), restart it with backoff."""
+        delay = 1.0
+        while True:
+            try:
+                await driver.run(self._emit)
+                log.info("driver %s finished", driver.name)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                driver.health.set_state(DriverState.FAILED, f"{type(exc).__name__}: {exc}")
+                log.exception("driver %s crashed; restarting in %.0f s", driver.name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    # -- accepting ---------------------------------------------------------------------
+
+    def _route(self, events: Sequence[Event], pending: list[Outgoing]) -> None:
+        self.stats.events_in += len(events)
+        pending.extend(self.rules.process(events))
+
+    async def _commit(self, pending: list[Outgoing]) -> None:
+        """Commit until it succeeds: accepted input is never thrown away here."""
+        delay = 0.1
+        while True:
+            try:
+                if self._dead_input:
+                    letters = list(self._dead_input)
+                    self._dead_input.clear()
+                    await self.outbox.dead_letter_input(letters)
+                if pending:
+                    await self.outbox.put(pending)
+                break
+            except TidegateError as exc:
+                self.stats.commit_failures += 1
+                log.error("outbox commit failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        if pending and self.publisher is not None:
+            self.publisher.wake()
+
+    async def _accept_loop(self) -> None:
+        interval = self.config.buffer.commit_interval
+        max_events = self.config.buffer.commit_max_events
+        queue = self._queue
+        first_at = 0.0
+        next_tick = time.monotonic() + TICK_INTERVAL
+        while True:
+            now = time.monotonic()
+            if now >= next_tick:
+                self._pending.extend(self.rules.tick(time.time()))
+                next_tick = now + TICK_INTERVAL
+            if not self._pending:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_tick - now)):
+                        self._route(await queue.get(), self._pending)
+                first_at = time.monotonic()
+            while len(self._pending) < max_events and not queue.empty():
+                self._route(queue.get_nowait(), self._pending)
+            if not self._pending and not self._dead_input:
+                continue
+            wait = first_at + interval - time.monotonic()
+            if len(self._pending) < max_events and wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        self._route(await queue.get(), self._pending)
+                continue
+            batch, self._pending = self._pending, []
+            # Shielded: a shutdown must not abandon a batch halfway; _drain waits for it.
+            self._committing = asyncio.ensure_future(self._commit(batch))
+            await asyncio.shield(self._committing)
+
+    async def _drain(self) -> None:
+        """Shutdown: everything drivers emitted and rules hold goes to the outbox."""
+        if self._committing is not None:
+            await self._committing
+        pending, self._pending = self._pending, []
+        while not self._queue.empty():
+            self._route(self._queue.get_nowait(), pending)
+        pending.extend(self.rules.flush())
+        await self._commit(pending)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        ostats = self.outbox.stats
+        if self.publisher is None:
+            broker = "none (buffering only)"
+            delivered = 0
+        else:
+            broker = self.publisher.status.state
+            delivered = self.publisher.status.events_delivered
+        return Snapshot(
+            events_in=self.stats.events_in,
+            accepted=ostats.accepted,
+            delivered=delivered,
+            depth=ostats.depth,
+            broker=broker,
+            dead_letters=ostats.dead_letters,
+            input_rejected=self.stats.input_rejected,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down in order (within ~5 s)."""
+        await self.outbox.open()
+        accept = asyncio.create_task(self._accept_loop(), name="accept")
+        publisher = (
+            asyncio.create_task(self.publisher.run(), name="publisher") if self.publisher else None
+        )
+        drivers = [
+            asyncio.create_task(self._supervise(d), name=f"driver:{d.name}") for d in self.drivers
+        ]
+        log.info(
+            "gateway %s running: %d drivers, %d rules, outbox %s",
+            self.config.gateway.id,
+            len(self.drivers),
+            len(self.config.rules),
+            self.config.outbox_path,
+        )
+        self.ready.set()
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            # A crash of the accept loop or the publisher is a bug: surface it.
+            watched = {stopper, accept} | ({publisher} if publisher else set())
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            stopper.cancel()
+            await self._shutdown(drivers, accept, publisher)
+
+    async def _shutdown(
+        self,
+        drivers: list[asyncio.Task[None]],
+        accept: asyncio.Task[None],
+        publisher: asyncio.Task[None] | None,
+    ) -> None:
+        deadline = time.monotonic() + SHUTDOWN_BUDGET
+        for task in drivers:
+            task.cancel()
+        await asyncio.gather(*drivers, return_exceptions=True)
+        for driver in self.drivers:
+            driver.health.set_state(DriverState.STOPPED)
+        accept.cancel()
+        await asyncio.gather(accept, return_exceptions=True)
+        try:
+            async with asyncio.timeout(max(0.5, deadline - time.monotonic() - 2.0)):
+                await self._drain()
+        except TimeoutError:
+            log.error("shutdown: the final commit did not finish in time")
+        if self.publisher is not None and publisher is not None:
+            await self.publisher.stop(grace=max(0.2, min(2.0, deadline - time.monotonic())))
+            publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
+        await self.outbox.close()
+        snap = self.snapshot()
+        log.info(
+            "gateway stopped: %d events in, %d accepted, %d delivered, %d left in the outbox",
+            snap.events_in,
+            snap.accepted,
+            snap.delivered,
+            snap.depth,
+        )

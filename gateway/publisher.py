@@ -1,0 +1,367 @@
+"""The publisher: outbox → broker, QoS 1, acknowledged before deletion.
+
+It takes the oldest undelivered rows from the outbox, publishes them (one
+event per message, or JSON arrays of up to ``events_per_message`` events that
+share a topic), and acks rows to the outbox only after the broker's PUBACK
+(for QoS 0: once written to the socket). At most ``max_inflight`` messages
+are unacknowledged at once. When the connection drops, everything not acked
+is published again from the outbox after reconnecting (same ids: duplicates
+are possible, loss is not). Reconnects back off exponentially with full
+jitter, capped at ``reconnect_max``. A retained ``online``/``offline`` on
+``<prefix>/status`` is the birth message and the Last Will.
+
+Each connection gets a fresh paho client with a clean session: the outbox,
+not paho's memory, is the source of truth for what still needs sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from tidegate.config import MqttSection
+from tidegate.mqtt_asyncio import AsyncioPaho
+from tidegate.outbox import AsyncOutbox, Row
+from tidegate.payload import join_payloads
+from tidegate.secrets import Secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PublisherStatus:
+    connected: bool = False
+    since: float = field(default_factory=time.monotonic)
+    last_error: str | None = None
+    inflight: int = 0
+    events_delivered: int = 0
+    messages_delivered: int = 0
+    events_rejected: int = 0
+    connects: int = 0
+
+    @property
+    def state(self) -> str:
+        return "connected" if self.connected else "disconnected"
+
+
+@dataclass(slots=True)
+class _Message:
+    topic: str
+    qos: int
+    retain: bool
+    ids: list[int]
+    payloads: list[bytes]
+
+
+def group_messages(rows: Sequence[Row], per_message: int, room: int) -> tuple[list[_Message], int]:
+    """Pack rows into at most ``room`` messages; returns them and the last row id used.
+
+    Rows are consumed as a prefix (in id order) so a simple cursor marks what
+    was handed out. A message holds rows of one topic, QoS and retain flag.
+    """
+    if per_message == 1:
+        used = rows[:room]
+        msgs = [_Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in used]
+        return msgs, (used[-1].id if used else 0)
+    messages: list[_Message] = []
+    open_by_key: dict[tuple[str, int, bool], _Message] = {}
+    last_id = 0
+    for row in rows:
+        key = (row.topic, row.qos, bool(row.retain))
+        msg = open_by_key.get(key)
+        if msg is None or len(msg.ids) >= per_message:
+            if len(messages) >= room:
+                break
+            msg = _Message(row.topic, row.qos, bool(row.retain), [], [])
+            messages.append(msg)
+            open_by_key[key] = msg
+        msg.ids.append(row.id)
+        msg.payloads.append(row.payload)
+        last_id = row.id
+    return messages, last_id
+
+
+class _ConnectFailed(Exception):
+    pass
+
+
+class Publisher:
+    def __init__(
+        self,
+        mqtt: MqttSection,
+        outbox: AsyncOutbox,
+        *,
+        client_id: str,
+        status_topic: str,
+        password: Secret | None,
+        ack_interval: float,
+    ) -> None:
+        self.mqtt = mqtt
+        self.outbox = outbox
+        self.client_id = client_id
+        self.status_topic = status_topic
+        self._password = password
+        self._ack_interval = ack_interval
+        self.status = PublisherStatus()
+        self._changed = asyncio.Event()
+        self._client: paho.Client | None = None
+        self._bridge: AsyncioPaho | None = None
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._inflight: dict[int, _Message] = {}
+        self._acked: list[int] = []
+        self._rejected: list[tuple[list[int], str]] = []
+        self._disconnected = asyncio.Event()
+        self._status_mid: int | None = None
+        self._status_sent = asyncio.Event()
+        self._stopping = False
+
+    # -- wiring ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New rows were committed to the outbox."""
+        self._changed.set()
+
+    def _new_client(self) -> paho.Client:
+        protocol = paho.MQTTv5 if self.mqtt.protocol == "5" else paho.MQTTv311
+        kwargs: dict[str, Any] = {}
+        if protocol == paho.MQTTv311:
+            kwargs["clean_session"] = True
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol, **kwargs
+        )
+        client.max_inflight_messages_set(self.mqtt.max_inflight)
+        client.max_queued_messages_set(0)
+        client.connect_timeout = self.mqtt.connect_timeout
+        if self.mqtt.username is not None:
+            client.username_pw_set(
+                self.mqtt.username, self._password.reveal() if self._password else None
+            )
+        tls = self.mqtt.tls
+        if tls is not None:
+            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+            if tls.cert_file and tls.key_file:
+                context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            if not tls.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            client.tls_set_context(context)
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # -- paho callbacks (always on the event loop thread) -------------------------
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if client is self._client and self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(_ConnectFailed(f"connection closed ({reason})"))
+        if self.status.connected and not self._stopping:
+            self.status.last_error = f"connection lost: {reason}"
+        self._disconnected.set()
+        self._changed.set()
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
+    ) -> None:
+        if client is not self._client:
+            return
+        msg = self._inflight.pop(mid, None)
+        if msg is None:
+            if mid == self._status_mid:
+                self._status_sent.set()
+            return
+        self.status.inflight = len(self._inflight)
+        if reason.is_failure:
+            self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
+        else:
+            self._acked.extend(msg.ids)
+            self.status.events_delivered += len(msg.ids)
+            self.status.messages_delivered += 1
+        self._changed.set()
+
+    # -- main loop -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, publish, reconnect; until cancelled."""
+        attempt = 0
+        flusher = asyncio.create_task(self._flush_loop())
+        try:
+            while True:
+                try:
+                    await self._connect()
+                except _ConnectFailed as exc:
+                    attempt += 1
+                    delay = random.uniform(
+                        0,
+                        min(
+                            self.mqtt.reconnect_max, self.mqtt.reconnect_min * 2 ** min(attempt, 30)
+                        ),
+                    )
+                    delay = max(delay, self.mqtt.reconnect_min / 2)
+                    if attempt == 1 or attempt % 20 == 0:
+                        log.warning(
+                            "broker %s:%d unavailable (%s); retrying in %.1f s (attempt %d)",
+                            self.mqtt.host,
+                            self.mqtt.effective_port,
+                            exc,
+                            delay,
+                            attempt,
+                        )
+                    self.status.last_error = str(exc)
+                    await asyncio.sleep(delay)
+                    continue
+                attempt = 0
+                try:
+                    await self._pump()
+                finally:
+                    self._drop_connection()
+                    await self._flush()
+                if not self._stopping:
+                    log.warning("broker connection lost (%s); reconnecting", self.status.last_error)
+        finally:
+            flusher.cancel()
+
+    async def _connect(self) -> None:
+        await self._flush()  # acked rows must be deleted before we start again from the oldest
+        loop = asyncio.get_running_loop()
+        client = self._new_client()
+        self._client = client
+        self._bridge = AsyncioPaho(client, loop)
+        self._connack = loop.create_future()
+        self._disconnected.clear()
+        port = self.mqtt.effective_port
+        try:
+            client.connect_async(self.mqtt.host, port, keepalive=int(self.mqtt.keepalive))
+            await asyncio.wait_for(self._bridge.connect(), self.mqtt.connect_timeout + 1)
+            reason = await asyncio.wait_for(self._connack, self.mqtt.connect_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
+            self._drop_connection()
+            text = str(exc) or type(exc).__name__
+            raise _ConnectFailed(text) from None
+        except _ConnectFailed:
+            self._drop_connection()
+            raise
+        if reason.is_failure:
+            self._drop_connection()
+            raise _ConnectFailed(f"broker refused the connection: {reason}")
+        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self.status.connected = True
+        self.status.since = time.monotonic()
+        self.status.connects += 1
+        self.status.last_error = None
+        log.info("connected to broker %s:%d as %s", self.mqtt.host, port, self.client_id)
+
+    def _drop_connection(self) -> None:
+        """Forget the current client; unacked messages will be sent again from the outbox."""
+        was_connected = self.status.connected
+        self.status.connected = False
+        if was_connected:
+            self.status.since = time.monotonic()
+        self._inflight.clear()
+        self.status.inflight = 0
+        client, bridge = self._client, self._bridge
+        self._client = None
+        self._bridge = None
+        if bridge is not None:
+            bridge.close()
+        if client is not None:
+            client.on_disconnect = None
+            client.on_publish = None
+            client.on_connect = None
+            sock = client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    async def _pump(self) -> None:
+        client = self._client
+        assert client is not None
+        cursor = 0
+        per_message = self.mqtt.events_per_message
+        while not self._disconnected.is_set():
+            room = self.mqtt.max_inflight - len(self._inflight)
+            if room > 0:
+                self._changed.clear()
+                rows = await self.outbox.take(min(room * per_message, 20000), cursor)
+                if self._disconnected.is_set():
+                    return
+                if rows:
+                    messages, cursor = group_messages(rows, per_message, room)
+                    for msg in messages:
+                        payload = (
+                            msg.payloads[0] if per_message == 1 else join_payloads(msg.payloads)
+                        )
+                        info = client.publish(msg.topic, payload, qos=msg.qos, retain=msg.retain)
+                        if info.rc != paho.MQTT_ERR_SUCCESS:
+                            self.status.last_error = paho.error_string(info.rc)
+                            return
+                        self._inflight[info.mid] = msg
+                    self.status.inflight = len(self._inflight)
+                    continue
+            await self._changed.wait()
+
+    # -- acks ----------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        acked, self._acked = self._acked, []
+        rejected, self._rejected = self._rejected, []
+        if acked:
+            await self.outbox.ack(acked)
+        for ids, reason in rejected:
+            moved = await self.outbox.reject(ids, reason)
+            self.status.events_rejected += moved
+            log.error("%d events moved to dead letters: %s", moved, reason)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._ack_interval)
+            await self._flush()
+
+    async def stop(self, grace: float = 2.0) -> None:
+        """Graceful end: wait briefly for in-flight acks, mark offline, disconnect."""
+        self._stopping = True
+        client = self._client
+        deadline = time.monotonic() + grace
+        if client is not None and self.status.connected:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace / 2):
+                    while self._inflight:
+                        self._changed.clear()
+                        await self._changed.wait()
+            self._status_sent.clear()
+            info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            if info.rc == paho.MQTT_ERR_SUCCESS:
+                self._status_mid = info.mid
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._status_sent.wait(), max(0.05, (deadline - time.monotonic()) / 2)
+                    )
+            client.disconnect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._disconnected.wait(), max(0.05, deadline - time.monotonic())
+                )
+        self._drop_connection()
+        await self._flush()

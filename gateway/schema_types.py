@@ -1,0 +1,56 @@
+"""Building blocks for config schemas: the base section and shared value types.
+
+Every component declares its config as a ``Section`` subclass; the field
+docstrings (``description=``) are the documentation and end up in the JSON
+Schema that ``tidegate check --schema`` prints.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+def _parse_duration(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value  # let the float validator refuse it with its own message
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(
+                f"'{value}' is not a duration; write a number of seconds or e.g. 500ms, 5s, 2m, 1h"
+            )
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return value
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_parse_duration),
+    Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}]}),
+]
+"""Seconds, as a number or a string with a unit: ``250ms``, ``5s``, ``2m``, ``1h``, ``1d``."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[
+    str,
+    Field(
+        pattern=NAME_PATTERN,
+        min_length=1,
+        max_length=64,
+        description="Letters, digits, '_', '.', '-'; no MQTT wildcards or '/'.",
+    ),
+]

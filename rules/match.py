@@ -1,0 +1,71 @@
+"""Which events a rule applies to: globs on source, name and tags.
+
+```yaml
+match:
+  source: "greenhouse-*"      # a glob or a list of globs; default "*"
+  name: [temperature, humidity]
+  tags: {room: "north*"}      # every listed tag must be present and match
+```
+Globs are shell-style (``*``, ``?``, ``[abc]``), case-sensitive.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+
+from pydantic import Field
+
+from tidegate.event import Event
+from tidegate.schema_types import Section
+
+Globs = str | list[str]
+
+
+class MatchSpec(Section):
+    source: Globs = Field("*", description="Glob(s) on the event's source (driver name).")
+    name: Globs = Field("*", description="Glob(s) on the event's name.")
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tag name → glob; every listed tag must match."
+    )
+
+    @property
+    def uses_tags(self) -> bool:
+        return bool(self.tags)
+
+
+def _compile_globs(globs: Globs) -> Callable[[str], bool] | None:
+    """None means 'matches everything' so callers can skip the test."""
+    patterns = [globs] if isinstance(globs, str) else globs
+    if "*" in patterns:
+        return None
+    if all(not any(c in p for c in "*?[") for p in patterns):
+        exact = frozenset(patterns)
+        return exact.__contains__
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda s: regex.match(s) is not None
+
+
+EventTest = Callable[[Event], bool]
+
+
+def compile_match(spec: MatchSpec) -> EventTest:
+    source_ok = _compile_globs(spec.source)
+    name_ok = _compile_globs(spec.name)
+    tag_tests = [(tag, _compile_globs(glob)) for tag, glob in spec.tags.items()]
+
+    def test(event: Event) -> bool:
+        if source_ok is not None and not source_ok(event.source):
+            return False
+        if name_ok is not None and not name_ok(event.name):
+            return False
+        if tag_tests:
+            tags = event.tags or {}
+            for tag, ok in tag_tests:
+                value = tags.get(tag)
+                if value is None or (ok is not None and not ok(value)):
+                    return False
+        return True
+
+    return test

@@ -1,0 +1,30 @@
+"""The operator contract: pure, synchronous steps of a rule.
+
+An operator never does I/O and never reads the clock itself: ``apply`` gets an
+event, ``tick`` gets the current time from the rule stage (event time when
+replaying recorded events, processing time when live), so tests and
+``tidegate rules test`` are deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from tidegate.event import Event
+
+
+class Operator(Protocol):
+    def apply(self, event: Event) -> Sequence[Event]:
+        """Consume one event; return the events to pass on (none, it, or others)."""
+        ...
+
+
+class TimedOperator(Operator, Protocol):
+    def tick(self, now: float) -> Sequence[Event]:
+        """Advance time to ``now`` (epoch seconds); emit what closes by then."""
+        ...
+
+    def flush(self) -> Sequence[Event]:
+        """Shutdown: emit what is still open, by the operator's documented rule."""
+        ...
