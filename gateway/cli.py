@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from importlib.resources import files
@@ -96,6 +97,19 @@ def check(
 # -- run ----------------------------------------------------------------------------
 
 
+_stop_requested = threading.Event()
+
+
+def _remember_stop(signum: int, frame: object) -> None:
+    _stop_requested.set()
+
+
+def _catch_stop_signals_early() -> None:
+    """A SIGTERM during start-up (config, outbox) must still mean a clean stop."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember_stop)
+
+
 async def _serve(
     config: GatewayConfig,
     *,
@@ -107,6 +121,8 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if _stop_requested.is_set():
+        stop.set()
     if duration is not None:
         loop.call_later(duration, stop.set)
     task = asyncio.create_task(gateway.run(stop))
@@ -127,6 +143,7 @@ async def _serve(
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the gateway in the foreground (what the systemd service runs)."""
+    _catch_stop_signals_early()
     path = resolve_config_path(config)
     cfg = load_config(path)
     setup_logging(cfg.gateway.log_level)
@@ -218,6 +235,7 @@ def simulate(
     ] = True,
 ) -> None:
     """The laptop demo: simulated sensors → rules → outbox → a local broker."""
+    _catch_stop_signals_early()
     if config is not None:
         cfg = load_config(config)
     else:

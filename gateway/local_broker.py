@@ -1,7 +1,8 @@
 """A private Mosquitto on a free loopback port, for `tidegate simulate` and tests.
 
 It never touches a system broker: it writes its own config into a working
-directory, listens on 127.0.0.1 only, keeps nothing on disk, and queues
+directory, listens on 127.0.0.1 only, keeps nothing on disk (unless asked to,
+so tests can restart it without losing a subscriber's session), and queues
 generously for slow subscribers (Mosquitto's stock ``max_queued_messages``
 of 1000 silently drops QoS-1 messages to a subscriber that falls behind).
 """
@@ -9,6 +10,8 @@ of 1000 silently drops QoS-1 messages to a subscriber that falls behind).
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shutil
 import signal
 import socket
@@ -22,6 +25,10 @@ CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 def find_mosquitto() -> str | None:
+    """The mosquitto binary; ``$TIDEGATE_MOSQUITTO`` overrides the search."""
+    override = os.environ.get("TIDEGATE_MOSQUITTO")
+    if override is not None:
+        return override if Path(override).is_file() else None
     for name in CANDIDATES:
         path = shutil.which(name) if "/" not in name else (name if Path(name).exists() else None)
         if path:
@@ -45,7 +52,15 @@ def port_open(host: str, port: int) -> bool:
 class LocalBroker:
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        *,
+        persistent: bool = False,
+        extra_config: str = "",
+    ) -> None:
         found = binary or find_mosquitto()
         if found is None:
             raise TidegateError(
@@ -55,6 +70,8 @@ class LocalBroker:
         self.workdir = workdir
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.persistent = persistent
+        self.extra_config = extra_config
 
     @property
     def log_path(self) -> Path:
@@ -67,8 +84,19 @@ class LocalBroker:
             "\n".join(
                 [
                     f"listener {self.port} {self.host}",
+                    # Started as root, mosquitto would switch to its own user and
+                    # lose access to our working directory: stay who we are.
+                    f"user {pwd.getpwuid(os.getuid()).pw_name}",
                     "allow_anonymous true",
-                    "persistence false",
+                    *(
+                        [
+                            "persistence true",
+                            f"persistence_location {self.workdir}/",
+                            "autosave_interval 0",
+                        ]
+                        if self.persistent
+                        else ["persistence false"]
+                    ),
                     "max_queued_messages 1000000",
                     "max_queued_bytes 0",
                     "max_inflight_messages 1000",
@@ -76,6 +104,7 @@ class LocalBroker:
                     f"log_dest file {self.log_path}",
                     "log_type error",
                     "log_type warning",
+                    self.extra_config,
                     "",
                 ]
             )

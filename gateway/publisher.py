@@ -301,9 +301,10 @@ class Publisher:
         cursor = 0
         per_message = self.mqtt.events_per_message
         while not self._disconnected.is_set():
+            # Clear before looking: any ack, commit or disconnect after this wakes the wait.
+            self._changed.clear()
             room = self.mqtt.max_inflight - len(self._inflight)
             if room > 0:
-                self._changed.clear()
                 rows = await self.outbox.take(min(room * per_message, 20000), cursor)
                 if self._disconnected.is_set():
                     return
