@@ -200,7 +200,7 @@ def _line_col(message: str) -> tuple[int, int]:
         return (0, 0)
 
 
-def _translate(
+def translate_validation_error(
     exc: ValidationError, root: type[BaseModel], data: Any, smap: SourceMap
 ) -> ConfigError:
     seen: set[PathKey] = set()
@@ -277,7 +277,7 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        messages = _translate(exc, model, data, smap).messages + problems
+        messages = translate_validation_error(exc, model, data, smap).messages + problems
         raise ConfigError(sorted(messages, key=_line_col)) from None
     if problems:
         raise ConfigError(problems)

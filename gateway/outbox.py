@@ -36,19 +36,24 @@ log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- acceptance order; never reused
-    source TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    topic TEXT NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
+    id INTEGER PRIMARY KEY,          -- acceptance order (ids only grow while the process runs)
+    source_id INTEGER NOT NULL,      -- sources.id
+    route_id INTEGER NOT NULL,       -- routes.id
     accepted REAL NOT NULL,          -- wall clock at acceptance
     payload BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sources (
-    source TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
     last_seq INTEGER NOT NULL
-) WITHOUT ROWID;
+);
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    UNIQUE (topic, qos, retain)
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY,
     at REAL NOT NULL,
@@ -63,7 +68,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 class Row(NamedTuple):
     id: int
-    source: str
     topic: str
     qos: int
     retain: bool
@@ -88,6 +92,9 @@ class OutboxStats:
     commits: int = 0
 
 
+Route = tuple[str, int, bool]
+
+
 class Outbox:
     def __init__(
         self, path: Path, gateway: str, durability: Literal["batch", "fsync"] = "batch"
@@ -98,6 +105,10 @@ class Outbox:
         self.stats = OutboxStats()
         self._db: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
+        self._source_ids: dict[str, int] = {}
+        self._route_ids: dict[Route, int] = {}
+        self._routes: dict[int, Route] = {}
+        self._next_id = 1
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -109,9 +120,20 @@ class Outbox:
             db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
-            self._last_seq = dict(db.execute("SELECT source, last_seq FROM sources").fetchall())
-            depth, size = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM outbox"
+            for source_id, source, last_seq in db.execute(
+                "SELECT id, source, last_seq FROM sources"
+            ):
+                self._source_ids[source] = source_id
+                self._last_seq[source] = last_seq
+            for route_id, topic, qos, retain in db.execute(
+                "SELECT id, topic, qos, retain FROM routes"
+            ):
+                route = (topic, qos, bool(retain))
+                self._route_ids[route] = route_id
+                self._routes[route_id] = route
+            depth, size, top = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), COALESCE(MAX(id), 0) "
+                "FROM outbox"
             ).fetchone()
             (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
         except sqlite3.Error as exc:
@@ -119,6 +141,7 @@ class Outbox:
         except OSError as exc:
             raise BufferError_(f"cannot create the outbox {self.path}: {exc.strerror}") from None
         self.stats.depth, self.stats.bytes, self.stats.dead_letters = depth, size, dead
+        self._next_id = top + 1
         self._db = db
         if depth:
             log.info("outbox %s holds %d undelivered events from before", self.path, depth)
@@ -134,6 +157,31 @@ class Outbox:
             raise BufferError_("the outbox is not open")
         return self._db
 
+    def _source_id(self, source: str) -> int:
+        """Id of a source, inserting it (inside the caller's transaction) if new."""
+        source_id = self._source_ids.get(source)
+        if source_id is None:
+            cursor = self.db.execute(
+                "INSERT INTO sources (source, last_seq) VALUES (?, 0)", (source,)
+            )
+            source_id = cursor.lastrowid
+            assert source_id is not None
+            self._source_ids[source] = source_id
+        return source_id
+
+    def _route_id(self, route: Route) -> int:
+        route_id = self._route_ids.get(route)
+        if route_id is None:
+            cursor = self.db.execute(
+                "INSERT INTO routes (topic, qos, retain) VALUES (?, ?, ?)",
+                (route[0], route[1], int(route[2])),
+            )
+            route_id = cursor.lastrowid
+            assert route_id is not None
+            self._route_ids[route] = route_id
+            self._routes[route_id] = route
+        return route_id
+
     # -- the contract --------------------------------------------------------------
 
     def put(self, items: Sequence[Outgoing]) -> int:
@@ -141,35 +189,50 @@ class Outbox:
         if not items:
             return 0
         now = time.time()
-        last_seq = self._last_seq
-        seqs = dict(last_seq)  # committed only if the transaction commits
-        rows = []
-        size = 0
+        seqs = dict(self._last_seq)  # kept only if the transaction commits
         gateway = self.gateway
-        for event, topic, qos, retain in items:
-            seq = seqs.get(event.source, 0) + 1
-            seqs[event.source] = seq
-            payload = encode_event(event, seq, gateway)
-            size += len(payload)
-            rows.append((event.source, seq, topic, qos, int(retain), now, payload))
         db = self.db
+        added_sources = {s for s in (o.event.source for o in items) if s not in self._source_ids}
+        added_routes = {(o.topic, o.qos, o.retain) for o in items} - self._route_ids.keys()
         try:
             db.execute("BEGIN IMMEDIATE")
+            source_ids = self._source_ids
+            route_ids = self._route_ids
+            for source in added_sources:
+                self._source_id(source)
+            for route in added_routes:
+                self._route_id(route)
+            rows = []
+            size = 0
+            row_id = self._next_id
+            for event, topic, qos, retain in items:
+                source = event.source
+                seq = seqs.get(source, 0) + 1
+                seqs[source] = seq
+                payload = encode_event(event, seq, gateway)
+                size += len(payload)
+                rows.append(
+                    (row_id, source_ids[source], route_ids[(topic, qos, retain)], now, payload)
+                )
+                row_id += 1
             db.executemany(
-                "INSERT INTO outbox (source, seq, topic, qos, retain, accepted, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (id, source_id, route_id, accepted, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
-            changed = [(s, n) for s, n in seqs.items() if last_seq.get(s) != n]
             db.executemany(
-                "INSERT INTO sources (source, last_seq) VALUES (?, ?) "
-                "ON CONFLICT(source) DO UPDATE SET last_seq = excluded.last_seq",
-                changed,
+                "UPDATE sources SET last_seq = ? WHERE id = ?",
+                [(n, source_ids[src]) for src, n in seqs.items() if self._last_seq.get(src) != n],
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise BufferError_(f"cannot commit {len(rows)} events to the outbox: {exc}") from None
+            for source in added_sources:
+                self._source_ids.pop(source, None)
+            for route in added_routes:
+                self._routes.pop(self._route_ids.pop(route, -1), None)
+            raise BufferError_(f"cannot commit {len(items)} events to the outbox: {exc}") from None
+        self._next_id = row_id
         self._last_seq = seqs
         self.stats.depth += len(rows)
         self.stats.bytes += size
@@ -179,15 +242,19 @@ class Outbox:
 
     def take(self, limit: int, after_id: int = 0) -> list[Row]:
         """The oldest undelivered rows with ``id > after_id``, in acceptance order."""
-        cursor = self.db.execute(
-            "SELECT id, source, topic, qos, retain, payload FROM outbox "
-            "WHERE id > ? ORDER BY id LIMIT ?",
+        routes = self._routes
+        rows = self.db.execute(
+            "SELECT id, route_id, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
-        )
-        return [Row(*r) for r in cursor.fetchall()]
+        ).fetchall()
+        return [Row(row_id, *routes[route_id], payload) for row_id, route_id, payload in rows]
 
-    def ack(self, ids: Iterable[int]) -> int:
-        """Delete delivered rows. Returns how many were deleted."""
+    def ack(self, ids: Iterable[int], payload_bytes: int | None = None) -> int:
+        """Delete delivered rows; returns how many were deleted.
+
+        ``payload_bytes`` (their total payload size) saves a read when the caller
+        knows it, as the publisher does.
+        """
         ranges = _ranges(sorted(ids))
         if not ranges:
             return 0
@@ -197,11 +264,13 @@ class Outbox:
             deleted = 0
             size = 0
             for low, high in ranges:
-                (chunk,) = db.execute(
-                    "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox WHERE id BETWEEN ? AND ?",
-                    (low, high),
-                ).fetchone()
-                size += chunk
+                if payload_bytes is None:
+                    (chunk,) = db.execute(
+                        "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox "
+                        "WHERE id BETWEEN ? AND ?",
+                        (low, high),
+                    ).fetchone()
+                    size += chunk
                 deleted += db.execute(
                     "DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high)
                 ).rowcount
@@ -210,7 +279,7 @@ class Outbox:
             self._rollback()
             raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
         self.stats.depth -= deleted
-        self.stats.bytes -= size
+        self.stats.bytes -= size if payload_bytes is None else payload_bytes
         self.stats.acked += deleted
         return deleted
 
@@ -226,7 +295,10 @@ class Outbox:
             size = 0
             for row_id in ids:
                 row = db.execute(
-                    "SELECT source, topic, payload FROM outbox WHERE id = ?", (row_id,)
+                    "SELECT s.source, r.topic, o.payload FROM outbox o "
+                    "JOIN sources s ON s.id = o.source_id JOIN routes r ON r.id = o.route_id "
+                    "WHERE o.id = ?",
+                    (row_id,),
                 ).fetchone()
                 if row is None:
                     continue
@@ -312,8 +384,8 @@ class AsyncOutbox:
     async def take(self, limit: int, after_id: int = 0) -> list[Row]:
         return await self._call(self.outbox.take, limit, after_id)
 
-    async def ack(self, ids: Sequence[int]) -> int:
-        return await self._call(self.outbox.ack, ids)
+    async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
+        return await self._call(self.outbox.ack, ids, payload_bytes)
 
     async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
         return await self._call(self.outbox.reject, ids, reason, stage)

@@ -120,6 +120,7 @@ class Publisher:
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._inflight: dict[int, _Message] = {}
         self._acked: list[int] = []
+        self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
@@ -197,6 +198,7 @@ class Publisher:
             self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
         else:
             self._acked.extend(msg.ids)
+            self._acked_bytes += sum(map(len, msg.payloads))
             self.status.events_delivered += len(msg.ids)
             self.status.messages_delivered += 1
         self._changed.set()
@@ -327,9 +329,10 @@ class Publisher:
 
     async def _flush(self) -> None:
         acked, self._acked = self._acked, []
+        acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
         if acked:
-            await self.outbox.ack(acked)
+            await self.outbox.ack(acked, acked_bytes)
         for ids, reason in rejected:
             moved = await self.outbox.reject(ids, reason)
             self.status.events_rejected += moved

@@ -1,0 +1,1 @@
+"""Benchmarks: ``./dev bench NAME`` (or ``python -m bench NAME``) prints a table."""
