@@ -270,8 +270,11 @@ class Gateway:
             log.error("shutdown: the final commit did not finish in time")
         if self.publisher is not None and publisher is not None:
             await self.publisher.stop(grace=max(0.2, min(2.0, deadline - time.monotonic())))
-            publisher.cancel()
-            await asyncio.gather(publisher, return_exceptions=True)
+            try:
+                async with asyncio.timeout(max(0.2, deadline - time.monotonic())):
+                    await asyncio.gather(publisher, return_exceptions=True)
+            except TimeoutError:
+                log.error("shutdown: the publisher did not stop in time")
         await self.outbox.close()
         snap = self.snapshot()
         log.info(

@@ -125,6 +125,7 @@ class Publisher:
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
         self._status_sent = asyncio.Event()
+        self._stop_requested = asyncio.Event()
         self._stopping = False
 
     # -- wiring ---------------------------------------------------------------------
@@ -206,22 +207,22 @@ class Publisher:
     # -- main loop -------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, publish, reconnect; until cancelled."""
+        """Connect, publish, reconnect; until ``stop()`` (or cancellation).
+
+        This task alone makes the last ack flush, after its connection is gone,
+        so every PUBACK received is recorded in the outbox before it closes.
+        """
         attempt = 0
         flusher = asyncio.create_task(self._flush_loop())
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await self._connect()
                 except _ConnectFailed as exc:
+                    if self._stopping:
+                        break
                     attempt += 1
-                    delay = random.uniform(
-                        0,
-                        min(
-                            self.mqtt.reconnect_max, self.mqtt.reconnect_min * 2 ** min(attempt, 30)
-                        ),
-                    )
-                    delay = max(delay, self.mqtt.reconnect_min / 2)
+                    delay = self._backoff(attempt)
                     if attempt == 1 or attempt % 20 == 0:
                         log.warning(
                             "broker %s:%d unavailable (%s); retrying in %.1f s (attempt %d)",
@@ -232,7 +233,8 @@ class Publisher:
                             attempt,
                         )
                     self.status.last_error = str(exc)
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
                 attempt = 0
                 try:
@@ -244,6 +246,14 @@ class Publisher:
                     log.warning("broker connection lost (%s); reconnecting", self.status.last_error)
         finally:
             flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            self._drop_connection()
+            await self._flush()
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped at reconnect_max."""
+        ceiling = min(self.mqtt.reconnect_max, self.mqtt.reconnect_min * 2 ** min(attempt, 30))
+        return max(random.uniform(0, ceiling), self.mqtt.reconnect_min / 2)
 
     async def _connect(self) -> None:
         await self._flush()  # acked rows must be deleted before we start again from the oldest
@@ -344,28 +354,34 @@ class Publisher:
             await self._flush()
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Graceful end: wait briefly for in-flight acks, mark offline, disconnect."""
+        """Graceful end: wait briefly for in-flight acks, mark offline, disconnect.
+
+        ``run()`` then returns by itself after its final ack flush.
+        """
         self._stopping = True
+        self._stop_requested.set()
+        self._changed.set()
         client = self._client
         deadline = time.monotonic() + grace
-        if client is not None and self.status.connected:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace / 2):
-                    while self._inflight:
-                        self._changed.clear()
-                        await self._changed.wait()
-            self._status_sent.clear()
-            info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
-            if info.rc == paho.MQTT_ERR_SUCCESS:
-                self._status_mid = info.mid
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._status_sent.wait(), max(0.05, (deadline - time.monotonic()) / 2)
-                    )
-            client.disconnect()
+        if client is None or not self.status.connected:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace / 2):
+                while self._inflight:
+                    self._changed.clear()
+                    await self._changed.wait()
+        self._status_sent.clear()
+        info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
+        if info.rc == paho.MQTT_ERR_SUCCESS:
+            self._status_mid = info.mid
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._disconnected.wait(), max(0.05, deadline - time.monotonic())
+                    self._status_sent.wait(), max(0.05, (deadline - time.monotonic()) / 2)
                 )
-        self._drop_connection()
-        await self._flush()
+        client.disconnect()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._disconnected.wait(), max(0.05, deadline - time.monotonic())
+            )
+        self._disconnected.set()  # a broker that never answered: stop pumping anyway
+        self._changed.set()

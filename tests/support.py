@@ -37,6 +37,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    qos: int
 
 
 @dataclass
@@ -77,7 +78,9 @@ class Subscriber:
 
         def on_message(c: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
             with self._lock:
-                self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+                self.messages.append(
+                    Received(msg.topic, bytes(msg.payload), bool(msg.retain), msg.qos)
+                )
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -66,7 +67,10 @@ def outbox_depth(data_dir: Path) -> int:
 def outbox_seqs(data_dir: Path) -> list[tuple[str, int]]:
     db = sqlite3.connect(data_dir / "outbox.db")
     try:
-        return db.execute("SELECT source, seq FROM outbox").fetchall()
+        rows = db.execute(
+            "SELECT s.source, o.payload FROM outbox o JOIN sources s ON s.id = o.source_id"
+        ).fetchall()
+        return [(source, json.loads(payload)["seq"]) for source, payload in rows]
     finally:
         db.close()
 
