@@ -20,7 +20,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from tidegate import __version__
@@ -269,28 +268,22 @@ def simulate(
 
 
 def main() -> None:
-    """Console entry point: run the app, turning our errors into one-line messages."""
+    """Console entry point: our errors become one-line messages and exit codes.
+
+    Usage errors are typer's own (exit 2, with the command's usage line).
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except ConfigError as exc:
         for message in exc.messages:
             typer.echo(message, err=True)
+        plural = "s" if len(exc.messages) != 1 else ""
         typer.echo(
-            f"tidegate: configuration invalid ({len(exc.messages)} problem"
-            f"{'s' if len(exc.messages) != 1 else ''})",
-            err=True,
+            f"tidegate: configuration invalid ({len(exc.messages)} problem{plural})", err=True
         )
         sys.exit(exc.exit_code)
     except TidegateError as exc:
         typer.echo(f"tidegate: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
