@@ -41,6 +41,7 @@ class ControlSection(Section):
         if value is not None and not value.is_absolute():
             raise ValueError("the control socket needs an absolute path")
         return value
+
     tail_buffer: int = Field(
         1000,
         ge=10,

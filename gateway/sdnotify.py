@@ -85,7 +85,9 @@ class Notifier:
         message = "\n".join(assignments).encode()
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._socket = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                )
                 self._socket.setblocking(False)
             self._socket.sendto(message, _socket_address(self.address))
         except OSError as exc:
@@ -131,9 +133,7 @@ class Notifier:
         """The ping task on the running loop, or None when systemd asked for no watchdog."""
         if self.watchdog_interval is None:
             return None
-        return asyncio.get_running_loop().create_task(
-            self.watchdog_loop(alive), name="sd-watchdog"
-        )
+        return asyncio.get_running_loop().create_task(self.watchdog_loop(alive), name="sd-watchdog")
 
     def close(self) -> None:
         if self._socket is not None:

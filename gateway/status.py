@@ -243,7 +243,10 @@ def _size(n: int) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
 
 
 def render_status(doc: Document) -> str:
@@ -264,10 +267,17 @@ def render_status(doc: Document) -> str:
             [
                 d["name"],
                 d["type"],
-                d["state"] + ("" if d["state"] == DriverState.RUNNING else f" ({_duration(d['state_since_s'])})"),
+                d["state"]
+                + (
+                    ""
+                    if d["state"] == DriverState.RUNNING
+                    else f" ({_duration(d['state_since_s'])})"
+                ),
                 str(d["events"]),
                 str(d["errors"]),
-                "never" if d["last_event_age_s"] is None else f"{_duration(d['last_event_age_s'])} ago",
+                "never"
+                if d["last_event_age_s"] is None
+                else f"{_duration(d['last_event_age_s'])} ago",
                 d["last_error"] or "-",
             ]
             for d in doc["drivers"]
@@ -301,4 +311,3 @@ def render_status(doc: Document) -> str:
             f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
         ]
     return "\n".join(lines)
-
