@@ -22,7 +22,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
-def _parse_duration(value: Any) -> Any:
+def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         return value  # let the float validator refuse it with its own message
     if isinstance(value, int | float):
@@ -39,7 +39,7 @@ def _parse_duration(value: Any) -> Any:
 
 Duration = Annotated[
     float,
-    BeforeValidator(_parse_duration),
+    BeforeValidator(parse_duration),
     Field(json_schema_extra={"anyOf": [{"type": "number"}, {"type": "string"}]}),
 ]
 """Seconds, as a number or a string with a unit: ``250ms``, ``5s``, ``2m``, ``1h``, ``1d``."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import TIDEGATE
+from tidegate import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +29,6 @@ def tidegate(
 
 
 def test_version() -> None:
-    from tidegate import __version__
-
     proc = tidegate("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"tidegate {__version__}"
