@@ -8,7 +8,9 @@ Run ``python -m tidegate.docgen`` to print it.
 
 from __future__ import annotations
 
+import sys
 import types
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
@@ -131,5 +133,20 @@ def readme_block() -> str:
     return f"{BEGIN}\n\n{reference()}\n{END}"
 
 
+def update_readme(path: Path) -> bool:
+    """Replace the generated block in ``path``; True if the file changed."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index(BEGIN)
+    end = text.index(END, start) + len(END)
+    updated = text[:start] + readme_block() + text[end:]
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    return updated != text
+
+
 if __name__ == "__main__":
-    print(readme_block())
+    if sys.argv[1:2] == ["--write"]:
+        changed = update_readme(Path(sys.argv[2]))
+        print(f"{sys.argv[2]}: {'updated' if changed else 'already up to date'}")
+    else:
+        print(readme_block())

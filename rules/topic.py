@@ -65,6 +65,13 @@ def check_template(template: str) -> None:
 TopicRenderer = Callable[[Event], str]
 
 
+def _tag_getter(tag: str) -> Callable[[Event], str]:
+    def get(e: Event) -> str:
+        return _safe(e.tags.get(tag) if e.tags else None)
+
+    return get
+
+
 def compile_template(template: str, *, gateway: str, prefix: str = "") -> TopicRenderer:
     """Turn a checked template into a function from event to topic string."""
     check_template(template)
@@ -83,8 +90,7 @@ def compile_template(template: str, *, gateway: str, prefix: str = "") -> TopicR
         elif field == "unit":
             parts.append(lambda e: _safe(e.unit))
         else:
-            tag = field.removeprefix("tags.")
-            parts.append(lambda e, tag=tag: _safe(e.tags.get(tag) if e.tags else None))
+            parts.append(_tag_getter(field.removeprefix("tags.")))
         pos = match.end()
     parts.append(template[pos:])
     # Merge adjacent constant pieces so rendering does the least work per event.

@@ -1,0 +1,34 @@
+"""The README is part of the product: its reference and examples must be true."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tidegate.config_loader import load_config_text
+from tidegate.docgen import BEGIN, END, readme_block
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_config_reference_matches_the_code() -> None:
+    text = README.read_text()
+    block = text[text.index(BEGIN) : text.index(END) + len(END)]
+    assert block == readme_block(), "README reference is stale: run ./dev docs"
+
+
+def test_quick_start_is_exactly_two_commands() -> None:
+    text = README.read_text()
+    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert block is not None
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert [c.split("#")[0].strip() for c in commands] == ["./dev simulate", "./dev test"]
+
+
+def test_yaml_configuration_examples_validate() -> None:
+    text = README.read_text()
+    examples = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "drivers:" in b]
+    assert examples
+    for example in examples:
+        load_config_text(example, "README.md example")
