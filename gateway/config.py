@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from tidegate.driver import DriverConfig
 from tidegate.rules.config import RuleConfig
 from tidegate.rules.topic import TopicTemplateError, check_template
-from tidegate.schema_types import Duration, Name, Section
+from tidegate.schema_types import ByteSize, Duration, Name, Section
 
 
 def _default_gateway_id() -> str:
@@ -155,6 +155,38 @@ class BufferSection(Section):
         "batch",
         description="`batch`: WAL, synchronous=NORMAL (a power cut can lose the last commits); "
         "`fsync`: synchronous=FULL (nothing committed is lost).",
+    )
+    max_bytes: ByteSize = Field(
+        256 * 1024 * 1024,
+        ge=1_000_000,
+        description="Bound on the outbox's contents (payloads + ~48 B per event), e.g. `256MB`, "
+        "`2GiB`; lowered at start to what the disk has room for.",
+    )
+    max_age: Duration | None = Field(
+        None,
+        gt=0,
+        description="Drop undelivered events older than this (e.g. `7d`); never on an untrusted "
+        "clock, and ages follow clock-step corrections.",
+    )
+    when_full: Literal["drop_oldest", "drop_newest", "block"] = Field(
+        "drop_oldest",
+        description="`drop_oldest`: the oldest events of the lowest priority class go; "
+        "`drop_newest`: new events are refused; `block`: drivers wait (backpressure).",
+    )
+    memory_max_events: int = Field(
+        100_000,
+        ge=1000,
+        description="Events held in memory while the outbox cannot commit (a full disk); "
+        "beyond that the oldest are dropped and counted.",
+    )
+    dead_letter_max_bytes: ByteSize = Field(
+        16 * 1024 * 1024, ge=65536, description="Bound on the dead-letter table; oldest go first."
+    )
+    clock_step: Duration = Field(
+        2.0,
+        gt=0,
+        description="A wall-clock jump larger than this (against the monotonic clock) is a step: "
+        "timestamps of this boot's undelivered events are corrected by it.",
     )
 
 

@@ -1,14 +1,22 @@
 """The outbox: a SQLite file that holds every accepted event until the broker
-acknowledged it (store-and-forward).
+acknowledged it (store-and-forward). Schema: ``tidegate.outbox_schema``.
 
-- ``put`` commits a batch and only then counts it as accepted; it assigns each
+- ``put`` commits a batch; only then are its events accepted. It assigns each
   event its per-source ``seq`` in the same transaction, so ``seq`` survives
-  restarts and has no gaps among accepted events.
-- ``take`` returns the oldest rows after a cursor (rows already handed to the
-  publisher are not handed out twice in one connection; after a reconnect the
-  publisher starts again from the oldest).
+  restarts and has no gaps among accepted events. When the outbox is full
+  (``max_bytes``) the policy decides: drop the oldest events of the lowest
+  priority class, drop the newest, or refuse (``OutboxFull``, backpressure).
+  Every drop is counted by reason in the ``counters`` table.
+- ``take`` returns the oldest undelivered rows, highest priority class first,
+  after per-class cursors (rows already handed out are not handed out twice;
+  after a reconnect the publisher starts again from the oldest).
 - ``ack`` deletes rows the broker acknowledged; nothing is deleted before.
 - ``reject`` moves rows to the ``dead_letters`` table with a reason.
+- ``purge_expired`` drops events older than ``max_age`` — only while the wall
+  clock is trusted, and on timestamps corrected for clock steps, so a clock
+  jump never purges fresh data.
+- ``correct_clock`` shifts the timestamps of this boot's events by a measured
+  wall-clock step.
 
 All methods are synchronous and must be called from one thread; the pipeline
 runs them on the outbox's own worker thread (``AsyncOutbox``) so commits never
@@ -20,50 +28,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, NamedTuple, ParamSpec, TypeVar
 
+import orjson
+
+from tidegate.clock import ClockWatcher
 from tidegate.errors import BufferError_
+from tidegate.outbox_recovery import open_or_recover
+from tidegate.outbox_schema import CLASS_TABLES, PRIORITIES, SCHEMA, SCHEMA_VERSION
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
+from tidegate.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,          -- acceptance order (ids only grow while the process runs)
-    source_id INTEGER NOT NULL,      -- sources.id
-    route_id INTEGER NOT NULL,       -- routes.id
-    accepted REAL NOT NULL,          -- wall clock at acceptance
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sources (
-    id INTEGER PRIMARY KEY,
-    source TEXT NOT NULL UNIQUE,
-    last_seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS routes (
-    id INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    UNIQUE (topic, qos, retain)
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY,
-    at REAL NOT NULL,
-    stage TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    source TEXT,
-    topic TEXT,
-    payload BLOB
-);
-"""
+ROW_OVERHEAD = 48
+"""Bytes a row costs beyond its payload (ids, timestamps, b-tree cell): what
+``max_bytes`` counts besides payloads."""
+
+WhenFull = Literal["drop_oldest", "drop_newest", "block"]
+
+
+class OutboxFull(BufferError_):
+    """``when_full: block`` and no room: the caller holds the events and retries."""
 
 
 class Row(NamedTuple):
@@ -72,6 +67,7 @@ class Row(NamedTuple):
     qos: int
     retain: bool
     payload: bytes
+    priority: int
 
 
 class DeadInput(NamedTuple):
@@ -82,69 +78,153 @@ class DeadInput(NamedTuple):
     raw: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxLimits:
+    max_bytes: int = 256 * 1024 * 1024
+    when_full: WhenFull = "drop_oldest"
+    max_age: float | None = None
+    dead_letter_max_bytes: int = 16 * 1024 * 1024
+
+
 @dataclass(slots=True)
 class OutboxStats:
     depth: int = 0
     bytes: int = 0
+    """Payload bytes plus ROW_OVERHEAD per event: what ``max_bytes`` bounds."""
+    depth_by_priority: list[int] = field(default_factory=lambda: [0, 0, 0])
     accepted: int = 0
     acked: int = 0
     dead_letters: int = 0
+    dead_letter_bytes: int = 0
     commits: int = 0
-
-
-Route = tuple[str, int, bool]
+    drops: dict[str, int] = field(default_factory=dict)
+    """Persistent counters by reason (dropped_full, dropped_expired, ...)."""
+    max_bytes: int = 0
+    """The bound in force (``max_bytes``, lowered if the disk has less room)."""
+    moved_aside: str | None = None
+    """Where a corrupt outbox was moved at open, if it was."""
 
 
 class Outbox:
     def __init__(
-        self, path: Path, gateway: str, durability: Literal["batch", "fsync"] = "batch"
+        self,
+        path: Path,
+        gateway: str,
+        durability: Literal["batch", "fsync"] = "batch",
+        limits: OutboxLimits | None = None,
+        clock: ClockWatcher | None = None,
     ) -> None:
         self.path = path
         self.gateway = gateway
         self.durability = durability
-        self.stats = OutboxStats()
+        self.limits = limits or OutboxLimits()
+        self.clock = clock or ClockWatcher()
+        self.stats = OutboxStats(max_bytes=self.limits.max_bytes)
         self._db: sqlite3.Connection | None = None
         self._last_seq: dict[str, int] = {}
         self._source_ids: dict[str, int] = {}
-        self._route_ids: dict[Route, int] = {}
-        self._routes: dict[int, Route] = {}
+        self._route_ids: dict[tuple[str, int, bool], int] = {}
+        self._routes: dict[int, tuple[str, int, bool]] = {}
+        self._boot_row = 0
         self._next_id = 1
+        self._admin_generation = 0
 
     # -- lifecycle ----------------------------------------------------------------
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
+        db.execute("PRAGMA busy_timeout=5000")
+        # Keep the WAL from staying large on an SD card after a burst.
+        db.execute("PRAGMA journal_size_limit=8388608")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+        has_tables = db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
+        ).fetchone()[0]
+        if version == 0 and has_tables:
+            raise sqlite3.DatabaseError("an outbox from an older tidegate (schema 1)")
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(SCHEMA)
-            for source_id, source, last_seq in db.execute(
-                "SELECT id, source, last_seq FROM sources"
-            ):
-                self._source_ids[source] = source_id
-                self._last_seq[source] = last_seq
-            for route_id, topic, qos, retain in db.execute(
-                "SELECT id, topic, qos, retain FROM routes"
-            ):
-                route = (topic, qos, bool(retain))
-                self._route_ids[route] = route_id
-                self._routes[route_id] = route
-            depth, size, top = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), COALESCE(MAX(id), 0) "
-                "FROM outbox"
-            ).fetchone()
-            (dead,) = db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()
-        except sqlite3.Error as exc:
-            raise BufferError_(f"cannot open the outbox {self.path}: {exc}") from None
         except OSError as exc:
-            raise BufferError_(f"cannot create the outbox {self.path}: {exc.strerror}") from None
-        self.stats.depth, self.stats.bytes, self.stats.dead_letters = depth, size, dead
-        self._next_id = top + 1
+            raise BufferError_(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        db, moved = open_or_recover(self.path, self._configure)
         self._db = db
-        if depth:
-            log.info("outbox %s holds %d undelivered events from before", self.path, depth)
+        try:
+            self._load_state(db)
+            if moved is not None:
+                self.stats.moved_aside = str(moved)
+                self._bump(db, "corrupt_recoveries", 1)
+        except sqlite3.Error as exc:
+            raise BufferError_(f"cannot read the outbox {self.path}: {exc}") from None
+        self._fit_bound_to_disk()
+        if self.stats.depth:
+            log.info("outbox %s holds %d undelivered events", self.path, self.stats.depth)
+
+    def _load_state(self, db: sqlite3.Connection) -> None:
+        for source_id, source, last_seq in db.execute("SELECT id, source, last_seq FROM sources"):
+            self._source_ids[source] = source_id
+            self._last_seq[source] = last_seq
+        for route_id, topic, qos, retain in db.execute("SELECT id, topic, qos, retain FROM routes"):
+            route = (topic, qos, bool(retain))
+            self._route_ids[route] = route_id
+            self._routes[route_id] = route
+        db.execute("INSERT OR IGNORE INTO boots (boot) VALUES (?)", (self.clock.boot_id,))
+        (self._boot_row,) = db.execute(
+            "SELECT id FROM boots WHERE boot = ?", (self.clock.boot_id,)
+        ).fetchone()
+        self.stats.drops = {
+            name: value
+            for name, value in db.execute("SELECT name, value FROM counters")
+            if name != "admin_generation"
+        }
+        self._admin_generation = self._read_generation(db)
+        self.recount()
+
+    def recount(self) -> None:
+        """Count depth and bytes from the tables (at open, and after admin changes)."""
+        db = self.db
+        depth = bytes_ = top = 0
+        for priority, table in enumerate(CLASS_TABLES):
+            n, size, high = db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), COALESCE(MAX(id), 0) "  # noqa: S608 - table names are constants
+                f"FROM {table}"
+            ).fetchone()
+            self.stats.depth_by_priority[priority] = n
+            depth += n
+            bytes_ += size + n * ROW_OVERHEAD
+            top = max(top, high)
+        dead, dead_bytes = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
+        ).fetchone()
+        self.stats.depth, self.stats.bytes = depth, bytes_
+        self.stats.dead_letters, self.stats.dead_letter_bytes = dead, dead_bytes
+        self._next_id = max(self._next_id, top + 1)
+
+    def _fit_bound_to_disk(self) -> None:
+        """Never promise more room than the disk has: lower the bound, and say so."""
+        try:
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return
+        available = free + self.stats.bytes
+        # The file runs ~30% larger than its contents (WAL, free pages); keep 10% spare.
+        room = int(available * 0.9 / 1.3)
+        if room < self.limits.max_bytes:
+            log.warning(
+                "buffer.max_bytes is %d but %s has room for about %d; using that bound",
+                self.limits.max_bytes,
+                self.path.parent,
+                room,
+            )
+            self.stats.max_bytes = room
+        else:
+            self.stats.max_bytes = self.limits.max_bytes
 
     def close(self) -> None:
         if self._db is not None:
@@ -157,129 +237,262 @@ class Outbox:
             raise BufferError_("the outbox is not open")
         return self._db
 
+    # -- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _read_generation(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = 'admin_generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _sync_with_admin_changes(self) -> None:
+        """``tidegate buffer`` may have replayed or purged rows: recount if so."""
+        generation = self._read_generation(self.db)
+        if generation != self._admin_generation:
+            self._admin_generation = generation
+            self.recount()
+
+    def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
+        if n <= 0:
+            return
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+        self.stats.drops[name] = self.stats.drops.get(name, 0) + n
+
+    def count_drops(self, reason: str, n: int) -> None:
+        """Record drops that happened outside the outbox (e.g. memory overflow)."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            self._bump(db, reason, n)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise BufferError_(f"cannot record {n} dropped events: {exc}") from None
+
     def _source_id(self, source: str) -> int:
-        """Id of a source, inserting it (inside the caller's transaction) if new."""
         source_id = self._source_ids.get(source)
         if source_id is None:
             cursor = self.db.execute(
                 "INSERT INTO sources (source, last_seq) VALUES (?, 0)", (source,)
             )
-            source_id = cursor.lastrowid
-            assert source_id is not None
-            self._source_ids[source] = source_id
+            assert cursor.lastrowid is not None
+            source_id = self._source_ids[source] = cursor.lastrowid
         return source_id
 
-    def _route_id(self, route: Route) -> int:
+    def _route_id(self, route: tuple[str, int, bool]) -> int:
         route_id = self._route_ids.get(route)
         if route_id is None:
             cursor = self.db.execute(
                 "INSERT INTO routes (topic, qos, retain) VALUES (?, ?, ?)",
                 (route[0], route[1], int(route[2])),
             )
-            route_id = cursor.lastrowid
-            assert route_id is not None
-            self._route_ids[route] = route_id
+            assert cursor.lastrowid is not None
+            route_id = self._route_ids[route] = cursor.lastrowid
             self._routes[route_id] = route
         return route_id
+
+    def _drop_oldest(self, db: sqlite3.Connection, need: int, down_to: int) -> tuple[int, int]:
+        """Free ``need`` bytes from the oldest events, lowest class first, never from a
+        class above ``down_to``. Returns (events dropped, bytes freed)."""
+        dropped = freed = 0
+        for priority in range(len(CLASS_TABLES) - 1, down_to - 1, -1):
+            table = CLASS_TABLES[priority]
+            while freed < need:
+                rows = db.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?) "  # noqa: S608
+                    "RETURNING LENGTH(payload)",
+                    (max(16, min(5000, (need - freed) // 200 + 1)),),
+                ).fetchall()
+                if not rows:
+                    break
+                size = sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
+                freed += size
+                dropped += len(rows)
+                self.stats.depth_by_priority[priority] -= len(rows)
+                self.stats.depth -= len(rows)
+                self.stats.bytes -= size
+        return dropped, freed
 
     # -- the contract --------------------------------------------------------------
 
     def put(self, items: Sequence[Outgoing]) -> int:
-        """Commit ``items``; when this returns they are accepted. Returns how many."""
+        """Commit ``items``; when this returns they are accepted (or counted as dropped).
+
+        Returns how many were stored. Raises OutboxFull (``when_full: block``)
+        when they do not fit, BufferError_ when SQLite fails (a full disk):
+        nothing of ``items`` is stored then, and the caller keeps them.
+        """
         if not items:
             return 0
+        db = self.db
+        self._sync_with_admin_changes()
         now = time.time()
+        synced = self.clock.trusted
         seqs = dict(self._last_seq)  # kept only if the transaction commits
         gateway = self.gateway
-        db = self.db
-        added_sources = {s for s in (o.event.source for o in items) if s not in self._source_ids}
+        stats = self.stats
+        added_sources = {o.event.source for o in items} - self._source_ids.keys()
         added_routes = {(o.topic, o.qos, o.retain) for o in items} - self._route_ids.keys()
+        payloads = []
+        incoming = 0
+        for outgoing in items:
+            source = outgoing.event.source
+            seq = seqs.get(source, 0) + 1
+            seqs[source] = seq
+            payload = encode_event(outgoing.event, seq, gateway, synced=synced)
+            payloads.append(payload)
+            incoming += len(payload) + ROW_OVERHEAD
+        keep = len(items)
         try:
             db.execute("BEGIN IMMEDIATE")
-            source_ids = self._source_ids
-            route_ids = self._route_ids
+            over = stats.bytes + incoming - stats.max_bytes
+            if over > 0:
+                policy = self.limits.when_full
+                if policy == "block":
+                    raise OutboxFull(
+                        f"outbox full ({stats.bytes} of {stats.max_bytes} bytes); holding events"
+                    )
+                if policy == "drop_newest":
+                    keep, incoming, seqs = self._fit_newest(
+                        items, payloads, stats.max_bytes - stats.bytes
+                    )
+                    self._bump(db, "dropped_newest", len(items) - keep)
+                else:
+                    top = min(o.priority for o in items)
+                    dropped, freed = self._drop_oldest(db, over, down_to=top)
+                    if freed < over:
+                        # The room left is too small even so: the newest of the lowest
+                        # incoming classes go too (counted), never an older higher one.
+                        skip = _newest_lowest_first(items, payloads, over - freed)
+                        dropped += len(skip)
+                        incoming -= sum(len(payloads[i]) + ROW_OVERHEAD for i in skip)
+                        items = [o for i, o in enumerate(items) if i not in skip]
+                        payloads = [p for i, p in enumerate(payloads) if i not in skip]
+                        keep = len(items)
+                    self._bump(db, "dropped_full", dropped)
             for source in added_sources:
                 self._source_id(source)
             for route in added_routes:
                 self._route_id(route)
-            rows = []
-            size = 0
+            source_ids, route_ids = self._source_ids, self._route_ids
+            boot = self._boot_row
+            flag = int(synced)
+            by_class: list[list[tuple[int, int, int, float, int, int, bytes]]] = [[], [], []]
             row_id = self._next_id
-            for event, topic, qos, retain in items:
-                source = event.source
-                seq = seqs.get(source, 0) + 1
-                seqs[source] = seq
-                payload = encode_event(event, seq, gateway)
-                size += len(payload)
-                rows.append(
-                    (row_id, source_ids[source], route_ids[(topic, qos, retain)], now, payload)
+            for outgoing, payload in zip(items[:keep], payloads[:keep], strict=True):
+                by_class[outgoing.priority].append(
+                    (
+                        row_id,
+                        source_ids[outgoing.event.source],
+                        route_ids[(outgoing.topic, outgoing.qos, outgoing.retain)],
+                        now,
+                        flag,
+                        boot,
+                        payload,
+                    )
                 )
                 row_id += 1
-            db.executemany(
-                "INSERT INTO outbox (id, source_id, route_id, accepted, payload) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            for priority, rows in enumerate(by_class):
+                if rows:
+                    db.executemany(
+                        f"INSERT INTO {CLASS_TABLES[priority]} "  # noqa: S608 - constant names
+                        "(id, source_id, route_id, accepted, synced, boot_id, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
             db.executemany(
                 "UPDATE sources SET last_seq = ? WHERE id = ?",
-                [(n, source_ids[src]) for src, n in seqs.items() if self._last_seq.get(src) != n],
+                [(n, source_ids[s]) for s, n in seqs.items() if self._last_seq.get(s) != n],
             )
             db.execute("COMMIT")
+        except OutboxFull:
+            self._rollback()
+            raise
         except sqlite3.Error as exc:
             self._rollback()
-            for source in added_sources:
-                self._source_ids.pop(source, None)
-            for route in added_routes:
-                self._routes.pop(self._route_ids.pop(route, -1), None)
+            self._forget(added_sources, added_routes)
+            with contextlib.suppress(sqlite3.Error):
+                self.recount()  # drops inside the failed transaction did not happen
             raise BufferError_(f"cannot commit {len(items)} events to the outbox: {exc}") from None
         self._next_id = row_id
         self._last_seq = seqs
-        self.stats.depth += len(rows)
-        self.stats.bytes += size
-        self.stats.accepted += len(rows)
-        self.stats.commits += 1
-        return len(rows)
+        for priority, rows in enumerate(by_class):
+            stats.depth_by_priority[priority] += len(rows)
+        stats.depth += keep
+        stats.bytes += incoming
+        stats.accepted += keep
+        stats.commits += 1
+        return keep
 
-    def take(self, limit: int, after_id: int = 0) -> list[Row]:
-        """The oldest undelivered rows with ``id > after_id``, in acceptance order."""
+    def _fit_newest(
+        self, items: Sequence[Outgoing], payloads: list[bytes], room: int
+    ) -> tuple[int, int, dict[str, int]]:
+        """How many of ``items`` fit in ``room`` bytes, their size, and the seqs they use."""
+        seqs = dict(self._last_seq)
+        used = 0
+        keep = 0
+        for outgoing, payload in zip(items, payloads, strict=True):
+            size = len(payload) + ROW_OVERHEAD
+            if used + size > room:
+                break
+            used += size
+            keep += 1
+            seqs[outgoing.event.source] = seqs.get(outgoing.event.source, 0) + 1
+        return keep, used, seqs
+
+    def _forget(self, sources: Iterable[str], routes: Iterable[tuple[str, int, bool]]) -> None:
+        for source in sources:
+            self._source_ids.pop(source, None)
+        for route in routes:
+            self._routes.pop(self._route_ids.pop(route, -1), None)
+
+    def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
+        """Up to ``limit`` undelivered rows, highest class first, each class oldest
+        first from after its cursor (``cursors[priority]`` is the last id handed out)."""
         routes = self._routes
-        rows = self.db.execute(
-            "SELECT id, route_id, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
-        ).fetchall()
-        return [Row(row_id, *routes[route_id], payload) for row_id, route_id, payload in rows]
+        out: list[Row] = []
+        for priority, table in enumerate(CLASS_TABLES):
+            if len(out) >= limit:
+                break
+            rows = self.db.execute(
+                f"SELECT id, route_id, payload FROM {table} WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+                (cursors[priority], limit - len(out)),
+            ).fetchall()
+            out.extend(Row(i, *routes[r], p, priority) for i, r, p in rows)
+        return out
 
-    def ack(self, ids: Iterable[int], payload_bytes: int | None = None) -> int:
-        """Delete delivered rows; returns how many were deleted.
-
-        ``payload_bytes`` (their total payload size) saves a read when the caller
-        knows it, as the publisher does.
-        """
+    def ack(self, ids: Iterable[int]) -> int:
+        """Delete delivered rows. Returns how many were deleted (rows dropped
+        meanwhile by a bound or a purge are simply no longer there)."""
         ranges = _ranges(sorted(ids))
         if not ranges:
             return 0
         db = self.db
+        deleted = size = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            deleted = 0
-            size = 0
-            for low, high in ranges:
-                if payload_bytes is None:
-                    (chunk,) = db.execute(
-                        "SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM outbox "
-                        "WHERE id BETWEEN ? AND ?",
+            for priority, table in enumerate(CLASS_TABLES):
+                gone = 0
+                for low, high in ranges:
+                    rows = db.execute(
+                        f"DELETE FROM {table} WHERE id BETWEEN ? AND ? RETURNING LENGTH(payload)",  # noqa: S608
                         (low, high),
-                    ).fetchone()
-                    size += chunk
-                deleted += db.execute(
-                    "DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high)
-                ).rowcount
+                    ).fetchall()
+                    gone += len(rows)
+                    size += sum(r[0] for r in rows)
+                self.stats.depth_by_priority[priority] -= gone
+                deleted += gone
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
+            with contextlib.suppress(sqlite3.Error):
+                self.recount()
             raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
         self.stats.depth -= deleted
-        self.stats.bytes -= size if payload_bytes is None else payload_bytes
+        self.stats.bytes -= size + deleted * ROW_OVERHEAD
         self.stats.acked += deleted
         return deleted
 
@@ -289,34 +502,39 @@ class Outbox:
             return 0
         db = self.db
         now = time.time()
+        moved = size = 0
         try:
             db.execute("BEGIN IMMEDIATE")
-            moved = 0
-            size = 0
             for row_id in ids:
-                row = db.execute(
-                    "SELECT s.source, r.topic, o.payload FROM outbox o "
-                    "JOIN sources s ON s.id = o.source_id JOIN routes r ON r.id = o.route_id "
-                    "WHERE o.id = ?",
-                    (row_id,),
-                ).fetchone()
-                if row is None:
-                    continue
-                db.execute(
-                    "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (now, stage, reason, *row),
-                )
-                db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
-                moved += 1
-                size += len(row[2])
+                for priority, table in enumerate(CLASS_TABLES):
+                    row = db.execute(
+                        f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, payload",  # noqa: S608
+                        (row_id,),
+                    ).fetchone()
+                    if row is None:
+                        continue
+                    source = db.execute(
+                        "SELECT source FROM sources WHERE id = ?", (row[0],)
+                    ).fetchone()
+                    topic = self._routes.get(row[1], ("",))[0]
+                    db.execute(
+                        "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (now, stage, reason, source[0] if source else None, topic, row[2]),
+                    )
+                    self.stats.depth_by_priority[priority] -= 1
+                    moved += 1
+                    size += len(row[2])
+                    break
+            self._bound_dead_letters(db, size)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
         self.stats.depth -= moved
-        self.stats.bytes -= size
+        self.stats.bytes -= size + moved * ROW_OVERHEAD
         self.stats.dead_letters += moved
+        self.stats.dead_letter_bytes += size
         return moved
 
     def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
@@ -324,6 +542,7 @@ class Outbox:
         if not letters:
             return
         db = self.db
+        size = sum(len(letter.raw) for letter in letters)
         try:
             db.execute("BEGIN IMMEDIATE")
             db.executemany(
@@ -331,11 +550,104 @@ class Outbox:
                 "VALUES (?, ?, ?, ?, NULL, ?)",
                 letters,
             )
+            self._bound_dead_letters(db, size)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot write dead letters: {exc}") from None
         self.stats.dead_letters += len(letters)
+        self.stats.dead_letter_bytes += size
+
+    def _bound_dead_letters(self, db: sqlite3.Connection, adding: int) -> None:
+        over = self.stats.dead_letter_bytes + adding - self.limits.dead_letter_max_bytes
+        evicted = 0
+        while over > 0:
+            rows = db.execute(
+                "DELETE FROM dead_letters WHERE id IN "
+                "(SELECT id FROM dead_letters ORDER BY id LIMIT 100) RETURNING LENGTH(payload)"
+            ).fetchall()
+            if not rows:
+                break
+            size = sum(r[0] or 0 for r in rows)
+            over -= size
+            evicted += len(rows)
+            self.stats.dead_letters -= len(rows)
+            self.stats.dead_letter_bytes -= size
+        self._bump(db, "dead_letters_evicted", evicted)
+
+    def purge_expired(self, now: float) -> int:
+        """Drop events older than ``max_age`` (oldest first); only on a trusted clock."""
+        max_age = self.limits.max_age
+        if max_age is None or not self.clock.trusted:
+            return 0
+        cutoff = now - max_age
+        db = self.db
+        dropped = 0
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for priority, table in enumerate(CLASS_TABLES):
+                while True:
+                    # Acceptance order is id order: the expired rows are a prefix. A
+                    # clock that stepped back ends the prefix early: purge less, never more.
+                    head = db.execute(
+                        f"SELECT id, accepted FROM {table} ORDER BY id LIMIT 1000"  # noqa: S608
+                    ).fetchall()
+                    last = None
+                    for row_id, accepted in head:
+                        if accepted >= cutoff:
+                            break
+                        last = row_id
+                    if last is None:
+                        break
+                    rows = db.execute(
+                        f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
+                        (last,),
+                    ).fetchall()
+                    self.stats.depth_by_priority[priority] -= len(rows)
+                    self.stats.depth -= len(rows)
+                    self.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
+                    dropped += len(rows)
+                    if len(rows) < len(head):
+                        break
+            self._bump(db, "dropped_expired", dropped)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            with contextlib.suppress(sqlite3.Error):
+                self.recount()
+            raise BufferError_(f"cannot purge expired events: {exc}") from None
+        return dropped
+
+    def correct_clock(self, delta: float) -> int:
+        """Shift this boot's undelivered events by a measured wall-clock step.
+
+        Their ``time`` (in the payload) and acceptance time move by ``delta``;
+        the payload loses ``time_synced: false`` and gains ``time_corrected: true``.
+        """
+        db = self.db
+        corrected = 0
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for table in CLASS_TABLES:
+                rows = db.execute(
+                    f"SELECT id, payload FROM {table} WHERE boot_id = ?",  # noqa: S608
+                    (self._boot_row,),
+                ).fetchall()
+                updates = [(_shift_payload(p, delta), delta, row_id) for row_id, p in rows]
+                db.executemany(
+                    f"UPDATE {table} SET payload = ?, accepted = accepted + ?, synced = 1 "  # noqa: S608
+                    "WHERE id = ?",
+                    updates,
+                )
+                corrected += len(updates)
+            self._bump(db, "clock_corrections", 1)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
+        with contextlib.suppress(sqlite3.Error):
+            self.recount()  # payload sizes changed by a few bytes
+        return corrected
 
     def last_seq(self, source: str) -> int:
         return self._last_seq.get(source, 0)
@@ -343,6 +655,30 @@ class Outbox:
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # no transaction may be open
             self.db.execute("ROLLBACK")
+
+
+def _newest_lowest_first(items: Sequence[Outgoing], payloads: list[bytes], need: int) -> set[int]:
+    """Indexes of incoming events to drop to free ``need`` bytes: lowest class, newest first."""
+    order = sorted(range(len(items)), key=lambda i: (-items[i].priority, -i))
+    skip: set[int] = set()
+    freed = 0
+    for i in order:
+        if freed >= need:
+            break
+        skip.add(i)
+        freed += len(payloads[i]) + ROW_OVERHEAD
+    return skip
+
+
+def _shift_payload(payload: bytes, delta: float) -> bytes:
+    try:
+        doc = orjson.loads(payload)
+        doc["time"] = rfc3339(datetime.fromisoformat(doc["time"]).timestamp() + delta)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return payload  # not ours to fix: leave it as it is
+    doc.pop("time_synced", None)
+    doc["time_corrected"] = True
+    return orjson.dumps(doc)
 
 
 def _ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
@@ -371,30 +707,34 @@ class AsyncOutbox:
     def stats(self) -> OutboxStats:
         return self.outbox.stats
 
-    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run any Outbox method (or function of it) on the outbox thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def open(self) -> None:
-        await self._call(self.outbox.open)
+        await self.call(self.outbox.open)
 
     async def put(self, items: Sequence[Outgoing]) -> int:
-        return await self._call(self.outbox.put, items)
+        return await self.call(self.outbox.put, items)
 
-    async def take(self, limit: int, after_id: int = 0) -> list[Row]:
-        return await self._call(self.outbox.take, limit, after_id)
+    async def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
+        return await self.call(self.outbox.take, limit, cursors)
 
-    async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
-        return await self._call(self.outbox.ack, ids, payload_bytes)
+    async def ack(self, ids: Sequence[int]) -> int:
+        return await self.call(self.outbox.ack, ids)
 
     async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
-        return await self._call(self.outbox.reject, ids, reason, stage)
+        return await self.call(self.outbox.reject, ids, reason, stage)
 
     async def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
-        await self._call(self.outbox.dead_letter_input, letters)
+        await self.call(self.outbox.dead_letter_input, letters)
 
     async def close(self) -> None:
         try:
-            await self._call(self.outbox.close)
+            await self.call(self.outbox.close)
         finally:
             self._executor.shutdown(wait=True)
+
+
+__all__ = ["PRIORITIES", "AsyncOutbox", "DeadInput", "Outbox", "OutboxFull", "OutboxLimits", "Row"]

@@ -6,9 +6,13 @@ from typing import NamedTuple
 
 from tidegate.event import Event
 
+HIGH, NORMAL, LOW = 0, 1, 2
+
 
 class Outgoing(NamedTuple):
     event: Event
     topic: str
     qos: int
     retain: bool
+    priority: int = NORMAL
+    """0 high, 1 normal, 2 low: higher classes are published first and dropped last."""

@@ -5,7 +5,11 @@
  "value": 21.4, "time": "2026-11-26T13:05:00.125000Z", "seq": 1042, "unit": "°C",
  "tags": {"room": "north"}}
 ```
-``unit`` and ``tags`` are left out when the event has none. With
+``unit`` and ``tags`` are left out when the event has none. ``time_synced:
+false`` marks an event accepted while the wall clock could not be trusted
+(earlier than this release: a device without a real-time clock before NTP);
+``time_corrected: true`` an event whose time was corrected after the clock
+stepped. With
 ``mqtt.events_per_message`` above 1, a message is a JSON array of such
 objects, all for the same topic, oldest first.
 """
@@ -20,7 +24,7 @@ from tidegate.event import Event
 from tidegate.timefmt import rfc3339
 
 
-def encode_event(event: Event, seq: int, gateway: str) -> bytes:
+def encode_event(event: Event, seq: int, gateway: str, *, synced: bool = True) -> bytes:
     doc: dict[str, object] = {
         "id": event.id,
         "gateway": gateway,
@@ -34,6 +38,8 @@ def encode_event(event: Event, seq: int, gateway: str) -> bytes:
         doc["unit"] = event.unit
     if event.tags:
         doc["tags"] = event.tags
+    if not synced:
+        doc["time_synced"] = False
     # NaN/inf are not JSON: orjson writes null for them, which is what a reader can parse.
     return orjson.dumps(doc)
 

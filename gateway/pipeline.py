@@ -16,13 +16,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from tidegate.clock import ClockWatcher
 from tidegate.config import GatewayConfig
 from tidegate.driver import Driver, DriverContext, DriverState
 from tidegate.errors import TidegateError
 from tidegate.event import Event
-from tidegate.outbox import AsyncOutbox, DeadInput, Outbox
+from tidegate.outbox import AsyncOutbox, DeadInput, Outbox, OutboxFull, OutboxLimits
 from tidegate.outgoing import Outgoing
 from tidegate.plugins import driver_types
 from tidegate.publisher import Publisher
@@ -31,11 +32,19 @@ from tidegate.secrets import Secret, read_password
 
 log = logging.getLogger(__name__)
 
+RETRY_INTERVAL = 0.5
+"""How soon a refused or failed commit is tried again (disk space returning is
+noticed within this)."""
+PURGE_INTERVAL = 10.0
 QUEUE_BATCHES = 64
 """Driver batches (each at most ~1000 events) held in memory before emit blocks."""
 DEAD_INPUT_BACKLOG = 1000
 TICK_INTERVAL = 0.25
 SHUTDOWN_BUDGET = 4.0
+
+
+def _shifted(outgoing: Outgoing, delta: float) -> Outgoing:
+    return outgoing._replace(event=replace(outgoing.event, time=outgoing.event.time + delta))
 
 
 @dataclass(slots=True)
@@ -47,6 +56,9 @@ class PipelineStats:
     dead_input_overflow: int = 0
     """Rejected input counted but not stored, because too much arrived at once."""
     commit_failures: int = 0
+    memory_drops: int = 0
+    """Events dropped because commits failed for long and memory filled up."""
+    memory_drops_unrecorded: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -68,7 +80,22 @@ class Gateway:
         self.config = config
         self.stats = PipelineStats()
         gateway_id = config.gateway.id
-        self.outbox = AsyncOutbox(Outbox(config.outbox_path, gateway_id, config.buffer.durability))
+        buffer = config.buffer
+        self.clock = ClockWatcher(step_threshold=buffer.clock_step)
+        self.outbox = AsyncOutbox(
+            Outbox(
+                config.outbox_path,
+                gateway_id,
+                buffer.durability,
+                OutboxLimits(
+                    max_bytes=buffer.max_bytes,
+                    when_full=buffer.when_full,
+                    max_age=buffer.max_age,
+                    dead_letter_max_bytes=buffer.dead_letter_max_bytes,
+                ),
+                self.clock,
+            )
+        )
         prefix = config.topic_prefix
         mqtt = config.mqtt
         self.rules = RuleStage(
@@ -98,7 +125,9 @@ class Gateway:
             )
         self._queue: asyncio.Queue[Sequence[Event]] = asyncio.Queue(QUEUE_BATCHES)
         self._pending: list[Outgoing] = []
-        self._committing: asyncio.Future[None] | None = None
+        self._committing: asyncio.Future[bool] | None = None
+        self._committing_batch: list[Outgoing] = []
+        self._failing_since: float | None = None
         self.ready = asyncio.Event()
 
     # -- inputs ---------------------------------------------------------------------
@@ -138,66 +167,136 @@ class Gateway:
         self.stats.events_in += len(events)
         pending.extend(self.rules.process(events))
 
-    async def _commit(self, pending: list[Outgoing]) -> None:
-        """Commit until it succeeds: accepted input is never thrown away here."""
-        delay = 0.1
-        while True:
-            try:
-                if self._dead_input:
-                    letters = list(self._dead_input)
-                    self._dead_input.clear()
-                    await self.outbox.dead_letter_input(letters)
-                if pending:
-                    await self.outbox.put(pending)
-                break
-            except TidegateError as exc:
-                self.stats.commit_failures += 1
-                log.error("outbox commit failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        if pending and self.publisher is not None:
+    async def _commit(self, batch: list[Outgoing]) -> bool:
+        """Try to commit ``batch``; False (batch untouched) if the outbox cannot take it now."""
+        try:
+            delta = self.clock.check()
+            if delta is not None:
+                batch[:] = [_shifted(o, delta) for o in batch]
+                corrected = await self.outbox.call(self.outbox.outbox.correct_clock, delta)
+                log.warning(
+                    "the wall clock stepped by %+.1f s; corrected the time of %d undelivered "
+                    "events (and %d not yet committed)",
+                    delta,
+                    corrected,
+                    len(batch),
+                )
+            if self._dead_input:
+                letters = list(self._dead_input)
+                self._dead_input.clear()
+                await self.outbox.dead_letter_input(letters)
+            if self.stats.memory_drops_unrecorded:
+                n = self.stats.memory_drops_unrecorded
+                await self.outbox.call(self.outbox.outbox.count_drops, "dropped_memory", n)
+                self.stats.memory_drops_unrecorded = 0
+            if batch:
+                await self.outbox.put(batch)
+        except OutboxFull:
+            return False
+        except TidegateError as exc:
+            self.stats.commit_failures += 1
+            if self._failing_since is None:
+                self._failing_since = time.monotonic()
+                log.error(
+                    "outbox commit failed (%s); holding up to %d events in memory and retrying",
+                    exc,
+                    self.config.buffer.memory_max_events,
+                )
+            return False
+        if self._failing_since is not None:
+            log.warning(
+                "outbox commits work again after %.1f s",
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+        if batch and self.publisher is not None:
             self.publisher.wake()
+        return True
+
+    def _bound_memory(self) -> None:
+        """While commits fail, keep at most memory_max_events: the oldest go, counted."""
+        excess = len(self._pending) - self.config.buffer.memory_max_events
+        if excess > 0:
+            del self._pending[:excess]
+            self.stats.memory_drops += excess
+            self.stats.memory_drops_unrecorded += excess
 
     async def _accept_loop(self) -> None:
-        interval = self.config.buffer.commit_interval
-        max_events = self.config.buffer.commit_max_events
+        buffer = self.config.buffer
+        interval, max_events = buffer.commit_interval, buffer.commit_max_events
         queue = self._queue
         first_at = 0.0
         next_tick = time.monotonic() + TICK_INTERVAL
+        next_purge = time.monotonic() + PURGE_INTERVAL
+        retry_at = 0.0
+        holding = False  # the outbox refused the last batch: full (block) or failing
         while True:
             now = time.monotonic()
             if now >= next_tick:
                 self._pending.extend(self.rules.tick(time.time()))
                 next_tick = now + TICK_INTERVAL
-            if not self._pending:
+            if now >= next_purge and buffer.max_age is not None:
+                next_purge = now + PURGE_INTERVAL
+                with contextlib.suppress(TidegateError):
+                    await self.outbox.call(self.outbox.outbox.purge_expired, time.time())
+            blocked = holding and buffer.when_full == "block" and self._failing_since is None
+            if not self._pending and not blocked:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, next_tick - now)):
                         self._route(await queue.get(), self._pending)
                 first_at = time.monotonic()
-            while len(self._pending) < max_events and not queue.empty():
-                self._route(queue.get_nowait(), self._pending)
+            if not blocked:
+                # While commits fail, keep draining the drivers (bounded below).
+                limit = buffer.memory_max_events + max_events if holding else max_events
+                while len(self._pending) < limit and not queue.empty():
+                    self._route(queue.get_nowait(), self._pending)
+            if holding and self._failing_since is not None:
+                self._bound_memory()
             if not self._pending and not self._dead_input:
                 continue
-            wait = first_at + interval - time.monotonic()
-            if len(self._pending) < max_events and wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        self._route(await queue.get(), self._pending)
+            now = time.monotonic()
+            if holding and now < retry_at:
+                await self._wait_for_input(retry_at - now, blocked)
+                continue
+            if not holding and len(self._pending) < max_events and now < first_at + interval:
+                await self._wait_for_input(first_at + interval - now, blocked)
                 continue
             batch, self._pending = self._pending, []
             # Shielded: a shutdown must not abandon a batch halfway; _drain waits for it.
+            self._committing_batch = batch
             self._committing = asyncio.ensure_future(self._commit(batch))
-            await asyncio.shield(self._committing)
+            committed = await asyncio.shield(self._committing)
+            self._committing = None
+            if committed:
+                holding = False
+                first_at = time.monotonic()
+            else:
+                holding = True
+                self._pending[:0] = batch  # keep order: the refused batch is the oldest
+                retry_at = time.monotonic() + RETRY_INTERVAL
+
+    async def _wait_for_input(self, seconds: float, blocked: bool) -> None:
+        """Wait up to ``seconds``, taking one driver batch if it comes (unless blocked)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                if blocked:
+                    await asyncio.Event().wait()
+                self._route(await self._queue.get(), self._pending)
 
     async def _drain(self) -> None:
         """Shutdown: everything drivers emitted and rules hold goes to the outbox."""
-        if self._committing is not None:
-            await self._committing
+        if self._committing is not None and not await self._committing:
+            # Cancelled mid-commit, and the commit was refused: the batch is still ours.
+            self._pending[:0] = self._committing_batch
         pending, self._pending = self._pending, []
         while not self._queue.empty():
             self._route(self._queue.get_nowait(), pending)
         pending.extend(self.rules.flush())
-        await self._commit(pending)
+        if pending and not await self._commit(pending):
+            log.error(
+                "shutdown: %d events could not be committed (outbox full or failing) and are lost",
+                len(pending),
+            )
 
     # -- lifecycle --------------------------------------------------------------------
 

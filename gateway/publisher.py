@@ -64,21 +64,24 @@ class _Message:
     payloads: list[bytes]
 
 
-def group_messages(rows: Sequence[Row], per_message: int, room: int) -> tuple[list[_Message], int]:
-    """Pack rows into at most ``room`` messages; returns them and the last row id used.
+def group_messages(
+    rows: Sequence[Row], per_message: int, room: int, cursors: list[int]
+) -> list[_Message]:
+    """Pack rows into at most ``room`` messages and advance ``cursors`` past them.
 
-    Rows are consumed as a prefix (in id order) so a simple cursor marks what
-    was handed out. A message holds rows of one topic, QoS and retain flag.
+    ``rows`` come highest priority class first, each class in id order; they
+    are consumed as a prefix, so one cursor per class marks what was handed
+    out. A message holds rows of one topic, QoS, retain flag and class.
     """
     if per_message == 1:
         used = rows[:room]
-        msgs = [_Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in used]
-        return msgs, (used[-1].id if used else 0)
+        for r in used:
+            cursors[r.priority] = r.id
+        return [_Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in used]
     messages: list[_Message] = []
-    open_by_key: dict[tuple[str, int, bool], _Message] = {}
-    last_id = 0
+    open_by_key: dict[tuple[str, int, bool, int], _Message] = {}
     for row in rows:
-        key = (row.topic, row.qos, bool(row.retain))
+        key = (row.topic, row.qos, bool(row.retain), row.priority)
         msg = open_by_key.get(key)
         if msg is None or len(msg.ids) >= per_message:
             if len(messages) >= room:
@@ -88,8 +91,8 @@ def group_messages(rows: Sequence[Row], per_message: int, room: int) -> tuple[li
             open_by_key[key] = msg
         msg.ids.append(row.id)
         msg.payloads.append(row.payload)
-        last_id = row.id
-    return messages, last_id
+        cursors[row.priority] = row.id
+    return messages
 
 
 class _ConnectFailed(Exception):
@@ -120,7 +123,6 @@ class Publisher:
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._inflight: dict[int, _Message] = {}
         self._acked: list[int] = []
-        self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
@@ -199,7 +201,6 @@ class Publisher:
             self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
         else:
             self._acked.extend(msg.ids)
-            self._acked_bytes += sum(map(len, msg.payloads))
             self.status.events_delivered += len(msg.ids)
             self.status.messages_delivered += 1
         self._changed.set()
@@ -310,18 +311,18 @@ class Publisher:
     async def _pump(self) -> None:
         client = self._client
         assert client is not None
-        cursor = 0
+        cursors = [0, 0, 0]
         per_message = self.mqtt.events_per_message
         while not self._disconnected.is_set():
             # Clear before looking: any ack, commit or disconnect after this wakes the wait.
             self._changed.clear()
             room = self.mqtt.max_inflight - len(self._inflight)
             if room > 0:
-                rows = await self.outbox.take(min(room * per_message, 20000), cursor)
+                rows = await self.outbox.take(min(room * per_message, 20000), cursors)
                 if self._disconnected.is_set():
                     return
                 if rows:
-                    messages, cursor = group_messages(rows, per_message, room)
+                    messages = group_messages(rows, per_message, room, cursors)
                     for msg in messages:
                         payload = (
                             msg.payloads[0] if per_message == 1 else join_payloads(msg.payloads)
@@ -339,10 +340,9 @@ class Publisher:
 
     async def _flush(self) -> None:
         acked, self._acked = self._acked, []
-        acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
         if acked:
-            await self.outbox.ack(acked, acked_bytes)
+            await self.outbox.ack(acked)
         for ids, reason in rejected:
             moved = await self.outbox.reject(ids, reason)
             self.status.events_rejected += moved

@@ -54,3 +54,27 @@ Name = Annotated[
         description="Letters, digits, '_', '.', '-'; no MQTT wildcards or '/'.",
     ),
 ]
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$")
+
+
+def parse_size(value: Any) -> Any:
+    """``256MB``, ``1GiB``, ``500k``, or a number of bytes."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"'{value}' is not a size; write bytes or e.g. 500kB, 256MB, 1GiB")
+    unit = (match.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    factor = 1 if unit in ("", "b") else base ** ("kmgt".index(unit[0]) + 1)
+    return int(float(match.group(1)) * factor)
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    Field(json_schema_extra={"anyOf": [{"type": "integer"}, {"type": "string"}]}),
+]
+"""Bytes, as a number or a string with a unit: ``500kB``, ``256MB``, ``1GiB``."""

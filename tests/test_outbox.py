@@ -30,7 +30,7 @@ def test_put_take_ack_in_acceptance_order(tmp_path: Path) -> None:
     box.ack([rows[0].id, rows[1].id])
     assert [json.loads(r.payload)["value"] for r in box.take(10)] == [2, 3, 4]
     assert box.stats.depth == 3
-    assert box.take(10, after_id=rows[3].id) == [rows[4]]
+    assert box.take(10, (0, rows[3].id, 0)) == [rows[4]]
 
 
 def test_nothing_is_deleted_without_ack_and_survives_reopen(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_row_ids_are_never_reused_after_the_outbox_empties(tmp_path: Path) -> No
     first = box.take(10)
     box.ack([r.id for r in first])
     box.put([outgoing("a", 9)])
-    (row,) = box.take(10, after_id=first[-1].id)
+    (row,) = box.take(10, (0, first[-1].id, 0))
     assert row.id > first[-1].id
 
 

@@ -1,0 +1,107 @@
+"""Opening the outbox file, and what to do when it is damaged.
+
+A power cut on an SD card can leave a database SQLite cannot read. tidegate
+never crash-loops on it and never deletes it: the damaged file (with its WAL
+and shared-memory files) is moved aside under a timestamped name, a new
+outbox is created, and the loss is logged and counted. A WAL cut in the
+middle of a frame is not damage SQLite needs help with — it ignores the
+partial frame, losing the transactions in it — but it is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tidegate.errors import BufferError_
+
+log = logging.getLogger(__name__)
+
+WAL_HEADER = 32
+WAL_FRAME_HEADER = 24
+
+
+def wal_cut_mid_frame(path: Path) -> bool:
+    """True if ``<path>-wal`` ends inside a frame (a torn write at power loss)."""
+    wal = Path(f"{path}-wal")
+    try:
+        size = wal.stat().st_size
+        with wal.open("rb") as f:
+            header = f.read(WAL_HEADER)
+    except OSError:
+        return False
+    if size <= WAL_HEADER or len(header) < WAL_HEADER:
+        return False
+    page_size: int = struct.unpack(">I", header[8:12])[0]
+    if page_size < 512:
+        return False
+    return (size - WAL_HEADER) % (WAL_FRAME_HEADER + page_size) != 0
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{path}{suffix}")
+        if src.exists():
+            src.rename(Path(f"{target}{suffix}"))
+    return target
+
+
+def _try_open(path: Path, configure: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    try:
+        configure(db)
+        result = db.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {result}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def open_or_recover(
+    path: Path, configure: Callable[[sqlite3.Connection], None]
+) -> tuple[sqlite3.Connection, Path | None]:
+    """Open (and configure) the outbox; move a damaged one aside and start anew.
+
+    Returns the connection and where the damaged file went, if it did.
+    """
+    if wal_cut_mid_frame(path):
+        log.error(
+            "outbox %s: its WAL ends in the middle of a frame (a torn write); the "
+            "transactions in that frame are lost, everything before it is kept",
+            path,
+        )
+    try:
+        return _try_open(path, configure), None
+    except sqlite3.DatabaseError as exc:
+        reason = str(exc)
+    except OSError as exc:
+        raise BufferError_(f"cannot open the outbox {path}: {exc.strerror}") from None
+    try:
+        moved = _move_aside(path)
+    except OSError as exc:
+        raise BufferError_(
+            f"the outbox {path} is unreadable ({reason}) and cannot be moved aside: {exc.strerror}"
+        ) from None
+    log.error(
+        "outbox %s is unreadable (%s): moved it to %s and started a new one; "
+        "the events in it were not delivered",
+        path,
+        reason,
+        moved,
+    )
+    try:
+        return _try_open(path, configure), moved
+    except (sqlite3.Error, OSError) as exc:
+        raise BufferError_(f"cannot create a new outbox {path}: {exc}") from None

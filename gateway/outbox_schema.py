@@ -1,0 +1,88 @@
+"""The outbox file's schema (version 2) and how it is opened.
+
+One table per priority class, so the publisher takes the highest class first
+and a full outbox drops from the lowest class first, each with a plain scan
+of its primary key::
+
+    outbox_high / outbox_normal / outbox_low
+        id        INTEGER PRIMARY KEY  -- acceptance order across all classes
+        source_id INTEGER              -- sources.id
+        route_id  INTEGER              -- routes.id (topic, qos, retain)
+        accepted  REAL                 -- wall clock at acceptance (corrected if the clock steps)
+        synced    INTEGER              -- 1 if the wall clock was trusted then
+        boot_id   INTEGER              -- boots.id: which boot accepted it (clock corrections
+                                       -- only apply within one boot)
+        payload   BLOB                 -- the event's JSON, exactly as published
+
+    outbox (a view)   the three tables with a `priority` column (0 high, 1 normal, 2 low)
+    sources           id, source, last_seq   (seq continues across restarts)
+    routes            id, topic, qos, retain
+    boots             id, boot (the kernel's boot id)
+    dead_letters      id, at, stage, reason, source, topic, payload
+    counters          name, value   (drops by reason, corruption recoveries, ...)
+
+``PRAGMA user_version`` is the schema version. Administrative tools (``tidegate
+buffer``) may read these tables at any time and may write them while the
+gateway runs, inside ``BEGIN IMMEDIATE`` transactions: the gateway re-reads the
+highest id at each commit and recounts its statistics periodically.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 2
+
+PRIORITIES = ("high", "normal", "low")
+"""Priority classes, highest first; an event's class is its index here."""
+
+CLASS_TABLES = tuple(f"outbox_{name}" for name in PRIORITIES)
+
+_CLASS_TABLE = """
+CREATE TABLE IF NOT EXISTS {table} (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL,
+    route_id INTEGER NOT NULL,
+    accepted REAL NOT NULL,
+    synced INTEGER NOT NULL,
+    boot_id INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+"""
+
+SCHEMA = (
+    "".join(_CLASS_TABLE.format(table=t) for t in CLASS_TABLES)  # noqa: S608 - constant names
+    + """
+CREATE VIEW IF NOT EXISTS outbox AS
+    SELECT *, 0 AS priority FROM outbox_high
+    UNION ALL SELECT *, 1 AS priority FROM outbox_normal
+    UNION ALL SELECT *, 2 AS priority FROM outbox_low;
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS routes (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    UNIQUE (topic, qos, retain)
+);
+CREATE TABLE IF NOT EXISTS boots (
+    id INTEGER PRIMARY KEY,
+    boot TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    stage TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT,
+    topic TEXT,
+    payload BLOB
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+)
