@@ -334,17 +334,23 @@ class Outbox:
         seqs = dict(self._last_seq)  # kept only if the transaction commits
         gateway = self.gateway
         stats = self.stats
-        added_sources = {o.event.source for o in items} - self._source_ids.keys()
-        added_routes = {(o.topic, o.qos, o.retain) for o in items} - self._route_ids.keys()
+        known_sources, known_routes = self._source_ids, self._route_ids
+        added_sources: set[str] = set()
+        added_routes: set[tuple[str, int, bool]] = set()
         payloads = []
         incoming = 0
-        for outgoing in items:
-            source = outgoing.event.source
+        for event, topic, qos, retain, _ in items:
+            source = event.source
             seq = seqs.get(source, 0) + 1
             seqs[source] = seq
-            payload = encode_event(outgoing.event, seq, gateway, synced=synced)
+            if source not in known_sources:
+                added_sources.add(source)
+            if (topic, qos, retain) not in known_routes:
+                added_routes.add((topic, qos, retain))
+            payload = encode_event(event, seq, gateway, synced=synced)
             payloads.append(payload)
-            incoming += len(payload) + ROW_OVERHEAD
+            incoming += len(payload)
+        incoming += len(items) * ROW_OVERHEAD
         keep = len(items)
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -464,25 +470,38 @@ class Outbox:
             out.extend(Row(i, *routes[r], p, priority) for i, r, p in rows)
         return out
 
-    def ack(self, ids: Iterable[int]) -> int:
-        """Delete delivered rows. Returns how many were deleted (rows dropped
-        meanwhile by a bound or a purge are simply no longer there)."""
-        ranges = _ranges(sorted(ids))
+    def ack(self, ids: Iterable[int], payload_bytes: int | None = None) -> int:
+        """Delete delivered rows. Returns how many were deleted.
+
+        ``payload_bytes`` (the publisher knows it) saves reading the rows back;
+        if some rows were dropped meanwhile by a bound or a purge, the counts
+        are taken again from the tables instead.
+        """
+        id_list = sorted(ids)
+        ranges = _ranges(id_list)
         if not ranges:
             return 0
         db = self.db
         deleted = size = 0
+        exact = payload_bytes is None
         try:
             db.execute("BEGIN IMMEDIATE")
             for priority, table in enumerate(CLASS_TABLES):
                 gone = 0
                 for low, high in ranges:
-                    rows = db.execute(
-                        f"DELETE FROM {table} WHERE id BETWEEN ? AND ? RETURNING LENGTH(payload)",  # noqa: S608
-                        (low, high),
-                    ).fetchall()
-                    gone += len(rows)
-                    size += sum(r[0] for r in rows)
+                    if exact:
+                        rows = db.execute(
+                            f"DELETE FROM {table} WHERE id BETWEEN ? AND ? "  # noqa: S608
+                            "RETURNING LENGTH(payload)",
+                            (low, high),
+                        ).fetchall()
+                        gone += len(rows)
+                        size += sum(r[0] for r in rows)
+                    else:
+                        gone += db.execute(
+                            f"DELETE FROM {table} WHERE id BETWEEN ? AND ?",  # noqa: S608
+                            (low, high),
+                        ).rowcount
                 self.stats.depth_by_priority[priority] -= gone
                 deleted += gone
             db.execute("COMMIT")
@@ -491,9 +510,15 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 self.recount()
             raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
-        self.stats.depth -= deleted
-        self.stats.bytes -= size + deleted * ROW_OVERHEAD
         self.stats.acked += deleted
+        if exact or payload_bytes is None:
+            self.stats.depth -= deleted
+            self.stats.bytes -= size + deleted * ROW_OVERHEAD
+        elif deleted == len(id_list):
+            self.stats.depth -= deleted
+            self.stats.bytes -= payload_bytes + deleted * ROW_OVERHEAD
+        else:
+            self.recount()  # rows dropped while in flight: their size is gone already
         return deleted
 
     def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
@@ -721,8 +746,8 @@ class AsyncOutbox:
     async def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
         return await self.call(self.outbox.take, limit, cursors)
 
-    async def ack(self, ids: Sequence[int]) -> int:
-        return await self.call(self.outbox.ack, ids)
+    async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
+        return await self.call(self.outbox.ack, ids, payload_bytes)
 
     async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
         return await self.call(self.outbox.reject, ids, reason, stage)

@@ -123,6 +123,7 @@ class Publisher:
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._inflight: dict[int, _Message] = {}
         self._acked: list[int] = []
+        self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
@@ -201,6 +202,7 @@ class Publisher:
             self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
         else:
             self._acked.extend(msg.ids)
+            self._acked_bytes += sum(map(len, msg.payloads))
             self.status.events_delivered += len(msg.ids)
             self.status.messages_delivered += 1
         self._changed.set()
@@ -312,12 +314,15 @@ class Publisher:
         client = self._client
         assert client is not None
         cursors = [0, 0, 0]
+        refill = max(1, self.mqtt.max_inflight // 2)
         per_message = self.mqtt.events_per_message
         while not self._disconnected.is_set():
             # Clear before looking: any ack, commit or disconnect after this wakes the wait.
             self._changed.clear()
             room = self.mqtt.max_inflight - len(self._inflight)
-            if room > 0:
+            # Refill in large steps: a take per PUBACK would cost an outbox round trip
+            # per message (measured: ~30% of the CPU at one event per message).
+            if room > 0 and (room >= refill or not self._inflight):
                 rows = await self.outbox.take(min(room * per_message, 20000), cursors)
                 if self._disconnected.is_set():
                     return
@@ -340,9 +345,10 @@ class Publisher:
 
     async def _flush(self) -> None:
         acked, self._acked = self._acked, []
+        acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
         if acked:
-            await self.outbox.ack(acked)
+            await self.outbox.ack(acked, acked_bytes)
         for ids, reason in rejected:
             moved = await self.outbox.reject(ids, reason)
             self.status.events_rejected += moved
