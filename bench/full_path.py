@@ -40,12 +40,13 @@ def _io_write_bytes() -> int:
 
 
 async def _child(
-    port: int, data_dir: str, events: int, per_message: int, inflight: int
+    port: int, data_dir: str, events: int, per_message: int, *, inflight: int, protocol: str
 ) -> dict[str, float]:
     cfg = load_config_text(
         f"""
 gateway: {{id: bench, data_dir: {data_dir}}}
-mqtt: {{host: 127.0.0.1, port: {port}, events_per_message: {per_message}, max_inflight: {inflight}}}
+mqtt: {{host: 127.0.0.1, port: {port}, events_per_message: {per_message}, max_inflight: {inflight},
+       protocol: "{protocol}"}}
 buffer: {{commit_interval: 50ms, commit_max_events: 5000}}
 drivers:
   - name: fast
@@ -86,7 +87,9 @@ def _payload_size() -> int:
     return len(encode_event(new_event("fast", "power", 1523.4567, unit="W"), 123456, "bench"))
 
 
-def _scenario(port: int, events: int, per_message: int, inflight: int) -> dict[str, float]:
+def _scenario(
+    port: int, events: int, per_message: int, inflight: int, protocol: str
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tidegate-bench-") as data_dir:
         out = subprocess.run(
             [
@@ -99,6 +102,7 @@ def _scenario(port: int, events: int, per_message: int, inflight: int) -> dict[s
                 str(events),
                 str(per_message),
                 str(inflight),
+                protocol,
             ],
             capture_output=True,
             text=True,
@@ -113,6 +117,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--events", type=int, default=100_000, help="events, one per message")
     parser.add_argument("--batched-events", type=int, default=1_000_000, help="events, batched")
     parser.add_argument("--inflight", type=int, default=200)
+    parser.add_argument("--protocol", choices=["3.1.1", "5"], default="5")
     args = parser.parse_args(argv)
     payload = _payload_size()
     rows = []
@@ -122,11 +127,11 @@ def main(argv: list[str]) -> None:
             (10, args.batched_events // 4),
             (100, args.batched_events),
         ):
-            r = _scenario(broker.port, events, per_message, args.inflight)
+            r = _scenario(broker.port, events, per_message, args.inflight, args.protocol)
             rows.append((per_message, r))
     print(
         f"full path, QoS 1, delivered = PUBACKed; payload ≈ {payload} B/event; "
-        f"max_inflight {args.inflight}"
+        f"max_inflight {args.inflight}; MQTT {args.protocol}"
     )
     header = ("events/msg", "events", "events/s", "CPU µs/ev", "peak RSS", "disk B/ev")
     print("{:>10} {:>9} {:>10} {:>10} {:>9} {:>10}".format(*header))
@@ -140,9 +145,16 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        port, data_dir, events, per_message, inflight = sys.argv[2:7]
+        port, data_dir, events, per_message, inflight, protocol = sys.argv[2:8]
         result = asyncio.run(
-            _child(int(port), data_dir, int(events), int(per_message), int(inflight))
+            _child(
+                int(port),
+                data_dir,
+                int(events),
+                int(per_message),
+                inflight=int(inflight),
+                protocol=protocol,
+            )
         )
         print(json.dumps(result))
     else:

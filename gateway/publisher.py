@@ -145,7 +145,10 @@ class Publisher:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol, **kwargs
         )
-        client.max_inflight_messages_set(self.mqtt.max_inflight)
+        # Our own window (max_inflight) limits what is in flight; 0 tells paho not to
+        # limit it again, which also spares it a scan of every in-flight message on
+        # each PUBACK (measured: ~10% of the client's CPU at 200 in flight).
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.connect_timeout = self.mqtt.connect_timeout
         if self.mqtt.username is not None:
