@@ -23,12 +23,14 @@ from typing import Annotated
 import typer
 
 from tidegate import __version__
+from tidegate.cli_rules import rules_app
 from tidegate.config import GatewayConfig, MqttSection
 from tidegate.config_loader import json_schema, load_config, load_config_text, resolve_config_path
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.local_broker import LocalBroker, find_mosquitto
 from tidegate.logs import setup_logging
 from tidegate.pipeline import Gateway, Snapshot
+from tidegate.reload import ReloadOutcome
 from tidegate.watch import WatchCounts, watch
 
 app = typer.Typer(
@@ -38,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(rules_app, name="rules")
 
 ConfigOption = Annotated[
     Path | None,
@@ -107,19 +110,31 @@ def _catch_stop_signals_early() -> None:
     """A SIGTERM during start-up (config, outbox) must still mean a clean stop."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _remember_stop)
+    # A reload asked for while starting is moot (the file is being read now); by
+    # default SIGHUP would kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
 async def _serve(
     config: GatewayConfig,
     *,
+    config_path: Path | None = None,
     duration: float | None = None,
     every_second: Callable[[Snapshot], None] | None = None,
 ) -> None:
-    gateway = Gateway(config)
+    gateway = Gateway(config, config_path=config_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[ReloadOutcome]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(gateway.reload_rules())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     if _stop_requested.is_set():
         stop.set()
     if duration is not None:
@@ -135,7 +150,7 @@ async def _serve(
                     every_second(gateway.snapshot())
         await task
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
 
@@ -148,7 +163,7 @@ def run(config: ConfigOption = None) -> None:
     setup_logging(cfg.gateway.log_level)
     if cfg.mqtt is None:
         typer.echo("tidegate: no `mqtt:` section; events are only kept in the outbox", err=True)
-    asyncio.run(_serve(cfg))
+    asyncio.run(_serve(cfg, config_path=path))
 
 
 # -- simulate -----------------------------------------------------------------------

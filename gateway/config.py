@@ -199,7 +199,14 @@ class GatewayConfig(Section):
     )
     buffer: BufferSection = Field(default_factory=BufferSection)
     drivers: list[DriverConfig] = Field(min_length=1, description="Event sources.")
-    rules: list[RuleConfig] = Field(default_factory=list, description="Routing rules, in order.")
+    rules: list[RuleConfig] = Field(
+        default_factory=list, description="Rules, in order (see the rules section)."
+    )
+    rules_dir: Path | None = Field(
+        None,
+        description="Folder of rule files (*.yaml, each a list of rules), run after `rules:` "
+        "in file name order. Relative to this file.",
+    )
 
     @property
     def outbox_path(self) -> Path:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, Field, ValidationError, create_model
 from tidegate.config import GatewayConfig
 from tidegate.errors import ConfigError
 from tidegate.plugins import driver_types
+from tidegate.rules.expr_location import split_expression_errors
+from tidegate.rules.loader import load_rules
 from tidegate.yaml_source import PathKey, SourceMap, load_yaml_file, load_yaml_text
 
 DEFAULT_CONFIG_PATH = Path("/etc/tidegate/tidegate.yaml")
@@ -277,10 +279,16 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
-        messages = translate_validation_error(exc, model, data, smap).messages + problems
+        messages, rest = split_expression_errors(exc, smap)
+        if rest is not None:
+            messages += translate_validation_error(rest, model, data, smap).messages
+        messages += problems
         raise ConfigError(sorted(messages, key=_line_col)) from None
     if problems:
         raise ConfigError(problems)
+    config = config.model_copy(
+        update={"rules": load_rules(config.rules, smap, base, config.rules_dir)}
+    )
     return _resolve_paths(config, base)
 
 

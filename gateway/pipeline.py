@@ -17,16 +17,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from tidegate.clock import ClockWatcher
 from tidegate.config import GatewayConfig
 from tidegate.driver import Driver, DriverContext, DriverState
-from tidegate.errors import TidegateError
+from tidegate.errors import ConfigError, TidegateError
 from tidegate.event import Event
 from tidegate.outbox import AsyncOutbox, DeadInput, Outbox, OutboxFull, OutboxLimits
 from tidegate.outgoing import Outgoing
+from tidegate.payload import encode_event
 from tidegate.plugins import driver_types
 from tidegate.publisher import Publisher
+from tidegate.reload import ReloadOutcome
+from tidegate.rules.loader import load_rules_for_reload
 from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.secrets import Secret, read_password
 
@@ -76,8 +80,15 @@ class Snapshot:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, password: Secret | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        password: Secret | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
+        self.config_path = config_path
         self.stats = PipelineStats()
         gateway_id = config.gateway.id
         buffer = config.buffer
@@ -166,6 +177,53 @@ class Gateway:
     def _route(self, events: Sequence[Event], pending: list[Outgoing]) -> None:
         self.stats.events_in += len(events)
         pending.extend(self.rules.process(events))
+        self._collect_rule_dead_letters()
+
+    def _collect_rule_dead_letters(self) -> None:
+        letters = self.rules.take_dead_letters()
+        if letters:
+            gateway_id = self.config.gateway.id
+            now = time.time()
+            self._dead_input.extend(
+                DeadInput(
+                    now,
+                    "rules",
+                    f"rule {letter.rule}: {letter.reason}",
+                    letter.event.source,
+                    encode_event(letter.event, 0, gateway_id),
+                )
+                for letter in letters
+            )
+
+    async def reload_rules(self) -> ReloadOutcome:
+        """Re-read the config file's rules and swap them in between two batches.
+
+        An invalid rule set changes nothing: the old rules keep running.
+        """
+        if self.config_path is None:
+            return ReloadOutcome(False, "this gateway was not started from a config file")
+        try:
+            rules = await asyncio.to_thread(load_rules_for_reload, self.config_path)
+            result = self.rules.reload(rules)
+        except ConfigError as exc:
+            log.error("reload refused; the old rules keep running:\n%s", "\n".join(exc.messages))
+            return ReloadOutcome(
+                False, "rules invalid; the old rules keep running", tuple(exc.messages)
+            )
+        except TidegateError as exc:
+            log.error("reload refused; the old rules keep running: %s", exc)
+            return ReloadOutcome(False, f"reload refused: {exc}")
+        self._pending.extend(result.outgoing)
+        summary = (
+            f"rules reloaded: {len(result.kept)} kept, {len(result.added)} added, "
+            f"{len(result.changed)} changed, {len(result.removed)} removed"
+        )
+        log.info("%s", summary)
+        return ReloadOutcome(
+            True,
+            summary,
+            ("other sections (drivers, mqtt, buffer, gateway) take effect on restart",),
+        )
 
     async def _commit(self, batch: list[Outgoing]) -> bool:
         """Try to commit ``batch``; False (batch untouched) if the outbox cannot take it now."""
@@ -234,6 +292,7 @@ class Gateway:
             now = time.monotonic()
             if now >= next_tick:
                 self._pending.extend(self.rules.tick(time.time()))
+                self._collect_rule_dead_letters()
                 next_tick = now + TICK_INTERVAL
             if now >= next_purge and buffer.max_age is not None:
                 next_purge = now + PURGE_INTERVAL
@@ -292,6 +351,7 @@ class Gateway:
         while not self._queue.empty():
             self._route(self._queue.get_nowait(), pending)
         pending.extend(self.rules.flush())
+        self._collect_rule_dead_letters()
         if pending and not await self._commit(pending):
             log.error(
                 "shutdown: %d events could not be committed (outbox full or failing) and are lost",

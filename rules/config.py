@@ -1,60 +1,241 @@
-"""The schema of one rule (the ``rules:`` list of the config).
+"""The schema of one rule: the items of the config's ``rules:`` list and of rule files.
 
 ```yaml
 rules:
-  - name: alarms-high
-    match: {name: "*_alarm"}
-    publish: {topic: "site/{gateway}/alarms/{source}", qos: 1, retain: true}
   - name: no-debug
     match: {name: "debug*"}
     drop: true
+  - name: greenhouse-f
+    match: {source: "greenhouse*", name: temperature}
+    where: value > -60
+    set: {value: "value * 1.8 + 32", unit: "'°F'"}
+    range: {min: -40, max: 185}
+    publish: {topic: "site/{gateway}/{source}/{name}", continue: true}
+  - name: greenhouse-minute
+    match: {source: "greenhouse*", name: temperature}
+    window: {kind: tumbling, size: 60s, aggregate: avg}
+    publish: {topic: "site/{gateway}/{source}/{name}/1m", continue: true}
+  - name: hot
+    from: [greenhouse-minute]
+    alarm: {above: 86, for: 5m, clear_below: 82}
+  - name: alarms
+    match: {name: "*_alarm"}
+    publish: {topic: "site/{gateway}/alarms/{source}", retain: true, priority: high}
 ```
-Rules are tried in order; the first rule whose ``match`` matches an event
-decides it: ``publish`` sends it to that rule's topic, ``drop`` stops it.
-An event no rule matches follows the default route (``mqtt.topic``).
+
+## The steps of one rule, in this fixed order
+
+1. ``match`` — globs on source and name, tag conditions (``tidegate.rules.match``);
+   ``from`` — only events output by the named earlier rules (see chaining).
+2. ``where`` — an expression (``tidegate.rules.expr``); false: the rule does not
+   apply, the event goes on to the next rule as if it had not matched.
+3. ``set`` — computed fields (``tidegate.rules.set_fields``).
+4. the operators the rule names, in their ``ORDER`` (``tidegate.rules.registry``):
+   ``absence`` → ``range`` → ``deadband`` → ``on_change`` → ``dedup`` →
+   ``throttle`` → ``window`` (with ``aggregate``) → ``alarm``. Operators are
+   found, not listed: a new module with ``KEY``/``Config``/``build`` adds a key.
+5. the outcome: ``publish`` (topic template, QoS, retain, priority), or
+   ``drop: true``, or neither (the rule's output goes on to the next rules).
+
+Each step gets what the previous one passed. Filters (range, deadband,
+on_change, dedup, throttle) pass or hold back events; a window turns readings
+into aggregates, so an ``alarm`` after a window in one rule watches the
+aggregates. Detectors (``absence``, ``alarm``) pass every event and add their
+own; an added event skips the rule's later steps and goes straight to its
+outcome — so ``absence`` sees the stream as it arrives, and filters never make
+a stream look silent. Events an operator emits later (a window closing on
+``tick``, a held ``throttle: {keep: last}`` event) continue from the step after
+that operator.
+
+## Chaining: what goes on to later rules
+
+Events only flow forward, through the rules in order (the config's ``rules:``,
+then the files of ``rules_dir`` sorted by name, each file in order). For each
+event, starting at the first rule:
+
+- a rule whose ``match``/``from``/``where`` does not take it: on to the next rule;
+- a rule with ``publish``: its output events are published to its topic and
+  stop there — unless ``publish.continue: true``, then they also go on to the
+  later rules (to be published again elsewhere, or dropped);
+- a rule with ``drop: true``: its output events stop (counted as dropped);
+- a rule with neither: its output events (transformed, filtered, aggregated,
+  plus the alarms/absence reports it made) go on to the rules after it.
+
+An event that reaches the end of the rules without being published follows the
+default route (``mqtt.topic``). So a simple list of rules with ``publish`` or
+``drop`` behaves as "the first matching rule decides", and events created by a
+rule (alarms, aggregates) can only enter the rules *after* the one that made
+them. (An event a holding operator releases later, and every created event,
+counts as not yet published.)
+
+``from: [rule, …]`` restricts a rule to events *output* by the named rules (the
+last rule that output the event, i.e. passed it on or created it). Because
+events only flow forward, ``from`` may only name earlier rules; naming the rule
+itself or a later rule would feed events back to where they came from — a
+cycle — and is refused at load, as is an unknown name. With that, a rule set
+has no cycle by construction.
+
+## Time
+
+Operators never read the clock. Each rule has a ``time``:
+
+- ``processing`` (default): its operators are ticked with the gateway clock
+  (``RuleStage.tick(now)``, every 0.25 s in the pipeline; in ``tidegate rules
+  test``, the replayed events' own time) so absence, alarm durations and
+  windows end on time even while no event arrives;
+- ``event``: its operators are ticked only with the largest event time the rule
+  has seen, right after each event; the gateway clock never reaches them. For
+  devices whose clocks differ from the gateway's, or that upload in bursts.
+
+A window's own ``time`` (processing/event) still decides which window a value
+falls in, against the clock its rule gives it. Late events (event time before
+what an operator has already closed) are the operator's to handle, each as its
+module documents: a ``time: event`` window drops and counts them
+(``late_events``); alarm, absence, throttle and dedup treat an earlier time as
+the clock having stepped back. ``flush`` (shutdown, and the
+rules a reload retires) emits what operators hold: partial windows, held
+throttled events; a raised alarm stays raised (nothing is emitted).
+
+## Bad events and dead letters
+
+Expression errors at run time (``value.x`` on a number, a division by zero, a
+``set`` result of the wrong kind) and values a ``range: {action: dead_letter}``
+rejects never stop the gateway: the event is dead-lettered with the rule name
+and the reason (``RuleStage.take_dead_letters``), and counted per rule.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
+from tidegate.rules.expr import ExpressionError, compile_expression
+from tidegate.rules.expr_location import expression_error
 from tidegate.rules.match import MatchSpec
+from tidegate.rules.registry import OperatorKind, operator_keys, operator_kinds
+from tidegate.rules.set_fields import SetSpec
 from tidegate.rules.topic import TopicTemplateError, check_template
 from tidegate.schema_types import Name, Section
 
+Priority = Literal["high", "normal", "low"]
+
+
+def _check_topic(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            check_template(value)
+        except TopicTemplateError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_expression(text: str) -> str:
+    try:
+        compile_expression(text)
+    except ExpressionError as exc:
+        raise expression_error(exc) from None
+    return text
+
+
+def _one_or_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+ExpressionText = Annotated[str, AfterValidator(_check_expression)]
+
 
 class PublishSpec(Section):
-    topic: str | None = Field(
+    topic: Annotated[str | None, AfterValidator(_check_topic)] = Field(
         None,
         description="Topic template, e.g. `site/{gateway}/{source}/{name}`; "
         "default: the mqtt.topic template.",
     )
     qos: Literal[0, 1] | None = Field(None, description="MQTT QoS; default: mqtt.qos.")
     retain: bool = Field(False, description="Publish with the MQTT retain flag.")
+    priority: Priority = Field(
+        "normal",
+        description="Outbox priority class: high, normal or low (high is sent first when "
+        "the outbox has a backlog).",
+    )
+    continue_: bool = Field(
+        False,
+        alias="continue",
+        description="Also pass the published events on to the later rules.",
+    )
 
-    @field_validator("topic")
-    @classmethod
-    def _check_topic(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                check_template(value)
-            except TopicTemplateError as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
+class RuleBase(Section):
+    """A rule's engine keys; ``RuleConfig`` adds one optional key per operator found."""
 
-class RuleConfig(Section):
     name: Name = Field(description="Unique rule name (shown in status and logs).")
     match: MatchSpec = Field(default_factory=MatchSpec, description="Which events the rule takes.")
-    publish: PublishSpec | None = Field(None, description="Route matched events to a topic.")
-    drop: bool = Field(False, description="Stop matched events (counted as dropped by the rule).")
+    from_: Annotated[list[Name] | None, BeforeValidator(_one_or_list)] = Field(
+        None,
+        alias="from",
+        description="Take only events output by these earlier rules (names).",
+    )
+    where: ExpressionText | None = Field(
+        None, description="Expression; the rule applies only to events for which it is true."
+    )
+    set_: SetSpec = Field(
+        default_factory=dict,
+        alias="set",
+        description="Fields to compute: value, value.KEY, name, source, unit, time, tags.TAG "
+        "→ expression (or a number, true/false, null).",
+    )
+    time: Literal["processing", "event"] = Field(
+        "processing",
+        description="Clock of the rule's time-driven operators: processing (the gateway's) "
+        "or event (the largest event time the rule has seen).",
+    )
+    publish: PublishSpec | None = Field(
+        None, description="Publish the rule's output to a topic (it stops there)."
+    )
+    drop: bool = Field(False, description="Stop the rule's output (counted as dropped).")
+
+    def operator_configs(self) -> list[tuple[OperatorKind, Section]]:
+        """The operators this rule uses, in the order they run, with their configs."""
+        found = []
+        for kind in operator_kinds():
+            config = getattr(self, kind.key, None)
+            if config is not None:
+                found.append((kind, config))
+        return found
+
+    @property
+    def has_steps(self) -> bool:
+        return self.where is not None or bool(self.set_) or bool(self.operator_configs())
 
     @model_validator(mode="after")
-    def _one_outcome(self) -> RuleConfig:
+    def _check_outcome(self) -> RuleBase:
         if self.drop and self.publish is not None:
             raise ValueError("a rule can `publish` or `drop`, not both")
-        if not self.drop and self.publish is None:
-            raise ValueError("a rule needs `publish: {...}` or `drop: true`")
+        if not self.drop and self.publish is None and not self.has_steps:
+            raise ValueError(
+                "a rule needs `publish: {...}`, `drop: true` or a step "
+                f"(where, set, {', '.join(operator_keys())})"
+            )
         return self
+
+
+def _rule_model() -> type[RuleBase]:
+    operators: dict[str, Any] = {
+        kind.key: (kind.config | None, Field(None, description=kind.summary))
+        for kind in operator_kinds()
+    }
+    model: type[RuleBase] = create_model(
+        "RuleConfig",
+        __base__=RuleBase,
+        __module__=__name__,
+        __doc__="One rule: engine keys plus one optional key per operator.",
+        **operators,
+    )
+    return model
+
+
+if TYPE_CHECKING:
+    RuleConfig = RuleBase
+else:
+    RuleConfig = _rule_model()
+"""One rule, validated. Built at import from the operators discovery finds."""

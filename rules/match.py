@@ -48,24 +48,52 @@ def _compile_globs(globs: Globs) -> Callable[[str], bool] | None:
 
 
 EventTest = Callable[[Event], bool]
+StreamTest = Callable[[str, str], bool]
 
 
-def compile_match(spec: MatchSpec) -> EventTest:
+def compile_stream_test(spec: MatchSpec) -> StreamTest | None:
+    """The source and name globs as a test on (source, name); None when they match everything.
+
+    Split from the tag conditions so the rule stage can decide once per
+    (source, name) which rules can take an event, and test only tags per event.
+    """
     source_ok = _compile_globs(spec.source)
     name_ok = _compile_globs(spec.name)
+    if source_ok is None and name_ok is None:
+        return None
+    if source_ok is None:
+        assert name_ok is not None
+        return lambda source, name: name_ok(name)
+    if name_ok is None:
+        return lambda source, name: source_ok(source)
+    return lambda source, name: source_ok(source) and name_ok(name)
+
+
+def compile_tag_test(spec: MatchSpec) -> EventTest | None:
+    """The tag conditions as a test on the event; None when there are none."""
+    if not spec.tags:
+        return None
     tag_tests = [(tag, _compile_globs(glob)) for tag, glob in spec.tags.items()]
 
     def test(event: Event) -> bool:
-        if source_ok is not None and not source_ok(event.source):
-            return False
-        if name_ok is not None and not name_ok(event.name):
-            return False
-        if tag_tests:
-            tags = event.tags or {}
-            for tag, ok in tag_tests:
-                value = tags.get(tag)
-                if value is None or (ok is not None and not ok(value)):
-                    return False
+        tags = event.tags or {}
+        for tag, ok in tag_tests:
+            value = tags.get(tag)
+            if value is None or (ok is not None and not ok(value)):
+                return False
         return True
+
+    return test
+
+
+def compile_match(spec: MatchSpec) -> EventTest:
+    """The whole ``match`` as one test on the event."""
+    stream_ok = compile_stream_test(spec)
+    tags_ok = compile_tag_test(spec)
+
+    def test(event: Event) -> bool:
+        if stream_ok is not None and not stream_ok(event.source, event.name):
+            return False
+        return tags_ok is None or tags_ok(event)
 
     return test

@@ -65,11 +65,11 @@ def check_template(template: str) -> None:
 TopicRenderer = Callable[[Event], str]
 
 
-def _tag_getter(tag: str) -> Callable[[Event], str]:
-    def get(e: Event) -> str:
+def _tag_renderer(tag: str) -> Callable[[Event], str]:
+    def render_tag(e: Event) -> str:
         return _safe(e.tags.get(tag) if e.tags else None)
 
-    return get
+    return render_tag
 
 
 def compile_template(template: str, *, gateway: str, prefix: str = "") -> TopicRenderer:
@@ -90,7 +90,7 @@ def compile_template(template: str, *, gateway: str, prefix: str = "") -> TopicR
         elif field == "unit":
             parts.append(lambda e: _safe(e.unit))
         else:
-            parts.append(_tag_getter(field.removeprefix("tags.")))
+            parts.append(_tag_renderer(field.removeprefix("tags.")))
         pos = match.end()
     parts.append(template[pos:])
     # Merge adjacent constant pieces so rendering does the least work per event.
