@@ -139,6 +139,8 @@ class Gateway:
         self._committing: asyncio.Future[bool] | None = None
         self._committing_batch: list[Outgoing] = []
         self._failing_since: float | None = None
+        self._uncorrected_step = 0.0
+        """A clock step measured but not yet applied to the outbox (it failed)."""
         self.ready = asyncio.Event()
 
     # -- inputs ---------------------------------------------------------------------
@@ -231,18 +233,26 @@ class Gateway:
             delta = self.clock.check()
             if delta is not None:
                 batch[:] = [_shifted(o, delta) for o in batch]
-                corrected = await self.outbox.call(self.outbox.outbox.correct_clock, delta)
+                self._uncorrected_step += delta
+            if self._uncorrected_step:
+                step = self._uncorrected_step
+                corrected = await self.outbox.call(self.outbox.outbox.correct_clock, step)
+                self._uncorrected_step = 0.0
                 log.warning(
                     "the wall clock stepped by %+.1f s; corrected the time of %d undelivered "
                     "events (and %d not yet committed)",
-                    delta,
+                    step,
                     corrected,
                     len(batch),
                 )
             if self._dead_input:
                 letters = list(self._dead_input)
                 self._dead_input.clear()
-                await self.outbox.dead_letter_input(letters)
+                try:
+                    await self.outbox.dead_letter_input(letters)
+                except TidegateError:
+                    self._dead_input.extendleft(reversed(letters))  # try again next time
+                    raise
             if self.stats.memory_drops_unrecorded:
                 n = self.stats.memory_drops_unrecorded
                 await self.outbox.call(self.outbox.outbox.count_drops, "dropped_memory", n)
