@@ -86,13 +86,14 @@ class Gateway:
         *,
         password: Secret | None = None,
         config_path: Path | None = None,
+        clock: ClockWatcher | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.stats = PipelineStats()
         gateway_id = config.gateway.id
         buffer = config.buffer
-        self.clock = ClockWatcher(step_threshold=buffer.clock_step)
+        self.clock = clock or ClockWatcher(step_threshold=buffer.clock_step)
         self.outbox = AsyncOutbox(
             Outbox(
                 config.outbox_path,

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from tidegate.clock import ClockWatcher
 from tidegate.config_loader import load_config_text
 from tidegate.pipeline import Gateway
 
@@ -138,3 +139,33 @@ def test_when_full_block_backpressures_the_drivers_without_dropping(tmp_path: Pa
     assert not any(v for k, v in stats.drops.items() if k.startswith("dropped"))
     assert gateway.drivers[0].health.events < 20000
     assert seqs(tmp_path) == list(range(1, stats.accepted + 1))
+
+
+class SteppingClock:
+    """A wall clock that reads 1971 (no RTC, no NTP yet) until told to step."""
+
+    def __init__(self) -> None:
+        self.offset = 86400.0 * 365 - time.time()
+
+    def wall(self) -> float:
+        return time.time() + self.offset
+
+
+def test_clock_step_corrects_undelivered_events_in_the_running_gateway(tmp_path: Path) -> None:
+    wall = SteppingClock()
+    clock = ClockWatcher(step_threshold=2.0, wall=wall.wall)
+    gateway = Gateway(load_config_text(config(tmp_path, 400)), clock=clock)
+
+    async def scenario() -> None:
+        await until(lambda: gateway.outbox.stats.accepted >= 100, 10, "events accepted unsynced")
+        wall.offset = 0.0  # NTP: the wall clock steps to the true time
+        await until(lambda: gateway.outbox.stats.accepted == 400, 10, "the rest")
+        await until(lambda: clock.steps == 1, 5, "the step to be seen")
+
+    run(gateway, scenario)
+    with sqlite3.connect(tmp_path / "outbox.db") as db:
+        docs = [json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox ORDER BY id")]
+    corrected = [d for d in docs if d.get("time_corrected")]
+    assert len(corrected) >= 100
+    assert not any(d.get("time_synced") is False for d in docs)  # every marked one was fixed
+    assert [d["seq"] for d in docs] == list(range(1, 401))
