@@ -23,6 +23,7 @@ from typing import Annotated
 import typer
 
 from tidegate import __version__
+from tidegate.cli_buffer import buffer_app
 from tidegate.cli_rules import rules_app
 from tidegate.config import GatewayConfig, MqttSection
 from tidegate.config_loader import json_schema, load_config, load_config_text, resolve_config_path
@@ -41,6 +42,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(rules_app, name="rules")
+app.add_typer(buffer_app, name="buffer")
 
 ConfigOption = Annotated[
     Path | None,

@@ -43,7 +43,15 @@ import orjson
 from tidegate.clock import ClockWatcher
 from tidegate.errors import BufferError_
 from tidegate.outbox_recovery import open_or_recover
-from tidegate.outbox_schema import CLASS_TABLES, PRIORITIES, SCHEMA, SCHEMA_VERSION
+from tidegate.outbox_schema import (
+    ADMIN_GENERATION,
+    CLASS_TABLES,
+    INTERNAL_COUNTERS,
+    NEXT_ID,
+    PRIORITIES,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
 from tidegate.timefmt import rfc3339
@@ -167,13 +175,6 @@ class Outbox:
             log.info("outbox %s holds %d undelivered events", self.path, self.stats.depth)
 
     def _load_state(self, db: sqlite3.Connection) -> None:
-        for source_id, source, last_seq in db.execute("SELECT id, source, last_seq FROM sources"):
-            self._source_ids[source] = source_id
-            self._last_seq[source] = last_seq
-        for route_id, topic, qos, retain in db.execute("SELECT id, topic, qos, retain FROM routes"):
-            route = (topic, qos, bool(retain))
-            self._route_ids[route] = route_id
-            self._routes[route_id] = route
         db.execute("INSERT OR IGNORE INTO boots (boot) VALUES (?)", (self.clock.boot_id,))
         (self._boot_row,) = db.execute(
             "SELECT id FROM boots WHERE boot = ?", (self.clock.boot_id,)
@@ -181,10 +182,26 @@ class Outbox:
         self.stats.drops = {
             name: value
             for name, value in db.execute("SELECT name, value FROM counters")
-            if name != "admin_generation"
+            if name not in INTERNAL_COUNTERS
         }
-        self._admin_generation = self._read_generation(db)
+        self._admin_generation = self._read_counter(db, ADMIN_GENERATION)
+        self._load_ids(db)
         self.recount()
+
+    def _load_ids(self, db: sqlite3.Connection) -> None:
+        """Sources (with their last seq) and routes as the file has them."""
+        self._source_ids.clear()
+        self._last_seq.clear()
+        for source_id, source, last_seq in db.execute("SELECT id, source, last_seq FROM sources"):
+            self._source_ids[source] = source_id
+            self._last_seq[source] = last_seq
+        self._route_ids.clear()
+        self._routes.clear()
+        for route_id, topic, qos, retain in db.execute("SELECT id, topic, qos, retain FROM routes"):
+            route = (topic, qos, bool(retain))
+            self._route_ids[route] = route_id
+            self._routes[route_id] = route
+        self._next_id = max(self._next_id, self._read_counter(db, NEXT_ID))
 
     def recount(self) -> None:
         """Count depth and bytes from the tables (at open, and after admin changes)."""
@@ -240,15 +257,20 @@ class Outbox:
     # -- helpers ---------------------------------------------------------------------
 
     @staticmethod
-    def _read_generation(db: sqlite3.Connection) -> int:
-        row = db.execute("SELECT value FROM counters WHERE name = 'admin_generation'").fetchone()
+    def _read_counter(db: sqlite3.Connection, name: str) -> int:
+        row = db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
 
     def _sync_with_admin_changes(self) -> None:
-        """``tidegate buffer`` may have replayed or purged rows: recount if so."""
-        generation = self._read_generation(self.db)
+        """``tidegate buffer`` may have replayed or purged rows: re-read what it touches.
+
+        Called inside a write transaction, so no admin write can slip in after it.
+        """
+        db = self.db
+        generation = self._read_counter(db, ADMIN_GENERATION)
         if generation != self._admin_generation:
             self._admin_generation = generation
+            self._load_ids(db)
             self.recount()
 
     def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
@@ -328,32 +350,33 @@ class Outbox:
         if not items:
             return 0
         db = self.db
-        self._sync_with_admin_changes()
-        now = time.time()
-        synced = self.clock.trusted
-        seqs = dict(self._last_seq)  # kept only if the transaction commits
-        gateway = self.gateway
         stats = self.stats
-        known_sources, known_routes = self._source_ids, self._route_ids
         added_sources: set[str] = set()
         added_routes: set[tuple[str, int, bool]] = set()
-        payloads = []
-        incoming = 0
-        for event, topic, qos, retain, _ in items:
-            source = event.source
-            seq = seqs.get(source, 0) + 1
-            seqs[source] = seq
-            if source not in known_sources:
-                added_sources.add(source)
-            if (topic, qos, retain) not in known_routes:
-                added_routes.add((topic, qos, retain))
-            payload = encode_event(event, seq, gateway, synced=synced)
-            payloads.append(payload)
-            incoming += len(payload)
-        incoming += len(items) * ROW_OVERHEAD
-        keep = len(items)
         try:
             db.execute("BEGIN IMMEDIATE")
+            # Inside the transaction: an admin write cannot slip in between.
+            self._sync_with_admin_changes()
+            now = time.time()
+            synced = self.clock.trusted
+            seqs = dict(self._last_seq)  # kept only if the transaction commits
+            gateway = self.gateway
+            known_sources, known_routes = self._source_ids, self._route_ids
+            payloads = []
+            incoming = 0
+            for event, topic, qos, retain, _ in items:
+                source = event.source
+                seq = seqs.get(source, 0) + 1
+                seqs[source] = seq
+                if source not in known_sources:
+                    added_sources.add(source)
+                if (topic, qos, retain) not in known_routes:
+                    added_routes.add((topic, qos, retain))
+                payload = encode_event(event, seq, gateway, synced=synced)
+                payloads.append(payload)
+                incoming += len(payload)
+            incoming += len(items) * ROW_OVERHEAD
+            keep = len(items)
             over = stats.bytes + incoming - stats.max_bytes
             if over > 0:
                 policy = self.limits.when_full
@@ -413,16 +436,25 @@ class Outbox:
                 "UPDATE sources SET last_seq = ? WHERE id = ?",
                 [(n, source_ids[s]) for s, n in seqs.items() if self._last_seq.get(s) != n],
             )
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+                (NEXT_ID, row_id),
+            )
             db.execute("COMMIT")
         except OutboxFull:
             self._rollback()
             raise
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             self._rollback()
             self._forget(added_sources, added_routes)
             with contextlib.suppress(sqlite3.Error):
                 self.recount()  # drops inside the failed transaction did not happen
-            raise BufferError_(f"cannot commit {len(items)} events to the outbox: {exc}") from None
+            if isinstance(exc, sqlite3.Error):
+                raise BufferError_(
+                    f"cannot commit {len(items)} events to the outbox: {exc}"
+                ) from None
+            raise
         self._next_id = row_id
         self._last_seq = seqs
         for priority, rows in enumerate(by_class):

@@ -36,6 +36,14 @@ PRIORITIES = ("high", "normal", "low")
 
 CLASS_TABLES = tuple(f"outbox_{name}" for name in PRIORITIES)
 
+ADMIN_GENERATION = "admin_generation"
+"""Counter an administrative write bumps; the gateway then re-reads its state."""
+NEXT_ID = "next_id"
+"""Counter: above every row id ever used. A replay takes ids from it, so replayed
+rows come after everything the publisher has handed out."""
+INTERNAL_COUNTERS = frozenset({ADMIN_GENERATION, NEXT_ID})
+"""Counters that are bookkeeping, not drops."""
+
 _CLASS_TABLE = """
 CREATE TABLE IF NOT EXISTS {table} (
     id INTEGER PRIMARY KEY,

@@ -1,0 +1,556 @@
+"""Administrative access to an outbox file: what ``tidegate buffer`` does.
+
+Works on a stopped gateway's file and on the file of a running gateway, through
+SQLite's own concurrency (the outbox is in WAL mode):
+
+- readers (stats, peek, export) open the file read-only (``mode=ro``) and read
+  one consistent snapshot inside a deferred transaction; in WAL mode a reader
+  never blocks the gateway's commits;
+- writers (replay, purge) work in short ``BEGIN IMMEDIATE`` transactions of at
+  most ``WRITE_CHUNK`` rows, so the gateway waits a few milliseconds at most
+  for its next commit (it has a ``busy_timeout``), and bump the
+  ``admin_generation`` counter in the same transaction, which tells the
+  gateway to recount its depth and bytes.
+
+Nothing here changes ``journal_mode`` or any other setting of the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlite_utils import Database
+
+from tidegate.clock import RELEASE_EPOCH, current_boot_id
+from tidegate.errors import BufferError_
+from tidegate.outbox_schema import (
+    ADMIN_GENERATION,
+    CLASS_TABLES,
+    INTERNAL_COUNTERS,
+    NEXT_ID,
+    PRIORITIES,
+    SCHEMA_VERSION,
+)
+
+WRITE_CHUNK = 500
+"""Rows replayed per write transaction: each holds the write lock for a few milliseconds."""
+
+PURGE_CHUNK = 2000
+"""Rows deleted per write transaction (a delete is cheaper than a replayed insert)."""
+
+BUSY_TIMEOUT_MS = 5000
+
+_COUNTER = "SELECT value FROM counters WHERE name = ?"
+
+# -- opening -------------------------------------------------------------------------
+
+
+def _uri(path: Path, mode: str) -> str:
+    return f"{path.absolute().as_uri()}?mode={mode}"
+
+
+def _connect(path: Path, mode: str) -> Database:
+    if not path.is_file():
+        raise BufferError_(f"no outbox at {path} (has the gateway run with this configuration?)")
+    try:
+        conn = sqlite3.connect(_uri(path, mode), uri=True)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as exc:
+        raise BufferError_(f"cannot open the outbox {path}: {exc}") from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise BufferError_(
+            f"{path} has outbox schema version {version}; this tidegate reads version "
+            f"{SCHEMA_VERSION} (the file was written by another tidegate release)"
+        )
+    return Database(conn, recursive_triggers=False, execute_plugins=False)
+
+
+def open_for_reading(path: Path) -> Database:
+    """Read-only: the file is never written, whoever else has it open."""
+    return _connect(path, "ro")
+
+
+def open_for_writing(path: Path) -> Database:
+    """Read-write, without creating the file or changing its settings."""
+    return _connect(path, "rw")
+
+
+@contextlib.contextmanager
+def snapshot(db: Database) -> Iterator[Database]:
+    """One consistent view of the file for several queries (a read transaction)."""
+    try:
+        db.execute("BEGIN")
+        yield db
+    except sqlite3.Error as exc:
+        raise BufferError_(f"cannot read the outbox: {exc}") from None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            db.rollback()
+
+
+@contextlib.contextmanager
+def _write(db: Database) -> Iterator[Database]:
+    """A short write transaction that tells the gateway its counts changed."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield db
+        _bump(db, ADMIN_GENERATION, 1)
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            db.rollback()
+        raise BufferError_(f"cannot write the outbox: {exc}") from None
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.rollback()
+        raise
+
+
+def _bump(db: Database, name: str, n: int) -> None:
+    if n:
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+
+
+def _scalar(db: Database, sql: str, params: Sequence[object] = ()) -> Any:
+    row = db.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+# -- stats ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClassStats:
+    depth: int
+    payload_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStats:
+    source: str
+    depth: int
+    payload_bytes: int
+    oldest: float | None
+    """Acceptance time of its oldest undelivered event."""
+    last_seq: int
+    """The last seq committed for it (committed events are numbered 1..last_seq)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonCount:
+    stage: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    path: Path
+    taken_at: float
+    db_bytes: int
+    wal_bytes: int
+    by_priority: dict[str, ClassStats]
+    by_source: list[SourceStats]
+    oldest: float | None
+    unsynced: int
+    """Undelivered events accepted while the wall clock was not trusted."""
+    counters: dict[str, int]
+    """Persistent counters: drops by reason, purges, corruption recoveries, ..."""
+    dead_letters: int
+    dead_letter_bytes: int
+    dead_by_reason: list[ReasonCount]
+    """The most frequent (stage, reason) pairs, most frequent first."""
+    dead_other: int = 0
+    """Dead letters whose (stage, reason) is not among ``dead_by_reason``."""
+
+    @property
+    def depth(self) -> int:
+        return sum(c.depth for c in self.by_priority.values())
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(c.payload_bytes for c in self.by_priority.values())
+
+    @property
+    def oldest_age(self) -> float | None:
+        return None if self.oldest is None else max(0.0, self.taken_at - self.oldest)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "file_bytes": {"db": self.db_bytes, "wal": self.wal_bytes},
+            "depth": self.depth,
+            "payload_bytes": self.payload_bytes,
+            "oldest_age_s": self.oldest_age,
+            "unsynced": self.unsynced,
+            "by_priority": {
+                name: {"depth": c.depth, "payload_bytes": c.payload_bytes}
+                for name, c in self.by_priority.items()
+            },
+            "by_source": {
+                s.source: {
+                    "depth": s.depth,
+                    "payload_bytes": s.payload_bytes,
+                    "oldest_age_s": None if s.oldest is None else self.taken_at - s.oldest,
+                    "last_seq": s.last_seq,
+                }
+                for s in self.by_source
+            },
+            "counters": self.counters,
+            "dead_letters": {
+                "count": self.dead_letters,
+                "payload_bytes": self.dead_letter_bytes,
+                "by_reason": [
+                    {"stage": r.stage, "reason": r.reason, "count": r.count}
+                    for r in self.dead_by_reason
+                ],
+                "other": self.dead_other,
+            },
+        }
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
+    """Everything ``buffer stats`` shows, from one snapshot of the file."""
+    with snapshot(db):
+        by_priority: dict[str, ClassStats] = {}
+        per_source: dict[int, list[Any]] = {}
+        oldest: float | None = None
+        unsynced = 0
+        for name, table in zip(PRIORITIES, CLASS_TABLES, strict=True):
+            depth = payload = 0
+            for row in db.query(
+                "SELECT source_id, COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS size, "  # noqa: S608 - constant names
+                f"MIN(accepted) AS oldest, SUM(synced = 0) AS unsynced FROM {table} "
+                "GROUP BY source_id"
+            ):
+                depth += row["n"]
+                payload += row["size"]
+                unsynced += row["unsynced"]
+                oldest = row["oldest"] if oldest is None else min(oldest, row["oldest"])
+                entry = per_source.setdefault(row["source_id"], [0, 0, row["oldest"]])
+                entry[0] += row["n"]
+                entry[1] += row["size"]
+                entry[2] = min(entry[2], row["oldest"])
+            by_priority[name] = ClassStats(depth, payload)
+        by_source = []
+        known: set[int] = set()
+        for row in db.query("SELECT id, source, last_seq FROM sources ORDER BY source"):
+            known.add(row["id"])
+            n, size, first = per_source.get(row["id"], (0, 0, None))
+            by_source.append(SourceStats(row["source"], n, size, first, row["last_seq"]))
+        for source_id in sorted(per_source.keys() - known):  # rows whose source row is gone
+            n, size, first = per_source[source_id]
+            by_source.append(SourceStats(f"#{source_id}", n, size, first, 0))
+        counters = {
+            row["name"]: row["value"]
+            for row in db.query("SELECT name, value FROM counters ORDER BY name")
+            if row["name"] not in INTERNAL_COUNTERS
+        }
+        dead, dead_bytes = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
+        ).fetchone()
+        reasons = [
+            ReasonCount(row["stage"], row["reason"], row["n"])
+            for row in db.query(
+                "SELECT stage, reason, COUNT(*) AS n FROM dead_letters GROUP BY stage, reason "
+                "ORDER BY n DESC, stage, reason LIMIT ?",
+                (top,),
+            )
+        ]
+    return BufferStats(
+        path=path,
+        taken_at=time.time(),
+        db_bytes=_file_size(path),
+        wal_bytes=_file_size(Path(f"{path}-wal")),
+        by_priority=by_priority,
+        by_source=by_source,
+        oldest=oldest,
+        unsynced=unsynced,
+        counters=counters,
+        dead_letters=dead,
+        dead_letter_bytes=dead_bytes,
+        dead_by_reason=reasons,
+        dead_other=dead - sum(r.count for r in reasons),
+    )
+
+
+# -- listing (peek, export) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An undelivered event in the outbox."""
+
+    id: int
+    priority: str
+    source: str | None
+    topic: str | None
+    qos: int | None
+    retain: bool | None
+    accepted: float
+    synced: bool
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    at: float
+    stage: str
+    reason: str
+    source: str | None
+    topic: str | None
+    payload: bytes | None
+
+
+def _source_filter(source_glob: str | None) -> tuple[str, list[object]]:
+    if source_glob is None:
+        return "", []
+    return "WHERE o.source_id IN (SELECT id FROM sources WHERE source GLOB ?) ", [source_glob]
+
+
+def _class_entries(
+    db: Database, priority: int, source_glob: str | None, limit: int | None
+) -> Iterator[Entry]:
+    where, params = _source_filter(source_glob)
+    name = PRIORITIES[priority]
+    rows = db.execute(
+        "SELECT o.id, s.source, r.topic, r.qos, r.retain, o.accepted, o.synced, o.payload "  # noqa: S608 - constant names
+        f"FROM {CLASS_TABLES[priority]} o "
+        "LEFT JOIN sources s ON s.id = o.source_id LEFT JOIN routes r ON r.id = o.route_id "
+        f"{where}ORDER BY o.id LIMIT ?",
+        [*params, -1 if limit is None else limit],
+    )
+    for row_id, source, topic, qos, retain, accepted, synced, payload in rows:
+        yield Entry(
+            row_id,
+            name,
+            source,
+            topic,
+            qos,
+            None if retain is None else bool(retain),
+            accepted,
+            bool(synced),
+            bytes(payload),
+        )
+
+
+def entries(
+    db: Database, *, source_glob: str | None = None, limit: int | None = None
+) -> Iterator[Entry]:
+    """Undelivered events in acceptance order (all classes merged), streamed."""
+    streams = [_class_entries(db, p, source_glob, limit) for p in range(len(CLASS_TABLES))]
+    merged = heapq.merge(*streams, key=lambda e: e.id)
+    return merged if limit is None else itertools.islice(merged, limit)
+
+
+def dead_letters(
+    db: Database,
+    *,
+    source_glob: str | None = None,
+    reason_glob: str | None = None,
+    limit: int | None = None,
+) -> Iterator[DeadLetter]:
+    """Dead letters, oldest first, streamed."""
+    conditions = []
+    params: list[object] = []
+    for column, glob in (("source", source_glob), ("reason", reason_glob)):
+        if glob is not None:
+            conditions.append(f"{column} GLOB ?")
+            params.append(glob)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = db.execute(
+        "SELECT id, at, stage, reason, source, topic, payload FROM dead_letters "  # noqa: S608 - no user text
+        f"{where}ORDER BY id LIMIT ?",
+        [*params, -1 if limit is None else limit],
+    )
+    for row_id, at, stage, reason, source, topic, payload in rows:
+        yield DeadLetter(
+            row_id, at, stage, reason, source, topic, None if payload is None else bytes(payload)
+        )
+
+
+# -- replay --------------------------------------------------------------------------
+
+
+def replayable_event(letter: DeadLetter) -> dict[str, Any] | None:
+    """The event a dead letter holds, or None if it holds none (raw input, no topic)."""
+    if letter.topic is None or letter.payload is None:
+        return None
+    try:
+        doc = orjson.loads(letter.payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
+        return None
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    replayable: list[int]
+    """Ids of the matching dead letters that hold events."""
+    not_replayable: int
+    """Matching dead letters that hold no event (raw input): left where they are."""
+
+
+def plan_replay(db: Database, reason_glob: str | None = None) -> ReplayPlan:
+    replayable: list[int] = []
+    not_replayable = 0
+    with snapshot(db):
+        for letter in dead_letters(db, reason_glob=reason_glob):
+            if replayable_event(letter) is None:
+                not_replayable += 1
+            else:
+                replayable.append(letter.id)
+    return ReplayPlan(replayable, not_replayable)
+
+
+def _id_of(db: Database, insert: str, select: str, params: Sequence[object]) -> int:
+    """Insert-or-find a row in a small lookup table; the gateway does the same."""
+    db.execute(insert, params)
+    found = _scalar(db, select, params)
+    assert found is not None
+    return int(found)
+
+
+def replay(db: Database, ids: Iterable[int]) -> int:
+    """Move dead-lettered events back into ``outbox_normal``; returns how many moved.
+
+    Each keeps its payload as it was (same ``id`` and ``seq``, so the cloud can
+    deduplicate) and its stored topic, with QoS 1 and no retain. Dead letters
+    that no longer exist or hold no event are skipped.
+    """
+    moved = 0
+    pending = list(ids)
+    boot = current_boot_id()
+    for start in range(0, len(pending), WRITE_CHUNK):
+        chunk = pending[start : start + WRITE_CHUNK]
+        with _write(db):
+            # Above every id the gateway ever used (it keeps NEXT_ID current), so the
+            # publisher, whose cursors only move forward, takes these rows at once.
+            top = max(
+                int(_scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
+                for table in CLASS_TABLES
+            )
+            next_id = max(top + 1, int(_scalar(db, _COUNTER, (NEXT_ID,)) or 0))
+            boot_id = _id_of(
+                db,
+                "INSERT OR IGNORE INTO boots (boot) VALUES (?)",
+                "SELECT id FROM boots WHERE boot = ?",
+                (boot,),
+            )
+            now = time.time()
+            rows = []
+            done = []
+            marks = ",".join("?" * len(chunk))
+            letters = db.execute(
+                "SELECT id, at, stage, reason, source, topic, payload FROM dead_letters "  # noqa: S608 - only placeholders
+                f"WHERE id IN ({marks}) ORDER BY id",
+                chunk,
+            ).fetchall()
+            for row in letters:
+                letter = DeadLetter(*row)
+                event = replayable_event(letter)
+                if event is None or letter.topic is None or letter.payload is None:
+                    continue
+                source = letter.source or str(event.get("source", "?"))
+                seq = event.get("seq")
+                db.execute(
+                    # A source unknown to this file starts after the replayed seq, so new
+                    # events of it never reuse a seq a replayed one carries.
+                    "INSERT OR IGNORE INTO sources (source, last_seq) VALUES (?, ?)",
+                    (source, seq if isinstance(seq, int) else 0),
+                )
+                source_id = int(_scalar(db, "SELECT id FROM sources WHERE source = ?", (source,)))
+                route_id = _id_of(
+                    db,
+                    "INSERT OR IGNORE INTO routes (topic, qos, retain) VALUES (?, 1, 0)",
+                    "SELECT id FROM routes WHERE topic = ? AND qos = 1 AND retain = 0",
+                    (letter.topic,),
+                )
+                rows.append(
+                    {
+                        "id": next_id,
+                        "source_id": source_id,
+                        "route_id": route_id,
+                        "accepted": now,
+                        "synced": int(now >= RELEASE_EPOCH),
+                        "boot_id": boot_id,
+                        "payload": letter.payload,
+                    }
+                )
+                done.append(letter.id)
+                next_id += 1
+            if rows:
+                db.table("outbox_normal").insert_all(rows)
+                db.execute(
+                    "INSERT INTO counters (name, value) VALUES (?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+                    (NEXT_ID, next_id),
+                )
+                db.table("dead_letters").delete_where(f"id IN ({','.join('?' * len(done))})", done)
+            moved += len(rows)
+    return moved
+
+
+# -- purge ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCounts:
+    outbox: int = 0
+    dead_letters: int = 0
+
+
+def count_for_purge(db: Database, *, outbox: bool, dead: bool) -> PurgeCounts:
+    with snapshot(db):
+        events = sum(int(db.table(t).count) for t in CLASS_TABLES) if outbox else 0
+        letters = int(db.table("dead_letters").count) if dead else 0
+    return PurgeCounts(events, letters)
+
+
+def _purge_table(db: Database, table: str, counter: str) -> int:
+    """Delete the rows present now (not those the gateway adds meanwhile), in chunks."""
+    bound = int(_scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
+    removed = 0
+    n = PURGE_CHUNK
+    while n == PURGE_CHUNK:
+        with _write(db):
+            n = db.execute(
+                f"DELETE FROM {table} WHERE id IN "  # noqa: S608 - constant names
+                f"(SELECT id FROM {table} WHERE id <= ? ORDER BY id LIMIT ?)",
+                (bound, PURGE_CHUNK),
+            ).rowcount
+            _bump(db, counter, n)
+        removed += n
+    return removed
+
+
+def purge(db: Database, *, outbox: bool, dead: bool) -> PurgeCounts:
+    """Remove undelivered events and/or dead letters, counting what went."""
+    events = sum(_purge_table(db, t, "purged_outbox") for t in CLASS_TABLES) if outbox else 0
+    letters = _purge_table(db, "dead_letters", "purged_dead_letters") if dead else 0
+    return PurgeCounts(events, letters)
