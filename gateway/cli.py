@@ -25,13 +25,19 @@ import typer
 from tidegate import __version__
 from tidegate.cli_buffer import buffer_app
 from tidegate.cli_rules import rules_app
+from tidegate.cli_service import register as register_service_commands
 from tidegate.config import GatewayConfig, MqttSection
 from tidegate.config_loader import json_schema, load_config, load_config_text, resolve_config_path
+from tidegate.control import ControlServer
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.local_broker import LocalBroker, find_mosquitto
+from tidegate.log_limit import install_rate_limit
 from tidegate.logs import setup_logging
+from tidegate.metrics import MetricsReporter, PrometheusEndpoint
 from tidegate.pipeline import Gateway, Snapshot
 from tidegate.reload import ReloadOutcome
+from tidegate.sdnotify import Notifier
+from tidegate.status import GatewayMonitor
 from tidegate.watch import WatchCounts, watch
 
 app = typer.Typer(
@@ -124,27 +130,68 @@ async def _serve(
     duration: float | None = None,
     every_second: Callable[[Snapshot], None] | None = None,
 ) -> None:
+    notifier = Notifier.from_env()
     gateway = Gateway(config, config_path=config_path)
+    monitor = GatewayMonitor(gateway)
+    control = ControlServer.from_config(
+        config.control, monitor, gateway.tap, reload=gateway.reload_rules, notifier=notifier
+    )
+    prometheus = PrometheusEndpoint.from_config(config.metrics.prometheus, monitor)
+    metrics = (
+        MetricsReporter.from_config(
+            config.metrics, monitor, gateway.publish_unbuffered, config.topic_prefix
+        )
+        if gateway.publisher is not None
+        else None
+    )
     stop = asyncio.Event()
+
+    def request_stop() -> None:
+        if not stop.is_set():
+            notifier.stopping()
+            stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, request_stop)
     reloads: set[asyncio.Task[ReloadOutcome]] = set()
 
     def reload() -> None:
-        task = asyncio.ensure_future(gateway.reload_rules())
+        # Through the control server when there is one: it tells systemd RELOADING/READY.
+        task = asyncio.ensure_future(control.reload() if control else gateway.reload_rules())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     if _stop_requested.is_set():
-        stop.set()
+        request_stop()
     if duration is not None:
-        loop.call_later(duration, stop.set)
+        loop.call_later(duration, request_stop)
     task = asyncio.create_task(gateway.run(stop))
+    helpers: list[asyncio.Task[None]] = []
     try:
+        # READY=1 only once the outbox is open, the drivers started and the socket listens.
+        ready = asyncio.ensure_future(gateway.ready.wait())
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if not task.done():
+            try:
+                if control is not None:
+                    await control.start()
+                if prometheus is not None:
+                    await prometheus.start()
+            except TidegateError:
+                request_stop()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            helpers.append(asyncio.create_task(monitor.run(), name="monitor"))
+            if metrics is not None:
+                helpers.append(asyncio.create_task(metrics.run(), name="metrics"))
+            watchdog = notifier.start_watchdog(alive=lambda: not task.done())
+            if watchdog is not None:
+                helpers.append(watchdog)
+            notifier.ready(f"gateway {config.gateway.id} running")
         if every_second is not None:
-            await gateway.ready.wait()
             while not task.done():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(task), 1.0)
@@ -152,6 +199,14 @@ async def _serve(
                     every_second(gateway.snapshot())
         await task
     finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if control is not None:
+            await control.close()
+        if prometheus is not None:
+            await prometheus.close()
+        notifier.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 
@@ -162,7 +217,8 @@ def run(config: ConfigOption = None) -> None:
     _catch_stop_signals_early()
     path = resolve_config_path(config)
     cfg = load_config(path)
-    setup_logging(cfg.gateway.log_level)
+    setup_logging(cfg.logging.level or cfg.gateway.log_level)
+    install_rate_limit(cfg.logging.rate_limit)
     if cfg.mqtt is None:
         typer.echo("tidegate: no `mqtt:` section; events are only kept in the outbox", err=True)
     asyncio.run(_serve(cfg, config_path=path))
@@ -260,7 +316,8 @@ def simulate(
     cfg = cfg.model_copy(
         update={"gateway": cfg.gateway.model_copy(update={"data_dir": state.resolve()})}
     )
-    setup_logging(cfg.gateway.log_level)
+    setup_logging(cfg.logging.level or cfg.gateway.log_level)
+    install_rate_limit(cfg.logging.rate_limit)
     local: LocalBroker | None = None
     with contextlib.ExitStack() as stack:
         if cfg.mqtt is None and broker:
@@ -282,6 +339,9 @@ def simulate(
             err=True,
         )
         asyncio.run(_simulate(cfg, duration, local))
+
+
+register_service_commands(app)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tidegate.control_config import ControlSection, LoggingSection, MetricsSection
 from tidegate.driver import DriverConfig
 from tidegate.rules.config import RuleConfig
 from tidegate.rules.topic import TopicTemplateError, check_template
@@ -206,6 +207,19 @@ class GatewayConfig(Section):
         None,
         description="Folder of rule files (*.yaml, each a list of rules), run after `rules:` "
         "in file name order. Relative to this file.",
+    )
+
+    control: ControlSection = Field(
+        default_factory=ControlSection,
+        description="The control API that `tidegate status|tail|reload` talk to.",
+    )
+    metrics: MetricsSection = Field(
+        default_factory=MetricsSection,
+        description="Metrics on `<prefix>/metrics` and an optional Prometheus endpoint.",
+    )
+    logging: LoggingSection = Field(
+        default_factory=LoggingSection,
+        description="Log level, and the rate limit of repeated lines.",
     )
 
     @property

@@ -124,7 +124,7 @@ def model_table(model: type[BaseModel], prefix: str, out: list[str], seen: set[s
 def reference() -> str:
     out: list[str] = []
     seen: set[str] = {"DriverConfig", "RuleConfig"}
-    for section in ("gateway", "mqtt", "buffer"):
+    for section in ("gateway", "mqtt", "buffer", "control", "metrics", "logging"):
         annotation = GatewayConfig.model_fields[section].annotation
         for sub in _nested_models(annotation):
             seen.add(sub.__name__)

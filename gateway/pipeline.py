@@ -33,6 +33,7 @@ from tidegate.reload import ReloadOutcome
 from tidegate.rules.loader import load_rules_for_reload
 from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.secrets import Secret, read_password
+from tidegate.tap import EventTap
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class Gateway:
         self._uncorrected_step = 0.0
         """A clock step measured but not yet applied to the outbox (it failed)."""
         self.ready = asyncio.Event()
+        self.tap = EventTap()
+        """Routed events for `tidegate tail`; costs one check while nobody listens."""
 
     # -- inputs ---------------------------------------------------------------------
 
@@ -179,7 +182,10 @@ class Gateway:
 
     def _route(self, events: Sequence[Event], pending: list[Outgoing]) -> None:
         self.stats.events_in += len(events)
-        pending.extend(self.rules.process(events))
+        routed = self.rules.process(events)
+        if self.tap.active:
+            self.tap.publish(routed)
+        pending.extend(routed)
         self._collect_rule_dead_letters()
 
     def _collect_rule_dead_letters(self) -> None:
@@ -216,6 +222,8 @@ class Gateway:
         except TidegateError as exc:
             log.error("reload refused; the old rules keep running: %s", exc)
             return ReloadOutcome(False, f"reload refused: {exc}")
+        if result.outgoing and self.tap.active:
+            self.tap.publish(result.outgoing)
         self._pending.extend(result.outgoing)
         summary = (
             f"rules reloaded: {len(result.kept)} kept, {len(result.added)} added, "
@@ -302,7 +310,10 @@ class Gateway:
         while True:
             now = time.monotonic()
             if now >= next_tick:
-                self._pending.extend(self.rules.tick(time.time()))
+                ticked = self.rules.tick(time.time())
+                if ticked and self.tap.active:
+                    self.tap.publish(ticked)
+                self._pending.extend(ticked)
                 self._collect_rule_dead_letters()
                 next_tick = now + TICK_INTERVAL
             if now >= next_purge and buffer.max_age is not None:
@@ -368,6 +379,12 @@ class Gateway:
                 "shutdown: %d events could not be committed (outbox full or failing) and are lost",
                 len(pending),
             )
+
+    def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Publish outside the outbox (metrics); False without a connected broker."""
+        if self.publisher is None:
+            return False
+        return self.publisher.publish_unbuffered(topic, payload, qos, retain)
 
     # -- lifecycle --------------------------------------------------------------------
 

@@ -133,6 +133,13 @@ class Publisher:
 
     # -- wiring ---------------------------------------------------------------------
 
+    def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Publish a message that is not in the outbox (metrics); False while disconnected."""
+        client = self._client
+        if client is None or not self.status.connected:
+            return False
+        return client.publish(topic, payload, qos=qos, retain=retain).rc == paho.MQTT_ERR_SUCCESS
+
     def wake(self) -> None:
         """New rows were committed to the outbox."""
         self._changed.set()
