@@ -13,10 +13,14 @@ from per-field signals (sine plus noise), at a rate, with injected faults.
 
 Two ways to drive it:
 
+- ``run()`` writes frames at ``rate``, injects faults at random, answers requests
+  (``respond_to``) and unplugs on a schedule. The ``serial`` driver does this for
+  ``port: sim``: it builds the device from its own ``sim:`` block
+  (``SimDeviceOptions``) plus its ``framing`` and ``parse``, with typical signals for
+  fields it recognises by name or unit (``typical_signal``) and ``respond_to`` set to
+  its ``poll.request``, and reads the pty like any port;
 - tests call ``write_frame(values, fault=...)`` (synchronous, exact content) and
-  ``disconnect()`` / ``reconnect()``;
-- ``tidegate simulate`` awaits ``run()``, which writes frames at ``rate``, injects
-  faults at random, answers requests (``respond_to``) and unplugs on a schedule.
+  ``disconnect()`` / ``reconnect()``.
 
 ```yaml
 link: /tmp/tidegate/serial/by-id/usb-sim-weather   # optional stable path
@@ -42,6 +46,7 @@ import errno
 import math
 import os
 import random
+import re
 import select
 import string
 import struct
@@ -71,9 +76,10 @@ from tidegate.drivers._parsing import (
     ParseConfig,
     RawParse,
     RegexParse,
+    StructField,
     StructParse,
 )
-from tidegate.drivers.serial import Command, command_bytes
+from tidegate.drivers._serial_commands import Command, command_bytes
 from tidegate.errors import TidegateError
 from tidegate.schema_types import Duration, Section
 
@@ -111,42 +117,102 @@ class SimFaults(Section):
     disconnect_for: Duration = Field(2.0, gt=0, description="How long it stays unplugged.")
 
 
-class SerialSimConfig(Section):
-    """A simulated serial sensor for ``tidegate simulate`` and the tests."""
+class SimDeviceOptions(Section):
+    """How a simulated serial device behaves; what it speaks is ``framing`` and ``parse``.
+
+    This is the ``sim:`` block of a ``serial`` driver with ``port: sim``, which takes
+    the framing and parse from the driver itself.
+    """
 
     link: str | None = Field(
         None, description="Symlink to create to the pty (a stand-in for /dev/serial/by-id/...)."
     )
     rate: float = Field(1.0, gt=0, le=100_000, description="Frames per second `run()` writes.")
-    framing: FramingConfig = Field(
-        default_factory=LineFraming, description="Same schema as the serial driver's."
-    )
-    parse: ParseConfig = Field(description="Same schema as the serial driver's: what to encode.")
     template: str | None = Field(
         None,
         description="Text payload with {key} placeholders (Python format specs allowed), "
         "e.g. '$WIMDA,{pressure:.4f},B'; required for `regex`, optional for text formats.",
     )
     signals: dict[str, SignalSpec] = Field(
-        default_factory=dict, description="Signal per field key; others get a default signal."
+        default_factory=dict,
+        description="Signal per field key; others get a typical one for their name or unit "
+        "(temperature, humidity, pressure, particulates, CO2, voltage) or a default.",
     )
     frame_length: int | None = Field(
         None, ge=1, le=65536, description="Length of struct frames (default: just fits the fields)."
     )
     respond_to: Command | None = Field(
         None, description="Answer each occurrence of this request with one frame, instead of "
-        "writing at `rate`."
+        "writing at `rate` (with `port: sim`, default: the driver's `poll.request`)."
     )
     faults: SimFaults = Field(default_factory=SimFaults, description="Injected faults.")
     seed: int | None = Field(None, description="Random seed, for a repeatable run.")
 
+
+def check_encodable(parse: ParseConfig, template: str | None, *, where: str = "template") -> None:
+    """Raise ValueError when a device cannot produce frames for ``parse``."""
+    if isinstance(parse, RegexParse) and template is None:
+        raise ValueError(f"a regex parser cannot be inverted: give `{where}`")
+    if isinstance(parse, StructParse) and template is not None:
+        raise ValueError(f"`{where}` is for text formats, not `struct`")
+
+
+class SerialSimConfig(SimDeviceOptions):
+    """A simulated serial sensor for ``tidegate simulate``, ``port: sim`` and the tests."""
+
+    framing: FramingConfig = Field(
+        default_factory=LineFraming, description="Same schema as the serial driver's."
+    )
+    parse: ParseConfig = Field(description="Same schema as the serial driver's: what to encode.")
+
     @model_validator(mode="after")
     def _encodable(self) -> SerialSimConfig:
-        if isinstance(self.parse, RegexParse) and self.template is None:
-            raise ValueError("a regex parser cannot be inverted: give a `template`")
-        if isinstance(self.parse, StructParse) and self.template is not None:
-            raise ValueError("`template` is for text formats, not `struct`")
+        check_encodable(self.parse, self.template)
         return self
+
+
+_TYPICAL: tuple[tuple[re.Pattern[str], frozenset[str], SignalSpec], ...] = (
+    # (a field key or name that says what it is, units that do, a plausible indoor reading)
+    (re.compile(r"temp"), frozenset({"°c", "degc", "c"}),
+     SignalSpec(base=21.0, amplitude=3.0, period=600.0, noise=0.05)),
+    (re.compile(r"hum|^rh$"), frozenset({"%rh"}),
+     SignalSpec(base=45.0, amplitude=10.0, period=3600.0, noise=0.2)),
+    (re.compile(r"press|baro"), frozenset({"hpa", "mbar"}),
+     SignalSpec(base=1013.0, amplitude=4.0, period=3600.0, noise=0.1)),
+    (re.compile(r"^pm\d"), frozenset({"µg/m³", "ug/m3"}),
+     SignalSpec(base=12.0, amplitude=6.0, period=900.0, noise=1.0)),
+    (re.compile(r"co2"), frozenset({"ppm"}),
+     SignalSpec(base=600.0, amplitude=150.0, period=1800.0, noise=5.0)),
+    (re.compile(r"volt|^v(bat|cc|in)?$"), frozenset({"v"}),
+     SignalSpec(base=12.6, amplitude=0.3, period=3600.0, noise=0.02)),
+)
+
+
+def typical_signal(key: str, name: str | None, unit: str | None) -> SignalSpec | None:
+    """A realistic signal for a field called ``key``/``name`` in ``unit``, if one fits."""
+    words = [key.lower(), (name or "").lower()]
+    for pattern, _, signal in _TYPICAL:
+        if any(pattern.search(word) for word in words if word):
+            return signal
+    for _, units, signal in _TYPICAL:
+        if unit is not None and unit.lower() in units:
+            return signal
+    return None
+
+
+def typical_signals(config: SerialSimConfig) -> dict[str, SignalSpec]:
+    """Typical signals for the fields of ``config`` that have one (see ``typical_signal``)."""
+    parse = config.parse
+    specs: Mapping[str, FieldSpec | StructField] = (
+        parse.fields if not isinstance(parse, RawParse) else {}
+    )
+    found: dict[str, SignalSpec] = {}
+    for key in _field_keys(config):
+        spec = specs.get(key)
+        signal = typical_signal(key, spec.name if spec else None, spec.unit if spec else None)
+        if signal is not None:
+            found[key] = signal
+    return found
 
 
 def _field_keys(config: SerialSimConfig) -> list[str]:

@@ -48,6 +48,17 @@ drivers:
         pm10: {offset: 14, type: u16, unit: "µg/m³"}
 ```
 
+On a laptop, ``port: sim`` replaces the device with a simulated one on a
+pseudo-terminal, and the driver reads the pty's slave path through exactly the same
+pyserial code as a real port: the one ``port:`` line is the switch. The simulated
+device (``_serial_sim``) speaks the driver's own ``framing`` and ``parse``, answers
+``poll.request``, gives fields it knows by name or unit realistic values
+(temperature about 21 °C, humidity about 45 %, pressure about 1013 hPa, PM about
+12 µg/m³), and takes the rest from an optional ``sim:`` block, e.g.
+``sim: {rate: 5, faults: {garbage: 0.01, disconnect_every: 5m}}`` (``rate``,
+``signals``, ``template``, ``faults``, ``seed``, ``link``). With a real port the
+``sim:`` block is ignored, so it can stay in the file.
+
 How it reads: the port is opened non-blocking (``timeout=0``) and its descriptor
 is watched with ``loop.add_reader``; on readiness everything waiting is read in one
 call and split. ``readline()`` would cost a system call per byte (~166 µs a line on
@@ -64,19 +75,33 @@ import logging
 import os
 import termios
 import time
-from typing import Literal, TypeAlias
+from collections.abc import Callable
+from typing import Literal
 
 import serial
 from pydantic import Field, field_validator, model_validator
 
 from tidegate.driver import Driver, DriverConfig, DriverContext, DriverState, Emit
-from tidegate.drivers._checksums import CHECKSUMS, ByteOrder, ChecksumKind
-from tidegate.drivers._framing import FramingConfig, HexBytes, LineFraming, TextBytes, make_framer
+from tidegate.drivers._framing import FramingConfig, LineFraming, make_framer
 from tidegate.drivers._parsing import FrameParser, FrameRejected, ParseConfig
+from tidegate.drivers._serial_commands import Command, HexCommand, command_bytes
+from tidegate.drivers._serial_sim import (
+    SerialSim,
+    SerialSimConfig,
+    SimDeviceError,
+    SimDeviceOptions,
+    check_encodable,
+    typical_signals,
+)
 from tidegate.event import Event
 from tidegate.schema_types import Duration, Section
 
 log = logging.getLogger(__name__)
+
+__all__ = ["DRIVER", "Command", "HexCommand", "SerialConfig", "SerialDriver", "command_bytes"]
+
+SIM_PORT = "sim"
+"""``port: sim``: read a simulated device on a pseudo-terminal instead of a real port."""
 
 _PARITY = {
     "none": serial.PARITY_NONE,
@@ -85,30 +110,6 @@ _PARITY = {
     "mark": serial.PARITY_MARK,
     "space": serial.PARITY_SPACE,
 }
-
-
-class HexCommand(Section):
-    """A binary command, optionally with a checksum appended (Modbus RTU requests)."""
-
-    hex: HexBytes = Field(min_length=1, description='The bytes in hex, e.g. "01 03 00 00 00 02".')
-    checksum: ChecksumKind | None = Field(None, description="Append this checksum of the bytes.")
-    checksum_byte_order: ByteOrder | None = Field(
-        None, description="Byte order of the appended checksum; default: the algorithm's custom."
-    )
-
-    def encode(self) -> bytes:
-        if self.checksum is None:
-            return self.hex
-        algorithm = CHECKSUMS[self.checksum]
-        return self.hex + algorithm.encode(algorithm.compute(self.hex), self.checksum_byte_order)
-
-
-Command: TypeAlias = TextBytes | HexCommand
-"""A string (``"READ\\r\\n"``; YAML escapes work in double quotes) or ``{hex: ...}``."""
-
-
-def command_bytes(command: Command) -> bytes:
-    return command.encode() if isinstance(command, HexCommand) else command
 
 
 class PollConfig(Section):
@@ -152,7 +153,8 @@ class SerialConfig(DriverConfig):
     port: str = Field(
         min_length=1,
         description="Device path: /dev/ttyUSB0, /dev/ttyAMA0, or better a stable "
-        "/dev/serial/by-id/... name.",
+        "/dev/serial/by-id/... name; `sim` plays the device described by `sim:` on a "
+        "pseudo-terminal and reads that like a real port.",
     )
     baudrate: int = Field(9600, gt=0, le=16_000_000, description="Bits per second.")
     bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
@@ -178,6 +180,29 @@ class SerialConfig(DriverConfig):
     reconnect: ReconnectPolicy = Field(
         default_factory=ReconnectPolicy, description="Backoff when the device is missing."
     )
+    sim: SimDeviceOptions = Field(
+        default_factory=SimDeviceOptions,
+        description="The simulated device for `port: sim` (rate, signals, faults); it speaks "
+        "this port's `framing` and `parse`. Ignored with a real port, so that switching "
+        "between laptop and device is the one `port:` line.",
+    )
+
+    @model_validator(mode="after")
+    def _simulation_possible(self) -> SerialConfig:
+        if self.port == SIM_PORT:
+            check_encodable(self.parse, self.sim.template, where="sim.template")
+        return self
+
+    def simulated_device(self) -> SerialSimConfig:
+        """The device ``port: sim`` plays: the ``sim:`` block with this port's framing and
+        parse, realistic signals for fields it does not list, and answers to ``poll``."""
+        options = dict(self.sim)
+        if options["respond_to"] is None and self.poll is not None:
+            options["respond_to"] = self.poll.request
+        device = SerialSimConfig.model_validate(
+            {**options, "framing": self.framing, "parse": self.parse}
+        )
+        return device.model_copy(update={"signals": {**typical_signals(device), **device.signals}})
 
     @field_validator("stopbits")
     @classmethod
@@ -214,6 +239,8 @@ class SerialDriver(Driver):
         """Successful opens of the port (1 + reconnects)."""
         self.retry_delay = config.reconnect.initial_delay
         """The wait before the next reopen attempt (grows while the device stays away)."""
+        self.port_path = config.port
+        """The path opened last: ``port``, or with ``port: sim`` the simulated device's pty."""
         self._failure: _DeviceLost | None = None
         self._received_in_session = False
         self._wakeup: asyncio.Future[bool] | None = None
@@ -241,7 +268,7 @@ class SerialDriver(Driver):
     def _open(self) -> serial.Serial:
         cfg = self.settings
         port = serial.Serial()  # no port yet: configure first, then open once
-        port.port = cfg.port
+        port.port = self.port_path
         port.baudrate = cfg.baudrate
         port.bytesize = cfg.bytesize
         port.parity = _PARITY[cfg.parity]
@@ -267,7 +294,7 @@ class SerialDriver(Driver):
         except BlockingIOError:
             written = 0
         except OSError as exc:
-            raise _DeviceLost(f"write to {self.settings.port} failed: {exc}") from None
+            raise _DeviceLost(f"write to {self.port_path} failed: {exc}") from None
         if written < len(command):
             self.health.set_state(
                 self.health.state,
@@ -316,21 +343,47 @@ class SerialDriver(Driver):
     # --- the run loop -------------------------------------------------------------------
 
     async def run(self, emit: Emit) -> None:
+        if self.settings.port != SIM_PORT:
+            await self._run_port(emit, lambda: self.settings.port)
+            return
+        # The simulated device writes into a pty; everything below reads its slave side
+        # through pyserial exactly as it reads /dev/ttyUSB0.
+        device = SerialSim(self.settings.simulated_device())
+        device.open()
+        player = asyncio.create_task(device.run(), name=f"{self.name}-simulated-device")
+        player.add_done_callback(self._device_stopped)
+        try:
+            await self._run_port(emit, lambda: device.path)
+        finally:
+            player.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await player
+            device.close()
+
+    def _device_stopped(self, player: asyncio.Task[None]) -> None:
+        if not player.cancelled() and player.exception() is not None:
+            log.error("%s: the simulated device failed: %r", self.name, player.exception())
+            self.health.set_state(self.health.state, f"simulated device: {player.exception()!r}")
+
+    async def _run_port(self, emit: Emit, where: Callable[[], str]) -> None:
+        """Open the port ``where`` names (asked anew at each attempt) and read it; reopen
+        with backoff when it fails; until cancelled."""
         policy = self.settings.reconnect
         self.retry_delay = policy.initial_delay
         failing = False  # within a streak of failures, only the first one is counted
         try:
             while True:
                 try:
+                    self.port_path = where()
                     port = self._open()
-                except (OSError, ValueError, termios.error) as exc:
-                    message = f"cannot open {self.settings.port}: {exc}"
+                except (OSError, ValueError, termios.error, SimDeviceError) as exc:
+                    message = f"cannot open {self.port_path}: {exc}"
                     self._device_failed(message, first=not failing)
                     failing = True
                 else:
                     self.opens += 1
                     failing = False
-                    log.info("%s: opened %s", self.name, self.settings.port)
+                    log.info("%s: opened %s", self.name, self.port_path)
                     self.health.set_state(DriverState.RUNNING)
                     try:
                         await self._session(port, emit)
@@ -397,7 +450,7 @@ class SerialDriver(Driver):
             try:
                 data: bytes = port.read(port.in_waiting or 4096)
             except (OSError, termios.error) as exc:
-                raise _DeviceLost(f"read from {self.settings.port} failed: {exc}") from None
+                raise _DeviceLost(f"read from {self.port_path} failed: {exc}") from None
             if not data:
                 continue  # epoll can report a tty readable before its data is there
             self._received_in_session = True

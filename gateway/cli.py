@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from importlib.resources import files
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated
 
@@ -24,10 +24,11 @@ import typer
 
 from tidegate import __version__
 from tidegate.cli_buffer import buffer_app
+from tidegate.cli_devices import devices
 from tidegate.cli_rules import rules_app
 from tidegate.cli_service import register as register_service_commands
 from tidegate.config import GatewayConfig, MqttSection
-from tidegate.config_loader import json_schema, load_config, load_config_text, resolve_config_path
+from tidegate.config_loader import json_schema, load_config, resolve_config_path
 from tidegate.control import ControlServer
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.local_broker import LocalBroker, find_mosquitto
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 app.add_typer(rules_app, name="rules")
 app.add_typer(buffer_app, name="buffer")
+app.command("devices")(devices)
 
 ConfigOption = Annotated[
     Path | None,
@@ -232,8 +234,10 @@ def _state_dir() -> Path:
     return Path(base) / "tidegate" / "simulate"
 
 
-def _demo_config_text() -> str:
-    return files("tidegate.examples").joinpath("simulate.yaml").read_text(encoding="utf-8")
+def _load_demo_config() -> GatewayConfig:
+    """The shipped demo, read from the installed file so its `rules_dir` resolves."""
+    with as_file(files("tidegate.examples").joinpath("simulate.yaml")) as path:
+        return load_config(path)
 
 
 class _StatusLine:
@@ -308,10 +312,7 @@ def simulate(
 ) -> None:
     """The laptop demo: simulated sensors → rules → outbox → a local broker."""
     _catch_stop_signals_early()
-    if config is not None:
-        cfg = load_config(config)
-    else:
-        cfg = load_config_text(_demo_config_text(), "simulate.yaml (shipped demo)")
+    cfg = load_config(config) if config is not None else _load_demo_config()
     state = data_dir or _state_dir()
     cfg = cfg.model_copy(
         update={"gateway": cfg.gateway.model_copy(update={"data_dir": state.resolve()})}

@@ -81,7 +81,7 @@ def test_simulate_end_to_end_with_a_local_broker(tmp_path: Path) -> None:
     assert len(lines) >= 2
     assert "broker connected" in lines[-1]
     received = int(proc.stdout.split("the local broker received ")[1].split()[0])
-    assert received > 50
+    assert received >= 10  # the demo rules aggregate and filter most readings
     assert "Traceback" not in proc.stderr
 
 

@@ -1,10 +1,10 @@
 """``tidegate rules test``: recorded events through a rule set, deterministically.
 
-The shipped example rules (config/rules/, run by config/rules-demo.yaml) must
+The shipped example rules (config/rules/, run by config/simulate.yaml) must
 give exactly tests/data/demo-expected.jsonl for tests/data/demo-events.jsonl.
 After a deliberate change to the examples, regenerate and review the diff:
 
-    tidegate rules test config/rules-demo.yaml tests/data/demo-events.jsonl \\
+    tidegate rules test config/simulate.yaml tests/data/demo-events.jsonl \\
         --dead-letters tests/data/demo-dead-letters.jsonl > tests/data/demo-expected.jsonl
 """
 
@@ -25,7 +25,7 @@ from tidegate.rules.recording import UnreadableLine, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-DEMO_CONFIG = ROOT / "config" / "rules-demo.yaml"
+DEMO_CONFIG = ROOT / "config" / "simulate.yaml"
 
 
 def rules_test(*args: str | Path, stdin: str | None = None) -> Result:
