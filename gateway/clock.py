@@ -49,6 +49,10 @@ class ClockWatcher:
         self.trusted = wall() >= min_plausible
         self.steps = 0
 
+    def now(self) -> float:
+        """The wall clock this watcher reads."""
+        return self._wall()
+
     def check(self) -> float | None:
         """Re-read both clocks; return the size of a wall-clock step since the last check."""
         offset = self._wall() - self._mono()

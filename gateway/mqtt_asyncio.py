@@ -29,6 +29,7 @@ class AsyncioPaho:
         self.loop = loop
         self._loop_thread = threading.get_ident()
         self._fd = -1
+        self._closed = False
         self._misc: asyncio.Task[None] | None = None
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
@@ -49,6 +50,11 @@ class AsyncioPaho:
         # before we hear about it, and a closed socket no longer tells its fd.
         fd = sock.fileno()
         if fd < 0:
+            return
+        if self._closed:
+            # A connect that finished after we gave up on it: do not adopt its socket.
+            with contextlib.suppress(OSError):
+                sock.close()
             return
         self._fd = fd
         # paho leaves Nagle on; with the broker's delayed ACKs that stalls every
@@ -102,6 +108,7 @@ class AsyncioPaho:
         await self.loop.run_in_executor(None, self.client.reconnect)
 
     def close(self) -> None:
+        self._closed = True
         if self._misc is not None:
             self._misc.cancel()
             self._misc = None

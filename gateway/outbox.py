@@ -42,7 +42,7 @@ import orjson
 
 from tidegate.clock import ClockWatcher
 from tidegate.errors import BufferError_
-from tidegate.outbox_recovery import open_or_recover
+from tidegate.outbox_recovery import Unusable, open_or_recover
 from tidegate.outbox_schema import (
     ADMIN_GENERATION,
     CLASS_TABLES,
@@ -136,6 +136,8 @@ class Outbox:
         self._boot_row = 0
         self._next_id = 1
         self._admin_generation = 0
+        self._uncommitted: dict[str, int] = {}
+        """Counter increases of the open transaction (visible once it commits)."""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -151,13 +153,17 @@ class Outbox:
         # Keep the WAL from staying large on an SD card after a burst.
         db.execute("PRAGMA journal_size_limit=8388608")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise sqlite3.DatabaseError(f"schema version {version}, expected {SCHEMA_VERSION}")
+        if version > SCHEMA_VERSION:
+            # A newer tidegate wrote it: refuse rather than misread or move its events.
+            raise BufferError_(
+                f"the outbox {self.path} has schema {version}, newer than this tidegate "
+                f"({SCHEMA_VERSION}); upgrade tidegate or point buffer.path elsewhere"
+            )
         has_tables = db.execute(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
         ).fetchone()[0]
-        if version == 0 and has_tables:
-            raise sqlite3.DatabaseError("an outbox from an older tidegate (schema 1)")
+        if version < SCHEMA_VERSION and has_tables:
+            raise Unusable(f"an outbox from an older tidegate (schema {version or 1})")
         db.executescript(SCHEMA)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -172,7 +178,9 @@ class Outbox:
             self._load_state(db)
             if moved is not None:
                 self.stats.moved_aside = str(moved)
+                db.execute("BEGIN IMMEDIATE")
                 self._bump(db, "corrupt_recoveries", 1)
+                self._commit()
         except sqlite3.Error as exc:
             raise BufferError_(f"cannot read the outbox {self.path}: {exc}") from None
         self._fit_bound_to_disk()
@@ -279,6 +287,7 @@ class Outbox:
             self.recount()
 
     def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
+        """Add to a counter inside the caller's transaction; ``_commit`` makes it visible."""
         if n <= 0:
             return
         db.execute(
@@ -286,7 +295,13 @@ class Outbox:
             "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, n),
         )
-        self.stats.drops[name] = self.stats.drops.get(name, 0) + n
+        self._uncommitted[name] = self._uncommitted.get(name, 0) + n
+
+    def _commit(self) -> None:
+        self.db.execute("COMMIT")
+        for name, n in self._uncommitted.items():
+            self.stats.drops[name] = self.stats.drops.get(name, 0) + n
+        self._uncommitted.clear()
 
     def count_drops(self, reason: str, n: int) -> None:
         """Record drops that happened outside the outbox (e.g. memory overflow)."""
@@ -294,7 +309,7 @@ class Outbox:
         try:
             db.execute("BEGIN IMMEDIATE")
             self._bump(db, reason, n)
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot record {n} dropped events: {exc}") from None
@@ -395,13 +410,24 @@ class Outbox:
                     )
                     self._bump(db, "dropped_newest", len(items) - keep)
                 else:
-                    top = min(o.priority for o in items)
-                    dropped, freed = self._drop_oldest(db, over, down_to=top)
-                    if freed < over:
-                        # The room left is too small even so: the newest of the lowest
-                        # incoming classes go too (counted), never an older higher one.
-                        skip = _newest_lowest_first(items, payloads, over - freed)
-                        dropped += len(skip)
+                    # Lowest incoming class first: each class may only push out stored
+                    # events of its own class or lower, oldest first; what still does not
+                    # fit goes from its own newest. A newer low event never costs an
+                    # older higher one its place.
+                    dropped = 0
+                    skip: set[int] = set()
+                    for klass in sorted({o.priority for o in items}, reverse=True):
+                        if over <= 0:
+                            break
+                        gone, freed = self._drop_oldest(db, over, down_to=klass)
+                        dropped += gone
+                        over -= freed
+                        if over > 0:
+                            own = _newest_first(items, payloads, klass, over)
+                            skip |= own
+                            dropped += len(own)
+                            over -= sum(len(payloads[i]) + ROW_OVERHEAD for i in own)
+                    if skip:
                         incoming -= sum(len(payloads[i]) + ROW_OVERHEAD for i in skip)
                         items = [o for i, o in enumerate(items) if i not in skip]
                         payloads = [p for i, p in enumerate(payloads) if i not in skip]
@@ -446,7 +472,7 @@ class Outbox:
                 "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
                 (NEXT_ID, row_id),
             )
-            db.execute("COMMIT")
+            self._commit()
         except OutboxFull:
             self._rollback()
             raise
@@ -495,16 +521,20 @@ class Outbox:
     def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
         """Up to ``limit`` undelivered rows, highest class first, each class oldest
         first from after its cursor (``cursors[priority]`` is the last id handed out)."""
-        routes = self._routes
         out: list[Row] = []
-        for priority, table in enumerate(CLASS_TABLES):
-            if len(out) >= limit:
-                break
-            rows = self.db.execute(
-                f"SELECT id, route_id, payload FROM {table} WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
-                (cursors[priority], limit - len(out)),
-            ).fetchall()
-            out.extend(Row(i, *routes[r], p, priority) for i, r, p in rows)
+        try:
+            self._sync_with_admin_changes()  # a replay may have added routes
+            routes = self._routes
+            for priority, table in enumerate(CLASS_TABLES):
+                if len(out) >= limit:
+                    break
+                rows = self.db.execute(
+                    f"SELECT id, route_id, payload FROM {table} WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+                    (cursors[priority], limit - len(out)),
+                ).fetchall()
+                out.extend(Row(i, *routes[r], p, priority) for i, r, p in rows)
+        except sqlite3.Error as exc:
+            raise BufferError_(f"cannot read undelivered events from the outbox: {exc}") from None
         return out
 
     def ack(self, ids: Iterable[int], payload_bytes: int | None = None) -> int:
@@ -541,7 +571,7 @@ class Outbox:
                         ).rowcount
                 self.stats.depth_by_priority[priority] -= gone
                 deleted += gone
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             with contextlib.suppress(sqlite3.Error):
@@ -589,7 +619,7 @@ class Outbox:
                     size += len(row[2])
                     break
             self._bound_dead_letters(db, size)
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
@@ -613,7 +643,7 @@ class Outbox:
                 letters,
             )
             self._bound_dead_letters(db, size)
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot write dead letters: {exc}") from None
@@ -652,11 +682,14 @@ class Outbox:
                     # Acceptance order is id order: the expired rows are a prefix. A
                     # clock that stepped back ends the prefix early: purge less, never more.
                     head = db.execute(
-                        f"SELECT id, accepted FROM {table} ORDER BY id LIMIT 1000"  # noqa: S608
+                        f"SELECT id, accepted, synced, boot_id FROM {table} "  # noqa: S608
+                        "ORDER BY id LIMIT 1000"
                     ).fetchall()
                     last = None
-                    for row_id, accepted in head:
-                        if accepted >= cutoff:
+                    for row_id, accepted, synced, boot in head:
+                        # An untrusted time from an earlier boot was never corrected: its
+                        # age is unknown, so it is never purged by age.
+                        if accepted >= cutoff or (not synced and boot != self._boot_row):
                             break
                         last = row_id
                     if last is None:
@@ -672,7 +705,7 @@ class Outbox:
                     if len(rows) < len(head):
                         break
             self._bump(db, "dropped_expired", dropped)
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             with contextlib.suppress(sqlite3.Error):
@@ -703,7 +736,7 @@ class Outbox:
                 )
                 corrected += len(updates)
             self._bump(db, "clock_corrections", 1)
-            db.execute("COMMIT")
+            self._commit()
         except sqlite3.Error as exc:
             self._rollback()
             raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
@@ -715,20 +748,23 @@ class Outbox:
         return self._last_seq.get(source, 0)
 
     def _rollback(self) -> None:
+        self._uncommitted.clear()
         with contextlib.suppress(sqlite3.Error):  # no transaction may be open
             self.db.execute("ROLLBACK")
 
 
-def _newest_lowest_first(items: Sequence[Outgoing], payloads: list[bytes], need: int) -> set[int]:
-    """Indexes of incoming events to drop to free ``need`` bytes: lowest class, newest first."""
-    order = sorted(range(len(items)), key=lambda i: (-items[i].priority, -i))
+def _newest_first(
+    items: Sequence[Outgoing], payloads: list[bytes], klass: int, need: int
+) -> set[int]:
+    """Indexes of incoming events of one class to drop, newest first, to free ``need`` bytes."""
     skip: set[int] = set()
     freed = 0
-    for i in order:
+    for i in range(len(items) - 1, -1, -1):
         if freed >= need:
             break
-        skip.add(i)
-        freed += len(payloads[i]) + ROW_OVERHEAD
+        if items[i].priority == klass:
+            skip.add(i)
+            freed += len(payloads[i]) + ROW_OVERHEAD
     return skip
 
 

@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 WAL_HEADER = 32
 WAL_FRAME_HEADER = 24
 
+DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+"""SQLite's words for a file it cannot read as a database. Anything else (locked,
+read-only, I/O errors, a full disk) is not damage: the file is left alone."""
+
+
+class Unusable(sqlite3.DatabaseError):
+    """The file opened, but cannot serve as this outbox: move it aside (never delete)."""
+
 
 def wal_cut_mid_frame(path: Path) -> bool:
     """True if ``<path>-wal`` ends inside a frame (a torn write at power loss)."""
@@ -62,11 +70,18 @@ def _try_open(path: Path, configure: Callable[[sqlite3.Connection], None]) -> sq
         configure(db)
         result = db.execute("PRAGMA quick_check").fetchone()[0]
         if result != "ok":
-            raise sqlite3.DatabaseError(f"quick_check: {result}")
+            raise Unusable(f"quick_check: {result}")
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    if isinstance(exc, Unusable):
+        return True
+    name = getattr(exc, "sqlite_errorname", "")
+    return name in DAMAGE or "not a database" in str(exc) or "malformed" in str(exc)
 
 
 def open_or_recover(
@@ -84,7 +99,11 @@ def open_or_recover(
         )
     try:
         return _try_open(path, configure), None
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.Error as exc:
+        if not _is_damage(exc):
+            # Locked, read-only, an I/O error: the events in it are fine. Refuse to
+            # start (systemd retries) rather than strand them in a moved-aside file.
+            raise BufferError_(f"cannot open the outbox {path}: {exc}") from None
         reason = str(exc)
     except OSError as exc:
         raise BufferError_(f"cannot open the outbox {path}: {exc.strerror}") from None

@@ -241,7 +241,15 @@ class Gateway:
         try:
             delta = self.clock.check()
             if delta is not None:
-                batch[:] = [_shifted(o, delta) for o in batch]
+                # Only events stamped by the old clock move: a quiet source's event
+                # stamped after the step is already right.
+                now = self.clock.now()
+                batch[:] = [
+                    _shifted(o, delta)
+                    if abs(o.event.time - (now - delta)) < abs(o.event.time - now)
+                    else o
+                    for o in batch
+                ]
                 self._uncorrected_step += delta
             if self._uncorrected_step:
                 step = self._uncorrected_step

@@ -31,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tidegate.config import MqttSection
+from tidegate.errors import ConfigError, TidegateError
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.outbox import AsyncOutbox, Row
 from tidegate.payload import join_payloads
@@ -99,6 +100,38 @@ class _ConnectFailed(Exception):
     pass
 
 
+def tls_context(mqtt: MqttSection) -> ssl.SSLContext | None:
+    """The TLS settings, read once at start: a missing or unreadable CA, certificate
+    or key is a configuration error (exit 2), not a reason to restart forever."""
+    tls = mqtt.tls
+    if tls is None:
+        return None
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, key)
+        if path is not None:
+            try:
+                with open(path, "rb") as f:
+                    f.read(1)
+            except OSError as exc:
+                raise ConfigError(
+                    [f"mqtt.tls.{key}: cannot read {path}: {exc.strerror or exc}"]
+                ) from None
+    try:
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file and tls.key_file:
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    except OSError as exc:
+        detail = exc.strerror or str(exc)
+        name = getattr(exc, "filename", None) or "a TLS file"
+        raise ConfigError([f"mqtt.tls: cannot use {name}: {detail}"]) from None
+    except ssl.SSLError as exc:
+        raise ConfigError([f"mqtt.tls: the CA, certificate or key is not usable: {exc}"]) from None
+    if not tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Publisher:
     def __init__(
         self,
@@ -117,6 +150,7 @@ class Publisher:
         self._password = password
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
+        self._tls_context = tls_context(mqtt)
         self._changed = asyncio.Event()
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
@@ -162,15 +196,8 @@ class Publisher:
             client.username_pw_set(
                 self.mqtt.username, self._password.reveal() if self._password else None
             )
-        tls = self.mqtt.tls
-        if tls is not None:
-            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-            if tls.cert_file and tls.key_file:
-                context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-            if not tls.verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            client.tls_set_context(context)
+        if self._tls_context is not None:
+            client.tls_set_context(self._tls_context)
         client.will_set(self.status_topic, b"offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -333,7 +360,13 @@ class Publisher:
             # Refill in large steps: a take per PUBACK would cost an outbox round trip
             # per message (measured: ~30% of the CPU at one event per message).
             if room > 0 and (room >= refill or not self._inflight):
-                rows = await self.outbox.take(min(room * per_message, 20000), cursors)
+                try:
+                    rows = await self.outbox.take(min(room * per_message, 20000), cursors)
+                except TidegateError as exc:
+                    self.status.last_error = str(exc)
+                    log.error("cannot read the outbox (%s); retrying in 1 s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
                 if self._disconnected.is_set():
                     return
                 if rows:
@@ -354,15 +387,28 @@ class Publisher:
     # -- acks ----------------------------------------------------------------------------
 
     async def _flush(self) -> None:
+        """Record acks and refusals in the outbox. A failure keeps them for the next try:
+        an ack that is lost would make the event be sent again after a restart."""
         acked, self._acked = self._acked, []
         acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
-        if acked:
-            await self.outbox.ack(acked, acked_bytes)
-        for ids, reason in rejected:
-            moved = await self.outbox.reject(ids, reason)
-            self.status.events_rejected += moved
-            log.error("%d events moved to dead letters: %s", moved, reason)
+        try:
+            if acked:
+                # Shielded: cancelling the publisher must not cancel a queued ack.
+                await asyncio.shield(self.outbox.ack(acked, acked_bytes))
+                acked = []
+            while rejected:
+                ids, reason = rejected[0]
+                moved = await asyncio.shield(self.outbox.reject(ids, reason))
+                rejected.pop(0)
+                self.status.events_rejected += moved
+                log.error("%d events moved to dead letters: %s", moved, reason)
+        except TidegateError as exc:
+            self._acked[:0] = acked
+            self._acked_bytes += acked_bytes if acked else 0
+            self._rejected[:0] = rejected
+            self.status.last_error = str(exc)
+            log.error("could not record deliveries in the outbox (%s); will retry", exc)
 
     async def _flush_loop(self) -> None:
         while True:

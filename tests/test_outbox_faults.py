@@ -249,3 +249,68 @@ def test_an_old_schema_is_moved_aside_not_misread(tmp_path: Path) -> None:
         db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload BLOB)")
     box = make(tmp_path)
     assert box.stats.moved_aside is not None
+
+
+def test_a_mixed_batch_never_evicts_older_higher_events_for_newer_lower_ones(
+    tmp_path: Path,
+) -> None:
+    box = make(tmp_path)
+    box.stats.max_bytes = 40_000
+    box.put([item("n", i, NORMAL) for i in range(200)])
+    before = box.stats.depth_by_priority[NORMAL]
+    box.put([item("a", 1, HIGH)] + [item("l", i, LOW) for i in range(100)])
+    assert box.stats.depth_by_priority[NORMAL] == before  # no normal event gave way
+    assert box.stats.depth_by_priority[HIGH] == 1
+    assert box.stats.bytes <= box.stats.max_bytes
+    stored_low = box.stats.depth_by_priority[LOW]
+    assert box.stats.drops["dropped_full"] == 100 - stored_low
+    lows = [json.loads(r.payload)["value"] for r in box.take(1000) if r.priority == LOW]
+    assert lows == list(range(stored_low))  # the oldest of the batch stay, the newest went
+
+
+def test_untrusted_times_from_an_earlier_boot_are_never_aged_out(tmp_path: Path) -> None:
+    clock = FakeClock(86400.0 * 365)  # boot 1: no RTC, no NTP
+    box = Outbox(tmp_path / "o.db", "gw", limits=OutboxLimits(max_age=3600), clock=clock.watcher())
+    box.open()
+    box.put([item("s", i) for i in range(50)])
+    box.close()
+    with sqlite3.connect(tmp_path / "o.db") as db:  # what boot 1 looks like from boot 2
+        db.execute("UPDATE boots SET boot = 'an-earlier-boot'")
+    trusted = Outbox(tmp_path / "o.db", "gw", limits=OutboxLimits(max_age=3600))
+    trusted.open()
+    assert trusted.clock.trusted
+    assert trusted.purge_expired(time.time()) == 0
+    assert trusted.stats.depth == 50
+
+
+def test_drop_counts_of_a_failed_commit_are_not_reported(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    box.stats.max_bytes = 20_000
+    box.put([item("s", i) for i in range(100)])
+    # A write that fails after the drops were made (as a full disk or an I/O error would).
+    box.db.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON outbox_low BEGIN SELECT RAISE(ABORT, 'fails'); END"
+    )
+    with pytest.raises(BufferError_):
+        box.put([item("s", i, LOW) for i in range(100, 200)])
+    assert box.stats.depth == 100
+    on_disk = dict(box.db.execute("SELECT name, value FROM counters").fetchall())
+    assert box.stats.drops.get("dropped_full", 0) == on_disk.get("dropped_full", 0)
+
+
+def test_a_locked_outbox_is_refused_not_moved_aside(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    box.put([item("s", i) for i in range(10)])
+    box.close()
+    lock = sqlite3.connect(tmp_path / "o.db", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        other = Outbox(tmp_path / "o.db", "gw")
+        with pytest.raises(BufferError_, match="locked"):
+            other.open()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert not list(tmp_path.glob("o.db.corrupt-*"))
+    again = make(tmp_path)
+    assert again.stats.depth == 10

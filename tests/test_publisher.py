@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import GatewayProcess, Subscriber, assert_contiguous, wait_until, write_config
+from tests.support import (
+    TIDEGATE,
+    GatewayProcess,
+    Subscriber,
+    assert_contiguous,
+    wait_until,
+    write_config,
+)
 from tidegate.config_loader import load_config_text
 from tidegate.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
@@ -291,7 +298,11 @@ def test_tls_verifies_the_server_by_default(tmp_path: Path, tls_files: dict[str,
 
         def refused(gateway: Gateway) -> bool:
             status = gateway.publisher.status if gateway.publisher else None
-            return status is not None and "CERTIFICATE_VERIFY_FAILED" in (status.last_error or "")
+            return (
+                status is not None
+                and "CERTIFICATE_VERIFY_FAILED" in (status.last_error or "")
+                and gateway.outbox.stats.accepted == 40
+            )
 
         gateway = run_in_process(sim_config(tmp_path / "v", mqtt, count=20), refused)
         assert gateway.publisher is not None and gateway.publisher.status.events_delivered == 0
@@ -301,3 +312,20 @@ def test_tls_verifies_the_server_by_default(tmp_path: Path, tls_files: dict[str,
         run_in_process(sim_config(tmp_path / "v", mqtt, count=20), delivered(80))
     finally:
         broker.kill()
+
+
+def test_an_unreadable_tls_file_is_a_config_error_not_a_restart_loop(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "t.yaml",
+        sim_config(tmp_path / "d", f"{{host: 127.0.0.1, tls: {{ca_file: {tmp_path / 'no.pem'}}}}}"),
+    )
+    proc = subprocess.run(
+        [*TIDEGATE, "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2  # systemd's RestartPreventExitStatus=2: no restart loop
+    assert f"mqtt.tls.ca_file: cannot read {tmp_path / 'no.pem'}" in proc.stderr
+    assert "Traceback" not in proc.stderr
