@@ -102,6 +102,14 @@ class MqttSection(Section):
         description="1: one JSON object per message; N > 1: JSON arrays of up to N events "
         "that share a topic.",
     )
+    max_message_bytes: ByteSize = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest payload sent in one message (the broker's limit: Mosquitto's "
+        "`message_size_limit`, AWS IoT's 128 kB); batches are split below it, and a single "
+        "event larger than it is dead-lettered. MQTT 5 brokers that announce a maximum "
+        "packet size lower it automatically.",
+    )
     max_inflight: int = Field(
         200,
         ge=1,

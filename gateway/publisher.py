@@ -66,34 +66,51 @@ class _Message:
 
 
 def group_messages(
-    rows: Sequence[Row], per_message: int, room: int, cursors: list[int]
+    rows: Sequence[Row],
+    per_message: int,
+    room: int,
+    cursors: list[int],
+    *,
+    max_bytes: int,
+    too_big: list[Row],
 ) -> list[_Message]:
     """Pack rows into at most ``room`` messages and advance ``cursors`` past them.
 
     ``rows`` come highest priority class first, each class in id order; they
     are consumed as a prefix, so one cursor per class marks what was handed
-    out. A message holds rows of one topic, QoS, retain flag and class.
+    out. A message holds rows of one topic, QoS, retain flag and class, and at
+    most ``max_bytes`` of payload; a row that alone is larger goes to
+    ``too_big`` (no broker would take it: it is dead-lettered, not retried).
     """
-    if per_message == 1:
-        used = rows[:room]
-        for r in used:
-            cursors[r.priority] = r.id
-        return [_Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in used]
     messages: list[_Message] = []
-    open_by_key: dict[tuple[str, int, bool, int], _Message] = {}
+    open_by_key: dict[tuple[str, int, bool, int], tuple[_Message, int]] = {}
     for row in rows:
-        key = (row.topic, row.qos, bool(row.retain), row.priority)
-        msg = open_by_key.get(key)
-        if msg is None or len(msg.ids) >= per_message:
+        size = len(row.payload)
+        if size + 2 > max_bytes:
+            too_big.append(row)
+            cursors[row.priority] = row.id
+            continue
+        if per_message == 1:
             if len(messages) >= room:
                 break
-            msg = _Message(row.topic, row.qos, bool(row.retain), [], [])
+            messages.append(_Message(row.topic, row.qos, bool(row.retain), [row.id], [row.payload]))
+            cursors[row.priority] = row.id
+            continue
+        key = (row.topic, row.qos, bool(row.retain), row.priority)
+        msg, used = open_by_key.get(key, (None, 0))
+        if msg is None or len(msg.ids) >= per_message or used + size + 1 > max_bytes:
+            if len(messages) >= room:
+                break
+            msg, used = _Message(row.topic, row.qos, bool(row.retain), [], []), 2
             messages.append(msg)
-            open_by_key[key] = msg
         msg.ids.append(row.id)
         msg.payloads.append(row.payload)
+        open_by_key[key] = (msg, used + size + 1)
         cursors[row.priority] = row.id
     return messages
+
+
+POISON_AFTER = 5
 
 
 class _ConnectFailed(Exception):
@@ -151,6 +168,14 @@ class Publisher:
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
         self._tls_context = tls_context(mqtt)
+        self._max_message = mqtt.max_message_bytes
+        self._progress = False
+        """A PUBACK arrived on the current connection."""
+        self._first_unacked: _Message | None = None
+        self._fruitless = 0
+        """Connections in a row that the broker closed before acknowledging anything,
+        with the same message (``_suspect``, its first row id) first in flight."""
+        self._suspect = -1
         self._changed = asyncio.Event()
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
@@ -210,6 +235,11 @@ class Publisher:
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
     ) -> None:
         if client is self._client and self._connack is not None and not self._connack.done():
+            limit = getattr(properties, "MaximumPacketSize", None)
+            if isinstance(limit, int) and limit > 0:
+                # MQTT 5: the broker said how large a packet may be; keep headroom
+                # for the fixed header, the topic and the properties.
+                self._max_message = min(self.mqtt.max_message_bytes, limit - 512)
             self._connack.set_result(reason)
 
     def _on_disconnect(
@@ -221,6 +251,7 @@ class Publisher:
             self._connack.set_exception(_ConnectFailed(f"connection closed ({reason})"))
         if self.status.connected and not self._stopping:
             self.status.last_error = f"connection lost: {reason}"
+        self._first_unacked = next(iter(self._inflight.values()), None)
         self._disconnected.set()
         self._changed.set()
 
@@ -238,6 +269,7 @@ class Publisher:
         if reason.is_failure:
             self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
         else:
+            self._progress = True
             self._acked.extend(msg.ids)
             self._acked_bytes += sum(map(len, msg.payloads))
             self.status.events_delivered += len(msg.ids)
@@ -277,18 +309,58 @@ class Publisher:
                         await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
                 attempt = 0
+                self._progress = False
+                self._first_unacked = None
                 try:
                     await self._pump()
                 finally:
                     self._drop_connection()
                     await self._flush()
-                if not self._stopping:
-                    log.warning("broker connection lost (%s); reconnecting", self.status.last_error)
+                if self._stopping:
+                    break
+                delay = self._after_fruitless_connection()
+                log.warning(
+                    "broker connection lost (%s); reconnecting in %.1f s",
+                    self.status.last_error,
+                    delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_requested.wait(), delay)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             self._drop_connection()
             await self._flush()
+
+    def _after_fruitless_connection(self) -> float:
+        """How long to wait before reconnecting, and what to do about a poison message.
+
+        A broker that closes the connection before acknowledging anything, again
+        and again with the same message first in flight, is refusing that message
+        (too large, not allowed): after POISON_AFTER such connections it goes to
+        the dead letters instead of blocking the outbox forever. Reconnects after
+        fruitless connections back off like failed connects.
+        """
+        first = self._first_unacked
+        if self._progress or first is None:
+            self._fruitless = 0
+            return 0.0
+        # Only the same message first in flight each time counts as a refusal; a
+        # network that flaps while different messages are in flight does not.
+        same = first.ids[0] == self._suspect
+        self._suspect = first.ids[0]
+        self._fruitless = self._fruitless + 1 if same or self._fruitless == 0 else 1
+        if self._fruitless >= POISON_AFTER:
+            size = sum(len(p) for p in first.payloads)
+            self._rejected.append(
+                (
+                    first.ids,
+                    f"the broker closed the connection {self._fruitless} times while this "
+                    f"message ({size} B to {first.topic}) was in flight",
+                )
+            )
+            self._fruitless = 0
+        return self._backoff(self._fruitless + 1)
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped at reconnect_max."""
@@ -370,7 +442,22 @@ class Publisher:
                 if self._disconnected.is_set():
                     return
                 if rows:
-                    messages = group_messages(rows, per_message, room, cursors)
+                    too_big: list[Row] = []
+                    messages = group_messages(
+                        rows,
+                        per_message,
+                        room,
+                        cursors,
+                        max_bytes=self._max_message,
+                        too_big=too_big,
+                    )
+                    if too_big:
+                        self._rejected.append(
+                            (
+                                [r.id for r in too_big],
+                                f"larger than the broker's message limit ({self._max_message} B)",
+                            )
+                        )
                     for msg in messages:
                         payload = (
                             msg.payloads[0] if per_message == 1 else join_payloads(msg.payloads)

@@ -329,3 +329,48 @@ def test_an_unreadable_tls_file_is_a_config_error_not_a_restart_loop(tmp_path: P
     assert proc.returncode == 2  # systemd's RestartPreventExitStatus=2: no restart loop
     assert f"mqtt.tls.ca_file: cannot read {tmp_path / 'no.pem'}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_batches_stay_under_the_broker_limit(tmp_path: Path) -> None:
+    broker = LocalBroker(tmp_path / "small", extra_config="message_size_limit 4000\n")
+    broker.start()
+    try:
+        sub = Subscriber(broker.host, broker.port, "tidegate/pub/#").start()
+        mqtt = (
+            f"{{host: {broker.host}, port: {broker.port}, events_per_message: 100, "
+            "max_message_bytes: 3000}"
+        )
+        run_in_process(sim_config(tmp_path / "d", mqtt, count=300), delivered(600))
+        wait_until(lambda: sub.count() >= 600, 10, "every event at the subscriber")
+        sub.stop()
+        sizes = [len(m.payload) for m in sub.snapshot() if not m.topic.endswith("/status")]
+        assert max(sizes) <= 3000
+        assert_contiguous(sub.events())
+    finally:
+        broker.kill()
+
+
+def test_a_message_the_broker_always_refuses_is_dead_lettered_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    # The broker closes the connection on any message over 2000 B (MQTT 5); our limit
+    # is set too high, so the batches keep being refused.
+    broker = LocalBroker(tmp_path / "refusing", extra_config="message_size_limit 2000\n")
+    broker.start()
+    try:
+        mqtt = (
+            f"{{host: {broker.host}, port: {broker.port}, events_per_message: 50, "
+            "reconnect_min: 50ms, reconnect_max: 200ms}"
+        )
+
+        def settled(gateway: Gateway) -> bool:
+            status = gateway.publisher.status if gateway.publisher else None
+            return status is not None and status.events_rejected >= 100
+
+        gateway = run_in_process(sim_config(tmp_path / "d", mqtt, count=50), settled, timeout=30)
+        assert gateway.publisher is not None
+        assert gateway.publisher.status.connects < 20  # backed off, no reconnect storm
+        assert gateway.outbox.stats.depth == 0
+        assert gateway.outbox.stats.dead_letters == 100
+    finally:
+        broker.kill()
