@@ -82,13 +82,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
@@ -109,10 +107,11 @@ from tidegate.drivers._mqtt_topics import (
     filter_matches,
 )
 from tidegate.drivers._parsing import FrameParser, FrameRejected, ParseConfig
+from tidegate.errors import TidegateError
 from tidegate.event import Event
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.schema_types import Duration, Section
-from tidegate.secrets import Secret
+from tidegate.secrets import MqttCredentials, Secret, read_password
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +130,9 @@ class Subscription(Section):
         description="MQTT topic filter, with `+` (one level) and `#` (the rest) wildcards."
     )
     qos: Literal[0, 1, 2] = Field(
-        1, description="Subscription QoS: 1 or 2 lets the broker queue messages while the "
-        "gateway is away (with `persistent_session`)."
+        1,
+        description="Subscription QoS: 1 or 2 lets the broker queue messages while the "
+        "gateway is away (with `persistent_session`).",
     )
     parse: ParseConfig = Field(description="How each message payload becomes events.")
     source: str | None = Field(
@@ -173,7 +173,7 @@ class Subscription(Section):
         return self
 
 
-class MqttInputConfig(DriverConfig):
+class MqttInputConfig(DriverConfig, MqttCredentials):
     """Messages from a broker on the gateway, as events."""
 
     type: Literal["mqtt"] = Field("mqtt", description="Driver kind.")
@@ -202,14 +202,6 @@ class MqttInputConfig(DriverConfig):
         description="MQTT 5 only: how long the broker keeps a persistent session after a "
         "disconnect (MQTT 3.1.1 brokers keep it until a clean connect).",
     )
-    username: str | None = Field(None, description="User name, if the broker wants one.")
-    password_file: Path | None = Field(
-        None, description="File whose content (trimmed) is the password."
-    )
-    password_env: str | None = Field(None, description="Environment variable holding the password.")
-    password_credential: str | None = Field(
-        None, description="systemd credential name (`LoadCredential=`) holding the password."
-    )
     tls: TlsSection | None = Field(None, description="Use TLS; present (even `{}`) turns it on.")
     keepalive: Duration = Field(30.0, ge=5, le=3600, description="Keep-alive interval.")
     connect_timeout: Duration = Field(10.0, gt=0, description="Give up a connection attempt.")
@@ -228,13 +220,6 @@ class MqttInputConfig(DriverConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> MqttInputConfig:
-        sources = [self.password_file, self.password_env, self.password_credential]
-        if sum(s is not None for s in sources) > 1:
-            raise ValueError(
-                "give the password one way: password_file, password_env or password_credential"
-            )
-        if self.username is None and any(s is not None for s in sources):
-            raise ValueError("a password needs a `username`")
         if self.reconnect_min > self.reconnect_max:
             raise ValueError("reconnect_min must not exceed reconnect_max")
         filters = [s.topic for s in self.subscriptions]
@@ -261,14 +246,14 @@ class _CompiledSubscription:
         self.levels = check_filter(config.topic)
         self.driver = driver
         self.source = (
-            TopicTemplate(config.source, driver=driver, filter_levels=self.levels,
-                          allow_field=False)
+            TopicTemplate(
+                config.source, driver=driver, filter_levels=self.levels, allow_field=False
+            )
             if config.source is not None
             else None
         )
         self.name = (
-            TopicTemplate(config.name, driver=driver, filter_levels=self.levels,
-                          allow_field=True)
+            TopicTemplate(config.name, driver=driver, filter_levels=self.levels, allow_field=True)
             if config.name is not None
             else None
         )
@@ -366,27 +351,9 @@ class _ConnectFailed(Exception):
 
 def _read_password(config: MqttInputConfig) -> Secret | None:
     try:
-        if config.password_file is not None:
-            return Secret(config.password_file.read_text(encoding="utf-8").strip())
-        if config.password_credential is not None:
-            directory = os.environ.get("CREDENTIALS_DIRECTORY")
-            if not directory:
-                raise _ConnectFailed(
-                    f"password_credential '{config.password_credential}' needs systemd's "
-                    "LoadCredential= ($CREDENTIALS_DIRECTORY is not set)"
-                )
-            path = Path(directory) / config.password_credential
-            return Secret(path.read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise _ConnectFailed(
-            f"cannot read the password from {exc.filename}: {exc.strerror}"
-        ) from None
-    if config.password_env is not None:
-        value = os.environ.get(config.password_env)
-        if value is None:
-            raise _ConnectFailed(f"the password variable ${config.password_env} is not set")
-        return Secret(value)
-    return None
+        return read_password(config)
+    except TidegateError as exc:
+        raise _ConnectFailed(str(exc)) from None
 
 
 def _tls_context(tls: TlsSection) -> ssl.SSLContext:
@@ -542,7 +509,9 @@ class MqttDriver(Driver):
         self._session += 1
         self._client = client
         self._bridge = _BurstReader(
-            client, loop, lambda: self._arrivals,
+            client,
+            loop,
+            lambda: self._arrivals,
             lambda: len(self._pending) < min(READ_BURST, cfg.max_pending),
         )
         self._connack = loop.create_future()
@@ -611,7 +580,10 @@ class MqttDriver(Driver):
         self.health.set_state(DriverState.RUNNING)
         cfg = self.settings
         log.info(
-            "%s: subscribed on %s:%d as %s", self.name, cfg.host, cfg.effective_port,
+            "%s: subscribed on %s:%d as %s",
+            self.name,
+            cfg.host,
+            cfg.effective_port,
             self.client_id,
         )
 
@@ -768,8 +740,7 @@ class MqttDriver(Driver):
         if route.name is not None:
             name = route.name
             events = [
-                Event(e.source, name, e.value, e.time, e.id, e.seq, e.unit, e.tags)
-                for e in events
+                Event(e.source, name, e.value, e.time, e.id, e.seq, e.unit, e.tags) for e in events
             ]
         elif route.name_levels is not None:
             template = route.subscription.name
@@ -778,7 +749,12 @@ class MqttDriver(Driver):
                 Event(
                     e.source,
                     clean_name(template.render(route.name_levels, topic, e.name)) or e.name,
-                    e.value, e.time, e.id, e.seq, e.unit, e.tags,
+                    e.value,
+                    e.time,
+                    e.id,
+                    e.seq,
+                    e.unit,
+                    e.tags,
                 )
                 for e in events
             ]

@@ -19,6 +19,7 @@ from tidegate.driver import DriverConfig
 from tidegate.rules.config import RuleConfig
 from tidegate.rules.topic import TopicTemplateError, check_template
 from tidegate.schema_types import ByteSize, Duration, Name, Section
+from tidegate.secrets import MqttCredentials
 
 
 def _default_gateway_id() -> str:
@@ -66,7 +67,7 @@ def _check_topic(value: str) -> str:
     return value
 
 
-class MqttSection(Section):
+class MqttSection(MqttCredentials):
     host: str = Field(description="Broker host name or address.", min_length=1)
     port: int | None = Field(
         None, ge=1, le=65535, description="Broker port; default 1883, or 8883 with `tls`."
@@ -77,15 +78,6 @@ class MqttSection(Section):
     )
     keepalive: Duration = Field(30.0, ge=5, le=3600, description="Keep-alive interval.")
     qos: Literal[0, 1] = Field(1, description="QoS of published events (1: at least once).")
-    username: str | None = Field(None, description="User name, if the broker wants one.")
-    password_file: Path | None = Field(
-        None, description="File whose content (trimmed) is the password."
-    )
-    password_env: str | None = Field(None, description="Environment variable holding the password.")
-    password_credential: str | None = Field(
-        None,
-        description="systemd credential name (`LoadCredential=`) holding the password.",
-    )
     tls: TlsSection | None = Field(None, description="Use TLS; present (even `{}`) turns it on.")
     topic_prefix: str = Field(
         "tidegate/{gateway}",
@@ -131,14 +123,7 @@ class MqttSection(Section):
         return value
 
     @model_validator(mode="after")
-    def _one_password_source(self) -> MqttSection:
-        sources = [self.password_file, self.password_env, self.password_credential]
-        if sum(s is not None for s in sources) > 1:
-            raise ValueError(
-                "give the password one way: password_file, password_env or password_credential"
-            )
-        if self.username is None and any(s is not None for s in sources):
-            raise ValueError("a password needs a `username`")
+    def _reconnect_range(self) -> MqttSection:
         if self.reconnect_min > self.reconnect_max:
             raise ValueError("reconnect_min must not exceed reconnect_max")
         return self

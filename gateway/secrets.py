@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tidegate.config import MqttSection
+from pydantic import Field, model_validator
+
 from tidegate.errors import PublishError
+from tidegate.schema_types import Section
 
 
 class Secret:
@@ -37,7 +39,33 @@ def _read(path: Path, what: str) -> Secret:
         ) from None
 
 
-def read_password(mqtt: MqttSection) -> Secret | None:
+class MqttCredentials(Section):
+    """How a broker connection logs in: a user name and, from outside the YAML file,
+    a password (shared by the publisher's `mqtt` section and the `mqtt` driver)."""
+
+    username: str | None = Field(None, description="User name, if the broker wants one.")
+    password_file: Path | None = Field(
+        None, description="File whose content (trimmed) is the password."
+    )
+    password_env: str | None = Field(None, description="Environment variable holding the password.")
+    password_credential: str | None = Field(
+        None,
+        description="systemd credential name (`LoadCredential=`) holding the password.",
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> MqttCredentials:
+        sources = [self.password_file, self.password_env, self.password_credential]
+        if sum(s is not None for s in sources) > 1:
+            raise ValueError(
+                "give the password one way: password_file, password_env or password_credential"
+            )
+        if self.username is None and any(s is not None for s in sources):
+            raise ValueError("a password needs a `username`")
+        return self
+
+
+def read_password(mqtt: MqttCredentials) -> Secret | None:
     if mqtt.password_file is not None:
         return _read(mqtt.password_file, "file")
     if mqtt.password_env is not None:
