@@ -112,6 +112,7 @@ from tidegate.event import Event
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.schema_types import Duration, Section
 from tidegate.secrets import MqttCredentials, Secret, read_password
+from tidegate.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -356,16 +357,6 @@ def _read_password(config: MqttInputConfig) -> Secret | None:
         raise _ConnectFailed(str(exc)) from None
 
 
-def _tls_context(tls: TlsSection) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file and tls.key_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    if not tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class MqttDriver(Driver):
     """Subscribes on a local broker and emits the messages' events."""
 
@@ -491,7 +482,11 @@ class MqttDriver(Driver):
         if cfg.username is not None:
             client.username_pw_set(cfg.username, password.reveal() if password else None)
         if cfg.tls is not None:
-            client.tls_set_context(_tls_context(cfg.tls))
+            try:
+                context = tls_context(cfg.tls)
+            except TidegateError as exc:
+                raise _ConnectFailed(str(exc)) from None
+            client.tls_set_context(context)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

@@ -31,11 +31,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from tidegate.config import MqttSection
-from tidegate.errors import ConfigError, TidegateError
+from tidegate.errors import TidegateError
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.outbox import AsyncOutbox, Row
 from tidegate.payload import join_payloads
 from tidegate.secrets import Secret
+from tidegate.tls import tls_context
 
 log = logging.getLogger(__name__)
 
@@ -117,38 +118,6 @@ class _ConnectFailed(Exception):
     pass
 
 
-def tls_context(mqtt: MqttSection) -> ssl.SSLContext | None:
-    """The TLS settings, read once at start: a missing or unreadable CA, certificate
-    or key is a configuration error (exit 2), not a reason to restart forever."""
-    tls = mqtt.tls
-    if tls is None:
-        return None
-    for key in ("ca_file", "cert_file", "key_file"):
-        path = getattr(tls, key)
-        if path is not None:
-            try:
-                with open(path, "rb") as f:
-                    f.read(1)
-            except OSError as exc:
-                raise ConfigError(
-                    [f"mqtt.tls.{key}: cannot read {path}: {exc.strerror or exc}"]
-                ) from None
-    try:
-        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-        if tls.cert_file and tls.key_file:
-            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    except OSError as exc:
-        detail = exc.strerror or str(exc)
-        name = getattr(exc, "filename", None) or "a TLS file"
-        raise ConfigError([f"mqtt.tls: cannot use {name}: {detail}"]) from None
-    except ssl.SSLError as exc:
-        raise ConfigError([f"mqtt.tls: the CA, certificate or key is not usable: {exc}"]) from None
-    if not tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Publisher:
     def __init__(
         self,
@@ -167,7 +136,7 @@ class Publisher:
         self._password = password
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
-        self._tls_context = tls_context(mqtt)
+        self._tls_context = tls_context(mqtt.tls)
         self._max_message = mqtt.max_message_bytes
         self._progress = False
         """A PUBACK arrived on the current connection."""
