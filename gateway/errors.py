@@ -35,4 +35,3 @@ class PublishError(TidegateError):
     """The publisher could not configure or reach the broker."""
 
 
-OutboxError = BufferError_
