@@ -33,5 +33,3 @@ class BufferError_(TidegateError):
 
 class PublishError(TidegateError):
     """The publisher could not configure or reach the broker."""
-
-
