@@ -27,8 +27,14 @@ Every event passes through unchanged. The added events:
   watching began);
 - both also carry the stream's latest tags.
 
-An event earlier than the stream's last one (the clock stepped back) becomes
-its new "last seen". Counters: ``went_stale``, ``recovered``; ``stale_now`` is
+Events count at their own time, late ones too (older than the rule's clock:
+see "Late events" in ``tidegate.rules.config``): the rule is ticked at its
+clock right after a late event, so a stream first seen through an event more
+than ``after`` older than the clock is reported stale at once, and a stale
+stream whose data returns that old is reported ``recovered`` at the event's
+time, then ``stale`` again at that time + ``after``. An event earlier than the
+stream's last one (late, or the clock stepped back) becomes its new "last
+seen". Counters: ``went_stale``, ``recovered``; ``stale_now`` is
 the number of streams silent now. ``flush`` emits nothing.
 
 ```yaml
@@ -47,6 +53,7 @@ rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Self
 
@@ -124,6 +131,10 @@ class Absence:
             tuple(entry[f] for f in config.by): self._expected_stream(entry)
             for entry in config.expect
         }
+        # A lower bound of the earliest time a watched stream's silence exceeds ``after``:
+        # a tick before it has nothing to do (the rule stage also ticks after every late
+        # event, so a tick must not scan every stream).
+        self._next_due = math.inf
         self.went_stale = 0
         self.recovered = 0
 
@@ -135,11 +146,12 @@ class Absence:
     def apply(self, event: Event) -> list[Event]:
         now = event.time
         if self._watch_started is None:
-            self._watch_started = now
+            self._start_watching(now)
         key = self._key(event)
         stream = self._streams.get(key)
         if stream is None:
             self._streams[key] = _Stream(event.source, event.name, event.tags, now)
+            self._next_due = min(self._next_due, now + self._after)
             return [event]
         out: list[Event] = []
         self._check(stream, now, out)  # a late event first reports the silence it ends
@@ -147,6 +159,7 @@ class Absence:
         was_stale = stream.stale
         stream.source, stream.name, stream.tags = event.source, event.name, event.tags
         stream.last_seen, stream.stale = now, False
+        self._next_due = min(self._next_due, now + self._after)
         out.append(event)
         if was_stale:
             self.recovered += 1
@@ -156,12 +169,23 @@ class Absence:
 
     def tick(self, now: float) -> list[Event]:
         if self._watch_started is None:
-            self._watch_started = now
+            self._start_watching(now)
+        if not now > self._next_due:
+            return []
         out: list[Event] = []
+        next_due = math.inf
         for stream in self._streams.values():
             self._check(stream, now, out)
+            if not stream.stale:
+                next_due = min(next_due, self._silent_since(stream) + self._after)
+        self._next_due = next_due
         out.sort(key=lambda e: e.time)
         return out
+
+    def _start_watching(self, now: float) -> None:
+        self._watch_started = now
+        if self._streams:  # expected streams: watched from now
+            self._next_due = now + self._after
 
     def flush(self) -> tuple[Event, ...]:
         return ()

@@ -30,10 +30,20 @@ after the reading that completed it:
   ``raised``, the clear threshold for ``cleared``) and ``reading`` (the value
   that completed the transition).
 
+**Late readings** (older than the rule's clock: delayed in transit, uploaded
+in a burst) are taken in the order they arrive: each holds from its own time
+until the next reading arrives. The rule is ticked at its clock right after a
+late reading (see "Late events" in ``tidegate.rules.config``), so a duration it
+makes long enough by the clock completes at once: with ``for: 60s``, a reading
+above the threshold stamped two minutes before the clock raises the alarm
+right away, with the time the minute ended. A reading that arrives after that
+cannot take the transition back, even one stamped earlier; the next
+transition follows from it as usual. If an event's time is earlier than the
+start of a running duration (a late reading, or the clock stepped back), the
+duration restarts from that event.
+
 Values that are not numbers (strings, booleans, mappings, NaN) pass
-unchanged, are counted in ``non_numeric`` and do not change the alarm. If an
-event's time is earlier than the start of a running duration (the clock
-stepped back), the duration restarts from that event. ``flush`` emits
+unchanged, are counted in ``non_numeric`` and do not change the alarm. ``flush`` emits
 nothing: a raised alarm is not cleared by a shutdown. Counters: ``raised``,
 ``cleared``, ``non_numeric``; ``active`` is the number of keys raised now.
 
@@ -166,6 +176,10 @@ class Alarm:
         self._clear_tags = {**self._raise_tags, "threshold": number_text(clear_threshold)}
         self._event_name = config.event
         self._states: dict[StreamKey, _KeyState] = {}
+        # A lower bound of the earliest time a running duration completes: a tick before it
+        # has nothing to do (the rule stage also ticks after every late event, so a tick
+        # must not scan every key).
+        self._next_due = math.inf
         self.raised = 0
         self.cleared = 0
         self.non_numeric = 0
@@ -193,9 +207,15 @@ class Alarm:
         return out
 
     def tick(self, now: float) -> list[Event]:
+        if now < self._next_due:
+            return []
         out: list[Event] = []
+        next_due = math.inf
         for state in self._states.values():
             self._complete(state, now, out)
+            if state.since is not None:
+                next_due = min(next_due, state.since + self._needed(state))
+        self._next_due = next_due
         out.sort(key=lambda e: e.time)
         return out
 
@@ -210,13 +230,17 @@ class Alarm:
             return
         if state.since is None or now < state.since:  # new condition, or the clock stepped back
             state.since = now
+            self._next_due = min(self._next_due, now + self._needed(state))
         self._complete(state, now, out)
+
+    def _needed(self, state: _KeyState) -> float:
+        return self._clear_for if state.raised else self._raise_for
 
     def _complete(self, state: _KeyState, now: float, out: list[Event]) -> None:
         """Make the transition if its condition has held long enough by ``now``."""
         if state.since is None:
             return
-        needed = self._clear_for if state.raised else self._raise_for
+        needed = self._needed(state)
         if now - state.since < needed:
             return
         at = state.since + needed

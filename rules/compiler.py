@@ -165,6 +165,8 @@ class CompiledRule:
         self.event_clock = config.time == "event"
         self.watermark = float("-inf")
         """time: event: the largest event time the rule has seen."""
+        self.clock = float("-inf")
+        """time: processing: the ``now`` of the latest ``tick`` (the gateway clock)."""
         self.route: Route | None = None
         publish = config.publish
         if publish is not None:
@@ -191,9 +193,8 @@ class CompiledRule:
         out: list[Event] = []
         try:
             self._descend(event, 0, out)
-            if self.event_clock and event.time > self.watermark:
-                self.watermark = event.time
-                self._tick(event.time, out)
+            if self.timed_steps:
+                self._tick_after(event.time, out)
         except ExpressionRuntimeError as exc:
             self.reject(event, str(exc))
             return []
@@ -261,8 +262,29 @@ class CompiledRule:
             if produced:
                 self._emitted(step, k, produced, out)
 
+    def _tick_after(self, t: float, out: list[Event]) -> None:
+        """After an event at ``t``: tick the operators at the rule's clock.
+
+        A late event (older than the clock) may have changed what is due by the clock
+        (an alarm duration it completes, a stream it shows silent, an interval it
+        opens): waiting for the clock to move would act on it late, or never in a
+        replay that ends there. An event at or after the clock needs no tick: its own
+        ``apply`` did all there is to do up to its time, and the other keys were
+        ticked at the clock already (for ``time: event``, the tick at a watermark the
+        event moves is the one that moves the operators).
+        """
+        if self.event_clock:
+            if t > self.watermark:
+                self.watermark = t
+            elif not t < self.watermark:  # at the watermark (or not a number)
+                return
+            self._tick(self.watermark, out)
+        elif t < self.clock:
+            self._tick(self.clock, out)
+
     def tick(self, now: float) -> list[Event]:
         """Advance the rule's operators to ``now``; what they emit, through the later steps."""
+        self.clock = now  # follows the gateway clock, back too: operators judge steps
         out: list[Event] = []
         try:
             self._tick(now, out)

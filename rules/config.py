@@ -77,22 +77,35 @@ has no cycle by construction.
 
 ## Time
 
-Operators never read the clock. Each rule has a ``time``:
+Operators never read the clock. Each rule has a ``time``, which gives it its
+*clock*:
 
-- ``processing`` (default): its operators are ticked with the gateway clock
-  (``RuleStage.tick(now)``, every 0.25 s in the pipeline; in ``tidegate rules
-  test``, the replayed events' own time) so absence, alarm durations and
-  windows end on time even while no event arrives;
-- ``event``: its operators are ticked only with the largest event time the rule
-  has seen, right after each event; the gateway clock never reaches them. For
-  devices whose clocks differ from the gateway's, or that upload in bursts.
+- ``processing`` (default): the gateway clock, as of the latest
+  ``RuleStage.tick(now)`` (every 0.25 s in the pipeline; in ``tidegate rules
+  test``, the replayed events' own time, ticked whenever it moves), so absence,
+  alarm durations and windows end on time even while no event arrives;
+- ``event``: the largest event time the rule has seen; its operators are ticked
+  with it right after each event that moves it, and the gateway clock never
+  reaches them. For devices whose clocks differ from the gateway's, or that
+  upload in bursts.
 
-A window's own ``time`` (processing/event) still decides which window a value
-falls in, against the clock its rule gives it. Late events (event time before
-what an operator has already closed) are the operator's to handle, each as its
-module documents: a ``time: event`` window drops and counts them
-(``late_events``); alarm, absence, throttle and dedup treat an earlier time as
-the clock having stepped back. ``flush`` (shutdown, and the
+**Late events.** An event older than its rule's clock is late. Right after a
+late event, the rule's operators are ticked at the rule's clock, so what the
+event makes due by then happens at once, with the times it is due at: an alarm
+duration it completes (a late reading holds until the next reading arrives), a
+stream it shows silent for longer than ``after``, a ``keep: last`` throttle
+interval that has already ended. This is what a gateway ticking continuously
+would do, so the outcome does not depend on how events are batched, how often
+the gateway ticks, or whether the clock moves again (a replay that ends with
+late events loses nothing). An event at or after the clock needs no such tick:
+its own step did everything due up to its time. Live, a ``time: processing``
+rule's clock is up to one tick interval (0.25 s) behind the gateway clock.
+
+Beyond that, each operator handles late events as its module documents: a
+``time: event`` window drops and counts them (``late_events``); ``dedup``
+compares them with every earlier pass up to ``allowed_lateness`` behind its
+clock (``too_late`` counts the others); alarm, absence and throttle take each
+event in the order it arrives, at its own time. ``flush`` (shutdown, and the
 rules a reload retires) emits what operators hold: partial windows, held
 throttled events; a raised alarm stays raised (nothing is emitted).
 

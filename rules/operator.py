@@ -22,7 +22,12 @@ class Operator(Protocol):
 
 class TimedOperator(Operator, Protocol):
     def tick(self, now: float) -> Sequence[Event]:
-        """Advance time to ``now`` (epoch seconds); emit what closes by then."""
+        """Advance time to ``now`` (epoch seconds); emit what closes by then.
+
+        Called after every late event too, often with the same ``now`` as the
+        previous tick, and possibly with a ``now`` older than event times already
+        applied: that must be cheap and must not be taken for a clock step.
+        """
         ...
 
     def flush(self) -> Sequence[Event]:

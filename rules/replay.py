@@ -4,11 +4,14 @@ This is what makes ``tidegate rules test`` deterministic: nothing reads the
 wall clock. Before each event, the clock moves to the event's time (it never
 moves back: an event older than one before it leaves the clock where it is and
 is handled by its own time, as a late event would be live), and ``tick`` runs
-at that time, so
-windows close, alarm durations complete and silences are reported exactly
-where they would have with a gateway ticking continuously. At the end, the
-stage is flushed as at a shutdown (partial windows, held events), unless
-``flush=False``.
+at that time, so windows close, alarm durations complete and silences are
+reported exactly where they would have with a gateway ticking continuously.
+After a late event (older than the clock), its rule ticks itself at the clock
+(``CompiledRule.run``; see "Late events" in ``tidegate.rules.config``), as it
+does in the running gateway: what the late event made due is output right
+after it, not when the clock next moves (or never, at the end of the
+replay). At the end, the stage is flushed as at a shutdown (partial windows,
+held events), unless ``flush=False``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ Pure and synchronous like the operators it runs. The pipeline calls:
 - ``tick(now) -> list[Outgoing]`` every 0.25 s with the wall clock, so
   time-driven operators (windows, alarm durations, absence, ``throttle`` with
   ``keep: last``) of ``time: processing`` rules emit even while nothing
-  arrives (``time: event`` rules are ticked by their own events instead);
+  arrives (``time: event`` rules are ticked by their own events instead).
+  ``now`` is also those rules' clock: a later event older than it is late, and
+  its rule is ticked at that clock right after it, inside ``process`` (see
+  "Late events" in ``tidegate.rules.config``);
 - ``flush() -> list[Outgoing]`` once at shutdown: every operator, rule by rule
   in order, emits what it holds (partial windows, held events), and that output
   runs through the later rules like any other;

@@ -14,9 +14,11 @@ at the next event after it — intervals follow the data, not a clock grid.
   held event is passed as it came (its own time and id).
 
 Dropped events (for ``keep: last``: those superseded by a later one) are
-counted in ``dropped``. An event older than the open interval's start (the
-clock stepped back) closes that interval and opens a new one, so a clock jump
-never silences a stream.
+counted in ``dropped``. An event older than the open interval's start (late,
+or the clock stepped back) closes that interval and opens a new one, so a
+clock jump never silences a stream. With ``keep: last``, an interval a late
+event opens that has already ended by the rule's clock is released by the tick
+that follows the event (see "Late events" in ``tidegate.rules.config``).
 
 ```yaml
 rules:
@@ -30,6 +32,7 @@ rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,13 +95,16 @@ class ThrottleLast:
         self._interval = config.interval
         # Insertion order is opening order, so tick emits in the order intervals end.
         self._held: dict[StreamKey, _Held] = {}
+        # A lower bound of the earliest end of a held interval: a tick before it has nothing
+        # to do (the rule stage also ticks after every late event).
+        self._next_due = math.inf
         self.dropped = 0
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         key = self._key(event)
         held = self._held.get(key)
         if held is None:
-            self._held[key] = _Held(event.time, event)
+            self._hold(key, event)
             return ()
         if held.opened <= event.time < held.opened + self._interval:
             held.event = event
@@ -106,15 +112,25 @@ class ThrottleLast:
             return ()
         # The interval is over (or the clock stepped back): its latest event goes out now.
         del self._held[key]
-        self._held[key] = _Held(event.time, event)
+        self._hold(key, event)
         return (held.event,)
 
     def tick(self, now: float) -> tuple[Event, ...]:
-        due = [key for key, held in self._held.items() if now >= held.opened + self._interval]
-        return tuple(self._held.pop(key).event for key in due)
+        if now < self._next_due:
+            return ()
+        interval = self._interval
+        due = [key for key, held in self._held.items() if now >= held.opened + interval]
+        released = tuple(self._held.pop(key).event for key in due)
+        self._next_due = min((h.opened + interval for h in self._held.values()), default=math.inf)
+        return released
+
+    def _hold(self, key: StreamKey, event: Event) -> None:
+        self._held[key] = _Held(event.time, event)
+        self._next_due = min(self._next_due, event.time + self._interval)
 
     def flush(self) -> tuple[Event, ...]:
         held, self._held = self._held, {}
+        self._next_due = math.inf
         return tuple(h.event for h in held.values())
 
 

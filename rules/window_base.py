@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 
 from tidegate.event import Event, Scalar, Value, new_event
 from tidegate.rules.aggregate import compute, parse_aggregate
+from tidegate.rules.clock import CLOCK_STEP_BACK
 from tidegate.rules.keys import StreamKey, key_function
 from tidegate.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from tidegate.rules.window import Config
 
-CLOCK_STEP_BACK = 1.0
-"""Processing time: a clock step back larger than this (seconds) restarts the windows."""
+__all__ = ["CLOCK_STEP_BACK", "MAX_EMPTY_RUN", "NO_EVENTS", "WindowOperator", "numeric_value"]
 
 MAX_EMPTY_RUN = 1000
 """emit_empty: the most empty windows in a row one key emits at once."""
