@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from tidegate.control_config import ControlSection
 from tidegate.errors import TidegateError
@@ -49,6 +48,7 @@ from tidegate.sdnotify import Notifier
 from tidegate.status import GatewayMonitor
 from tidegate.tap import EventTap
 from tidegate.timefmt import rfc3339
+from tidegate.yaml_limits import lenient_load
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,7 @@ def configured_socket(config_path: Path) -> Path | None:
     """``control.socket`` from a config file, read leniently: a client must
     find the gateway even when the file has since been edited into an
     invalid state (that is when `tidegate reload` is most useful)."""
-    try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return None
+    data = lenient_load(config_path)  # bounded: the file may be hostile, not only invalid
     control = data.get("control") if isinstance(data, dict) else None
     value = control.get("socket") if isinstance(control, dict) else None
     return Path(value) if isinstance(value, str) and value.startswith("/") else None

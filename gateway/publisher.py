@@ -12,6 +12,8 @@ jitter, capped at ``reconnect_max``. A retained ``online``/``offline`` on
 
 Each connection gets a fresh paho client with a clean session: the outbox,
 not paho's memory, is the source of truth for what still needs sending.
+Only the broker's refusal makes a message poison (dead-lettered, not retried);
+a lost connection never does: see ``tidegate.publish_refusals``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tidegate.errors import TidegateError
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.outbox import AsyncOutbox, Row
 from tidegate.payload import join_payloads
+from tidegate.publish_refusals import RefusalTracker, read_every_failure_code_in_a_puback
 from tidegate.secrets import Secret
 from tidegate.tls import tls_context
 
@@ -111,9 +114,6 @@ def group_messages(
     return messages
 
 
-POISON_AFTER = 5
-
-
 class _ConnectFailed(Exception):
     pass
 
@@ -141,10 +141,8 @@ class Publisher:
         self._progress = False
         """A PUBACK arrived on the current connection."""
         self._first_unacked: _Message | None = None
-        self._fruitless = 0
-        """Connections in a row that the broker closed before acknowledging anything,
-        with the same message (``_suspect``, its first row id) first in flight."""
-        self._suspect = -1
+        self._refusals = RefusalTracker()
+        read_every_failure_code_in_a_puback()
         self._changed = asyncio.Event()
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
@@ -216,6 +214,9 @@ class Publisher:
     ) -> None:
         if client is not self._client:
             return
+        # Before the CONNACK no message was sent: nothing can have been refused.
+        from_broker = self.status.connected and flags.is_disconnect_packet_from_server
+        self._refusals.disconnected(from_broker, reason)
         if self._connack is not None and not self._connack.done():
             self._connack.set_exception(_ConnectFailed(f"connection closed ({reason})"))
         if self.status.connected and not self._stopping:
@@ -287,11 +288,12 @@ class Publisher:
                     await self._flush()
                 if self._stopping:
                     break
-                delay = self._after_fruitless_connection()
+                delay = self._after_connection()
                 log.warning(
-                    "broker connection lost (%s); reconnecting in %.1f s",
+                    "broker connection lost (%s); reconnecting in %.1f s%s",
                     self.status.last_error,
                     delay,
+                    self._refusals.hint(),
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
@@ -301,35 +303,17 @@ class Publisher:
             self._drop_connection()
             await self._flush()
 
-    def _after_fruitless_connection(self) -> float:
-        """How long to wait before reconnecting, and what to do about a poison message.
+    def _after_connection(self) -> float:
+        """How long to wait before reconnecting; dead-letter what the broker refused.
 
-        A broker that closes the connection before acknowledging anything, again
-        and again with the same message first in flight, is refusing that message
-        (too large, not allowed): after POISON_AFTER such connections it goes to
-        the dead letters instead of blocking the outbox forever. Reconnects after
-        fruitless connections back off like failed connects.
+        Connections that end with messages in flight and none acknowledged back
+        off like failed connects; see ``RefusalTracker`` for what is poison.
         """
-        first = self._first_unacked
-        if self._progress or first is None:
-            self._fruitless = 0
-            return 0.0
-        # Only the same message first in flight each time counts as a refusal; a
-        # network that flaps while different messages are in flight does not.
-        same = first.ids[0] == self._suspect
-        self._suspect = first.ids[0]
-        self._fruitless = self._fruitless + 1 if same or self._fruitless == 0 else 1
-        if self._fruitless >= POISON_AFTER:
-            size = sum(len(p) for p in first.payloads)
-            self._rejected.append(
-                (
-                    first.ids,
-                    f"the broker closed the connection {self._fruitless} times while this "
-                    f"message ({size} B to {first.topic}) was in flight",
-                )
-            )
-            self._fruitless = 0
-        return self._backoff(self._fruitless + 1)
+        poison = self._refusals.connection_ended(self._progress, self._first_unacked)
+        if poison is not None:
+            self._rejected.append((poison.ids, poison.reason))
+        fruitless = self._refusals.fruitless
+        return self._backoff(fruitless + 1) if fruitless else 0.0
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped at reconnect_max."""

@@ -2,7 +2,9 @@
 
 Validation errors point at ``FILE:LINE:COL``; to do that we compose the YAML
 node tree ourselves and record the position of each mapping key, sequence item
-and value under its path (a tuple of keys and indexes).
+and value under its path (a tuple of keys and indexes). What a file can cost
+(size, nesting, aliases) is bounded by ``tidegate.yaml_limits``; every way a
+file can fail to load is a ConfigError with a position, never a traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.reader import ReaderError
 
 from tidegate.errors import ConfigError
+from tidegate.yaml_limits import LimitedLoader, YamlLimitError, check_text_size, read_yaml_file
 
 PathKey = tuple[str | int, ...]
 
@@ -49,12 +53,28 @@ class SourceMap:
         return self.values.get((), Position(self.file, 1, 1))
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(LimitedLoader):
     """SafeLoader; a separate class so our tweaks never leak into PyYAML's globals."""
 
 
 def _position(file: str, node: yaml.Node) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _scalar(node: yaml.Node, loader: _Loader, file: str) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as exc:
+        # e.g. `2020-13-01` (a date by its looks), `!!int 12a`: PyYAML lets these escape.
+        kind = str(node.tag).rsplit(":", 1)[-1]
+        plain = isinstance(node, yaml.ScalarNode) and node.style is None
+        hint = "; quote it to keep it as text" if plain else ""
+        raise ConfigError(
+            [
+                f"{_position(file, node)}: YAML error: {str(node.value)[:40]!r} is not a valid "
+                f"{kind} ({exc}){hint}"
+            ]
+        ) from None
 
 
 def _walk(node: yaml.Node, path: PathKey, loader: _Loader, smap: SourceMap) -> Any:
@@ -63,7 +83,7 @@ def _walk(node: yaml.Node, path: PathKey, loader: _Loader, smap: SourceMap) -> A
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader, smap.file)
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise ConfigError(
                     [f"{_position(smap.file, key_node)}: a mapping key must be a plain word"]
@@ -77,18 +97,41 @@ def _walk(node: yaml.Node, path: PathKey, loader: _Loader, smap: SourceMap) -> A
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*path, i), loader, smap) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, loader, smap.file)
+
+
+def _reader_position(text: str, index: int) -> str:
+    """``LINE:COL`` of a character index (the reader's errors give only the index)."""
+    line = text.count("\n", 0, index) + 1
+    column = index - text.rfind("\n", 0, index)
+    return f"{line}:{column}"
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse YAML text; return plain data and its source map."""
+    check_text_size(text, file)
     smap = SourceMap(file, {}, {})
-    loader = _Loader(text)
+    try:
+        # Inside the try: the reader checks every character as it is built.
+        loader = _Loader(text)
+    except ReaderError as exc:
+        where = f"{file}:{_reader_position(text, exc.position)}"
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError(
+            [
+                f"{where}: YAML error: the character U+{char:04X} is not allowed in YAML, "
+                "not even in a comment"
+            ]
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
             return None, smap
         return _walk(node, (), loader, smap), smap
+    except YamlLimitError as exc:
+        mark = exc.problem_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else f"{file}:1:1"
+        raise ConfigError([f"{where}: {exc.problem}"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else f"{file}:1:1"
@@ -96,17 +139,13 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
         raise ConfigError([f"{where}: YAML syntax error: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{file}:1:1: YAML error: {exc}"]) from None
+    except RecursionError:
+        # The limits keep nesting well below Python's; kept in case merge keys chain deeper.
+        raise ConfigError([f"{file}:1:1: the document is nested too deeply"]) from None
     finally:
         loader.dispose()
 
 
 def load_yaml_file(path: Path) -> tuple[Any, SourceMap]:
-    """Read and parse a YAML file; unreadable files are a ConfigError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}:1:1: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([f"{path}:1:1: cannot read: {reason}"]) from None
-    return load_yaml_text(text, str(path))
+    """Read and parse a YAML file; unreadable or too large files are a ConfigError."""
+    return load_yaml_text(read_yaml_file(path), str(path))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,6 +19,9 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from tidegate.config_loader import load_config_text
+from tidegate.pipeline import Gateway
 
 TIDEGATE = [sys.executable, "-m", "tidegate"]
 
@@ -194,3 +199,54 @@ class GatewayProcess:
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+# -- memory of a real process ------------------------------------------------------------------
+
+
+def memory_kib(pid: int, field: str = "VmHWM") -> int:
+    """A memory figure of a live process from /proc (VmHWM: the peak resident set)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"/proc/{pid}/status has no {field}")
+
+
+def cap_address_space(pid: int, limit_bytes: int) -> None:
+    """Bound what a child may allocate, so a regression that balloons fails fast
+    (MemoryError) instead of taking the shared machine's memory."""
+    resource.prlimit(pid, resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+
+
+# -- the gateway in this process ---------------------------------------------------------------
+
+
+def run_in_process(
+    config_text: str, until: Callable[[Gateway], bool], timeout: float = 20
+) -> Gateway:
+    """Run a Gateway in this process until ``until(gateway)`` holds, then stop it cleanly."""
+    gateway = Gateway(load_config_text(config_text))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        try:
+            async with asyncio.timeout(timeout):
+                while not until(gateway):
+                    if task.done():
+                        task.result()
+                        raise AssertionError("gateway stopped early")
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(main())
+    return gateway
+
+
+def delivered(n: int) -> Callable[[Gateway], bool]:
+    def check(gateway: Gateway) -> bool:
+        return gateway.publisher is not None and gateway.publisher.status.events_delivered >= n
+
+    return check

@@ -1,0 +1,141 @@
+"""When a message is poison: only when the broker refused it, never for a lost connection.
+
+A message goes to the dead letters instead of being retried when the broker
+said it will not take it:
+
+- a PUBACK with a failure reason code (MQTT 5) names the message: it is
+  dead-lettered at once, with the reason (the publisher does that as the
+  PUBACK arrives);
+- a DISCONNECT from the broker whose reason code refuses a message (packet too
+  large, payload format invalid, topic name invalid, quota exceeded, not
+  authorized, retain or QoS not supported) names none: it is taken to refuse
+  the first unacknowledged message in flight (a broker handles publishes in
+  order), and only the same message refused ``REFUSALS_BEFORE_POISON`` times in
+  a row is dead-lettered.
+
+A connection that is lost (closed, reset, timed out, or a DISCONNECT with any
+other reason) never makes a message poison, however often it happens with the
+same message in flight: a link that drops every connection right after it is
+made must cost time, never a healthy event. It only slows the reconnects
+(``fruitless`` connections back off like failed connects).
+
+MQTT 3.1.1 has no reason codes: a 3.1.1 broker that closes the connection on
+an oversize message looks exactly like a bad link, so that message is retried
+until ``mqtt.max_message_bytes`` is set below the broker's limit (the
+publisher then dead-letters what is larger before sending it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+REFUSALS_BEFORE_POISON = 3
+"""Refusing DISCONNECTs in a row, with the same message first in flight, that make it poison."""
+
+REFUSING_DISCONNECTS = frozenset(
+    {
+        0x87,  # Not authorized
+        0x90,  # Topic name invalid
+        0x95,  # Packet too large
+        0x97,  # Quota exceeded
+        0x99,  # Payload format invalid
+        0x9A,  # Retain not supported
+        0x9B,  # QoS not supported
+    }
+)
+"""DISCONNECT reason codes that refuse a message; every other one is a lost connection."""
+
+HINT_EVERY = 10
+"""Fruitless connections in a row between two hints about a silent refusal."""
+
+
+def read_every_failure_code_in_a_puback() -> None:
+    """Let paho read any failure reason code in a PUBACK, not only the spec's list.
+
+    Mosquitto 2.0 answers a PUBLISH over its ``message_size_limit`` with a
+    PUBACK carrying 0x95 (packet too large), a code MQTT 5 lists for CONNACK
+    and DISCONNECT only. paho takes that PUBACK for a malformed packet and
+    closes the connection itself, which hides the refusal behind what looks
+    like a lost connection. Any code of 0x80 or more in a PUBACK is the broker
+    refusing that message, so it is added to paho's table (idempotent; the
+    table is paho's documented ``ReasonCode.names``).
+    """
+    names = dict(ReasonCode.names)
+    changed = False
+    for code, by_name in names.items():
+        if code < 0x80 or len(by_name) != 1:
+            continue
+        ((name, packets),) = by_name.items()
+        if PacketTypes.PUBACK not in packets:
+            names[code] = {name: [*packets, PacketTypes.PUBACK]}
+            changed = True
+    if changed:
+        ReasonCode.names = MappingProxyType(names)
+
+
+class InFlight(Protocol):
+    """What the tracker needs to know of a message in flight."""
+
+    topic: str
+    ids: list[int]
+    payloads: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """Outbox row ids to dead-letter, and why."""
+
+    ids: list[int]
+    reason: str
+
+
+class RefusalTracker:
+    """Follows connections' ends; says which message, if any, the broker refuses."""
+
+    def __init__(self) -> None:
+        self.fruitless = 0
+        """Connections in a row that ended with messages in flight and none acknowledged."""
+        self._refusal: ReasonCode | None = None
+        """The refusing DISCONNECT that ended the current connection, if one did."""
+        self._suspect = -1
+        """First row id of the message the last refusals were taken to be about."""
+        self._refusals = 0
+
+    def disconnected(self, from_broker: bool, reason: ReasonCode) -> None:
+        """paho's on_disconnect: a DISCONNECT packet from the broker, or a lost connection."""
+        if from_broker and reason.value in REFUSING_DISCONNECTS:
+            self._refusal = reason
+
+    def connection_ended(self, progress: bool, first: InFlight | None) -> Poison | None:
+        """After a connection: ``progress`` if any PUBACK came, ``first`` unacked message."""
+        refusal, self._refusal = self._refusal, None
+        self.fruitless = 0 if progress or first is None else self.fruitless + 1
+        if refusal is None or first is None:
+            return None  # lost, not refused: says nothing about any message
+        first_id = first.ids[0]
+        self._refusals = self._refusals + 1 if first_id == self._suspect else 1
+        self._suspect = first_id
+        if self._refusals < REFUSALS_BEFORE_POISON:
+            return None
+        self._refusals, self._suspect = 0, -1
+        size = sum(len(p) for p in first.payloads)
+        return Poison(
+            first.ids,
+            f"the broker refused this message ({size} B to {first.topic}) "
+            f"{REFUSALS_BEFORE_POISON} times in a row: DISCONNECT {refusal}",
+        )
+
+    def hint(self) -> str:
+        """A line for the log every ``HINT_EVERY`` fruitless connections in a row."""
+        if self.fruitless == 0 or self.fruitless % HINT_EVERY:
+            return ""
+        return (
+            f"; {self.fruitless} connections in a row lost before any acknowledgement "
+            "(a bad link, or a broker that refuses a message without saying so: with "
+            "MQTT 3.1.1, set mqtt.max_message_bytes below the broker's message limit)"
+        )
