@@ -3,27 +3,33 @@
 Shared by the drivers that receive frames: ``serial`` (a frame per line or binary
 packet) and ``mqtt`` (a frame per message payload). A parse happens in two steps:
 the format (``json``, ``csv``, ``kv``, ``regex``, ``struct``, ``raw``) pulls named
-raw values out of the frame, then the field specs convert them (number, int, bool,
-string; scale and bias), attach units and tags, and shape the events: one event
-per field (``as: events``, the default) or one event whose value maps field names
-to values (``as: mapping``).
+raw values out of the frame (``_records``), then the field specs convert them
+(number, int, bool, string; scale and bias, rounded to the resolution they give),
+attach units and tags, and shape the events: one event per field (``as: events``,
+the default) or one event whose value maps field names to values (``as: mapping``).
+The schema of the section is in ``_parse_config``.
 
 A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that is
-not a number, a missing required field) raises ``FrameRejected`` with the reason;
-the caller hands the frame and the reason to ``context.reject`` and goes on with
-the next frame. Either the whole frame becomes events or none of it does: a frame
-with one corrupt value is likely corrupt elsewhere too.
+not a number, a missing required field) or that is ambiguous (a repeated key, a
+wrong column count, two records run together) raises ``FrameRejected`` with the
+reason; the caller hands the frame and the reason to ``context.reject`` and goes on
+with the next frame. Either the whole frame becomes events or none of it does: a
+frame with one corrupt value is likely corrupt elsewhere too.
 
 ```yaml
 - format: kv                          # "T=21.5,H=40"
   fields:
-    T: {name: temperature, unit: "°C"}
-    H: {name: humidity, unit: "%"}
+    T: {name: temperature, unit: "°C", required: true}
+    H: {name: humidity, unit: "%", required: true}
+  unlisted: reject                    # the device sends T and H, nothing else
 - format: csv                         # "21.5;40;1"
   delimiter: ";"
   columns: [temperature, humidity, door]
   fields: {door: {type: bool}}
   unlisted: include                   # temperature, humidity come auto-typed
+- format: kv                          # "raw=615": 615 * 0.1 - 40 = 21.5 (1 decimal)
+  fields:
+    raw: {name: temperature, scale: 0.1, bias: -40, unit: "°C"}
 - format: struct                      # Plantower PMS5003, 32-byte frames
   byte_order: big
   fields:
@@ -37,25 +43,38 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
-import orjson
-from pydantic import Field, field_validator, model_validator
-
-from tidegate.drivers._checksums import ByteOrder
-from tidegate.errors import TidegateError
+from tidegate.drivers._parse_config import (
+    CsvParse,
+    Encoding,
+    FieldSpec,
+    FieldType,
+    JsonParse,
+    KvParse,
+    ParseConfig,
+    RawParse,
+    RegexParse,
+    StructField,
+    StructParse,
+    TimestampSpec,
+    WireType,
+)
+from tidegate.drivers._records import Extractor, FrameRejected, decode, record_extractor
 from tidegate.event import Event, Scalar, Value, new_event
-from tidegate.schema_types import NAME_PATTERN, Name, Section
+from tidegate.schema_types import NAME_PATTERN
+
+__all__ = [  # the config classes, re-exported for the drivers and the simulated device
+    "CsvParse", "Encoding", "FieldSpec", "FieldType", "FrameParser", "FrameRejected", "JsonParse",
+    "KvParse", "ParseConfig", "RawParse", "RawValue", "Reading", "RegexParse", "StructField",
+    "StructParse", "TimestampSpec", "WireType",
+]
 
 RawValue: TypeAlias = str | int | float | bool
 """A value as a format extracts it, before the field's conversion."""
-
-FieldType: TypeAlias = Literal["number", "int", "bool", "string"]
-WireType: TypeAlias = Literal["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64"]
-Encoding: TypeAlias = Literal["utf-8", "ascii", "latin-1"]
 
 _WIRE_CODES: dict[WireType, str] = {
     "u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "f32": "f", "f64": "d",
@@ -72,168 +91,6 @@ class Reading(NamedTuple):
     value: Scalar
     unit: str | None
     tags: dict[str, str] | None
-
-
-class FrameRejected(TidegateError):
-    """A frame that cannot become events; ``str(exc)`` is the reason."""
-
-
-class FieldSpec(Section):
-    """How one named value of a text or JSON frame becomes an event."""
-
-    name: Name | None = Field(None, description="Event name; default: the field's key.")
-    type: FieldType = Field(
-        "number", description="Convert to `number` (float), `int`, `bool` or `string`."
-    )
-    unit: str | None = Field(None, max_length=32, description="Unit of the value, e.g. `°C`.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags for this field's events.")
-    scale: float = Field(1.0, description="For `number`: value = raw * scale + bias.")
-    bias: float = Field(0.0, description="For `number`: added after scaling.")
-    required: bool = Field(
-        False, description="Reject the frame when this field is missing (else skip the field)."
-    )
-
-    @model_validator(mode="after")
-    def _scaling_is_numeric(self) -> FieldSpec:
-        if self.type != "number" and (self.scale != 1.0 or self.bias != 0.0):
-            raise ValueError("scale and bias apply to `type: number` fields only")
-        return self
-
-
-class StructField(Section):
-    """One value at a fixed offset of a binary frame."""
-
-    offset: int = Field(ge=0, le=65535, description="Byte offset in the frame (from byte 0).")
-    type: WireType = Field(description="u8, i8, u16, i16, u32, i32, f32 or f64.")
-    byte_order: ByteOrder | None = Field(None, description="Override the parser's byte order.")
-    name: Name | None = Field(None, description="Event name; default: the field's key.")
-    unit: str | None = Field(None, max_length=32, description="Unit of the value.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags for this field's events.")
-    scale: float = Field(1.0, description="value = raw * scale + bias (an int if both are unset).")
-    bias: float = Field(0.0, description="Added after scaling.")
-
-
-class TimestampSpec(Section):
-    """A field that carries the reading's own time."""
-
-    field: str = Field(min_length=1, description="Key of the field holding the time.")
-    format: Literal["unix", "unix_ms", "iso8601"] = Field(
-        "unix", description="Seconds or milliseconds since 1970, or an ISO 8601 string."
-    )
-
-
-class _ParseBase(Section):
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags for every event.")
-    output: Literal["events", "mapping"] = Field(
-        "events",
-        alias="as",
-        description="`events`: one event per field; `mapping`: one event whose value maps "
-        "field names to values (units and per-field tags are not kept).",
-    )
-    name: Name = Field(
-        "reading", description="Event name with `as: mapping` (and for `raw`)."
-    )
-
-
-class _RecordParse(_ParseBase):
-    """Formats that yield named values: the fields pick and convert them."""
-
-    fields: dict[str, FieldSpec] = Field(
-        default_factory=dict, description="The fields to emit, by key, with their conversion."
-    )
-    unlisted: Literal["ignore", "include"] = Field(
-        "ignore",
-        description="What to do with keys not in `fields`: drop them, or emit them with an "
-        "automatic type (bool for true/false, number when numeric, else string).",
-    )
-    timestamp: TimestampSpec | None = Field(
-        None, description="Take the event time from a field instead of the arrival time."
-    )
-    encoding: Encoding = Field("utf-8", description="Text encoding of the frame.")
-
-    @model_validator(mode="after")
-    def _something_to_emit(self) -> _RecordParse:
-        if not self.fields and self.unlisted == "ignore":
-            raise ValueError("list `fields`, or set `unlisted: include`, or nothing is emitted")
-        return self
-
-
-class JsonParse(_RecordParse):
-    """One JSON object per frame: ``{"t": 21.5, "h": 40}``."""
-
-    format: Literal["json"] = Field("json", description="Frames are JSON objects.")
-    # A dotted key (`env.t`) reaches into nested objects.
-
-
-class CsvParse(_RecordParse):
-    """Delimited values in fixed column order: ``21.5,40``. No quoting."""
-
-    format: Literal["csv"] = Field("csv", description="Frames are delimited columns.")
-    columns: list[str] = Field(
-        min_length=1, description='Column keys in order; "" or "_" skips a column.'
-    )
-    delimiter: str = Field(",", min_length=1, description="Column separator.")
-
-    @model_validator(mode="after")
-    def _fields_are_columns(self) -> CsvParse:
-        unknown = [key for key in self.fields if key not in self.columns]
-        if unknown:
-            raise ValueError(f"fields {unknown} are not in `columns`")
-        return self
-
-
-class KvParse(_RecordParse):
-    """Key/value pairs: ``T=21.5,H=40``."""
-
-    format: Literal["kv"] = Field("kv", description="Frames are key=value pairs.")
-    pair_separator: str = Field(",", min_length=1, description="Between pairs.")
-    kv_separator: str = Field("=", min_length=1, description="Between a key and its value.")
-
-
-class RegexParse(_RecordParse):
-    """A regular expression whose named groups are the fields."""
-
-    format: Literal["regex"] = Field("regex", description="Fields are a regex's named groups.")
-    pattern: str = Field(description="Python regular expression with `(?P<key>...)` groups.")
-    match: Literal["search", "full"] = Field(
-        "search", description="`search` anywhere in the frame, or match the `full` frame."
-    )
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        try:
-            compiled = re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if not compiled.groupindex:
-            raise ValueError("the pattern needs named groups, e.g. (?P<temperature>[-0-9.]+)")
-        return pattern
-
-
-class StructParse(_ParseBase):
-    """Binary values at fixed offsets, e.g. a sensor datasheet's frame layout."""
-
-    format: Literal["struct"] = Field("struct", description="Frames are binary records.")
-    byte_order: ByteOrder = Field("big", description="Default byte order of the fields.")
-    fields: dict[str, StructField] = Field(min_length=1, description="The values, by key.")
-
-
-class RawParse(_ParseBase):
-    """The whole frame as one string event."""
-
-    format: Literal["raw"] = Field("raw", description="The frame is the value.")
-    encoding: Encoding | Literal["hex"] = Field(
-        "utf-8", description="Text encoding of the frame, or `hex` for binary frames."
-    )
-    unit: str | None = Field(None, max_length=32, description="Unit of the value.")
-    name: Name = Field("raw", description="Event name.")
-
-
-ParseConfig: TypeAlias = Annotated[
-    JsonParse | CsvParse | KvParse | RegexParse | StructParse | RawParse,
-    Field(discriminator="format"),
-]
 
 
 # --- conversions --------------------------------------------------------------------
@@ -254,6 +111,26 @@ def _to_number(raw: RawValue, key: str) -> float:
         return _finite(float(raw), key)
     except ValueError:
         raise FrameRejected(f"field '{key}': {raw[:40]!r} is not a number") from None
+
+
+def _places(number: RawValue) -> int:
+    """Decimal places ``number`` is written with: "21.50" -> 1 (trailing zeros do not
+    count), 0.25 -> 2, 3 -> 0, 1e-05 -> 5. Runs on every scaled value: kept cheap."""
+    if isinstance(number, str):
+        text = number.strip()
+    elif isinstance(number, float):
+        text = repr(number)
+    else:
+        return 0
+    if "e" in text or "E" in text:
+        mantissa, _, exponent = text.lower().partition("e")
+        fraction = mantissa.partition(".")[2].rstrip("0")
+        try:
+            return max(0, len(fraction) - int(exponent))
+        except ValueError:
+            return len(fraction)
+    dot = text.find(".")
+    return 0 if dot < 0 else len(text.rstrip("0")) - dot - 1
 
 
 def _to_int(raw: RawValue, key: str) -> int:
@@ -298,12 +175,29 @@ def _auto(raw: RawValue) -> Scalar:
     return number if math.isfinite(number) else raw
 
 
+def _number_converter(
+    scale: float, bias: float, decimals: int | None, key: str
+) -> Callable[[RawValue], Scalar]:
+    if scale == 1.0 and bias == 0.0:
+        if decimals is None:
+            return lambda raw: _to_number(raw, key)
+        return lambda raw: round(_to_number(raw, key), decimals)
+    if decimals is not None:
+        return lambda raw: round(_finite(_to_number(raw, key) * scale + bias, key), decimals)
+    scale_places, bias_places = _places(scale), _places(bias)
+
+    def scaled(raw: RawValue) -> float:
+        # Binary floating point makes 3 * 0.1 0.30000000000000004: round to what the
+        # raw value, the scale and the bias can resolve, which is exact.
+        value = _finite(_to_number(raw, key) * scale + bias, key)
+        return round(value, max(_places(raw) + scale_places, bias_places))
+
+    return scaled
+
+
 def _converter(spec: FieldSpec, key: str) -> Callable[[RawValue], Scalar]:
     if spec.type == "number":
-        scale, bias = spec.scale, spec.bias
-        if scale == 1.0 and bias == 0.0:
-            return lambda raw: _to_number(raw, key)
-        return lambda raw: _finite(_to_number(raw, key) * scale + bias, key)
+        return _number_converter(spec.scale, spec.bias, spec.decimals, key)
     if spec.type == "int":
         return lambda raw: _to_int(raw, key)
     if spec.type == "bool":
@@ -328,78 +222,6 @@ def _timestamp(raw: RawValue, spec: TimestampSpec) -> float:
     return seconds / 1000.0 if spec.format == "unix_ms" else seconds
 
 
-# --- extraction: frame -> raw values by key -------------------------------------------
-
-
-def _decode(frame: bytes, encoding: str) -> str:
-    try:
-        return frame.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise FrameRejected(f"invalid {encoding} at byte {exc.start}") from None
-
-
-def _dig(record: Mapping[str, Any], key: str) -> Any:
-    """``record[key]``, or the nested value a dotted key names; None when absent."""
-    if key in record:
-        return record[key]
-    node: Any = record
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _json_record(frame: bytes, config: JsonParse) -> dict[str, Any]:
-    try:
-        record = orjson.loads(frame)
-    except orjson.JSONDecodeError as exc:
-        raise FrameRejected(f"not JSON: {exc}") from None
-    if not isinstance(record, dict):
-        raise FrameRejected(f"expected a JSON object, got {type(record).__name__}")
-    if len(config.fields) and any("." in key for key in config.fields):
-        nested = {key: _dig(record, key) for key in config.fields if "." in key}
-        record.update({key: value for key, value in nested.items() if value is not None})
-    return record
-
-
-def _csv_record(frame: bytes, config: CsvParse) -> dict[str, Any]:
-    cells = _decode(frame, config.encoding).split(config.delimiter)
-    if len(cells) != len(config.columns):
-        raise FrameRejected(f"expected {len(config.columns)} columns, got {len(cells)}")
-    return {
-        key: cell.strip()
-        for key, cell in zip(config.columns, cells, strict=True)
-        if key not in ("", "_")
-    }
-
-
-def _kv_record(frame: bytes, config: KvParse) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    separator = config.kv_separator
-    for pair in _decode(frame, config.encoding).split(config.pair_separator):
-        if not pair.strip():
-            continue
-        key, found, value = pair.partition(separator)
-        if not found:
-            raise FrameRejected(f"{pair.strip()[:40]!r} is not a key{separator}value pair")
-        record[key.strip()] = value.strip()
-    return record
-
-
-def _regex_extractor(config: RegexParse) -> Callable[[bytes], dict[str, Any]]:
-    compiled = re.compile(config.pattern)
-    matcher = compiled.fullmatch if config.match == "full" else compiled.search
-
-    def extract(frame: bytes) -> dict[str, Any]:
-        found = matcher(_decode(frame, config.encoding))
-        if found is None:
-            raise FrameRejected("does not match the pattern")
-        return {key: value for key, value in found.groupdict().items() if value is not None}
-
-    return extract
-
-
 # --- the parser -----------------------------------------------------------------------
 
 
@@ -422,8 +244,8 @@ class _StructOutput:
     unpack: Callable[[bytes, int], tuple[Any, ...]]
     offset: int
     end: int
-    scale: float
-    bias: float
+    convert: Callable[[RawValue], Scalar] | None
+    """Scale, bias and rounding; None keeps the raw value (an int stays an int)."""
     unit: str | None
     tags: dict[str, str] | None
 
@@ -441,7 +263,7 @@ class FrameParser:
         self.source = source
         self._tags = config.tags or None
         self._mapping = config.output == "mapping"
-        self._extract: Callable[[bytes], dict[str, Any]] | None = None
+        self._extract: Extractor | None = None
         self._outputs: list[_Output] = []
         self._struct: list[_StructOutput] = []
         self._timestamp: TimestampSpec | None = None
@@ -451,14 +273,7 @@ class FrameParser:
             self._compile_record(config)
 
     def _compile_record(self, config: JsonParse | CsvParse | KvParse | RegexParse) -> None:
-        if isinstance(config, JsonParse):
-            self._extract = lambda frame: _json_record(frame, config)
-        elif isinstance(config, CsvParse):
-            self._extract = lambda frame: _csv_record(frame, config)
-        elif isinstance(config, KvParse):
-            self._extract = lambda frame: _kv_record(frame, config)
-        else:
-            self._extract = _regex_extractor(config)
+        self._extract = record_extractor(config)
         self._outputs = [
             _Output(
                 key,
@@ -480,6 +295,8 @@ class FrameParser:
         for key, spec in config.fields.items():
             order = ">" if (spec.byte_order or config.byte_order) == "big" else "<"
             layout = struct.Struct(order + _WIRE_CODES[spec.type])
+            scaled = spec.scale != 1.0 or spec.bias != 0.0
+            rounded = spec.decimals is not None and spec.type in ("f32", "f64")
             self._struct.append(
                 _StructOutput(
                     key,
@@ -487,8 +304,9 @@ class FrameParser:
                     layout.unpack_from,
                     spec.offset,
                     spec.offset + layout.size,
-                    spec.scale,
-                    spec.bias,
+                    _number_converter(spec.scale, spec.bias, spec.decimals, key)
+                    if scaled or rounded
+                    else None,
                     spec.unit,
                     _merge_tags(config.tags, spec.tags),
                 )
@@ -503,10 +321,14 @@ class FrameParser:
         found: list[Reading] = []
         for out in self._outputs:
             raw = record.get(out.key)
-            if raw is None or isinstance(raw, dict | list):
+            if raw is None:
                 if out.required:
                     raise FrameRejected(f"required field '{out.key}' is missing")
                 continue
+            if isinstance(raw, dict | list):
+                # A value where the device puts one was expected: a damaged record
+                # (e.g. one cut short and glued to the next: `{"a":1,"b":{"a":3,...}}`).
+                raise FrameRejected(f"field '{out.key}' holds a {type(raw).__name__}, not a value")
             found.append(Reading(out.name, out.convert(raw), out.unit, out.tags))
         if self._include_unlisted:
             for key, raw in record.items():
@@ -536,9 +358,7 @@ class FrameParser:
             raw = out.unpack(frame, out.offset)[0]
             if isinstance(raw, float) and not math.isfinite(raw):
                 raise FrameRejected(f"field '{out.key}': {raw} is not a finite number")
-            value: Scalar = raw
-            if out.scale != 1.0 or out.bias != 0.0:
-                value = raw * out.scale + out.bias
+            value: Scalar = raw if out.convert is None else out.convert(raw)
             found.append(Reading(out.name, value, out.unit, out.tags))
         return found
 
@@ -549,7 +369,7 @@ class FrameParser:
         """
         config = self.config
         if isinstance(config, RawParse):
-            text = frame.hex() if config.encoding == "hex" else _decode(frame, config.encoding)
+            text = frame.hex() if config.encoding == "hex" else decode(frame, config.encoding)
             return [
                 new_event(
                     self.source, config.name, text, unit=config.unit, tags=self._tags,

@@ -62,6 +62,7 @@ from pydantic import Field, model_validator
 from tidegate.drivers._checksums import CHECKSUMS
 from tidegate.drivers._framing import (
     BinaryFraming,
+    DelimiterFraming,
     FixedFraming,
     FramingConfig,
     LineFraming,
@@ -284,7 +285,7 @@ def _struct_length(config: SerialSimConfig, parse: StructParse) -> int:
     )
     if isinstance(framing, BinaryFraming):
         tail = CHECKSUMS[framing.checksum.type].size if framing.checksum else 0
-        return max(end, framing.header_length) + tail
+        return max(end, framing.header_length) + tail + framing.tail_length
     return end
 
 
@@ -465,6 +466,14 @@ class SerialSim:
             return bytes(b if b != first else (b + 1) & 0xFF for b in self._rng.randbytes(count))
         # Continuation bytes 0x80-0xBF are never valid UTF-8 and never a terminator.
         noise = bytes(0x80 | self._rng.getrandbits(6) for _ in range(count))
+        if isinstance(framing, LineFraming):
+            return noise + framing.terminator  # a noise line (without a start sequence)
+        if isinstance(framing, DelimiterFraming):
+            return noise + framing.delimiter
+        if isinstance(framing, FixedFraming) and framing.end is not None:
+            # Fewer bytes than a frame, none of them the end: the framer must step over them.
+            first = framing.end[0]
+            return bytes(b if b != first else (b + 1) & 0xFF for b in noise[: framing.length - 1])
         return encode_frame(framing, noise)
 
     def faulty(self, frame: bytes, fault: Fault) -> bytes:
@@ -481,6 +490,8 @@ class SerialSim:
         last = len(frame) - (len(framing.terminator) if isinstance(framing, LineFraming) else 0)
         if isinstance(framing, LineFraming) and framing.nmea_checksum:
             last -= 3
+        if isinstance(framing, BinaryFraming | FixedFraming) and framing.end is not None:
+            last -= len(framing.end)
         at = self._rng.randrange(first, max(first + 1, last))
         damaged[at] = 0xFF if not isinstance(framing, BinaryFraming) else damaged[at] ^ 0x5A
         return bytes(damaged)

@@ -46,6 +46,17 @@ drivers:
         pm1_0: {offset: 10, type: u16, unit: "µg/m³"}
         pm2_5: {offset: 12, type: u16, unit: "µg/m³"}
         pm10: {offset: 14, type: u16, unit: "µg/m³"}
+
+  - name: dust                       # Nova SDS011: AA C0, data, sum8, AB at 1 frame/s
+    type: serial
+    port: /dev/serial/by-id/usb-1a86_USB2.0-Serial-if00-port0
+    framing: {type: binary, start: "aa c0", length: 10, checksum: {type: sum8, start: 2}, end: "ab"}
+    parse:
+      format: struct
+      byte_order: little
+      fields:                        # 0.1 µg/m³ steps: 123 -> 12.3, not 12.300000000000001
+        pm2_5: {offset: 2, type: u16, scale: 0.1, unit: "µg/m³"}
+        pm10: {offset: 4, type: u16, scale: 0.1, unit: "µg/m³"}
 ```
 
 On a laptop, ``port: sim`` replaces the device with a simulated one on a

@@ -386,6 +386,6 @@ def test_docstring_examples_load() -> None:
     assert _framing.__doc__ is not None
     (block,) = re.findall(r"```yaml\n(.*?)```", _framing.__doc__, re.S)
     examples = yaml.safe_load(block)
-    assert len(examples) == 6
+    assert len(examples) == 8
     for example in examples:
         FRAMING.validate_python(example)

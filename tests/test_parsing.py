@@ -265,7 +265,7 @@ def test_raw_text_and_hex() -> None:
     ("config", "message"),
     [
         ({"format": "kv"}, "nothing is emitted"),
-        ({"format": "kv", "fields": {"t": {"type": "int", "scale": 2}}}, "scale and bias"),
+        ({"format": "kv", "fields": {"t": {"type": "int", "scale": 2}}}, "scale, bias"),
         ({"format": "csv", "columns": ["a"], "fields": {"b": {}}}, "not in `columns`"),
         ({"format": "kv", "fields": {"t": {"type": "float"}}}, "number"),
         ({"format": "struct", "fields": {"t": {"offset": 0, "type": "u24"}}}, "u16"),
@@ -320,5 +320,5 @@ def test_docstring_examples_load() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", _parsing.__doc__, re.S)
     examples = yaml.safe_load(block)
     assert [PARSE.validate_python(example).format for example in examples] == [
-        "kv", "csv", "struct",
+        "kv", "csv", "kv", "struct",
     ]

@@ -168,6 +168,23 @@ CASES: dict[str, tuple[dict[str, Any], list[dict[str, SimValue]], list[list[tupl
         [{"temperature": 21.5, "humidity": 40.2}, {"temperature": -4.0, "humidity": 88.8}],
         [[("temperature", 21.5), ("humidity", 40.2)], [("temperature", -4.0), ("humidity", 88.8)]],
     ),
+    "fixed-end-struct": (
+        {"framing": {"type": "fixed", "length": 6, "end": "0d 0a"},
+         "parse": {"format": "struct",
+                   "fields": {"t": {"offset": 0, "type": "i16", "scale": 0.1},
+                              "n": {"offset": 2, "type": "u16"}}}},
+        [{"t": 21.5, "n": 7}, {"t": -0.3, "n": 8}],
+        [[("t", 21.5), ("n", 7)], [("t", -0.3), ("n", 8)]],
+    ),
+    "binary-end-sds011-struct": (
+        {"framing": {"type": "binary", "start": "aa c0", "length": 10,
+                     "checksum": {"type": "sum8", "start": 2}, "end": "ab"},
+         "parse": {"format": "struct", "byte_order": "little",
+                   "fields": {"pm2_5": {"offset": 2, "type": "u16", "scale": 0.1},
+                              "pm10": {"offset": 4, "type": "u16", "scale": 0.1}}}},
+        [{"pm2_5": 12.3, "pm10": 45.6}, {"pm2_5": 0.1, "pm10": 0.3}],
+        [[("pm2_5", 12.3), ("pm10", 45.6)], [("pm2_5", 0.1), ("pm10", 0.3)]],
+    ),
     "line-raw": (
         {"framing": {"type": "line"}, "parse": {"format": "raw", "name": "line"}},
         [{"value": "hello world"}, {"value": "second"}],
@@ -466,7 +483,8 @@ def yaml_blocks(doc: str | None) -> list[Any]:
 def test_module_docstring_yaml_loads_through_the_config_class() -> None:
     (example,) = yaml_blocks(serial_driver.__doc__)
     configs = [SerialConfig.model_validate(entry) for entry in example["drivers"]]
-    weather, air = configs
+    weather, air, dust = configs
+    assert dust.framing.type == "binary" and dust.framing.end == b"\xab"
     assert weather.poll is not None and weather.poll.on_open == [b"MODE KV\r\n"]
     assert weather.reconnect.initial_delay == 0.5
     assert air.framing.type == "binary" and air.parse.format == "struct"
