@@ -8,6 +8,8 @@ be rerun), and kills it with SIGKILL. After each kill:
 
 - ``PRAGMA integrity_check`` on the outbox must say ``ok``;
 - ``sources.last_seq`` (what was committed, per source) must not go back;
+- the ledger's reserved marks cover every committed seq (so no seq can ever be used
+  twice, whatever happens to the file), and no start counted a loss;
 - nothing was delivered that was not committed (delivered seq <= last_seq).
 
 After the last cycle the gateway starts once more and runs until every
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from tests.support import GatewayProcess, Subscriber, wait_until, write_config
 from tidegate.local_broker import LocalBroker
+from tidegate.outbox_ledger import ledger_path, read_ledger
 
 GATEWAY = "crash"
 KILL_AFTER = (0.2, 1.0)
@@ -96,9 +99,24 @@ def _read_outbox(db: Path) -> tuple[str, dict[str, int]]:
         conn.execute("PRAGMA busy_timeout=5000")
         verdict = "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
         committed = dict(conn.execute("SELECT source, last_seq FROM sources").fetchall())
+        lost = conn.execute("SELECT value FROM counters WHERE name = 'lost_in_recovery'")
+        if lost.fetchone() is not None:
+            verdict += "; a start counted events lost in recovery"
         return verdict, committed
     finally:
         conn.close()
+
+
+def _uncovered(db: Path, committed: dict[str, int]) -> list[str]:
+    """Sources whose committed seq is above the ledger's reserved mark."""
+    status, state = read_ledger(ledger_path(db))
+    if state is None:
+        return [f"ledger {status}"]
+    return [
+        f"{source}: committed {seq} > reserved {state.reserved.get(source, 0)}"
+        for source, seq in committed.items()
+        if seq > state.reserved.get(source, 0)
+    ]
 
 
 class Tally:
@@ -139,6 +157,8 @@ def _check_after_kill(result: KillLoopResult, cycle: int, db: Path, tally: Tally
     verdict, committed = _read_outbox(db)
     if verdict != "ok":
         result.problems.append(f"cycle {cycle}: integrity_check: {verdict}")
+    for problem in _uncovered(db, committed):
+        result.problems.append(f"cycle {cycle}: seq not reserved: {problem}")
     for source, before in result.committed.items():
         if committed.get(source, 0) < before:
             result.problems.append(

@@ -38,7 +38,8 @@ from typing import Literal
 from tests.support import GatewayProcess, wait_until, write_config
 from tidegate.event import new_event
 from tidegate.local_broker import LocalBroker
-from tidegate.outbox import ROW_OVERHEAD, Outbox
+from tidegate.outbox import Outbox
+from tidegate.outbox_schema import ROW_OVERHEAD
 from tidegate.outgoing import Outgoing
 
 Durability = Literal["batch", "fsync"]

@@ -24,6 +24,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,13 @@ from sqlite_utils import Database
 
 from tidegate.clock import RELEASE_EPOCH, current_boot_id
 from tidegate.errors import BufferError_
+from tidegate.outbox_integrity import checksum
+from tidegate.outbox_ledger import ledger_path, read_ledger
 from tidegate.outbox_schema import (
     ADMIN_GENERATION,
     CLASS_TABLES,
     INTERNAL_COUNTERS,
+    MEMORY_APPLIED,
     NEXT_ID,
     PRIORITIES,
     SCHEMA_VERSION,
@@ -58,6 +62,10 @@ def _uri(path: Path, mode: str) -> str:
     return f"{path.absolute().as_uri()}?mode={mode}"
 
 
+READABLE_VERSIONS = (2, SCHEMA_VERSION)
+"""Schema 2 (before checksums) reads the same; the gateway upgrades it at its next start."""
+
+
 def _connect(path: Path, mode: str) -> Database:
     if not path.is_file():
         raise BufferError_(f"no outbox at {path} (has the gateway run with this configuration?)")
@@ -67,11 +75,17 @@ def _connect(path: Path, mode: str) -> Database:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
     except sqlite3.Error as exc:
         raise BufferError_(f"cannot open the outbox {path}: {exc}") from None
-    if version != SCHEMA_VERSION:
+    readable = READABLE_VERSIONS if mode == "ro" else (SCHEMA_VERSION,)
+    if version not in readable:
         conn.close()
+        hint = (
+            "start the gateway once: it upgrades the file in place"
+            if version < SCHEMA_VERSION
+            else "the file was written by a newer tidegate release"
+        )
         raise BufferError_(
-            f"{path} has outbox schema version {version}; this tidegate reads version "
-            f"{SCHEMA_VERSION} (the file was written by another tidegate release)"
+            f"{path} has outbox schema version {version}; this tidegate "
+            f"{'reads' if mode == 'ro' else 'writes'} version {SCHEMA_VERSION} ({hint})"
         )
     return Database(conn, recursive_triggers=False, execute_plugins=False)
 
@@ -177,6 +191,12 @@ class BufferStats:
     """The most frequent (stage, reason) pairs, most frequent first."""
     dead_other: int = 0
     """Dead letters whose (stage, reason) is not among ``dead_by_reason``."""
+    pending: dict[str, int] = dataclass_field(default_factory=dict)
+    """Drops the gateway counted but could not commit yet (a full disk): its ledger has them."""
+    ledger: str = "missing"
+    """The ledger beside the file: ok, missing (before the first start), damaged."""
+    reserved: dict[str, int] = dataclass_field(default_factory=dict)
+    """Per source, the seq mark no seq ever went above (from the ledger)."""
 
     @property
     def depth(self) -> int:
@@ -212,6 +232,8 @@ class BufferStats:
                 for s in self.by_source
             },
             "counters": self.counters,
+            "pending_drops": self.pending,
+            "ledger": {"state": self.ledger, "reserved": self.reserved},
             "dead_letters": {
                 "count": self.dead_letters,
                 "payload_bytes": self.dead_letter_bytes,
@@ -268,6 +290,7 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
             for row in db.query("SELECT name, value FROM counters ORDER BY name")
             if row["name"] not in INTERNAL_COUNTERS
         }
+        applied = int(_scalar(db, _COUNTER, (MEMORY_APPLIED,)) or 0)
         dead, dead_bytes = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
         ).fetchone()
@@ -279,7 +302,12 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
                 (top,),
             )
         ]
+    ledger, state = read_ledger(ledger_path(path))
+    pending = 0 if state is None else max(0, state.memory_noted - applied)
     return BufferStats(
+        pending={"dropped_memory": pending} if pending else {},
+        ledger=ledger,
+        reserved={} if state is None else dict(state.reserved),
         path=path,
         taken_at=time.time(),
         db_bytes=_file_size(path),
@@ -500,6 +528,7 @@ def replay(db: Database, ids: Iterable[int]) -> int:
                         "synced": int(now >= RELEASE_EPOCH),
                         "boot_id": boot_id,
                         "payload": letter.payload,
+                        "crc": checksum(letter.payload),
                     }
                 )
                 done.append(letter.id)

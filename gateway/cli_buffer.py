@@ -222,6 +222,14 @@ def _print_stats(s: BufferStats) -> None:
                 f"{_age(oldest):>10} {x.last_seq:>10,}"
             )
     echo("  counters      " + (", ".join(f"{k} {v:,}" for k, v in s.counters.items()) or "none"))
+    if s.pending:
+        echo(
+            "  not committed "
+            + ", ".join(f"{k} {v:,}" for k, v in s.pending.items())
+            + " (counted while the disk was full; kept in the ledger)"
+        )
+    if s.ledger != "ok":
+        echo(f"  ledger        {s.ledger}")
     echo(f"  dead letters  {s.dead_letters:,} ({_size(s.dead_letter_bytes)})")
     for r in s.dead_by_reason:
         echo(f"    {r.count:>8,}  {r.stage}: {r.reason}")

@@ -205,8 +205,27 @@ def prometheus_text(doc: Document) -> str:
     out.family(
         "outbox_dropped_total",
         "counter",
-        "Events the full outbox dropped, by reason.",
+        "Events the outbox dropped or lost (and recoveries), by reason; includes drops "
+        "not yet committed.",
         iter(({"reason": k}, v) for k, v in outbox["dropped"].items()),
+    )
+    out.family(
+        "outbox_dropped_pending",
+        "gauge",
+        "Drops counted but not yet committed to the outbox file (a full disk), by reason.",
+        iter(({"reason": k}, v) for k, v in outbox["dropped_pending"].items()),
+    )
+    out.one(
+        "outbox_delete_pending",
+        "gauge",
+        "Delivered events whose delete failed so far (a full disk); never sent again.",
+        outbox["delete_pending"],
+    )
+    out.one(
+        "outbox_lost_in_recovery_total",
+        "counter",
+        "Events lost to a damaged, emptied or cut outbox file, found at start.",
+        outbox["lost_in_recovery"],
     )
     broker = doc["broker"]
     if broker["configured"]:

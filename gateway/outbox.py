@@ -1,16 +1,23 @@
 """The outbox: a SQLite file that holds every accepted event until the broker
 acknowledged it (store-and-forward). Schema: ``tidegate.outbox_schema``.
 
+- ``open`` compares the file with its ledger (``tidegate.outbox_ledger``,
+  ``tidegate.outbox_reconcile``): a damaged, emptied or cut file is counted as
+  a loss and no source's ``seq`` is ever used twice.
 - ``put`` commits a batch; only then are its events accepted. It assigns each
-  event its per-source ``seq`` in the same transaction, so ``seq`` survives
-  restarts and has no gaps among accepted events. When the outbox is full
-  (``max_bytes``) the policy decides: drop the oldest events of the lowest
-  priority class, drop the newest, or refuse (``OutboxFull``, backpressure).
-  Every drop is counted by reason in the ``counters`` table.
+  event its per-source ``seq`` in the same transaction (above the ledger's
+  reserved mark only after raising it), so ``seq`` survives restarts and has
+  no gaps among accepted events. When the outbox is full (``max_bytes``, or
+  what the disk holds: ``tidegate.outbox_disk``) the policy decides: drop the
+  oldest events of the lowest priority class, drop the newest, or refuse
+  (``OutboxFull``, backpressure). Every drop is counted by reason in the
+  ``counters`` table.
 - ``take`` returns the oldest undelivered rows, highest priority class first,
   after per-class cursors (rows already handed out are not handed out twice;
-  after a reconnect the publisher starts again from the oldest).
-- ``ack`` deletes rows the broker acknowledged; nothing is deleted before.
+  after a reconnect the publisher starts again from the oldest). Each row's
+  checksum is verified first (``tidegate.outbox_integrity``).
+- ``ack`` deletes rows the broker acknowledged; nothing is deleted before
+  (``tidegate.outbox_delivery``).
 - ``reject`` moves rows to the ``dead_letters`` table with a reason.
 - ``purge_expired`` drops events older than ``max_age`` — only while the wall
   clock is trusted, and on timestamps corrected for clock steps, so a clock
@@ -22,45 +29,44 @@ All methods are synchronous and must be called from one thread; the pipeline
 runs them on the outbox's own worker thread (``AsyncOutbox``) so commits never
 block the event loop.
 """
-
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Literal, NamedTuple, ParamSpec, TypeVar
-
-import orjson
+from typing import Literal, NamedTuple
 
 from tidegate.clock import ClockWatcher
 from tidegate.errors import BufferError_
-from tidegate.outbox_recovery import Unusable, open_or_recover
+from tidegate.outbox_async import AsyncOutbox
+from tidegate.outbox_clock import correct_clock, purge_expired
+from tidegate.outbox_dead import dead_letter_input, reject
+from tidegate.outbox_delivery import ack, delete_undeleted, within
+from tidegate.outbox_disk import PAGE, Disk
+from tidegate.outbox_files import make_private, make_private_dirs
+from tidegate.outbox_integrity import CHECKSUM_MISMATCH, DAMAGED, UNKNOWN_ROUTE, checksum
+from tidegate.outbox_ledger import Ledger, LedgerState, LoadStatus, ledger_path
+from tidegate.outbox_migrate import configure
+from tidegate.outbox_reconcile import FileFacts, Recovery, reconcile
+from tidegate.outbox_recovery import Recreated, check_empty, open_or_recover
 from tidegate.outbox_schema import (
+    ACCEPTED_TOTAL,
     ADMIN_GENERATION,
     CLASS_TABLES,
     INTERNAL_COUNTERS,
+    MEMORY_APPLIED,
     NEXT_ID,
     PRIORITIES,
-    SCHEMA,
-    SCHEMA_VERSION,
+    ROW_OVERHEAD,
 )
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
-from tidegate.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
-
-ROW_OVERHEAD = 48
-"""Bytes a row costs beyond its payload (ids, timestamps, b-tree cell): what
-``max_bytes`` counts besides payloads."""
 
 WhenFull = Literal["drop_oldest", "drop_newest", "block"]
 
@@ -111,6 +117,13 @@ class OutboxStats:
     """The bound in force (``max_bytes``, lowered if the disk has less room)."""
     moved_aside: str | None = None
     """Where a corrupt outbox was moved at open, if it was."""
+    undeleted: int = 0
+    """Delivered events whose delete failed so far (a full disk); never sent again."""
+    pending_drops: dict[str, int] = field(default_factory=dict)
+    """Drops counted but not yet committed to the file (kept in the ledger meanwhile);
+    ``drops`` does not include them."""
+    recovery: Recovery | None = None
+    """What the outbox found at open if it had lost events or had to skip seqs."""
 
 
 class Outbox:
@@ -138,52 +151,63 @@ class Outbox:
         self._admin_generation = 0
         self._uncommitted: dict[str, int] = {}
         """Counter increases of the open transaction (visible once it commits)."""
+        self._ledger = Ledger(ledger_path(path))
+        self._accepted_total = 0
+        self._memory_noted = 0
+        """Memory drops noted (ledger), in total; ``_memory_applied`` of them are in the file."""
+        self._memory_applied = 0
+        self._undeleted: list[tuple[int, int]] = []
+        """Delivered row ids whose delete failed (never handed out again)."""
+        self._disk: Disk | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
     def _configure(self, db: sqlite3.Connection) -> None:
-        # Small pages: a commit rewrites every page it touches (the sources row, the
-        # counters, b-tree interiors), so on an SD card 1 KiB pages write about half
-        # the bytes of 4 KiB ones per small commit (bench/outbox_durability.py).
-        # It only takes effect on a new file (before WAL mode is set).
-        db.execute("PRAGMA page_size=1024")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=" + ("FULL" if self.durability == "fsync" else "NORMAL"))
-        db.execute("PRAGMA busy_timeout=5000")
-        # Keep the WAL from staying large on an SD card after a burst.
-        db.execute("PRAGMA journal_size_limit=8388608")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            # A newer tidegate wrote it: refuse rather than misread or move its events.
-            raise BufferError_(
-                f"the outbox {self.path} has schema {version}, newer than this tidegate "
-                f"({SCHEMA_VERSION}); upgrade tidegate or point buffer.path elsewhere"
-            )
-        has_tables = db.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'outbox'"
-        ).fetchone()[0]
-        if version < SCHEMA_VERSION and has_tables:
-            raise Unusable(f"an outbox from an older tidegate (schema {version or 1})")
-        db.executescript(SCHEMA)
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        # Connecting created the file (empty) if it was missing: owner-only before a byte
+        # is written, and before SQLite makes its -wal and -shm files with its mode.
+        make_private(self.path)
+        plan = self._disk.plan if self._disk is not None else None
+        configure(
+            db,
+            self.path,
+            durability=self.durability,
+            **({} if plan is None else {"wal_pages": plan.wal_pages, "wal_limit": plan.wal_limit}),
+        )
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
         except OSError as exc:
             raise BufferError_(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        self._disk = Disk(self.path)
+        # A start on a full disk must not fail for want of the few pages an open writes.
+        self._disk.release_for_start()
+        ledger = self._ledger
+        status = ledger.load()
+        try:
+            # A 0-byte or missing file where the ledger says events were is damage too.
+            recreated = (
+                check_empty(self.path) if status == "ok" and ledger.state.has_history else None
+            )
+        except OSError as exc:
+            raise BufferError_(f"cannot move the empty outbox {self.path} aside: {exc}") from None
         db, moved = open_or_recover(self.path, self._configure)
         self._db = db
+        if moved is not None:
+            recreated = moved
+        if recreated is not None and recreated.where is not None:
+            self.stats.moved_aside = recreated.where
         try:
             self._load_state(db)
-            if moved is not None:
-                self.stats.moved_aside = str(moved)
-                db.execute("BEGIN IMMEDIATE")
-                self._bump(db, "corrupt_recoveries", 1)
-                self._commit()
+            self._reconcile(status, recreated)
         except sqlite3.Error as exc:
             raise BufferError_(f"cannot read the outbox {self.path}: {exc}") from None
-        self._fit_bound_to_disk()
+        except OSError as exc:
+            raise BufferError_(f"cannot write the outbox ledger {ledger.path}: {exc}") from None
+        try:
+            self._refresh_bound(0)
+        except sqlite3.Error as exc:
+            raise BufferError_(f"cannot read the outbox {self.path}: {exc}") from None
         if self.stats.depth:
             log.info("outbox %s holds %d undelivered events", self.path, self.stats.depth)
 
@@ -192,14 +216,113 @@ class Outbox:
         (self._boot_row,) = db.execute(
             "SELECT id FROM boots WHERE boot = ?", (self.clock.boot_id,)
         ).fetchone()
+        self._read_drops(db)
+        self._admin_generation = self._read_counter(db, ADMIN_GENERATION)
+        self._memory_applied = self._read_counter(db, MEMORY_APPLIED)
+        self._load_ids(db)
+        self.recount()
+
+    def _read_drops(self, db: sqlite3.Connection) -> None:
         self.stats.drops = {
             name: value
             for name, value in db.execute("SELECT name, value FROM counters")
             if name not in INTERNAL_COUNTERS
         }
-        self._admin_generation = self._read_counter(db, ADMIN_GENERATION)
+
+    def _reconcile(self, status: LoadStatus, recreated: Recreated | None) -> None:
+        """Compare the file with its ledger; count and report a loss; never reuse a seq."""
+        db = self.db
+        ledger = self._ledger
+        accepted = db.execute("SELECT value FROM counters WHERE name = ?", (ACCEPTED_TOTAL,))
+        row = accepted.fetchone()
+        facts = FileFacts(
+            recreated,
+            dict(self._last_seq),
+            None if row is None else int(row[0]),
+            self._memory_applied,
+        )
+        plan = reconcile(
+            status,
+            ledger.state,
+            facts,
+            boot=self.clock.boot_id,
+            durability=self.durability,
+            path=str(self.path),
+        )
+        if plan.level is not None:
+            getattr(log, plan.level)("%s", plan.message)
+            self.stats.recovery = plan
+        state = ledger.state if status == "ok" else LedgerState(reserved=dict(plan.marks))
+        noted = max(state.memory_noted, plan.memory_applied)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for name, value in plan.floor.items():
+                if name not in INTERNAL_COUNTERS and value > self.stats.drops.get(name, 0):
+                    self._set_counter(db, name, value)
+            for name, n in plan.bump.items():
+                self._bump(db, name, n)
+            # Memory drops noted in the ledger while the disk was full: counted now.
+            self._bump(db, "dropped_memory", noted - plan.memory_applied)
+            # Written only when they change: an open must not need to write (full disk).
+            if plan.accepted != facts.accepted:
+                self._set_counter(db, ACCEPTED_TOTAL, plan.accepted)
+            if noted != self._memory_applied:
+                self._set_counter(db, MEMORY_APPLIED, noted)
+            db.executemany(
+                "INSERT INTO sources (source, last_seq) VALUES (?, ?) ON CONFLICT(source) "
+                "DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
+                list(plan.marks.items()),
+            )
+            self._commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self._uncommitted.clear()
+        self._read_drops(db)
         self._load_ids(db)
-        self.recount()
+        self._accepted_total = plan.accepted
+        self._memory_noted = self._memory_applied = noted
+        state.clean = False
+        state.boot = self.clock.boot_id
+        # Delivered rows whose delete failed before the stop: still not to be sent again,
+        # if the file is the one they belong to (after a loss, ids may be reused).
+        intact = status == "ok" and recreated is None and plan.lost == 0 and not plan.marks
+        self._undeleted = list(state.undeleted) if intact else []
+        self.stats.undeleted = sum(high - low + 1 for low, high in self._undeleted)
+        ledger.state = state
+        self._snapshot_to_ledger()
+        if status == "ok":
+            ledger.open()
+            ledger.write(durable=True)  # "not closed" must survive a power cut
+        else:
+            ledger.create(state)
+
+    def _set_counter(self, db: sqlite3.Connection, name: str, value: int) -> None:
+        db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+            (name, value),
+        )
+
+    def _snapshot_to_ledger(self) -> None:
+        """Bring the ledger's copy of the outbox's state up to date (in memory)."""
+        state = self._ledger.state
+        state.committed = self._last_seq
+        state.accepted = self._accepted_total
+        state.depth = self.stats.depth - self.stats.undeleted  # undelivered events
+        state.counters = self.stats.drops
+        state.memory_noted = self._memory_noted
+        state.memory_applied = self._memory_applied
+        state.undeleted = self._undeleted
+
+    def _sync_ledger(self) -> None:
+        """After a commit: rewrite the ledger in place (no fsync; see outbox_ledger)."""
+        self._snapshot_to_ledger()
+        self._ledger.write()
+
+    def _release_if_full(self, exc: sqlite3.Error) -> bool:
+        """SQLite failed: if the disk is full, give back the reserve. True if that made room."""
+        return self._disk is not None and self._disk.release_if_full(exc)
 
     def _load_ids(self, db: sqlite3.Connection) -> None:
         """Sources (with their last seq) and routes as the file has them."""
@@ -236,30 +359,37 @@ class Outbox:
         self.stats.dead_letters, self.stats.dead_letter_bytes = dead, dead_bytes
         self._next_id = max(self._next_id, top + 1)
 
-    def _fit_bound_to_disk(self) -> None:
-        """Never promise more room than the disk has: lower the bound, and say so."""
-        try:
-            free = shutil.disk_usage(self.path.parent).free
-        except OSError:
-            return
-        available = free + self.stats.bytes
-        # The file runs ~30% larger than its contents (WAL, free pages); keep 10% spare.
-        room = int(available * 0.9 / 1.3)
-        if room < self.limits.max_bytes:
-            log.warning(
-                "buffer.max_bytes is %d but %s has room for about %d; using that bound",
-                self.limits.max_bytes,
-                self.path.parent,
-                room,
-            )
-            self.stats.max_bytes = room
-        else:
+    def _refresh_bound(self, incoming: int) -> None:
+        """The bound in force: ``max_bytes``, or less if the disk holds less now (other
+        files grow too: re-checked at every commit). Also remakes the reserve when there
+        is room for it again."""
+        disk = self._disk
+        if disk is None:
             self.stats.max_bytes = self.limits.max_bytes
+            return
+        db = self.db
+        # This commit's own WAL frames: its rows, and as many again if it drops the oldest.
+        txn = int(incoming * disk.factor * 2.2) + 16 * PAGE
+        now = time.monotonic()
+        if disk.can_skip_check(now, txn):
+            return
+        disk.checked_at = now
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (free_pages,) = db.execute("PRAGMA freelist_count").fetchone()
+        disk.measure(pages, free_pages, self.stats.bytes + self.stats.dead_letter_bytes)
+        room = disk.room(pages, free_pages, txn)
+        self.stats.max_bytes = disk.bound(self.limits.max_bytes, self.stats.bytes, room)
+        if not db.in_transaction and not disk.has_reserve:
+            disk.ensure_reserve()
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+            self._ledger.state.clean = True
+            with contextlib.suppress(OSError):
+                self._ledger.write(durable=True)
+        self._ledger.close()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -302,17 +432,6 @@ class Outbox:
         for name, n in self._uncommitted.items():
             self.stats.drops[name] = self.stats.drops.get(name, 0) + n
         self._uncommitted.clear()
-
-    def count_drops(self, reason: str, n: int) -> None:
-        """Record drops that happened outside the outbox (e.g. memory overflow)."""
-        db = self.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            self._bump(db, reason, n)
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise BufferError_(f"cannot record {n} dropped events: {exc}") from None
 
     def _source_id(self, source: str) -> int:
         source_id = self._source_ids.get(source)
@@ -396,6 +515,11 @@ class Outbox:
                 payloads.append(payload)
                 incoming += len(payload)
             incoming += len(items) * ROW_OVERHEAD
+            if self._ledger.needs_reservation(seqs):
+                self._reserve(seqs)
+            if self._undeleted:
+                delete_undeleted(self, db)
+            self._refresh_bound(incoming)
             keep = len(items)
             over = stats.bytes + incoming - stats.max_bytes
             if over > 0:
@@ -440,7 +564,7 @@ class Outbox:
             source_ids, route_ids = self._source_ids, self._route_ids
             boot = self._boot_row
             flag = int(synced)
-            by_class: list[list[tuple[int, int, int, float, int, int, bytes]]] = [[], [], []]
+            by_class: list[list[tuple[int, int, int, float, int, int, bytes, int]]] = [[], [], []]
             row_id = self._next_id
             for outgoing, payload in zip(items[:keep], payloads[:keep], strict=True):
                 by_class[outgoing.priority].append(
@@ -452,6 +576,7 @@ class Outbox:
                         flag,
                         boot,
                         payload,
+                        checksum(payload),
                     )
                 )
                 row_id += 1
@@ -459,18 +584,24 @@ class Outbox:
                 if rows:
                     db.executemany(
                         f"INSERT INTO {CLASS_TABLES[priority]} "  # noqa: S608 - constant names
-                        "(id, source_id, route_id, accepted, synced, boot_id, payload) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "(id, source_id, route_id, accepted, synced, boot_id, payload, crc) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
             db.executemany(
                 "UPDATE sources SET last_seq = ? WHERE id = ?",
                 [(n, source_ids[s]) for s, n in seqs.items() if self._last_seq.get(s) != n],
             )
-            db.execute(
+            memory = self._memory_noted - self._memory_applied
+            self._bump(db, "dropped_memory", memory)
+            db.executemany(
                 "INSERT INTO counters (name, value) VALUES (?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
-                (NEXT_ID, row_id),
+                [
+                    (NEXT_ID, row_id),
+                    (ACCEPTED_TOTAL, self._accepted_total + keep),
+                    *([(MEMORY_APPLIED, self._memory_noted)] if memory else []),
+                ],
             )
             self._commit()
         except OutboxFull:
@@ -482,19 +613,49 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error):
                 self.recount()  # drops inside the failed transaction did not happen
             if isinstance(exc, sqlite3.Error):
+                self._release_if_full(exc)  # the next try (the pipeline's) has room to drop
                 raise BufferError_(
                     f"cannot commit {len(items)} events to the outbox: {exc}"
                 ) from None
             raise
         self._next_id = row_id
         self._last_seq = seqs
+        self._accepted_total += keep
+        if self._undeleted:
+            self._undeleted = []
+            stats.undeleted = 0
+        if memory:
+            self._memory_applied = self._memory_noted
+            stats.pending_drops.pop("dropped_memory", None)
         for priority, rows in enumerate(by_class):
             stats.depth_by_priority[priority] += len(rows)
         stats.depth += keep
         stats.bytes += incoming
         stats.accepted += keep
         stats.commits += 1
+        self._sync_ledger()
+        if self._disk is not None and not self._disk.has_reserve:
+            self._disk.ensure_reserve()
         return keep
+
+    def _reserve(self, seqs: dict[str, int]) -> None:
+        """Make the ledger's marks cover ``seqs`` before any of them is committed."""
+        try:
+            self._ledger.reserve(seqs)
+        except OSError as exc:
+            raise BufferError_(
+                f"cannot reserve seqs in the outbox ledger {self._ledger.path}: {exc}"
+            ) from None
+
+    def note_memory_drops(self, n: int) -> None:
+        """Events dropped outside the outbox (memory full while commits fail): counted at
+        once (``stats.pending_drops``, and the ledger, written in place: a full disk
+        does not stop it), and in the file with the next commit."""
+        if n <= 0:
+            return
+        self._memory_noted += n
+        self.stats.pending_drops["dropped_memory"] = self._memory_noted - self._memory_applied
+        self._sync_ledger()
 
     def _fit_newest(
         self, items: Sequence[Outgoing], payloads: list[bytes], room: int
@@ -522,227 +683,60 @@ class Outbox:
         """Up to ``limit`` undelivered rows, highest class first, each class oldest
         first from after its cursor (``cursors[priority]`` is the last id handed out)."""
         out: list[Row] = []
+        damaged: dict[str, list[int]] = {}
         try:
             self._sync_with_admin_changes()  # a replay may have added routes
             routes = self._routes
             for priority, table in enumerate(CLASS_TABLES):
-                if len(out) >= limit:
-                    break
-                rows = self.db.execute(
-                    f"SELECT id, route_id, payload FROM {table} WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
-                    (cursors[priority], limit - len(out)),
-                ).fetchall()
-                out.extend(Row(i, *routes[r], p, priority) for i, r, p in rows)
+                after = cursors[priority]
+                while len(out) < limit:
+                    want = limit - len(out)
+                    rows = self.db.execute(
+                        f"SELECT id, route_id, payload, crc FROM {table} "  # noqa: S608
+                        "WHERE id > ? ORDER BY id LIMIT ?",
+                        (after, want),
+                    ).fetchall()
+                    for i, r, p, crc in rows:
+                        if self._undeleted and within(i, self._undeleted):
+                            continue  # delivered already; only its delete is pending
+                        # Checked before it can be published: damage is never sent as data.
+                        if crc is not None and checksum(p) != crc:
+                            damaged.setdefault(CHECKSUM_MISMATCH, []).append(i)
+                        elif r not in routes:
+                            damaged.setdefault(UNKNOWN_ROUTE, []).append(i)
+                        else:
+                            out.append(Row(i, *routes[r], p, priority))
+                    if len(rows) < want:
+                        break
+                    after = rows[-1][0]
         except sqlite3.Error as exc:
             raise BufferError_(f"cannot read undelivered events from the outbox: {exc}") from None
+        for reason, ids in damaged.items():
+            moved = self.reject(ids, reason, stage="outbox", count_as=DAMAGED)
+            log.error("%d stored events failed a check (%s): moved to dead letters", moved, reason)
         return out
 
     def ack(self, ids: Iterable[int], payload_bytes: int | None = None) -> int:
-        """Delete delivered rows. Returns how many were deleted.
+        """Delete delivered rows (``tidegate.outbox_delivery``). Returns how many went."""
+        return ack(self, ids, payload_bytes)
 
-        ``payload_bytes`` (the publisher knows it) saves reading the rows back;
-        if some rows were dropped meanwhile by a bound or a purge, the counts
-        are taken again from the tables instead.
-        """
-        id_list = sorted(ids)
-        ranges = _ranges(id_list)
-        if not ranges:
-            return 0
-        db = self.db
-        deleted = size = 0
-        exact = payload_bytes is None
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for priority, table in enumerate(CLASS_TABLES):
-                gone = 0
-                for low, high in ranges:
-                    if exact:
-                        rows = db.execute(
-                            f"DELETE FROM {table} WHERE id BETWEEN ? AND ? "  # noqa: S608
-                            "RETURNING LENGTH(payload)",
-                            (low, high),
-                        ).fetchall()
-                        gone += len(rows)
-                        size += sum(r[0] for r in rows)
-                    else:
-                        gone += db.execute(
-                            f"DELETE FROM {table} WHERE id BETWEEN ? AND ?",  # noqa: S608
-                            (low, high),
-                        ).rowcount
-                self.stats.depth_by_priority[priority] -= gone
-                deleted += gone
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            with contextlib.suppress(sqlite3.Error):
-                self.recount()
-            raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
-        self.stats.acked += deleted
-        if exact or payload_bytes is None:
-            self.stats.depth -= deleted
-            self.stats.bytes -= size + deleted * ROW_OVERHEAD
-        elif deleted == len(id_list):
-            self.stats.depth -= deleted
-            self.stats.bytes -= payload_bytes + deleted * ROW_OVERHEAD
-        else:
-            self.recount()  # rows dropped while in flight: their size is gone already
-        return deleted
-
-    def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
-        """Move rows to the dead-letter table with ``reason``."""
-        if not ids:
-            return 0
-        db = self.db
-        now = time.time()
-        moved = size = 0
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for row_id in ids:
-                for priority, table in enumerate(CLASS_TABLES):
-                    row = db.execute(
-                        f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, payload",  # noqa: S608
-                        (row_id,),
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    source = db.execute(
-                        "SELECT source FROM sources WHERE id = ?", (row[0],)
-                    ).fetchone()
-                    topic = self._routes.get(row[1], ("",))[0]
-                    db.execute(
-                        "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (now, stage, reason, source[0] if source else None, topic, row[2]),
-                    )
-                    self.stats.depth_by_priority[priority] -= 1
-                    moved += 1
-                    size += len(row[2])
-                    break
-            self._bound_dead_letters(db, size)
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
-        self.stats.depth -= moved
-        self.stats.bytes -= size + moved * ROW_OVERHEAD
-        self.stats.dead_letters += moved
-        self.stats.dead_letter_bytes += size
-        return moved
+    def reject(
+        self, ids: Sequence[int], reason: str, stage: str = "publish", count_as: str = ""
+    ) -> int:
+        """Move rows to the dead-letter table with ``reason`` (``tidegate.outbox_dead``)."""
+        return reject(self, ids, reason, stage, count_as)
 
     def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
         """Keep input that never became an event (a garbage frame, a failed parse)."""
-        if not letters:
-            return
-        db = self.db
-        size = sum(len(letter.raw) for letter in letters)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
-                "VALUES (?, ?, ?, ?, NULL, ?)",
-                letters,
-            )
-            self._bound_dead_letters(db, size)
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise BufferError_(f"cannot write dead letters: {exc}") from None
-        self.stats.dead_letters += len(letters)
-        self.stats.dead_letter_bytes += size
-
-    def _bound_dead_letters(self, db: sqlite3.Connection, adding: int) -> None:
-        over = self.stats.dead_letter_bytes + adding - self.limits.dead_letter_max_bytes
-        evicted = 0
-        while over > 0:
-            rows = db.execute(
-                "DELETE FROM dead_letters WHERE id IN "
-                "(SELECT id FROM dead_letters ORDER BY id LIMIT 100) RETURNING LENGTH(payload)"
-            ).fetchall()
-            if not rows:
-                break
-            size = sum(r[0] or 0 for r in rows)
-            over -= size
-            evicted += len(rows)
-            self.stats.dead_letters -= len(rows)
-            self.stats.dead_letter_bytes -= size
-        self._bump(db, "dead_letters_evicted", evicted)
+        dead_letter_input(self, letters)
 
     def purge_expired(self, now: float) -> int:
         """Drop events older than ``max_age`` (oldest first); only on a trusted clock."""
-        max_age = self.limits.max_age
-        if max_age is None or not self.clock.trusted:
-            return 0
-        cutoff = now - max_age
-        db = self.db
-        dropped = 0
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for priority, table in enumerate(CLASS_TABLES):
-                while True:
-                    # Acceptance order is id order: the expired rows are a prefix. A
-                    # clock that stepped back ends the prefix early: purge less, never more.
-                    head = db.execute(
-                        f"SELECT id, accepted, synced, boot_id FROM {table} "  # noqa: S608
-                        "ORDER BY id LIMIT 1000"
-                    ).fetchall()
-                    last = None
-                    for row_id, accepted, synced, boot in head:
-                        # An untrusted time from an earlier boot was never corrected: its
-                        # age is unknown, so it is never purged by age.
-                        if accepted >= cutoff or (not synced and boot != self._boot_row):
-                            break
-                        last = row_id
-                    if last is None:
-                        break
-                    rows = db.execute(
-                        f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
-                        (last,),
-                    ).fetchall()
-                    self.stats.depth_by_priority[priority] -= len(rows)
-                    self.stats.depth -= len(rows)
-                    self.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
-                    dropped += len(rows)
-                    if len(rows) < len(head):
-                        break
-            self._bump(db, "dropped_expired", dropped)
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            with contextlib.suppress(sqlite3.Error):
-                self.recount()
-            raise BufferError_(f"cannot purge expired events: {exc}") from None
-        return dropped
+        return purge_expired(self, now)
 
     def correct_clock(self, delta: float) -> int:
-        """Shift this boot's undelivered events by a measured wall-clock step.
-
-        Their ``time`` (in the payload) and acceptance time move by ``delta``;
-        the payload loses ``time_synced: false`` and gains ``time_corrected: true``.
-        """
-        db = self.db
-        corrected = 0
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for table in CLASS_TABLES:
-                rows = db.execute(
-                    f"SELECT id, payload FROM {table} WHERE boot_id = ?",  # noqa: S608
-                    (self._boot_row,),
-                ).fetchall()
-                updates = [(_shift_payload(p, delta), delta, row_id) for row_id, p in rows]
-                db.executemany(
-                    f"UPDATE {table} SET payload = ?, accepted = accepted + ?, synced = 1 "  # noqa: S608
-                    "WHERE id = ?",
-                    updates,
-                )
-                corrected += len(updates)
-            self._bump(db, "clock_corrections", 1)
-            self._commit()
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
-        with contextlib.suppress(sqlite3.Error):
-            self.recount()  # payload sizes changed by a few bytes
-        return corrected
+        """Shift this boot's undelivered events by a measured wall-clock step."""
+        return correct_clock(self, delta)
 
     def last_seq(self, source: str) -> int:
         return self._last_seq.get(source, 0)
@@ -768,71 +762,13 @@ def _newest_first(
     return skip
 
 
-def _shift_payload(payload: bytes, delta: float) -> bytes:
-    try:
-        doc = orjson.loads(payload)
-        doc["time"] = rfc3339(datetime.fromisoformat(doc["time"]).timestamp() + delta)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return payload  # not ours to fix: leave it as it is
-    doc.pop("time_synced", None)
-    doc["time_corrected"] = True
-    return orjson.dumps(doc)
-
-
-def _ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Collapse sorted ids into inclusive (low, high) runs."""
-    out: list[tuple[int, int]] = []
-    for i in ids:
-        if out and i == out[-1][1] + 1:
-            out[-1] = (out[-1][0], i)
-        elif not out or i > out[-1][1]:
-            out.append((i, i))
-    return out
-
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class AsyncOutbox:
-    """Runs an Outbox on a dedicated thread so SQLite never blocks the event loop."""
-
-    def __init__(self, outbox: Outbox) -> None:
-        self.outbox = outbox
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-
-    @property
-    def stats(self) -> OutboxStats:
-        return self.outbox.stats
-
-    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run any Outbox method (or function of it) on the outbox thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
-
-    async def open(self) -> None:
-        await self.call(self.outbox.open)
-
-    async def put(self, items: Sequence[Outgoing]) -> int:
-        return await self.call(self.outbox.put, items)
-
-    async def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
-        return await self.call(self.outbox.take, limit, cursors)
-
-    async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
-        return await self.call(self.outbox.ack, ids, payload_bytes)
-
-    async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
-        return await self.call(self.outbox.reject, ids, reason, stage)
-
-    async def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
-        await self.call(self.outbox.dead_letter_input, letters)
-
-    async def close(self) -> None:
-        try:
-            await self.call(self.outbox.close)
-        finally:
-            self._executor.shutdown(wait=True)
-
-
-__all__ = ["PRIORITIES", "AsyncOutbox", "DeadInput", "Outbox", "OutboxFull", "OutboxLimits", "Row"]
+__all__ = [
+    "PRIORITIES",
+    "ROW_OVERHEAD",
+    "AsyncOutbox",
+    "DeadInput",
+    "Outbox",
+    "OutboxFull",
+    "OutboxLimits",
+    "Row",
+]

@@ -2,10 +2,13 @@
 
 A power cut on an SD card can leave a database SQLite cannot read. tidegate
 never crash-loops on it and never deletes it: the damaged file (with its WAL
-and shared-memory files) is moved aside under a timestamped name, a new
-outbox is created, and the loss is logged and counted. A WAL cut in the
-middle of a frame is not damage SQLite needs help with — it ignores the
-partial frame, losing the transactions in it — but it is logged and counted.
+and shared-memory files) is moved aside under a timestamped name and a new
+outbox is created. A 0-byte file where the ledger says events were is moved
+aside the same way. How many events that cost, and where ``seq`` continues,
+is decided with the ledger (``tidegate.outbox_reconcile``), which also logs
+and counts it. A WAL cut in the middle of a frame is not damage SQLite needs
+help with — it ignores the partial frame, losing the transactions in it —
+but it is logged here, and the loss is counted against the ledger.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from tidegate.errors import BufferError_
+from tidegate.outbox_files import make_private
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,21 @@ WAL_FRAME_HEADER = 24
 DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 """SQLite's words for a file it cannot read as a database. Anything else (locked,
 read-only, I/O errors, a full disk) is not damage: the file is left alone."""
+
+
+class Recreated(NamedTuple):
+    """Why the outbox file is a new one, and where the old one went."""
+
+    why: str
+    """e.g. "was 0 bytes", "was unreadable (quick_check: …)", "was missing"."""
+    where: str | None = None
+
+    @property
+    def missing(self) -> bool:
+        return self.where is None
+
+    def describe(self) -> str:
+        return self.why if self.where is None else f"{self.why}; moved to {self.where}"
 
 
 class Unusable(sqlite3.DatabaseError):
@@ -50,6 +70,20 @@ def wal_cut_mid_frame(path: Path) -> bool:
     return (size - WAL_HEADER) % (WAL_FRAME_HEADER + page_size) != 0
 
 
+def check_empty(path: Path) -> Recreated | None:
+    """For an outbox that held events: a missing or 0-byte file is a loss, not a new
+    outbox. Moves a 0-byte file (and leftover -wal/-shm files) aside."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if any(Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")):
+            _move_aside(path)  # a WAL without its database must not be replayed into a new one
+        return Recreated("was missing")
+    if size:
+        return None
+    return Recreated("was 0 bytes", str(_move_aside(path)))
+
+
 def _move_aside(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -61,6 +95,7 @@ def _move_aside(path: Path) -> Path:
         src = Path(f"{path}{suffix}")
         if src.exists():
             src.rename(Path(f"{target}{suffix}"))
+    make_private(target)  # its events are no one else's business either
     return target
 
 
@@ -86,15 +121,17 @@ def _is_damage(exc: sqlite3.Error) -> bool:
 
 def open_or_recover(
     path: Path, configure: Callable[[sqlite3.Connection], None]
-) -> tuple[sqlite3.Connection, Path | None]:
+) -> tuple[sqlite3.Connection, Recreated | None]:
     """Open (and configure) the outbox; move a damaged one aside and start anew.
 
-    Returns the connection and where the damaged file went, if it did.
+    Returns the connection and, if the file was damaged, why and where it went
+    (the caller logs and counts it, with the number of events it held).
     """
     if wal_cut_mid_frame(path):
-        log.error(
-            "outbox %s: its WAL ends in the middle of a frame (a torn write); the "
-            "transactions in that frame are lost, everything before it is kept",
+        log.warning(
+            "outbox %s: its WAL ends in the middle of a frame (a write cut short by a "
+            "power cut or a full disk); SQLite ignores that frame and keeps everything "
+            "before it (any committed events lost with it are counted against the ledger)",
             path,
         )
     try:
@@ -113,14 +150,7 @@ def open_or_recover(
         raise BufferError_(
             f"the outbox {path} is unreadable ({reason}) and cannot be moved aside: {exc.strerror}"
         ) from None
-    log.error(
-        "outbox %s is unreadable (%s): moved it to %s and started a new one; "
-        "the events in it were not delivered",
-        path,
-        reason,
-        moved,
-    )
     try:
-        return _try_open(path, configure), moved
+        return _try_open(path, configure), Recreated(f"was unreadable ({reason})", str(moved))
     except (sqlite3.Error, OSError) as exc:
         raise BufferError_(f"cannot create a new outbox {path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""The outbox file's schema (version 2) and how it is opened.
+"""The outbox file's schema (version 3). Migrations: ``tidegate.outbox_migrate``.
 
 One table per priority class, so the publisher takes the highest class first
 and a full outbox drops from the lowest class first, each with a plain scan
@@ -13,6 +13,8 @@ of its primary key::
         boot_id   INTEGER              -- boots.id: which boot accepted it (clock corrections
                                        -- only apply within one boot)
         payload   BLOB                 -- the event's JSON, exactly as published
+        crc       INTEGER              -- CRC32 of payload (signed 32-bit), checked before
+                                       -- publishing; NULL for rows from schema 2
 
     outbox (a view)   the three tables with a `priority` column (0 high, 1 normal, 2 low)
     sources           id, source, last_seq   (seq continues across restarts)
@@ -29,7 +31,12 @@ highest id at each commit and recounts its statistics periodically.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+"""3: ``crc`` per stored event. 2: one table per priority class (migrated in place)."""
+
+ROW_OVERHEAD = 48
+"""Bytes a row costs beyond its payload (ids, timestamps, checksum, b-tree cell): what
+``buffer.max_bytes`` counts besides payloads."""
 
 PRIORITIES = ("high", "normal", "low")
 """Priority classes, highest first; an event's class is its index here."""
@@ -41,7 +48,12 @@ ADMIN_GENERATION = "admin_generation"
 NEXT_ID = "next_id"
 """Counter: above every row id ever used. A replay takes ids from it, so replayed
 rows come after everything the publisher has handed out."""
-INTERNAL_COUNTERS = frozenset({ADMIN_GENERATION, NEXT_ID})
+ACCEPTED_TOTAL = "accepted_total"
+"""Counter: events committed over the outbox's whole life (the ledger keeps a copy:
+a file behind it lost its tail)."""
+MEMORY_APPLIED = "memory_drops_applied"
+"""Counter: of the memory drops the ledger noted, how many ``dropped_memory`` holds."""
+INTERNAL_COUNTERS = frozenset({ADMIN_GENERATION, NEXT_ID, ACCEPTED_TOTAL, MEMORY_APPLIED})
 """Counters that are bookkeeping, not drops."""
 
 _CLASS_TABLE = """
@@ -52,17 +64,22 @@ CREATE TABLE IF NOT EXISTS {table} (
     accepted REAL NOT NULL,
     synced INTEGER NOT NULL,
     boot_id INTEGER NOT NULL,
-    payload BLOB NOT NULL
+    payload BLOB NOT NULL,
+    crc INTEGER
 );
 """
 
-SCHEMA = (
-    "".join(_CLASS_TABLE.format(table=t) for t in CLASS_TABLES)  # noqa: S608 - constant names
-    + """
+VIEW = """
 CREATE VIEW IF NOT EXISTS outbox AS
     SELECT *, 0 AS priority FROM outbox_high
     UNION ALL SELECT *, 1 AS priority FROM outbox_normal
     UNION ALL SELECT *, 2 AS priority FROM outbox_low;
+"""
+
+SCHEMA = (
+    "".join(_CLASS_TABLE.format(table=t) for t in CLASS_TABLES)
+    + VIEW
+    + """
 CREATE TABLE IF NOT EXISTS sources (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL UNIQUE,
@@ -94,3 +111,7 @@ CREATE TABLE IF NOT EXISTS counters (
 ) WITHOUT ROWID;
 """
 )
+
+STATEMENTS = [part.strip() for part in SCHEMA.split(";") if part.strip()]
+"""SCHEMA one statement at a time (``executescript`` would commit the caller's
+transaction; a migration runs them inside its own)."""

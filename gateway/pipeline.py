@@ -62,8 +62,8 @@ class PipelineStats:
     """Rejected input counted but not stored, because too much arrived at once."""
     commit_failures: int = 0
     memory_drops: int = 0
-    """Events dropped because commits failed for long and memory filled up."""
-    memory_drops_unrecorded: int = 0
+    """Events dropped because commits failed for long and memory filled up (counted in
+    the outbox at once: ``pending_drops`` until a commit succeeds, kept in its ledger)."""
     started: float = field(default_factory=time.monotonic)
 
 
@@ -270,10 +270,6 @@ class Gateway:
                 except TidegateError:
                     self._dead_input.extendleft(reversed(letters))  # try again next time
                     raise
-            if self.stats.memory_drops_unrecorded:
-                n = self.stats.memory_drops_unrecorded
-                await self.outbox.call(self.outbox.outbox.count_drops, "dropped_memory", n)
-                self.stats.memory_drops_unrecorded = 0
             if batch:
                 await self.outbox.put(batch)
         except OutboxFull:
@@ -298,13 +294,14 @@ class Gateway:
             self.publisher.wake()
         return True
 
-    def _bound_memory(self) -> None:
-        """While commits fail, keep at most memory_max_events: the oldest go, counted."""
+    async def _bound_memory(self) -> None:
+        """While commits fail, keep at most memory_max_events: the oldest go, counted
+        at once in the outbox (which keeps the count even if it cannot commit)."""
         excess = len(self._pending) - self.config.buffer.memory_max_events
         if excess > 0:
             del self._pending[:excess]
             self.stats.memory_drops += excess
-            self.stats.memory_drops_unrecorded += excess
+            await self.outbox.call(self.outbox.outbox.note_memory_drops, excess)
 
     async def _accept_loop(self) -> None:
         buffer = self.config.buffer
@@ -340,7 +337,7 @@ class Gateway:
                 while len(self._pending) < limit and not queue.empty():
                     self._route(queue.get_nowait(), self._pending)
             if holding and self._failing_since is not None:
-                self._bound_memory()
+                await self._bound_memory()
             if not self._pending and not self._dead_input:
                 continue
             now = time.monotonic()
@@ -350,7 +347,9 @@ class Gateway:
             if not holding and len(self._pending) < max_events and now < first_at + interval:
                 await self._wait_for_input(first_at + interval - now, blocked)
                 continue
-            batch, self._pending = self._pending, []
+            # At most commit_max_events per commit, also when catching up after a hold:
+            # one commit's WAL frames must fit beside the outbox (tidegate.outbox_disk).
+            batch, self._pending = self._pending[:max_events], self._pending[max_events:]
             # Shielded: a shutdown must not abandon a batch halfway; _drain waits for it.
             self._committing_batch = batch
             self._committing = asyncio.ensure_future(self._commit(batch))
@@ -382,11 +381,21 @@ class Gateway:
             self._route(self._queue.get_nowait(), pending)
         pending.extend(self.rules.flush())
         self._collect_rule_dead_letters()
-        if pending and not await self._commit(pending):
-            log.error(
-                "shutdown: %d events could not be committed (outbox full or failing) and are lost",
-                len(pending),
-            )
+        step = self.config.buffer.commit_max_events
+        while pending:
+            batch, pending = pending[:step], pending[step:]
+            if not await self._commit(batch):
+                lost = len(batch) + len(pending)
+                log.error(
+                    "shutdown: %d events could not be committed (outbox full or failing) and "
+                    "are lost; counted as dropped_memory",
+                    lost,
+                )
+                # Counted where a full disk cannot stop it: the outbox's ledger.
+                self.stats.memory_drops += lost
+                with contextlib.suppress(TidegateError):
+                    await self.outbox.call(self.outbox.outbox.note_memory_drops, lost)
+                break
 
     def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish outside the outbox (metrics); False without a connected broker."""

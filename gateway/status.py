@@ -21,6 +21,7 @@ from typing import Any
 
 from tidegate import __version__
 from tidegate.driver import DriverState
+from tidegate.outbox_reconcile import LOST
 from tidegate.pipeline import Gateway
 from tidegate.timefmt import rfc3339
 
@@ -75,6 +76,14 @@ class RateWindow:
         return doc
 
 
+def _merged(committed: dict[str, int], pending: dict[str, int]) -> dict[str, int]:
+    # Copies first: the outbox's thread may change either meanwhile.
+    out = dict(committed)
+    for name, n in dict(pending).items():
+        out[name] = out.get(name, 0) + n
+    return out
+
+
 def _age(since: float | None, now: float) -> float | None:
     return None if since is None else round(max(0.0, now - since), 3)
 
@@ -116,7 +125,7 @@ class GatewayMonitor:
             accepted=ostats.accepted,
             delivered=publisher.status.events_delivered if publisher else 0,
             rule_dropped=sum(s.dropped for s in gateway.rules.stats.values()),
-            outbox_dropped=sum(ostats.drops.values()),
+            outbox_dropped=sum(_merged(ostats.drops, ostats.pending_drops).values()),
             driver_errors=sum(d.health.errors for d in gateway.drivers),
         )
 
@@ -192,6 +201,7 @@ class GatewayMonitor:
                 "events_in": gateway.stats.events_in,
                 "input_rejected": gateway.stats.input_rejected,
                 "commit_failures": gateway.stats.commit_failures,
+                "memory_drops": gateway.stats.memory_drops,
             },
             "outbox": {
                 "path": str(gateway.config.outbox_path),
@@ -204,7 +214,13 @@ class GatewayMonitor:
                 ),
                 "accepted": ostats.accepted,
                 "acked": ostats.acked,
-                "dropped": dict(ostats.drops),
+                # Counted means visible at once: drops not yet committed (a full disk)
+                # are included, and listed apart in dropped_pending.
+                "dropped": _merged(ostats.drops, ostats.pending_drops),
+                "dropped_pending": dict(ostats.pending_drops),  # a copy, at once
+                "lost_in_recovery": ostats.drops.get(LOST, 0),
+                "delete_pending": ostats.undeleted,
+                "recovery": None if ostats.recovery is None else ostats.recovery.as_json(),
                 "depth_by_priority": dict(zip(PRIORITIES, ostats.depth_by_priority, strict=True)),
                 "max_bytes": ostats.max_bytes,
                 "dead_letters": ostats.dead_letters,
@@ -297,6 +313,9 @@ def render_status(doc: Document) -> str:
     outbox = doc["outbox"]
     drops = outbox["dropped"]
     dropped = ", ".join(f"{reason} {n}" for reason, n in drops.items()) if drops else "none"
+    pending = sum(outbox.get("dropped_pending", {}).values())
+    if pending:
+        dropped += f" ({pending} not yet committed: the disk is full)"
     oldest = outbox["oldest_age_s"]
     lines += [
         "",
@@ -305,6 +324,13 @@ def render_status(doc: Document) -> str:
         f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
         f"{outbox['dead_letters']}",
     ]
+    if outbox.get("delete_pending"):
+        lines.append(
+            f"  {outbox['delete_pending']} delivered events wait to be deleted (a full disk); "
+            "they are not sent again"
+        )
+    if outbox.get("recovery"):
+        lines.append(f"  at start: {outbox['recovery']['message']}")
     broker = doc["broker"]
     if not broker["configured"]:
         lines += ["", "broker  none configured: events are only kept in the outbox"]

@@ -115,6 +115,11 @@ def test_status_over_the_socket_reports_the_running_gateway(tmp_path: Path) -> N
             assert outbox["bytes"] > 0
             assert outbox["oldest_age_s"] is not None and outbox["oldest_age_s"] >= 0
             assert outbox["dropped"] == {}
+            # Nothing pending, lost or stuck in a healthy start (issue 9's fields).
+            assert outbox["dropped_pending"] == {}
+            assert outbox["lost_in_recovery"] == 0 and outbox["recovery"] is None
+            assert outbox["delete_pending"] == 0
+            assert doc["pipeline"]["memory_drops"] == 0
             assert doc["broker"] == {"configured": False}
             assert set(doc["rates"]) >= {"window_s", "events_in", "accepted", "delivered"}
             text = render_status(doc)

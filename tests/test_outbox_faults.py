@@ -64,8 +64,7 @@ def test_higher_priority_is_taken_first_and_order_holds_within_a_class(tmp_path:
 
 
 def test_drop_oldest_drops_the_lowest_class_first_and_counts(tmp_path: Path) -> None:
-    box = make(tmp_path, max_bytes=1024 * 1024)
-    box.stats.max_bytes = 20 * 1024  # a tiny bound for the test
+    box = make(tmp_path, max_bytes=20 * 1024)  # a tiny bound for the test
     box.put([item("s", i, LOW) for i in range(50)])
     box.put([item("s", 100 + i, HIGH) for i in range(50)])
     box.put([item("s", 200 + i, NORMAL) for i in range(60)])
@@ -86,8 +85,7 @@ def test_drop_oldest_drops_the_lowest_class_first_and_counts(tmp_path: Path) -> 
 
 
 def test_drop_newest_refuses_what_does_not_fit(tmp_path: Path) -> None:
-    box = make(tmp_path, when_full="drop_newest")
-    box.stats.max_bytes = 10 * 1024
+    box = make(tmp_path, when_full="drop_newest", max_bytes=10 * 1024)
     stored = box.put([item("s", i) for i in range(200)])
     assert 0 < stored < 200
     assert box.stats.drops["dropped_newest"] == 200 - stored
@@ -97,8 +95,7 @@ def test_drop_newest_refuses_what_does_not_fit(tmp_path: Path) -> None:
 
 
 def test_block_raises_and_keeps_nothing(tmp_path: Path) -> None:
-    box = make(tmp_path, when_full="block")
-    box.stats.max_bytes = 10 * 1024
+    box = make(tmp_path, when_full="block", max_bytes=10 * 1024)
     box.put([item("s", i) for i in range(20)])
     with pytest.raises(OutboxFull):
         box.put([item("s", i) for i in range(200)])
@@ -244,7 +241,8 @@ def test_dead_letters_are_bounded(tmp_path: Path) -> None:
     assert n == box.stats.dead_letters
 
 
-def test_an_old_schema_is_moved_aside_not_misread(tmp_path: Path) -> None:
+def test_a_layout_no_tidegate_wrote_is_moved_aside_not_misread(tmp_path: Path) -> None:
+    # (Older tidegate schemas are upgraded in place: tests/test_outbox_integrity.py.)
     with sqlite3.connect(tmp_path / "o.db") as db:
         db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, payload BLOB)")
     box = make(tmp_path)
@@ -254,8 +252,7 @@ def test_an_old_schema_is_moved_aside_not_misread(tmp_path: Path) -> None:
 def test_a_mixed_batch_never_evicts_older_higher_events_for_newer_lower_ones(
     tmp_path: Path,
 ) -> None:
-    box = make(tmp_path)
-    box.stats.max_bytes = 40_000
+    box = make(tmp_path, max_bytes=40_000)
     box.put([item("n", i, NORMAL) for i in range(200)])
     before = box.stats.depth_by_priority[NORMAL]
     box.put([item("a", 1, HIGH)] + [item("l", i, LOW) for i in range(100)])
@@ -284,8 +281,7 @@ def test_untrusted_times_from_an_earlier_boot_are_never_aged_out(tmp_path: Path)
 
 
 def test_drop_counts_of_a_failed_commit_are_not_reported(tmp_path: Path) -> None:
-    box = make(tmp_path)
-    box.stats.max_bytes = 20_000
+    box = make(tmp_path, max_bytes=20_000)
     box.put([item("s", i) for i in range(100)])
     # A write that fails after the drops were made (as a full disk or an I/O error would).
     box.db.execute(

@@ -1,5 +1,7 @@
-"""A model-based test of the outbox: random puts, takes, acks, rejects, crashes and
-full disks, checking after every step that nothing committed is ever silently gone."""
+"""A model-based test of the outbox: random puts, takes, acks, rejects, crashes, full
+disks and lost files, checking after every step that nothing committed is ever
+silently gone (every event is stored, delivered, dead-lettered, or counted as dropped
+or lost) and that no source's seq ever goes back."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from tests.outbox_support import damage
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
 from tidegate.outbox import Outbox, OutboxLimits, Row
@@ -28,16 +31,19 @@ class OutboxMachine(RuleBasedStateMachine):
         self.box = self._open()
         self.accepted: set[str] = set()  # event ids put() committed
         self.acked: set[str] = set()
+        self.delivered: set[str] = set()  # acked, but the delete failed (so far)
         self.dead: set[str] = set()
         self.taken: dict[int, Row] = {}  # handed to the "publisher", not yet acked
         self.cursors = [0, 0, 0]
         self.disk_full = False
         self.value = 0
+        self.top_seq: dict[str, int] = {}
 
     def _open(self) -> Outbox:
-        box = Outbox(self.dir / "o.db", "gw", limits=OutboxLimits(when_full="drop_oldest"))
+        box = Outbox(
+            self.dir / "o.db", "gw", limits=OutboxLimits(max_bytes=BOUND, when_full="drop_oldest")
+        )
         box.open()
-        box.stats.max_bytes = BOUND
         return box
 
     def teardown(self) -> None:
@@ -80,6 +86,8 @@ class OutboxMachine(RuleBasedStateMachine):
             self.box.ack(ids, sum(len(self.taken[i].payload) for i in ids))
         except BufferError_:
             assert self.disk_full
+            # Delivered: the outbox keeps them from being sent again and deletes them later.
+            self.delivered.update(_event_id(self.taken.pop(i)) for i in ids)
             return
         for i in ids:
             row = self.taken.pop(i)
@@ -107,8 +115,19 @@ class OutboxMachine(RuleBasedStateMachine):
         # Like kill -9: drop the connection without any goodbye, reopen the file.
         self.box.db.close()
         self.box._db = None
+        self.box._ledger.close()  # (only its descriptor: kill -9 writes nothing either)
         self.box = self._open()
         self.taken.clear()  # the publisher starts again from the oldest
+        self.cursors = [0, 0, 0]
+        self.disk_full = False
+
+    @rule(how=st.sampled_from(["zero_bytes", "missing", "zero_header"]))
+    def lose_file(self, how: str) -> None:
+        # The file is gone or unreadable at the next start; its ledger is not.
+        self.box.close()
+        damage(self.dir / "o.db", how)
+        self.box = self._open()
+        self.taken.clear()
         self.cursors = [0, 0, 0]
         self.disk_full = False
 
@@ -142,11 +161,22 @@ class OutboxMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_is_silently_gone(self) -> None:
         stored = {str(doc["id"]) for _, _, doc in self._in_outbox()}
+        self.acked |= self.delivered - stored  # deleted since (by a later ack or commit)
+        self.delivered &= stored
         assert stored <= self.accepted
         assert not (stored & self.acked) and not (stored & self.dead)
-        dropped = sum(v for k, v in self.box.stats.drops.items() if k.startswith("dropped"))
+        drops = self.box.stats.drops
+        dropped = sum(v for k, v in drops.items() if k.startswith("dropped"))
+        lost = drops.get("lost_in_recovery", 0)
         gone = self.accepted - stored - self.acked - self.dead
-        assert len(gone) == dropped, f"{len(gone)} events gone, {dropped} counted as dropped"
+        assert len(gone) == dropped + lost, f"{len(gone)} gone, {dropped} dropped, {lost} lost"
+
+    @invariant()
+    def seq_never_goes_back(self) -> None:
+        for source in SOURCES:
+            seq = self.box.last_seq(source)
+            assert seq >= self.top_seq.get(source, 0), (source, seq, self.top_seq)
+            self.top_seq[source] = seq
 
     @invariant()
     def order_holds_per_source_within_a_class(self) -> None:

@@ -1,0 +1,244 @@
+"""At open: compare the outbox file with its ledger, and account for what was lost.
+
+The ledger (``tidegate.outbox_ledger``) knows, outside the file, how many
+events were ever accepted, how many were undelivered after the last commit,
+and above which seq no source ever went. The file may have been:
+
+- recreated: it was unreadable and moved aside, it was 0 bytes (moved aside
+  too), or it is missing while a ledger says it held events. The undelivered
+  events it held are lost; their number is the ledger's depth.
+- cut short: its accepted total is behind the ledger's (a WAL overwritten or
+  cut after a ``kill -9``, a power cut with ``durability: batch``, an old copy
+  put back). The difference is the number of committed events lost.
+- stale without our knowing: the machine went down without tidegate closing
+  the outbox (a power cut: a different boot, no clean close) and
+  ``durability: batch`` let the last commits live only in the page cache.
+  How many were lost cannot be known: every source continues above its mark.
+
+Whatever happened, no seq is ever used twice: each source that may have lost
+events continues above its reserved mark, and the seqs in between are a gap
+the log line names. The loss is counted in ``lost_in_recovery`` (persistent,
+and kept in the ledger so that a later loss of the file does not lose it);
+every other counter is raised back to what the ledger remembers, so counters
+never go back. This module only decides; the outbox applies the decision in
+one transaction and rewrites the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tidegate.outbox_ledger import MAX_BLOCK, LedgerState, LoadStatus
+from tidegate.outbox_recovery import Recreated
+
+LOST = "lost_in_recovery"
+"""Counter: undelivered or committed events lost to damage, found at open."""
+CORRUPT = "corrupt_recoveries"
+"""Counter: times the file was unreadable (or 0 bytes) and was moved aside."""
+MISSING = "missing_recoveries"
+"""Counter: times the file was missing while its ledger said it held events."""
+LEDGER_DAMAGED = "ledger_damaged"
+"""Counter: times both slots of the ledger were unreadable."""
+UNCLEAN = "unclean_recoveries"
+"""Counter: opens after a power cut (another boot, no clean close) with durability: batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What the freshly opened file says."""
+
+    recreated: Recreated | None
+    """Why the file is new, or None if it was kept."""
+    last_seq: dict[str, int]
+    accepted: int | None
+    """The file's accepted total; None if the file predates it."""
+    memory_applied: int
+
+
+@dataclass(slots=True)
+class Recovery:
+    """What to change in the file, and what to tell."""
+
+    lost: int | None = 0
+    """Events lost (None: unknown, e.g. without a ledger, or after a power cut)."""
+    marks: dict[str, int] = field(default_factory=dict)
+    """Sources whose last seq jumps to this value (the next one is above it)."""
+    gaps: dict[str, tuple[int | None, int]] = field(default_factory=dict)
+    """Per source: (first seq that may be missing, if known; the next seq)."""
+    floor: dict[str, int] = field(default_factory=dict)
+    """Counters raised to at least these values (the ledger's copy)."""
+    bump: dict[str, int] = field(default_factory=dict)
+    """Counters increased by these amounts (after the floor)."""
+    accepted: int = 0
+    memory_applied: int = 0
+    level: Literal["error", "warning", "info"] | None = None
+    message: str = ""
+
+    @property
+    def changes_file(self) -> bool:
+        return bool(self.marks or self.floor or self.bump)
+
+    def as_json(self) -> dict[str, object]:
+        """For the status document."""
+        return {
+            "lost": self.lost,
+            "gaps": {s: {"first_missing": f, "next": n} for s, (f, n) in self.gaps.items()},
+            "message": self.message,
+        }
+
+
+def _describe(gaps: dict[str, tuple[int | None, int]]) -> str:
+    parts = []
+    for source, (first, nxt) in sorted(gaps.items()):
+        if first is None:
+            parts.append(f"{source}: next {nxt}")
+        elif first < nxt:
+            parts.append(f"{source}: {first}..{nxt - 1} skipped, next {nxt}")
+    return "; ".join(parts) or "no source"
+
+
+def reconcile(
+    status: LoadStatus,
+    ledger: LedgerState,
+    facts: FileFacts,
+    *,
+    boot: str,
+    durability: Literal["batch", "fsync"],
+    path: str,
+) -> Recovery:
+    if status == "missing":
+        return _without_ledger(facts, path)
+    if status == "damaged":
+        return _damaged_ledger(facts, path)
+    if facts.recreated is not None:
+        return _recreated(ledger, facts, path)
+    return _kept(ledger, facts, boot=boot, durability=durability, path=path)
+
+
+def _without_ledger(facts: FileFacts, path: str) -> Recovery:
+    """A first start, or an outbox from a tidegate without ledgers: the file is all we know."""
+    plan = Recovery(accepted=facts.accepted or 0, memory_applied=facts.memory_applied)
+    if facts.recreated is not None and not facts.recreated.missing:
+        plan.lost = None
+        plan.bump[CORRUPT] = 1
+        plan.level = "error"
+        plan.message = (
+            f"outbox {path} {facts.recreated.describe()}, and it has no ledger: how many "
+            "undelivered events were lost is unknown"
+        )
+    return plan
+
+
+def _damaged_ledger(facts: FileFacts, path: str) -> Recovery:
+    marks = {source: seq + MAX_BLOCK for source, seq in facts.last_seq.items()}
+    plan = Recovery(
+        lost=None,
+        marks=marks,
+        gaps={s: (facts.last_seq[s] + 1, m + 1) for s, m in marks.items()},
+        bump={LEDGER_DAMAGED: 1},
+        accepted=facts.accepted or 0,
+        memory_applied=facts.memory_applied,
+        level="error",
+    )
+    recreated = ""
+    if facts.recreated is not None:
+        recreated = f"the outbox {facts.recreated.describe()}; "
+        if not facts.recreated.missing:
+            plan.bump[CORRUPT] = 1
+    plan.message = (
+        f"outbox ledger {path}.ledger is damaged (both copies unreadable); {recreated}"
+        f"seq continues {MAX_BLOCK:,} above the outbox's marks so that none repeats: "
+        f"{_describe(plan.gaps)}"
+    )
+    return plan
+
+
+def _recreated(ledger: LedgerState, facts: FileFacts, path: str) -> Recovery:
+    assert facts.recreated is not None
+    lost = ledger.depth if ledger.has_history else 0
+    marks = {s: max(r, ledger.committed.get(s, 0)) for s, r in ledger.reserved.items()}
+    plan = Recovery(
+        lost=lost,
+        marks=marks,
+        # The undelivered events up to the last committed seq are gone with the file
+        # (which ones is unknown); the seqs after it were never used.
+        gaps={s: (ledger.committed.get(s, 0) + 1, m + 1) for s, m in marks.items()},
+        floor=dict(ledger.counters),
+        bump={LOST: lost},
+        accepted=ledger.accepted,
+        memory_applied=ledger.memory_applied,
+    )
+    if not facts.recreated.missing:
+        plan.bump[CORRUPT] = 1
+    if ledger.has_history:
+        if facts.recreated.missing:
+            plan.bump[MISSING] = 1
+        plan.level = "error"
+        plan.message = (
+            f"outbox {path} {facts.recreated.describe()}: {lost:,} undelivered events lost "
+            f"(the newest of them just before each gap); seq continues above every seq used "
+            f"before: {_describe(plan.gaps)}"
+        )
+    return plan
+
+
+def _kept(
+    ledger: LedgerState,
+    facts: FileFacts,
+    *,
+    boot: str,
+    durability: Literal["batch", "fsync"],
+    path: str,
+) -> Recovery:
+    # After a kill -9 the page cache kept the ledger's last copy: it is exact. After a
+    # power cut with durability: batch, both the ledger and the file may be older than
+    # the last commit, in different ways: nothing can be trusted but the marks.
+    power_cut = not ledger.clean and ledger.boot != boot and durability == "batch"
+    unknown = facts.accepted is None and ledger.has_history
+    behind = facts.accepted is not None and facts.accepted < ledger.accepted
+    sources = set(ledger.reserved) | set(facts.last_seq)
+    if power_cut or unknown:
+        jump = sources
+    else:
+        jump = {s for s in sources if ledger.committed.get(s, 0) > facts.last_seq.get(s, 0)}
+    marks = {}
+    for source in jump:
+        mark = max(ledger.reserved.get(source, 0), ledger.committed.get(source, 0))
+        if mark > facts.last_seq.get(source, 0):
+            marks[source] = mark
+    plan = Recovery(
+        lost=ledger.accepted - (facts.accepted or 0) if behind else 0,
+        marks=marks,
+        gaps={s: (facts.last_seq.get(s, 0) + 1, m + 1) for s, m in marks.items()},
+        floor=dict(ledger.counters),
+        accepted=max(ledger.accepted, facts.accepted or 0),
+        memory_applied=max(ledger.memory_applied, facts.memory_applied),
+    )
+    if behind:
+        assert plan.lost is not None
+        plan.bump[LOST] = plan.lost
+        plan.level = "error"
+        plan.message = (
+            f"outbox {path} lost the last {plan.lost:,} committed events (its end was "
+            f"damaged or cut, or an older copy was put back); seq continues above every "
+            f"seq used before: {_describe(plan.gaps)}"
+        )
+    elif unknown:
+        plan.lost = None
+        plan.level = "warning"
+        plan.message = (
+            f"outbox {path} does not say how many events it accepted (an older file?); "
+            f"seq continues above every seq used before: {_describe(plan.gaps)}"
+        )
+    if power_cut:
+        plan.bump[UNCLEAN] = 1
+        if not behind:
+            plan.lost = None
+        plan.level = plan.level or "warning"
+        plan.message = (plan.message + "; " if plan.message else "") + (
+            f"outbox {path} was not closed before the machine went down (a power cut?): "
+            "with durability: batch its last commits may be lost, and seq continues above "
+            f"every seq used before: {_describe(plan.gaps)}"
+        )
+    return plan
