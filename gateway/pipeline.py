@@ -308,7 +308,9 @@ class Gateway:
         interval, max_events = buffer.commit_interval, buffer.commit_max_events
         queue = self._queue
         first_at = 0.0
-        next_tick = time.monotonic() + TICK_INTERVAL
+        # Tick before the first event: a `time: processing` rule needs its clock to
+        # know a backlog delivered at start (a persistent session) is late.
+        next_tick = time.monotonic()
         next_purge = time.monotonic() + PURGE_INTERVAL
         retry_at = 0.0
         holding = False  # the outbox refused the last batch: full (block) or failing

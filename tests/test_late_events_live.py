@@ -320,17 +320,7 @@ def test_a_late_upload_to_a_running_gateway_gives_what_rules_test_gives(
 @pytest.mark.parametrize(
     "clock",
     [
-        pytest.param(
-            "processing",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the pipeline ticks the rules first 0.25 s after it starts; until "
-                "then a `time: processing` rule has no clock, so a backlog delivered at "
-                "startup is not late: no tick follows its events, and the first tick "
-                "judges the alarm and the silences by the final state (b's alarm carries "
-                "reading 37, not 35; 8 of the stale/recovered reports for b and d are missing)",
-            ),
-        ),
+        "processing",
         "event",
     ],
 )
