@@ -143,6 +143,11 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int) and value.bit_length() > 64:
+        # repr() of a huge int is slow, and fails past 4,300 digits.
+        return f"an integer of {value.bit_length():,} bits"
+    if isinstance(value, str | bytes):
+        value = value[:40]  # all that is shown
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

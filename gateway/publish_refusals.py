@@ -5,19 +5,26 @@ said it will not take it:
 
 - a PUBACK with a failure reason code (MQTT 5) names the message: it is
   dead-lettered at once, with the reason (the publisher does that as the
-  PUBACK arrives);
+  PUBACK arrives), except "quota exceeded" (below);
 - a DISCONNECT from the broker whose reason code refuses a message (packet too
-  large, payload format invalid, topic name invalid, quota exceeded, not
-  authorized, retain or QoS not supported) names none: it is taken to refuse
-  the first unacknowledged message in flight (a broker handles publishes in
-  order), and only the same message refused ``REFUSALS_BEFORE_POISON`` times in
-  a row is dead-lettered.
+  large, payload format invalid, topic name invalid, retain or QoS not
+  supported) names none: it is taken to refuse the first unacknowledged
+  message in flight (a broker handles publishes in order), and only the same
+  message refused ``REFUSALS_BEFORE_POISON`` times in a row, with no other
+  end of connection in between, is dead-lettered.
 
 A connection that is lost (closed, reset, timed out, or a DISCONNECT with any
 other reason) never makes a message poison, however often it happens with the
 same message in flight: a link that drops every connection right after it is
 made must cost time, never a healthy event. It only slows the reconnects
-(``fruitless`` connections back off like failed connects).
+(``fruitless`` connections back off like failed connects), and it starts the
+count of refusals in a row again. "Not authorized" and "quota exceeded" in a
+DISCONNECT are such ends: they concern the connection (revoked credentials,
+throttling), not one message.
+
+"Quota exceeded" in a PUBACK is a temporary limit, not a verdict: the message
+stays in the outbox, the publisher ends the connection and sends it again on
+a later one, after a backoff that grows while the broker keeps saying so.
 
 MQTT 3.1.1 has no reason codes: a 3.1.1 broker that closes the connection on
 an oversize message looks exactly like a bad link, so that message is retried
@@ -39,16 +46,22 @@ REFUSALS_BEFORE_POISON = 3
 
 REFUSING_DISCONNECTS = frozenset(
     {
-        0x87,  # Not authorized
         0x90,  # Topic name invalid
         0x95,  # Packet too large
-        0x97,  # Quota exceeded
         0x99,  # Payload format invalid
         0x9A,  # Retain not supported
         0x9B,  # QoS not supported
     }
 )
-"""DISCONNECT reason codes that refuse a message; every other one is a lost connection."""
+"""DISCONNECT reason codes that refuse a message; every other one is a lost connection.
+
+Only codes about a message's own content: "not authorized" (0x87) and "quota
+exceeded" (0x97) usually mean revoked credentials or throttling, and would
+otherwise dead-letter a healthy message that happened to be first in flight.
+"""
+
+QUOTA_EXCEEDED = 0x97
+"""In a PUBACK: the broker takes nothing more for now; the message is sent again later."""
 
 HINT_EVERY = 10
 """Fruitless connections in a row between two hints about a silent refusal."""
@@ -78,6 +91,11 @@ def read_every_failure_code_in_a_puback() -> None:
         ReasonCode.names = MappingProxyType(names)
 
 
+def defers(reason: ReasonCode) -> bool:
+    """A PUBACK reason that means "not now" rather than "never"."""
+    return reason.value == QUOTA_EXCEEDED
+
+
 class InFlight(Protocol):
     """What the tracker needs to know of a message in flight."""
 
@@ -105,18 +123,29 @@ class RefusalTracker:
         self._suspect = -1
         """First row id of the message the last refusals were taken to be about."""
         self._refusals = 0
+        self.over_quota = 0
+        """Connections in a row ended because the broker's quota was exceeded."""
 
     def disconnected(self, from_broker: bool, reason: ReasonCode) -> None:
         """paho's on_disconnect: a DISCONNECT packet from the broker, or a lost connection."""
         if from_broker and reason.value in REFUSING_DISCONNECTS:
             self._refusal = reason
 
-    def connection_ended(self, progress: bool, first: InFlight | None) -> Poison | None:
-        """After a connection: ``progress`` if any PUBACK came, ``first`` unacked message."""
+    def connection_ended(
+        self, progress: bool, first: InFlight | None, *, over_quota: bool = False
+    ) -> Poison | None:
+        """After a connection: ``progress`` if any PUBACK came, ``first`` unacked message.
+
+        ``over_quota``: the publisher ended it on a PUBACK "quota exceeded".
+        """
         refusal, self._refusal = self._refusal, None
         self.fruitless = 0 if progress or first is None else self.fruitless + 1
+        self.over_quota = self.over_quota + 1 if over_quota else 0
         if refusal is None or first is None:
-            return None  # lost, not refused: says nothing about any message
+            # Lost, not refused: says nothing about any message, and the refusals
+            # (if any) before it were not "in a row".
+            self._refusals, self._suspect = 0, -1
+            return None
         first_id = first.ids[0]
         self._refusals = self._refusals + 1 if first_id == self._suspect else 1
         self._suspect = first_id
@@ -128,6 +157,20 @@ class RefusalTracker:
             first.ids,
             f"the broker refused this message ({size} B to {first.topic}) "
             f"{REFUSALS_BEFORE_POISON} times in a row: DISCONNECT {refusal}",
+        )
+
+    def backoff_attempt(self) -> int:
+        """How many connections in a row to back off for; 0: reconnect at once."""
+        return max(self.fruitless, self.over_quota)
+
+    def quota_note(self, deferred: int) -> str:
+        """A log line for the first connection of a run ended by the broker's quota, else ""."""
+        if self.over_quota != 1:
+            return ""
+        return (
+            f"the broker's quota is exceeded (PUBACK: Quota exceeded): {deferred} message(s) "
+            "kept in the outbox, to be sent again after a backoff; not logged again while "
+            "the broker keeps saying so"
         )
 
     def hint(self) -> str:

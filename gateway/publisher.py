@@ -24,7 +24,6 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,12 @@ from tidegate.errors import TidegateError
 from tidegate.mqtt_asyncio import AsyncioPaho
 from tidegate.outbox import AsyncOutbox, Row
 from tidegate.payload import join_payloads
-from tidegate.publish_refusals import RefusalTracker, read_every_failure_code_in_a_puback
+from tidegate.publish_batches import Message, group_messages
+from tidegate.publish_refusals import (
+    RefusalTracker,
+    defers,
+    read_every_failure_code_in_a_puback,
+)
 from tidegate.secrets import Secret
 from tidegate.tls import tls_context
 
@@ -54,64 +58,12 @@ class PublisherStatus:
     messages_delivered: int = 0
     events_rejected: int = 0
     connects: int = 0
+    quota_exceeded: int = 0
+    """PUBACKs "quota exceeded": messages kept in the outbox, to be sent again later."""
 
     @property
     def state(self) -> str:
         return "connected" if self.connected else "disconnected"
-
-
-@dataclass(slots=True)
-class _Message:
-    topic: str
-    qos: int
-    retain: bool
-    ids: list[int]
-    payloads: list[bytes]
-
-
-def group_messages(
-    rows: Sequence[Row],
-    per_message: int,
-    room: int,
-    cursors: list[int],
-    *,
-    max_bytes: int,
-    too_big: list[Row],
-) -> list[_Message]:
-    """Pack rows into at most ``room`` messages and advance ``cursors`` past them.
-
-    ``rows`` come highest priority class first, each class in id order; they
-    are consumed as a prefix, so one cursor per class marks what was handed
-    out. A message holds rows of one topic, QoS, retain flag and class, and at
-    most ``max_bytes`` of payload; a row that alone is larger goes to
-    ``too_big`` (no broker would take it: it is dead-lettered, not retried).
-    """
-    messages: list[_Message] = []
-    open_by_key: dict[tuple[str, int, bool, int], tuple[_Message, int]] = {}
-    for row in rows:
-        size = len(row.payload)
-        if size + 2 > max_bytes:
-            too_big.append(row)
-            cursors[row.priority] = row.id
-            continue
-        if per_message == 1:
-            if len(messages) >= room:
-                break
-            messages.append(_Message(row.topic, row.qos, bool(row.retain), [row.id], [row.payload]))
-            cursors[row.priority] = row.id
-            continue
-        key = (row.topic, row.qos, bool(row.retain), row.priority)
-        msg, used = open_by_key.get(key, (None, 0))
-        if msg is None or len(msg.ids) >= per_message or used + size + 1 > max_bytes:
-            if len(messages) >= room:
-                break
-            msg, used = _Message(row.topic, row.qos, bool(row.retain), [], []), 2
-            messages.append(msg)
-        msg.ids.append(row.id)
-        msg.payloads.append(row.payload)
-        open_by_key[key] = (msg, used + size + 1)
-        cursors[row.priority] = row.id
-    return messages
 
 
 class _ConnectFailed(Exception):
@@ -140,14 +92,16 @@ class Publisher:
         self._max_message = mqtt.max_message_bytes
         self._progress = False
         """A PUBACK arrived on the current connection."""
-        self._first_unacked: _Message | None = None
+        self._first_unacked: Message | None = None
+        self._deferred = 0
+        """Messages the broker answered "quota exceeded" on the current connection."""
         self._refusals = RefusalTracker()
         read_every_failure_code_in_a_puback()
         self._changed = asyncio.Event()
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
-        self._inflight: dict[int, _Message] = {}
+        self._inflight: dict[int, Message] = {}
         self._acked: list[int] = []
         self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
@@ -236,7 +190,11 @@ class Publisher:
                 self._status_sent.set()
             return
         self.status.inflight = len(self._inflight)
-        if reason.is_failure:
+        if reason.is_failure and defers(reason):
+            # Not acked: the row stays in the outbox; _pump ends the connection.
+            self._deferred += 1
+            self.status.quota_exceeded += 1
+        elif reason.is_failure:
             self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
         else:
             self._progress = True
@@ -281,6 +239,7 @@ class Publisher:
                 attempt = 0
                 self._progress = False
                 self._first_unacked = None
+                self._deferred = 0
                 try:
                     await self._pump()
                 finally:
@@ -288,13 +247,9 @@ class Publisher:
                     await self._flush()
                 if self._stopping:
                     break
-                delay = self._after_connection()
-                log.warning(
-                    "broker connection lost (%s); reconnecting in %.1f s%s",
-                    self.status.last_error,
-                    delay,
-                    self._refusals.hint(),
-                )
+                delay, note = self._after_connection()
+                if note:
+                    log.warning("%s; reconnecting in %.1f s", note, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
         finally:
@@ -303,17 +258,26 @@ class Publisher:
             self._drop_connection()
             await self._flush()
 
-    def _after_connection(self) -> float:
-        """How long to wait before reconnecting; dead-letter what the broker refused.
+    def _after_connection(self) -> tuple[float, str]:
+        """How long to wait before reconnecting, and what to log; dead-letter what was refused.
 
-        Connections that end with messages in flight and none acknowledged back
-        off like failed connects; see ``RefusalTracker`` for what is poison.
+        Connections that end with messages in flight and none acknowledged, or
+        on the broker's quota, back off like failed connects; see
+        ``RefusalTracker`` for what is poison.
         """
-        poison = self._refusals.connection_ended(self._progress, self._first_unacked)
+        tracker = self._refusals
+        over_quota = self._deferred > 0
+        poison = tracker.connection_ended(
+            self._progress, self._first_unacked, over_quota=over_quota
+        )
         if poison is not None:
             self._rejected.append((poison.ids, poison.reason))
-        fruitless = self._refusals.fruitless
-        return self._backoff(fruitless + 1) if fruitless else 0.0
+        attempt = tracker.backoff_attempt()
+        delay = self._backoff(attempt + 1) if attempt else 0.0
+        if over_quota:
+            self.status.last_error = "the broker's quota is exceeded (PUBACK: Quota exceeded)"
+            return delay, tracker.quota_note(self._deferred)
+        return delay, f"broker connection lost ({self.status.last_error}){tracker.hint()}"
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter, capped at reconnect_max."""
@@ -381,6 +345,13 @@ class Publisher:
         while not self._disconnected.is_set():
             # Clear before looking: any ack, commit or disconnect after this wakes the wait.
             self._changed.clear()
+            if self._deferred:
+                # "Not now": send nothing more on this connection; end it cleanly (no
+                # Last Will) and let the next one take the kept rows from the outbox.
+                client.disconnect()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._disconnected.wait(), self.mqtt.connect_timeout)
+                return
             room = self.mqtt.max_inflight - len(self._inflight)
             # Refill in large steps: a take per PUBACK would cost an outbox round trip
             # per message (measured: ~30% of the CPU at one event per message).
@@ -394,6 +365,8 @@ class Publisher:
                     continue
                 if self._disconnected.is_set():
                     return
+                if self._deferred:
+                    continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
                     too_big: list[Row] = []
                     messages = group_messages(

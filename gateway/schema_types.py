@@ -7,6 +7,7 @@ Schema that ``tidegate check --schema`` prints.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -22,19 +23,39 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
+MAX_SIZE = 2**63 - 1
+"""Largest size in bytes (8 EiB): what SQLite and the OS take as a 64-bit integer."""
+
+
+def _shown(text: str) -> str:
+    """A value as quoted in a message: never all of a long one (a line per problem)."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         return value  # let the float validator refuse it with its own message
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past ~1.8e308
+            raise ValueError("the number is too large for a duration") from None
+        shown = f"{seconds:g}"
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
             raise ValueError(
-                f"'{value}' is not a duration; write a number of seconds or e.g. 500ms, 5s, 2m, 1h"
+                f"'{_shown(value)}' is not a duration; write a number of seconds "
+                "or e.g. 500ms, 5s, 2m, 1h"
             )
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    return value
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        shown = f"'{_shown(value)}'"
+    else:
+        return value
+    # Infinity and NaN would pass some bounds (and `'1…(400 digits)s'` is infinity).
+    if not math.isfinite(seconds):
+        raise ValueError(f"{shown} is not a duration: a duration is a finite number of seconds")
+    return seconds
 
 
 Duration = Annotated[
@@ -65,11 +86,14 @@ def parse_size(value: Any) -> Any:
         return value
     match = _SIZE.match(value)
     if match is None:
-        raise ValueError(f"'{value}' is not a size; write bytes or e.g. 500kB, 256MB, 1GiB")
+        raise ValueError(f"'{_shown(value)}' is not a size; write bytes or e.g. 500kB, 256MB, 1GiB")
     unit = (match.group(2) or "").lower()
     base = 1024 if "i" in unit else 1000
     factor = 1 if unit in ("", "b") else base ** ("kmgt".index(unit[0]) + 1)
-    return int(float(match.group(1)) * factor)
+    size = float(match.group(1)) * factor  # a long string of digits is infinity here
+    if not size <= MAX_SIZE:
+        raise ValueError(f"'{_shown(value)}' is larger than a size can be (8 EiB)")
+    return int(size)
 
 
 ByteSize = Annotated[

@@ -14,7 +14,11 @@ memory or time:
   counts every value of the node it re-uses, so the count is what the
   document costs once loaded, whatever the aliases;
 - an alias inside the node it refers to (a document that contains itself)
-  is refused: expanded, it has no end.
+  is refused: expanded, it has no end;
+- numbers are read by YAML 1.2's core schema, without YAML 1.1's base 60
+  (whose conversion is quadratic), and a number longer than
+  ``MAX_NUMBER_CHARS`` or beyond 64 bits is refused: see
+  ``tidegate.yaml_numbers``.
 
 A realistic 1 MiB file of rules has about 70,000 values, so the limits refuse
 nothing a person would write.
@@ -30,6 +34,13 @@ import yaml
 from yaml.nodes import Node
 
 from tidegate.errors import ConfigError
+from tidegate.yaml_numbers import (
+    FLOAT_TAG,
+    INT_TAG,
+    construct_float,
+    construct_int,
+    core_schema_resolvers,
+)
 
 MAX_FILE_BYTES = 1024 * 1024
 """Largest config file or rules file read (1 MiB)."""
@@ -52,8 +63,10 @@ class LimitedLoader(yaml.SafeLoader):
 
     PyYAML composes an alias as the very node it names (a graph, cheap), but
     everything after composing walks it as a tree: that walk is what the
-    count bounds.
+    count bounds. Numbers follow the YAML 1.2 core schema (``tidegate.yaml_numbers``).
     """
+
+    yaml_implicit_resolvers = core_schema_resolvers(yaml.SafeLoader.yaml_implicit_resolvers)
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -105,6 +118,11 @@ class LimitedLoader(yaml.SafeLoader):
         if event.anchor is not None and node is not None:
             self._sizes[id(node)] = self._expanded - before
         return node
+
+
+# add_constructor copies the table for this class: SafeLoader itself is unchanged.
+LimitedLoader.add_constructor(INT_TAG, construct_int)
+LimitedLoader.add_constructor(FLOAT_TAG, construct_float)
 
 
 def too_large(file: str, size: int) -> ConfigError:

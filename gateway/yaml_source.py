@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
 
 from tidegate.errors import ConfigError
 from tidegate.yaml_limits import LimitedLoader, YamlLimitError, check_text_size, read_yaml_file
+from tidegate.yaml_numbers import NumberRefused
 
 PathKey = tuple[str | int, ...]
 
@@ -64,6 +66,8 @@ def _position(file: str, node: yaml.Node) -> Position:
 def _scalar(node: yaml.Node, loader: _Loader, file: str) -> Any:
     try:
         return loader.construct_object(node, deep=True)
+    except NumberRefused as exc:
+        raise ConfigError([f"{_position(file, node)}: {exc}"]) from None
     except (ValueError, TypeError, OverflowError) as exc:
         # e.g. `2020-13-01` (a date by its looks), `!!int 12a`: PyYAML lets these escape.
         kind = str(node.tag).rsplit(":", 1)[-1]
@@ -77,21 +81,64 @@ def _scalar(node: yaml.Node, loader: _Loader, file: str) -> Any:
         ) from None
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+_Pair = tuple[yaml.Node, yaml.Node]
+
+
+def _merged_pairs(node: yaml.MappingNode) -> list[_Pair]:
+    """The pairs the ``<<`` keys of ``node`` bring in, lowest precedence first.
+
+    YAML's merge key: of several merged mappings, the first that has a key
+    wins (a later pair overrides an earlier one here, as in a dict). Unlike
+    PyYAML's ``flatten_mapping`` this leaves the nodes as they are: a mapping
+    is walked again for each alias to it, and must look the same each time.
+    """
+    merged: list[_Pair] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            continue
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in reversed(sources):
+            if not isinstance(source, yaml.MappingNode):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping or list of mappings for merging, but found {source.id}",
+                    source.start_mark,
+                )
+            merged += _merged_pairs(source)
+            merged += [(k, v) for k, v in source.value if k.tag != _MERGE]
+    return merged
+
+
+def _key(key_node: yaml.Node, loader: _Loader, file: str) -> str:
+    if key_node.tag == "tag:yaml.org,2002:value":  # `=`: a plain word here, as in PyYAML
+        key_node.tag = "tag:yaml.org,2002:str"
+    key = _scalar(key_node, loader, file)
+    if not isinstance(key, str | int | float | bool) or key is None:
+        raise ConfigError([f"{_position(file, key_node)}: a mapping key must be a plain word"])
+    return key if isinstance(key, str) else str(key)
+
+
 def _walk(node: yaml.Node, path: PathKey, loader: _Loader, smap: SourceMap) -> Any:
     smap.values[path] = _position(smap.file, node)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        result: dict[Any, Any] = {}
+        # Merged keys first, the mapping's own keys after: own keys override merged
+        # ones; only an own key written twice is a duplicate.
+        winners: dict[str, _Pair] = {
+            _key(k, loader, smap.file): (k, v) for k, v in _merged_pairs(node)
+        }
+        own: set[str] = set()
         for key_node, value_node in node.value:
-            key = _scalar(key_node, loader, smap.file)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                raise ConfigError(
-                    [f"{_position(smap.file, key_node)}: a mapping key must be a plain word"]
-                )
-            if not isinstance(key, str):
-                key = str(key)
-            if key in result:
+            if key_node.tag == _MERGE:
+                continue
+            key = _key(key_node, loader, smap.file)
+            if key in own:
                 raise ConfigError([f"{_position(smap.file, key_node)}: duplicate key '{key}'"])
+            own.add(key)
+            winners[key] = (key_node, value_node)
+        result: dict[Any, Any] = {}
+        for key, (key_node, value_node) in winners.items():
             smap.keys[(*path, key)] = _position(smap.file, key_node)
             result[key] = _walk(value_node, (*path, key), loader, smap)
         return result

@@ -1,14 +1,19 @@
-"""A bad link for tests: a TCP proxy in front of a real broker that cuts connections."""
+"""A bad link for tests: a TCP proxy in front of a real broker that cuts connections.
+
+It can also play the broker refusing: a DISCONNECT with a reason code before
+the cut, or a PUBACK with a reason code in place of the broker's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 MQTT_CONNACK = 2
 MQTT_PUBLISH = 3
+MQTT_PUBACK = 4
 
 
 async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -26,12 +31,16 @@ async def _read_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     return head[0] >> 4, bytes(raw)
 
 
-def _publish_topic(packet: bytes) -> str:
+def _publish_topic_and_id(packet: bytes) -> tuple[str, int]:
+    """A PUBLISH's topic and packet identifier (0 for QoS 0, which has none)."""
     index = 1
     while packet[index] & 0x80:  # skip the remaining length
         index += 1
     size = int.from_bytes(packet[index + 1 : index + 3], "big")
-    return packet[index + 3 : index + 3 + size].decode("utf-8", "replace")
+    end = index + 3 + size
+    topic = packet[index + 3 : end].decode("utf-8", "replace")
+    qos = (packet[0] >> 1) & 0x03
+    return topic, int.from_bytes(packet[end : end + 2], "big") if qos else 0
 
 
 class FlakyLink:
@@ -41,7 +50,14 @@ class FlakyLink:
     the broker's CONNACK has reached the client, with ``cut="publish"`` when the
     client sends a PUBLISH whose topic ``watch`` accepts (that PUBLISH is not
     passed on). ``refuse_with`` set, the client is first sent an MQTT 5
-    DISCONNECT with that reason code, as a broker refusing the message would.
+    DISCONNECT with that reason code, as a broker refusing the message would;
+    a list gives one code per doomed connection (``None``: a plain cut), and
+    its length is then the number of doomed connections.
+
+    ``puback_with`` set (with ``cut="publish"``), a doomed connection is not cut:
+    its first watched PUBLISH is answered with an MQTT 5 PUBACK carrying that
+    reason code instead of being passed on, and the connection goes on.
+
     Later connections pass untouched. The proxy runs its own event loop on a
     thread, so it serves a gateway on any loop, in this process or another.
     """
@@ -51,17 +67,24 @@ class FlakyLink:
         host: str,
         port: int,
         *,
-        drops: int,
+        drops: int = 0,
         cut: str = "publish",
         watch: Callable[[str], bool] = lambda topic: True,
-        refuse_with: int | None = None,
+        refuse_with: int | Sequence[int | None] | None = None,
+        puback_with: int | None = None,
     ) -> None:
         assert cut in ("connack", "publish")
+        assert puback_with is None or (cut == "publish" and refuse_with is None)
         self.upstream = (host, port)
+        if isinstance(refuse_with, Sequence):
+            self.plan = list(refuse_with)
+            drops = len(self.plan)
+        else:
+            self.plan = [refuse_with] * drops
         self.drops = drops
         self.cut = cut
         self.watch = watch
-        self.refuse_with = refuse_with
+        self.puback_with = puback_with
         self.connections = 0
         self.dropped = 0
         self.port = 0
@@ -97,7 +120,9 @@ class FlakyLink:
         assert task is not None
         self._tasks.add(task)
         self.connections += 1
+        # The reason code of this connection's refusal: doomed connections only.
         doomed = self.connections <= self.drops
+        refusal = self.plan[self.connections - 1] if doomed else None
         try:
             broker_in, broker = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -105,7 +130,7 @@ class FlakyLink:
             self._tasks.discard(task)
             return
         directions = [
-            asyncio.ensure_future(self._up(client_in, broker, client, doomed)),
+            asyncio.ensure_future(self._up(client_in, broker, client, doomed, refusal)),
             asyncio.ensure_future(self._down(broker_in, client, doomed)),
         ]
         try:
@@ -124,16 +149,28 @@ class FlakyLink:
         broker: asyncio.StreamWriter,
         client: asyncio.StreamWriter,
         doomed: bool,
+        refusal: int | None,
     ) -> None:
         """Client to broker, packet by packet, until EOF or the cut."""
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 kind, packet = await _read_packet(source)
-                watched = kind == MQTT_PUBLISH and self.watch(_publish_topic(packet))
+                topic, packet_id = (
+                    _publish_topic_and_id(packet) if kind == MQTT_PUBLISH else ("", 0)
+                )
+                watched = kind == MQTT_PUBLISH and self.watch(topic)
+                if doomed and self.cut == "publish" and watched and self.puback_with is not None:
+                    # The broker's answer, played by us: the message never reaches it.
+                    doomed = False
+                    self.dropped += 1
+                    reply = bytes([MQTT_PUBACK << 4, 3]) + packet_id.to_bytes(2, "big")
+                    client.write(reply + bytes([self.puback_with]))
+                    await client.drain()
+                    continue
                 if doomed and self.cut == "publish" and watched:
                     self.dropped += 1
-                    if self.refuse_with is not None:
-                        client.write(bytes([0xE0, 1, self.refuse_with]))  # DISCONNECT
+                    if refusal is not None:
+                        client.write(bytes([0xE0, 1, refusal]))  # DISCONNECT
                         client.write_eof()
                         # Closing with the client's bytes unread would reset the
                         # connection, and a reset may discard the DISCONNECT before

@@ -7,8 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from tests.support import TIDEGATE
+from tidegate.config_loader import validate_data
+from tidegate.errors import ConfigError
+from tidegate.schema_types import Duration
+from tidegate.yaml_source import SourceMap
 
 GOOD_DRIVER = """
 drivers:
@@ -71,6 +76,28 @@ BROKEN: dict[str, tuple[str, int, str]] = {
     "password_without_user": ("mqtt:\n  host: h\n  password_env: X\n" + GOOD_DRIVER, 2, "username"),
     "not_a_mapping": ("- just\n- a list\n", 1, "top level must be a mapping"),
     "empty_file": ("", 1, "empty"),
+    # Text, so past the YAML layer's bounds on numbers: inf once converted.
+    "duration_too_large_as_text": (
+        "buffer:\n  commit_interval: '" + "1" * 400 + "s'\n" + GOOD_DRIVER,
+        2,
+        "a duration is a finite number of seconds",
+    ),
+    # A field with no upper bound took it.
+    "infinite_duration": (
+        GOOD_DRIVER + "rules:\n  - name: d\n    dedup: {within: .inf}\n",
+        8,
+        "inf is not a duration",
+    ),
+    "size_too_large_as_text": (
+        "buffer:\n  max_bytes: '" + "1" * 5000 + "'\n" + GOOD_DRIVER,
+        2,
+        "is larger than a size can be (8 EiB)",
+    ),
+    "long_text_not_a_duration": (
+        "buffer:\n  commit_interval: '" + "x" * 5000 + "'\n" + GOOD_DRIVER,
+        2,
+        "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not a duration",
+    ),
     "signal_rate_and_interval": (
         "drivers:\n  - name: a\n    type: sim\n    signals:\n"
         "      - {name: t, kind: sine, rate: 1, interval: 2}\n",
@@ -114,6 +141,8 @@ def test_broken_config_is_refused_with_position(
     assert "Traceback" not in output
     assert re.search(rf"^{re.escape(str(path))}:{line}:\d+: ", output, re.M), output
     assert needle in output, output
+    # A line per problem, never a whole (hostile) value.
+    assert max(map(len, output.splitlines())) < 300, output[:1000]
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -127,3 +156,25 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{tmp_path / 'nope.yaml'}:1:1: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_huge_integer_is_described_not_printed(tmp_path: Path) -> None:
+    # The YAML layer refuses such numbers; validation must not fall over on one anyway
+    # (repr() of an int past 4,300 digits raises ValueError).
+    signal = {"name": "t", "kind": "sine", "rate": 10**5000}
+    data = {"drivers": [{"name": "g", "type": "sim", "signals": [signal]}]}
+    with pytest.raises(ConfigError) as failed:
+        validate_data(data, SourceMap("f.yaml", {}, {}), tmp_path)
+    (message,) = failed.value.messages
+    assert message.endswith("rate: input should be a valid number, got an integer of 16,610 bits")
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [(10**400, "too large for a duration"), (float("nan"), "nan is not a duration")],
+    ids=["huge-int", "nan"],
+)
+def test_a_duration_is_a_finite_number(value: float, needle: str) -> None:
+    with pytest.raises(ValidationError) as failed:
+        TypeAdapter(Duration).validate_python(value)
+    assert needle in str(failed.value)

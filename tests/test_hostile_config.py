@@ -77,6 +77,29 @@ CONFIG_CASES: dict[str, tuple[str, int, str]] = {
     "self_containing_alias": ("x: &r [1, *r]\n" + GOOD, 1, "alias *r is inside the node"),
     # Not hostile, a typo: but PyYAML reads it as a date and raised a ValueError.
     "impossible_date": ("x: 2024-13-01\n" + GOOD, 1, "'2024-13-01' is not a valid timestamp"),
+    # YAML 1.1 read this as one integer in base 60, in quadratic time (40 s), then a
+    # traceback: text in YAML 1.2, so the rate is not a number.
+    "sexagesimal": (
+        GOOD.replace("rate: 1", "rate: 1" + ":1" * 300_000),
+        4,
+        "rate: input should be a valid number",
+    ),
+    "huge_hex_number": (
+        GOOD.replace("rate: 1", "rate: 0x" + "f" * 5000),
+        4,
+        "has 5,002 characters; at most 100 are read as a number",
+    ),
+    "int_beyond_64_bits": (
+        "buffer: {max_bytes: 0x" + "f" * 20 + "}\n" + GOOD,
+        1,
+        "is beyond the 64-bit integer range",
+    ),
+    # float() of it raised OverflowError in the duration's validator: a traceback.
+    "huge_duration": (
+        GOOD + "rules:\n  - name: d\n    dedup: {within: " + "1" * 400 + "}\n",
+        7,
+        "has 400 characters; at most 100",
+    ),
 }
 RULE_FILE_CASES: dict[str, tuple[str, int, str]] = {
     "alias_bomb": (alias_bomb("- "), 5, "alias *a3 repeats 11,111 values"),
@@ -235,6 +258,32 @@ def test_merge_keys_and_anchors_as_people_use_them_still_load() -> None:
     assert [d["name"] for d in data["drivers"]] == [f"s{i}" for i in range(200)]
     assert data["drivers"][7]["type"] == "sim"
     assert str(smap.locate(("drivers", 7, "name"))) == "f.yaml:10:27"
+
+
+def test_explicit_keys_override_merged_ones() -> None:
+    # YAML's merge key: the mapping's own keys win over merged ones; of several
+    # merged mappings, the first that has a key wins.
+    text = (
+        "d: &d {name: t, kind: sine, rate: 1}\n"
+        "e: &e {rate: 3, unit: C}\n"
+        "one: {<<: *d, rate: 2}\n"
+        "both: {<<: [*e, *d]}\n"
+        "own: &own {<<: *d, rate: 4}\n"
+        "again: *own\n"
+    )
+    data, smap = load_yaml_text(text, "f.yaml")
+    assert data["one"] == {"name": "t", "kind": "sine", "rate": 2}
+    assert data["both"] == {"name": "t", "kind": "sine", "rate": 3, "unit": "C"}
+    # Walked twice (once through the alias): still the same, no "duplicate".
+    assert data["own"] == data["again"] == {"name": "t", "kind": "sine", "rate": 4}
+    assert str(smap.locate(("one", "rate"), key=True)) == "f.yaml:3:15"
+    assert str(smap.locate(("one", "name"), key=True)) == "f.yaml:1:8"
+
+
+def test_a_key_repeated_in_the_same_mapping_is_a_duplicate_even_with_a_merge() -> None:
+    text = "d: &d {rate: 1}\nx: {<<: *d, rate: 2, rate: 3}\n"
+    assert messages(text) == ["f.yaml:2:22: duplicate key 'rate'"]
+    assert messages("x: {a: 1, a: 2}\n") == ["f.yaml:1:11: duplicate key 'a'"]
 
 
 def test_a_chain_of_merges_is_bounded_too() -> None:
