@@ -253,6 +253,18 @@ def prometheus_text(doc: Document) -> str:
             "Successful connections to the broker.",
             broker["connects"],
         )
+        out.one(
+            "broker_rejected_total",
+            "counter",
+            "Events the broker refused (moved to the dead letters).",
+            broker["rejected"],
+        )
+        out.one(
+            "broker_quota_exceeded_total",
+            "counter",
+            "PUBACKs saying quota exceeded: the message stays in the outbox and is sent again.",
+            broker["quota_exceeded"],
+        )
     return "\n".join(out.lines) + "\n"
 
 

@@ -165,6 +165,7 @@ class GatewayMonitor:
                 connects=pstatus.connects,
                 delivered=pstatus.events_delivered,
                 rejected=pstatus.events_rejected,
+                quota_exceeded=pstatus.quota_exceeded,
             )
         return {
             "version": __version__,

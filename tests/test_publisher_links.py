@@ -19,8 +19,10 @@ from tests.support import (
     wait_until,
 )
 from tidegate.local_broker import LocalBroker
+from tidegate.metrics import prometheus_text
 from tidegate.pipeline import Gateway
 from tidegate.publish_refusals import REFUSALS_BEFORE_POISON, RefusalTracker
+from tidegate.status import GatewayMonitor
 
 EVENTS = 40
 DROPS = 8
@@ -162,6 +164,10 @@ def test_a_puback_saying_quota_exceeded_keeps_the_message_for_later(
     status = gateway.publisher.status
     assert (status.events_rejected, status.events_delivered) == (0, EVENTS)
     assert status.quota_exceeded == quotas
+    # Visible where an operator looks: `tidegate status` and the metrics.
+    doc = GatewayMonitor(gateway).document()
+    assert doc["broker"]["quota_exceeded"] == quotas
+    assert f"tidegate_broker_quota_exceeded_total {quotas}" in prometheus_text(doc)
     assert status.connects == quotas + 1
     assert_contiguous(sub.events(), {"s": EVENTS})
     logged = [r.getMessage() for r in caplog.records if "quota" in r.getMessage().lower()]
