@@ -32,10 +32,16 @@ see "Late events" in ``tidegate.rules.config``): the rule is ticked at its
 clock right after a late event, so a stream first seen through an event more
 than ``after`` older than the clock is reported stale at once, and a stale
 stream whose data returns that old is reported ``recovered`` at the event's
-time, then ``stale`` again at that time + ``after``. An event earlier than the
-stream's last one (late, or the clock stepped back) becomes its new "last
-seen". Counters: ``went_stale``, ``recovered``; ``stale_now`` is
-the number of streams silent now. ``flush`` emits nothing.
+time, then ``stale`` again at that time + ``after``. A stream's "last seen" is
+the latest time of its events: an event no later than it (out of order, or
+delivered late while newer ones already arrived) passes and changes nothing —
+it ends no silence and starts none. Only a step back of the gateway clock (a
+tick more than ``CLOCK_STEP_BACK``, 1 s, before the previous one, in a ``time:
+processing`` rule) moves it back: a stream last seen after the new time counts
+as seen at it, so its silence is measured from there instead of from a time
+the clock will not reach again for as long as the step. Counters:
+``went_stale``, ``recovered``; ``stale_now`` is the number of streams silent
+now. ``flush`` emits nothing.
 
 ```yaml
 rules:
@@ -60,6 +66,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from tidegate.event import Event, new_event
+from tidegate.rules.clock import CLOCK_STEP_BACK
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
 from tidegate.rules.range_check import number_text
 from tidegate.schema_types import Duration, Name
@@ -127,6 +134,7 @@ class Absence:
         self._after = config.after
         self._event_name = config.event
         self._watch_started: float | None = None
+        self._last_tick = -math.inf
         self._streams: dict[StreamKey, _Stream] = {
             tuple(entry[f] for f in config.by): self._expected_stream(entry)
             for entry in config.expect
@@ -153,6 +161,8 @@ class Absence:
             self._streams[key] = _Stream(event.source, event.name, event.tags, now)
             self._next_due = min(self._next_due, now + self._after)
             return [event]
+        if stream.last_seen is not None and not now > stream.last_seen:
+            return [event]  # no later than the last: it ends no silence (NaN neither)
         out: list[Event] = []
         self._check(stream, now, out)  # a late event first reports the silence it ends
         silent_since = self._silent_since(stream)
@@ -170,6 +180,10 @@ class Absence:
     def tick(self, now: float) -> list[Event]:
         if self._watch_started is None:
             self._start_watching(now)
+        elif now < self._last_tick - CLOCK_STEP_BACK:
+            self._clock_stepped_back(now)
+            self._last_tick = now
+        self._last_tick = max(self._last_tick, now)  # jitter never moves it back
         if not now > self._next_due:
             return []
         out: list[Event] = []
@@ -181,6 +195,16 @@ class Absence:
         self._next_due = next_due
         out.sort(key=lambda e: e.time)
         return out
+
+    def _clock_stepped_back(self, now: float) -> None:
+        """The gateway clock was set back to ``now``: what was seen after it, counts as seen
+        at it (else a silence would go unreported until the clock is back where it was)."""
+        assert self._watch_started is not None
+        self._watch_started = min(self._watch_started, now)
+        for stream in self._streams.values():
+            if stream.last_seen is not None and stream.last_seen > now:
+                stream.last_seen = now
+        self._next_due = -math.inf  # rescan now: silences are measured from earlier times
 
     def _start_watching(self, now: float) -> None:
         self._watch_started = now

@@ -163,6 +163,11 @@ class CompiledRule:
         self.timed_steps = tuple((k, s) for k, s in enumerate(self.steps) if s.tick is not None)
         self.rejecting_steps = tuple(s for s in self.steps if s.take_dead_letters is not None)
         self.event_clock = config.time == "event"
+        if self.event_clock:
+            for step in steps:  # operators whose clock differs by rule time (operator.py)
+                use_event_time = getattr(step.op, "use_event_time", None)
+                if callable(use_event_time):
+                    use_event_time()
         self.watermark = float("-inf")
         """time: event: the largest event time the rule has seen."""
         self.clock = float("-inf")

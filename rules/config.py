@@ -93,21 +93,38 @@ Operators never read the clock. Each rule has a ``time``, which gives it its
 late event, the rule's operators are ticked at the rule's clock, so what the
 event makes due by then happens at once, with the times it is due at: an alarm
 duration it completes (a late reading holds until the next reading arrives), a
-stream it shows silent for longer than ``after``, a ``keep: last`` throttle
-interval that has already ended. This is what a gateway ticking continuously
-would do, so the outcome does not depend on how events are batched, how often
-the gateway ticks, or whether the clock moves again (a replay that ends with
-late events loses nothing). An event at or after the clock needs no such tick:
-its own step did everything due up to its time. Live, a ``time: processing``
-rule's clock is up to one tick interval (0.25 s) behind the gateway clock.
+stream first seen through it, or returning through it, silent for longer than
+``after`` by the clock, a ``keep: last`` throttle interval that has already
+ended. This is what a gateway ticking continuously would do, so the outcome
+does not depend on how events are batched, how often the gateway ticks, or
+whether the clock moves again (a replay that ends with late events loses
+nothing). An event at or after the clock needs no such tick: its own step did
+everything due up to its time. Live, a ``time: processing`` rule's clock is up
+to one tick interval behind the gateway clock. An event's stamp never moves a
+``time: processing`` rule's clock: a device stamping ahead of the gateway
+changes nothing for the other streams.
 
-Beyond that, each operator handles late events as its module documents: a
-``time: event`` window drops and counts them (``late_events``); ``dedup``
-compares them with every earlier pass up to ``allowed_lateness`` behind its
-clock (``too_late`` counts the others); alarm, absence and throttle take each
-event in the order it arrives, at its own time. ``flush`` (shutdown, and the
-rules a reload retires) emits what operators hold: partial windows, held
-throttled events; a raised alarm stays raised (nothing is emitted).
+Beyond that, each operator handles late events as its module documents:
+
+- ``absence``: a stream's "last seen" is the latest time of its events; an
+  event no later than that (out of order, or delivered late after newer ones)
+  passes and ends or starts no silence. Only a step back of the gateway clock,
+  seen by a tick, moves "last seen" back;
+- ``alarm`` and ``throttle`` take each event in the order it arrives, at its own
+  time;
+- ``dedup`` compares a late event with every earlier pass of its value when it
+  is at most ``allowed_lateness`` behind its clock (``too_late`` counts the
+  others): the rule's clock for ``time: processing``; for ``time: event``, the
+  newest time of the event's own stream, so one stream's stamps never make
+  another's events late;
+- a ``time: event`` window drops and counts events for windows already closed
+  (``late_events``). Its watermark is one for all keys (it closes the windows of
+  silent streams too), so one event stamped far in the future makes every later
+  correct event late, for every key, until the clock reaches that stamp.
+
+``flush`` (shutdown, and the rules a reload retires) emits what operators hold:
+partial windows, held throttled events; a raised alarm stays raised (nothing is
+emitted).
 
 ## Bad events and dead letters
 

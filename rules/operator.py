@@ -33,3 +33,15 @@ class TimedOperator(Operator, Protocol):
     def flush(self) -> Sequence[Event]:
         """Shutdown: emit what is still open, by the operator's documented rule."""
         ...
+
+
+class EventTimeAware(Protocol):
+    """An operator whose clock differs in a ``time: event`` rule offers this.
+
+    The compiler calls ``use_event_time()`` once, before the first event, for the
+    operators of ``time: event`` rules (``dedup``: a clock per key instead of the
+    ticks). Without it, an operator is told the rule's time only through ``tick``
+    (the gateway clock, or the rule's watermark).
+    """
+
+    def use_event_time(self) -> None: ...

@@ -12,6 +12,14 @@ does in the running gateway: what the late event made due is output right
 after it, not when the clock next moves (or never, at the end of the
 replay). At the end, the stage is flushed as at a shutdown (partial windows,
 held events), unless ``flush=False``.
+
+The one place a replay cannot be the live gateway: the replayed times *are* the
+clock, so an event stamped far ahead (a device clock a day fast) moves a
+``time: processing`` rule's clock there, as if the gateway clock had jumped;
+live, the gateway clock does not follow a stamp. After such an event the replay
+judges the rest of the recording against it (``dedup``: too late; ``absence``:
+silent). ``time: event`` rules do not have this difference for ``dedup``, whose
+clock there is each stream's own.
 """
 
 from __future__ import annotations

@@ -136,11 +136,59 @@ def test_expected_stream_that_shows_up_in_time_is_not_reported() -> None:
     assert statuses(op.tick(501)) == [("gh", "stale", 500)]
 
 
-def test_clock_step_back_moves_last_seen_back() -> None:
+def test_a_late_event_from_a_stream_still_reporting_changes_nothing() -> None:
+    """The review's case: a reading buffered by the device arrives 100 s late, while the
+    stream reports every second. It must not set "last seen" back 100 s (stale at once,
+    then recovered by the next reading)."""
+    op = make(after="60s")
+    out: list[Event] = []
+    for t in range(0, 200):
+        out += op.tick(t)
+        out += op.apply(reading(t))
+        if t == 150:
+            late = reading(50)
+            assert op.apply(late) == [late]
+    assert statuses(out) == [] and (op.went_stale, op.recovered) == (0, 0)
+    assert statuses(op.tick(260)) == [("greenhouse", "stale", 259)]  # silent after 199
+
+
+def test_an_out_of_order_event_ends_no_silence_and_starts_none() -> None:
+    op = make()
+    op.apply(reading(0))
+    op.apply(reading(200))
+    middle = reading(100)
+    assert op.apply(middle) == [middle]  # passes, and nothing else
+    assert op.tick(500) == []  # silent since 200, not since 100
+    assert statuses(op.tick(500.5)) == [("greenhouse", "stale", 500)]
+    older = reading(150)
+    assert op.apply(older) == [older]  # stale since 500: an older event is no recovery
+    assert (op.stale_now, op.recovered) == (1, 0)
+
+
+def test_a_step_back_of_the_gateway_clock_seen_by_a_tick_moves_last_seen_back() -> None:
+    """NTP sets the clock back from 10,000 to 500: a silence from then on is reported at
+    500 + after, not at 10,000 + after (the clock will not be there for hours)."""
+    op = make()
+    op.tick(10_000)
+    op.apply(reading(10_000))
+    op.apply(reading(10_000, source="quiet"))
+    assert op.tick(10_000 - 0.5) == []  # jitter: no step
+    assert op.tick(10_299.5) == []
+    assert op.tick(500) == []  # the step: both count as seen at 500
+    op.apply(reading(700))  # greenhouse keeps reporting, stamped with the new time
+    assert statuses(op.tick(801)) == [("quiet", "stale", 800)]
+    assert statuses(op.tick(1001)) == [("greenhouse", "stale", 1000)]
+    assert op.went_stale == 2
+
+
+def test_only_a_tick_steps_back_not_an_event() -> None:
+    """An event stamped long before the last one is old data (a late reading), not a
+    clock step: "last seen" stays."""
     op = make()
     op.apply(reading(10_000))
     op.apply(reading(500))
-    assert statuses(op.tick(801)) == [("greenhouse", "stale", 800)]
+    assert op.tick(10_300) == []
+    assert statuses(op.tick(10_301)) == [("greenhouse", "stale", 10_300)]
 
 
 @pytest.mark.parametrize(

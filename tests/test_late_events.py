@@ -119,6 +119,16 @@ def test_a_late_recovery_goes_stale_again_when_the_clock_is_past_its_silence(tim
 
 
 @pytest.mark.parametrize("time", TIMES)
+def test_a_late_reading_of_a_stream_still_reporting_is_no_silence(time: str) -> None:
+    """`a` reports every second; at 150 a reading it buffered, stamped 50, arrives. Its
+    "last seen" stays 150: not stale at 110 and recovered at 151."""
+    stage = stage_of({"name": "silent", "time": time, "absence": {"after": "60s"}})
+    events = [reading("a", 20, t) for t in range(0, 200)]
+    events.insert(151, reading("a", 20, 50))
+    assert created(replayed(stage, events, flush=False)) == []
+
+
+@pytest.mark.parametrize("time", TIMES)
 def test_a_late_event_whose_throttle_interval_ended_is_released_at_once(time: str) -> None:
     stage = stage_of(
         {"name": "slow", "time": time, "throttle": {"interval": "10s", "keep": "last"}}
@@ -319,10 +329,12 @@ class AbsenceRef:
 
     def event(self, key: str, t: float) -> None:
         if key in self.last:
+            if t <= self.last[key]:
+                return  # last seen is the latest time: an older event changes nothing
             self.check(key, t)
             if self.stale[key]:
                 self.out.append((t, key, "temperature_absence", "recovered"))
-        self.last[key], self.stale[key] = t, False  # its time, even an earlier one
+        self.last[key], self.stale[key] = t, False
 
     def tick(self, now: float) -> None:
         for key in self.last:
