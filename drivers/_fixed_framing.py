@@ -8,7 +8,12 @@ next occurrence of the end sequence), so a lost or extra byte costs the frames i
 touched, not every frame after it. A frame that holds the end sequence anywhere
 else is rejected too: it cannot be told from the remains of two frames. So the end
 sequence must not occur in a payload (text records ending in CR LF are the usual
-case); binary payloads that can hold it need ``binary`` framing with a checksum.
+case); single bytes of it may (a u8 of 10 is a 0a). Where the bytes before a frame
+are not the end of a frame taken (after skipped bytes, or right after the port
+opened or the line went quiet) a frame may not begin with the end's last bytes
+either: they could be the rest of an end whose first bytes were lost or never
+received. Payloads that can hold the whole sequence need ``binary`` framing with a
+checksum.
 """
 
 from __future__ import annotations
@@ -32,10 +37,11 @@ class FixedFraming(FramingBase):
         min_length=1,
         max_length=16,
         description='Bytes every frame ends in, in hex (e.g. "0d 0a" or "ab"): a frame that '
-        "ends otherwise, or holds them anywhere else, is rejected (it cannot be told "
-        "from two frames run together), and the framer moves on to the next place a "
-        "frame can end, so a lost byte costs only the frames it touched. For payloads "
-        "that can hold these bytes use `binary` framing with a checksum.",
+        "ends otherwise, or holds the sequence anywhere else, is rejected (it cannot be "
+        "told from two frames run together), and the framer moves on to the next place "
+        "a frame can end, so a lost byte costs only the frames it touched. Data may hold "
+        "single bytes of the sequence; for payloads that can hold all of it use "
+        "`binary` framing with a checksum.",
     )
     frame_timeout: Duration | None = Field(
         0.5,
@@ -55,10 +61,13 @@ class FixedFramer(Framer):
     """Cuts ``length``-byte frames; with an end sequence, checks it and resynchronises.
 
     A frame is the next ``length`` bytes; it must end in the end sequence and hold no
-    other (nor begin with the last bytes of one): in back-to-back frames the previous
-    frame's end comes right before a frame, never inside it, so bytes over one are the
-    remains of two frames run together. After a frame that fails, the next one is
-    looked for where an end sequence could close it.
+    other: in back-to-back frames the previous frame's end comes right before a frame,
+    never inside it, so bytes over one are the remains of two frames run together.
+    Where the bytes before a frame are not a frame the framer took (after skipped
+    bytes, or since the port opened or the buffer was flushed), the frame may not
+    begin with the end's last bytes, nor may an end sequence straddle its start: it
+    could be an end's remains. After a frame that fails, the next one is looked for
+    where an end sequence could close it.
     """
 
     def __init__(self, length: int, reject: Reject, end: bytes | None = None) -> None:
@@ -66,12 +75,16 @@ class FixedFramer(Framer):
         self.max_length = length
         self._end = end or None
         self._buffer = b""
-        # While out of step: the bytes skipped so far and the first of them, so that one
-        # lost byte is one reject however the stream was chunked; and how many bytes at
-        # the front of the buffer are kept only to see an end sequence straddling it.
+        # While out of step: the bytes skipped so far, the first of them and why, so that
+        # one lost byte is one reject however the stream was chunked; and how many bytes
+        # at the front of the buffer are kept only to see an end sequence straddling it.
         self._skipped = 0
         self._skipped_raw = b""
+        self._skipped_why = ""
         self._lead = 0
+        # Whether the bytes right before the next frame are the end of a frame taken:
+        # only then is a frame that begins with the end's last bytes not its remains.
+        self._in_step = False
 
     def pending(self) -> int:
         return len(self._buffer) - self._lead
@@ -79,6 +92,7 @@ class FixedFramer(Framer):
     def flush(self) -> bytes:
         self._report_skipped()
         partial, self._buffer, self._lead = self._buffer[self._lead :], b"", 0
+        self._in_step = False
         return partial
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -90,32 +104,43 @@ class FixedFramer(Framer):
             self._buffer = data[whole:]
             return [data[i : i + n] for i in range(0, whole, n)]
         frames: list[bytes] = []
-        tail = n - len(end)  # where a frame's end sequence begins
         pos = self._lead
         while len(data) - pos >= n:
-            if data.startswith(end, pos + tail) and self._clear(data, pos):
+            fault = self._fault(data, pos)
+            if fault is None:
                 self._report_skipped()
                 frames.append(data[pos : pos + n])
                 pos += n
+                self._in_step = True
                 continue
             following = self._next_start(data, pos + 1)
-            self._skip(data[pos:following])
+            self._skip(data[pos:following], fault)
+            self._in_step = False
             pos = following
         keep = max(0, pos - len(end) + 1)  # to see an end sequence straddling pos
         self._buffer, self._lead = data[keep:], pos - keep
         return frames
 
-    def _clear(self, data: bytes, at: int) -> bool:
-        """No end sequence overlaps the bytes of a frame at ``at`` before its own end,
-        and the frame does not begin with the last bytes of one (whose first bytes
-        may have come before the port was opened)."""
+    def _fault(self, data: bytes, at: int) -> str | None:
+        """Why the ``length`` bytes at ``at`` are not a frame; None when they are."""
         end = self._end
         assert end is not None
         width = len(end)
         own = at + self.max_length - width
-        if data.find(end, max(at - width + 1, 0), own + width - 1) >= 0:
-            return False
-        return not any(data.startswith(end[k:], at) for k in range(1, width))
+        if not data.startswith(end, own):
+            return f"frame does not end in {shown(end)}"
+        # Right after a frame taken, the end before ``at`` is that frame's. Else the
+        # bytes before are unknown (lost bytes, or ones before the port opened): a frame
+        # may not begin with the last bytes of an end, nor hold one across its start.
+        first = at if self._in_step else max(at - width + 1, 0)
+        if data.find(end, first, own + width - 1) >= 0:
+            return f"frame holds {shown(end)} before its end (the remains of two frames?)"
+        if not self._in_step and any(data.startswith(end[k:], at) for k in range(1, width)):
+            return (
+                f"frame begins with the last bytes of {shown(end)} "
+                "after bytes not known to end a frame (the rest of an end?)"
+            )
+        return None
 
     def _next_start(self, data: bytes, earliest: int) -> int:
         """Where the next frame can begin, from ``earliest`` on: before an end sequence,
@@ -132,17 +157,17 @@ class FixedFramer(Framer):
                 return found - tail
             earliest = inner + width  # a frame starts after that end, if anywhere
 
-    def _skip(self, raw: bytes) -> None:
+    def _skip(self, raw: bytes, why: str) -> None:
+        if not self._skipped:
+            self._skipped_why = why
         if len(self._skipped_raw) < self.max_length:
             self._skipped_raw += raw[: self.max_length - len(self._skipped_raw)]
         self._skipped += len(raw)
 
     def _report_skipped(self) -> None:
         if self._skipped:
-            assert self._end is not None
             self._reject(
                 self._skipped_raw,
-                f"frame does not end in {shown(self._end)}: skipped {self._skipped} bytes "
-                "to the next frame end",
+                f"{self._skipped_why}: skipped {self._skipped} bytes to the next frame end",
             )
             self._skipped, self._skipped_raw = 0, b""

@@ -19,7 +19,9 @@ WireType: TypeAlias = Literal["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f6
 Encoding: TypeAlias = Literal["utf-8", "ascii", "latin-1"]
 
 _DECIMALS = (
-    "round the value to this many decimal places. Default: the resolution the frame's "
+    "round the value to this many decimal places, computed exactly from the decimal "
+    "the device sent and rounded half to even (2.675 -> 2.68, 2.665 -> 2.66); an "
+    "integer without scale and bias stays as it is. Default: the resolution the frame's "
     "value, `scale` and `bias` give (a raw 3 with `scale: 0.1` is 0.3, not "
     "0.30000000000000004); without scale and bias the value is left as it came."
 )
@@ -30,7 +32,10 @@ class FieldSpec(Section):
 
     name: Name | None = Field(None, description="Event name; default: the field's key.")
     type: FieldType = Field(
-        "number", description="Convert to `number` (float), `int`, `bool` or `string`."
+        "number",
+        description="Convert to `number`, `int`, `bool` or `string`. A `number` without "
+        "scale and bias keeps an integer an integer (exact), other numbers are floats; "
+        "an integer beyond 64 bits is rejected, never rounded.",
     )
     unit: str | None = Field(None, max_length=32, description="Unit of the value, e.g. `°C`.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags for this field's events.")
@@ -54,7 +59,10 @@ class StructField(Section):
     """One value at a fixed offset of a binary frame."""
 
     offset: int = Field(ge=0, le=65535, description="Byte offset in the frame (from byte 0).")
-    type: WireType = Field(description="u8, i8, u16, i16, u32, i32, f32 or f64.")
+    type: WireType = Field(
+        description="u8, i8, u16, i16, u32, i32, f32 or f64. An f32 is published as the "
+        "shortest decimal that is the same float32 (21.3, not 21.299999237060547)."
+    )
     byte_order: ByteOrder | None = Field(None, description="Override the parser's byte order.")
     name: Name | None = Field(None, description="Event name; default: the field's key.")
     unit: str | None = Field(None, max_length=32, description="Unit of the value.")

@@ -4,9 +4,10 @@ Shared by the drivers that receive frames: ``serial`` (a frame per line or binar
 packet) and ``mqtt`` (a frame per message payload). A parse happens in two steps:
 the format (``json``, ``csv``, ``kv``, ``regex``, ``struct``, ``raw``) pulls named
 raw values out of the frame (``_records``), then the field specs convert them
-(number, int, bool, string; scale and bias, rounded to the resolution they give),
-attach units and tags, and shape the events: one event per field (``as: events``,
-the default) or one event whose value maps field names to values (``as: mapping``).
+(``_conversions``: number, int, bool, string; scale and bias, rounded to the
+resolution they give; never a wrong number), attach units and tags, and shape the
+events: one event per field (``as: events``, the default) or one event whose value
+maps field names to values (``as: mapping``).
 The schema of the section is in ``_parse_config``.
 
 A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that is
@@ -45,9 +46,16 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
+from tidegate.drivers._conversions import (
+    RawValue,
+    auto,
+    converter,
+    number_converter,
+    shortest_f32,
+    timestamp,
+)
 from tidegate.drivers._parse_config import (
     CsvParse,
     Encoding,
@@ -73,15 +81,10 @@ __all__ = [  # the config classes, re-exported for the drivers and the simulated
     "StructParse", "TimestampSpec", "WireType",
 ]
 
-RawValue: TypeAlias = str | int | float | bool
-"""A value as a format extracts it, before the field's conversion."""
-
 _WIRE_CODES: dict[WireType, str] = {
     "u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "f32": "f", "f64": "d",
 }
 _NAME = re.compile(NAME_PATTERN)
-_TRUE = frozenset({"1", "true", "on", "yes", "y", "t", "high"})
-_FALSE = frozenset({"0", "false", "off", "no", "n", "f", "low"})
 
 
 class Reading(NamedTuple):
@@ -91,135 +94,6 @@ class Reading(NamedTuple):
     value: Scalar
     unit: str | None
     tags: dict[str, str] | None
-
-
-# --- conversions --------------------------------------------------------------------
-
-
-def _finite(value: float, key: str) -> float:
-    if not math.isfinite(value):
-        raise FrameRejected(f"field '{key}': {value} is not a finite number")
-    return value
-
-
-def _to_number(raw: RawValue, key: str) -> float:
-    if isinstance(raw, bool):
-        raise FrameRejected(f"field '{key}': {raw} is not a number")
-    if isinstance(raw, int | float):
-        return _finite(float(raw), key)
-    try:
-        return _finite(float(raw), key)
-    except ValueError:
-        raise FrameRejected(f"field '{key}': {raw[:40]!r} is not a number") from None
-
-
-def _places(number: RawValue) -> int:
-    """Decimal places ``number`` is written with: "21.50" -> 1 (trailing zeros do not
-    count), 0.25 -> 2, 3 -> 0, 1e-05 -> 5. Runs on every scaled value: kept cheap."""
-    if isinstance(number, str):
-        text = number.strip()
-    elif isinstance(number, float):
-        text = repr(number)
-    else:
-        return 0
-    if "e" in text or "E" in text:
-        mantissa, _, exponent = text.lower().partition("e")
-        fraction = mantissa.partition(".")[2].rstrip("0")
-        try:
-            return max(0, len(fraction) - int(exponent))
-        except ValueError:
-            return len(fraction)
-    dot = text.find(".")
-    return 0 if dot < 0 else len(text.rstrip("0")) - dot - 1
-
-
-def _to_int(raw: RawValue, key: str) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str):
-        text = raw.strip()
-        try:
-            return int(text, 16) if text[:2].lower() == "0x" else int(text)
-        except ValueError:
-            pass
-    raise FrameRejected(f"field '{key}': {str(raw)[:40]!r} is not an integer")
-
-
-def _to_bool(raw: RawValue, key: str) -> bool:
-    if isinstance(raw, bool):
-        return raw
-    if isinstance(raw, int | float):
-        return raw != 0
-    word = raw.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise FrameRejected(f"field '{key}': {raw[:40]!r} is not a boolean")
-
-
-def _auto(raw: RawValue) -> Scalar:
-    """Type an unlisted value: keep JSON's types, guess for text."""
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    word = text.lower()
-    if word in ("true", "false"):
-        return word == "true"
-    try:
-        number = float(text)
-    except ValueError:
-        return raw
-    return number if math.isfinite(number) else raw
-
-
-def _number_converter(
-    scale: float, bias: float, decimals: int | None, key: str
-) -> Callable[[RawValue], Scalar]:
-    if scale == 1.0 and bias == 0.0:
-        if decimals is None:
-            return lambda raw: _to_number(raw, key)
-        return lambda raw: round(_to_number(raw, key), decimals)
-    if decimals is not None:
-        return lambda raw: round(_finite(_to_number(raw, key) * scale + bias, key), decimals)
-    scale_places, bias_places = _places(scale), _places(bias)
-
-    def scaled(raw: RawValue) -> float:
-        # Binary floating point makes 3 * 0.1 0.30000000000000004: round to what the
-        # raw value, the scale and the bias can resolve, which is exact.
-        value = _finite(_to_number(raw, key) * scale + bias, key)
-        return round(value, max(_places(raw) + scale_places, bias_places))
-
-    return scaled
-
-
-def _converter(spec: FieldSpec, key: str) -> Callable[[RawValue], Scalar]:
-    if spec.type == "number":
-        return _number_converter(spec.scale, spec.bias, spec.decimals, key)
-    if spec.type == "int":
-        return lambda raw: _to_int(raw, key)
-    if spec.type == "bool":
-        return lambda raw: _to_bool(raw, key)
-    return lambda raw: raw if isinstance(raw, str) else str(raw)
-
-
-def _timestamp(raw: RawValue, spec: TimestampSpec) -> float:
-    if spec.format == "iso8601":
-        if not isinstance(raw, str):
-            raise FrameRejected(f"timestamp '{spec.field}': {raw!r} is not an ISO 8601 string")
-        try:
-            moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise FrameRejected(
-                f"timestamp '{spec.field}': {raw[:40]!r} is not an ISO 8601 time"
-            ) from None
-        if moment.tzinfo is None:
-            raise FrameRejected(f"timestamp '{spec.field}': {raw[:40]!r} has no UTC offset")
-        return moment.timestamp()
-    seconds = _to_number(raw, spec.field)
-    return seconds / 1000.0 if spec.format == "unix_ms" else seconds
 
 
 # --- the parser -----------------------------------------------------------------------
@@ -245,9 +119,19 @@ class _StructOutput:
     offset: int
     end: int
     convert: Callable[[RawValue], Scalar] | None
-    """Scale, bias and rounding; None keeps the raw value (an int stays an int)."""
+    """f32 shortening, scale, bias and rounding; None keeps the raw value (an int stays
+    an int, an f64 the double it is)."""
     unit: str | None
     tags: dict[str, str] | None
+
+
+def _after_shortening(
+    convert: Callable[[RawValue], Scalar] | None,
+) -> Callable[[RawValue], Scalar]:
+    if convert is None:
+        return lambda raw: shortest_f32(raw) if isinstance(raw, float) else raw
+    then = convert
+    return lambda raw: then(shortest_f32(raw) if isinstance(raw, float) else raw)
 
 
 def _merge_tags(common: dict[str, str], own: dict[str, str]) -> dict[str, str] | None:
@@ -278,7 +162,7 @@ class FrameParser:
             _Output(
                 key,
                 spec.name or key,
-                _converter(spec, key),
+                converter(spec, key),
                 spec.unit,
                 _merge_tags(config.tags, spec.tags),
                 spec.required,
@@ -297,6 +181,15 @@ class FrameParser:
             layout = struct.Struct(order + _WIRE_CODES[spec.type])
             scaled = spec.scale != 1.0 or spec.bias != 0.0
             rounded = spec.decimals is not None and spec.type in ("f32", "f64")
+            convert = (
+                number_converter(spec.scale, spec.bias, spec.decimals, key)
+                if scaled or rounded
+                else None
+            )
+            if spec.type == "f32":
+                # The device's 21.3 is a float32 that reads as 21.299999237060547 in a
+                # double: publish the shortest decimal that is the same float32.
+                convert = _after_shortening(convert)
             self._struct.append(
                 _StructOutput(
                     key,
@@ -304,9 +197,7 @@ class FrameParser:
                     layout.unpack_from,
                     spec.offset,
                     spec.offset + layout.size,
-                    _number_converter(spec.scale, spec.bias, spec.decimals, key)
-                    if scaled or rounded
-                    else None,
+                    convert,
                     spec.unit,
                     _merge_tags(config.tags, spec.tags),
                 )
@@ -335,13 +226,13 @@ class FrameParser:
                 if key in self._listed or raw is None or isinstance(raw, dict | list):
                     continue
                 if _NAME.match(key) and len(key) <= 64:
-                    found.append(Reading(key, _auto(raw), None, self._tags))
+                    found.append(Reading(key, auto(raw), None, self._tags))
         moment: float | None = None
         if self._timestamp is not None:
             raw_time = record.get(self._timestamp.field)
             if raw_time is None:
                 raise FrameRejected(f"timestamp field '{self._timestamp.field}' is missing")
-            moment = _timestamp(raw_time, self._timestamp)
+            moment = timestamp(raw_time, self._timestamp)
         if not found:
             raise FrameRejected("no configured field in the frame")
         return found, moment

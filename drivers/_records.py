@@ -117,14 +117,25 @@ def _csv_record(frame: bytes, config: CsvParse) -> dict[str, Any]:
 # --- json -----------------------------------------------------------------------------
 
 
+_HUGE = 2.0**63
+"""orjson reads an integer beyond 64 bits as a float, which is then at least this large."""
+
+
 def _json_record(frame: bytes, config: JsonParse) -> dict[str, Any]:
     try:
-        record = orjson.loads(frame)
+        parsed: object = orjson.loads(frame)
     except orjson.JSONDecodeError as exc:
         raise FrameRejected(f"not JSON: {exc}") from None
-    if not isinstance(record, dict):
-        raise FrameRejected(f"expected a JSON object, got {type(record).__name__}")
-    _refuse_duplicate_keys(frame, record)
+    if not isinstance(parsed, dict):
+        raise FrameRejected(f"expected a JSON object, got {type(parsed).__name__}")
+    record: dict[str, Any] = parsed
+    if _holds_huge_float(record):
+        # orjson rounds an integer beyond 64 bits to a float (a 30-digit integer would
+        # be published as 1.2345678901234568e+29); the standard library keeps it exact,
+        # and the conversion then rejects what an event cannot carry.
+        record = _checked_parse(frame)
+    else:
+        _refuse_duplicate_keys(frame, record)
     if any("." in key for key in config.fields):
         for key in config.fields:
             if "." not in key:
@@ -136,6 +147,22 @@ def _json_record(frame: bytes, config: JsonParse) -> dict[str, Any]:
                 raise FrameRejected(f"key {_short(key)} is both a key and a path to a value")
             record[key] = nested
     return record
+
+
+def _holds_huge_float(record: dict[str, Any]) -> bool:
+    """Whether any value in ``record`` (nested too) is a float that may be an integer
+    orjson rounded (cheaper than looking for long digit runs in the frame)."""
+    stack: list[Any] = [record]
+    while stack:
+        node = stack.pop()
+        for value in node.values() if type(node) is dict else node:
+            kind = type(value)
+            if kind is float:
+                if not -_HUGE < value < _HUGE:
+                    return True
+            elif kind is dict or kind is list:
+                stack.append(value)
+    return False
 
 
 def _dig(record: Mapping[str, Any], key: str) -> Any:
@@ -170,8 +197,14 @@ def _refuse_duplicate_keys(frame: bytes, record: dict[str, Any]) -> None:
             colons -= inside.count(b":")
         if colons == members:
             return
+    _checked_parse(frame)
+
+
+def _checked_parse(frame: bytes) -> dict[str, Any]:
+    """The frame parsed by the standard library, refusing a key repeated in any object
+    (exact, slow: several times orjson's parse). The frame is one orjson accepted."""
     try:
-        json.loads(frame, object_pairs_hook=_pairs_once)
+        record: object = json.loads(frame.decode("utf-8"), object_pairs_hook=_pairs_once)
     except _Repeated as repeated:
         raise FrameRejected(
             f"key {_short(repeated.key)} appears twice in an object: two records run together?"
@@ -179,8 +212,13 @@ def _refuse_duplicate_keys(frame: bytes, record: dict[str, Any]) -> None:
     except RecursionError:
         # orjson takes deeper nesting than the standard library: unproven, so refused.
         raise FrameRejected("nested too deeply to check for repeated keys") from None
-    except ValueError:
-        pass  # orjson accepted it; the standard library need not agree on the rest
+    except ValueError as exc:
+        # orjson accepted it and the standard library did not: whether a key repeats
+        # is unknown, so the record is not trusted.
+        raise FrameRejected(f"cannot check for repeated keys: {str(exc)[:80]}") from None
+    if not isinstance(record, dict):
+        raise FrameRejected(f"expected a JSON object, got {type(record).__name__}")
+    return record
 
 
 def _members(record: dict[str, Any]) -> int:

@@ -149,6 +149,57 @@ def test_fixed_frame_over_another_end_sequence_is_rejected() -> None:
     assert [raw for raw, _ in rejects] == [b"\nbc\r\n"]
 
 
+@pytest.mark.parametrize("piece", [1, 3, 8, 100])
+def test_fixed_frames_in_step_may_begin_with_the_last_byte_of_the_end(piece: int) -> None:
+    # A u8 of 10 (or a u16 of 2560..2815) is a first byte 0a: right after a frame that
+    # ended in 0d 0a it is data, not the remains of an end. It used to be rejected
+    # ("does not end in 0d 0a", which it does).
+    framer, rejects = framer_for({"type": "fixed", "length": 8, "end": "0d 0a"})
+    frames = [bytes([n, 5, 0, 100, 0, 200]) + b"\r\n" for n in (1, 2, 0x0A, 0x0A, 3)]
+    assert fed(framer, b"".join(frames), piece) == frames
+    assert rejects == []
+
+
+def test_a_self_overlapping_end_after_a_frame_is_not_a_straddle() -> None:
+    # End "ab ab": the previous frame's end is known, so a frame that begins with ab
+    # is data (after the port opened, or after a skip, it could be an end's remains).
+    framer, rejects = framer_for({"type": "fixed", "length": 5, "end": "ab ab"})
+    one, two = b"\x01\x02\x03\xab\xab", b"\xab\x02\x03\xab\xab"
+    assert framer.feed(one + two + two) == [one, two, two]
+    assert rejects == []
+
+
+def test_fixed_frames_with_unknown_bytes_before_them_give_the_right_reason() -> None:
+    good = fixed_frame(b"xyz")
+    begins = (
+        "frame begins with the last bytes of 0d 0a after bytes not known to end a frame "
+        "(the rest of an end?): skipped 5 bytes to the next frame end"
+    )
+    # Right after the port opened (or a flush) the bytes before "\n" are unknown.
+    framer, rejects = framer_for(FIXED)
+    assert framer.feed(b"\nbc\r\n" + good) == [good]
+    assert rejects == [(b"\nbc\r\n", begins)]
+    framer.flush()
+    assert framer.feed(b"\nbc\r\n" + good) == [good]
+    assert rejects[1:] == [(b"\nbc\r\n", begins)]
+    # After skipped bytes too: "\n" can be what is left of an end whose "\r" was lost,
+    # the frame the rest of one that lost a byte. One reject for the whole skip.
+    framer, rejects = framer_for(FIXED)
+    assert framer.feed(good + b"\x99" + b"\nbc\r\n" + good) == [good, good]
+    assert rejects == [(b"\x99\nbc\r", "frame does not end in 0d 0a: skipped 6 bytes "
+                        "to the next frame end")]
+    # After skipped bytes ending in "\r", the "\n" is part of an end: not a frame.
+    framer, rejects = framer_for(FIXED)
+    assert framer.feed(good + b"\x99\r" + b"\nbc\r\n" + good) == [good, good]
+    assert rejects == [(b"\x99\r\nbc", "frame does not end in 0d 0a: skipped 7 bytes "
+                        "to the next frame end")]
+    # A frame holding the end sequence before its own.
+    framer, rejects = framer_for(FIXED)
+    assert framer.feed(good + b"a\r\n\r\n" + good) == [good, good]
+    assert rejects == [(b"a\r\n\r\n", "frame holds 0d 0a before its end (the remains of "
+                        "two frames?): skipped 5 bytes to the next frame end")]
+
+
 def test_fixed_without_end_is_unchanged_and_end_must_fit() -> None:
     framer, _ = framer_for({"type": "fixed", "length": 2})
     assert framer.feed(b"abcde") == [b"ab", b"cd"]
