@@ -129,9 +129,12 @@ class FlakyLink:
             client.close()
             self._tasks.discard(task)
             return
+        refused = asyncio.Event()
         directions = [
-            asyncio.ensure_future(self._up(client_in, broker, client, doomed, refusal)),
-            asyncio.ensure_future(self._down(broker_in, client, doomed)),
+            asyncio.ensure_future(
+                self._up(client_in, broker, client, doomed, refusal=refusal, refused=refused)
+            ),
+            asyncio.ensure_future(self._down(broker_in, client, doomed, refused)),
         ]
         try:
             await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
@@ -149,7 +152,9 @@ class FlakyLink:
         broker: asyncio.StreamWriter,
         client: asyncio.StreamWriter,
         doomed: bool,
+        *,
         refusal: int | None,
+        refused: asyncio.Event,
     ) -> None:
         """Client to broker, packet by packet, until EOF or the cut."""
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
@@ -170,6 +175,7 @@ class FlakyLink:
                 if doomed and self.cut == "publish" and watched:
                     self.dropped += 1
                     if refusal is not None:
+                        refused.set()  # the broker's later packets must not follow it
                         client.write(bytes([0xE0, 1, refusal]))  # DISCONNECT
                         client.write_eof()
                         # Closing with the client's bytes unread would reset the
@@ -184,12 +190,21 @@ class FlakyLink:
                 await broker.drain()
 
     async def _down(
-        self, source: asyncio.StreamReader, client: asyncio.StreamWriter, doomed: bool
+        self,
+        source: asyncio.StreamReader,
+        client: asyncio.StreamWriter,
+        doomed: bool,
+        refused: asyncio.Event,
     ) -> None:
         """Broker to client, packet by packet, until EOF or the cut."""
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 kind, packet = await _read_packet(source)
+                if refused.is_set():
+                    # After our DISCONNECT the client's side is shut for writing (a
+                    # write would fail, end the connection early and reset it, which
+                    # can discard the DISCONNECT before the client reads it).
+                    continue
                 client.write(packet)
                 await client.drain()
                 if doomed and self.cut == "connack" and kind == MQTT_CONNACK:
