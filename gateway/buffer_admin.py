@@ -6,11 +6,12 @@ SQLite's own concurrency (the outbox is in WAL mode):
 - readers (stats, peek, export) open the file read-only (``mode=ro``) and read
   one consistent snapshot inside a deferred transaction; in WAL mode a reader
   never blocks the gateway's commits;
-- writers (replay, purge) work in short ``BEGIN IMMEDIATE`` transactions of at
-  most ``WRITE_CHUNK`` rows, so the gateway waits a few milliseconds at most
-  for its next commit (it has a ``busy_timeout``), and bump the
-  ``admin_generation`` counter in the same transaction, which tells the
-  gateway to recount its depth and bytes.
+- writers (replay: ``tidegate.buffer_replay``, purge: ``tidegate.buffer_purge``)
+  work in short ``BEGIN IMMEDIATE`` transactions (``write_transaction``) of a
+  few hundred rows, so the gateway waits a few milliseconds at most for its
+  next commit (it has a ``busy_timeout``), and bump the ``admin_generation``
+  counter in the same transaction, which tells the gateway to recount its
+  depth and bytes.
 
 Nothing here changes ``journal_mode`` or any other setting of the file.
 """
@@ -22,38 +23,28 @@ import heapq
 import itertools
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlite_utils import Database
 
-from tidegate.clock import RELEASE_EPOCH, current_boot_id
 from tidegate.errors import BufferError_
-from tidegate.outbox_integrity import checksum
 from tidegate.outbox_ledger import ledger_path, read_ledger
 from tidegate.outbox_schema import (
     ADMIN_GENERATION,
     CLASS_TABLES,
     INTERNAL_COUNTERS,
     MEMORY_APPLIED,
-    NEXT_ID,
     PRIORITIES,
     SCHEMA_VERSION,
 )
 
-WRITE_CHUNK = 500
-"""Rows replayed per write transaction: each holds the write lock for a few milliseconds."""
-
-PURGE_CHUNK = 2000
-"""Rows deleted per write transaction (a delete is cheaper than a replayed insert)."""
-
 BUSY_TIMEOUT_MS = 5000
 
-_COUNTER = "SELECT value FROM counters WHERE name = ?"
+COUNTER_SQL = "SELECT value FROM counters WHERE name = ?"
 
 # -- opening -------------------------------------------------------------------------
 
@@ -114,12 +105,12 @@ def snapshot(db: Database) -> Iterator[Database]:
 
 
 @contextlib.contextmanager
-def _write(db: Database) -> Iterator[Database]:
+def write_transaction(db: Database) -> Iterator[Database]:
     """A short write transaction that tells the gateway its counts changed."""
     try:
         db.execute("BEGIN IMMEDIATE")
         yield db
-        _bump(db, ADMIN_GENERATION, 1)
+        bump(db, ADMIN_GENERATION, 1)
         db.execute("COMMIT")
     except sqlite3.Error as exc:
         with contextlib.suppress(sqlite3.Error):
@@ -131,7 +122,7 @@ def _write(db: Database) -> Iterator[Database]:
         raise
 
 
-def _bump(db: Database, name: str, n: int) -> None:
+def bump(db: Database, name: str, n: int) -> None:
     if n:
         db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -140,7 +131,7 @@ def _bump(db: Database, name: str, n: int) -> None:
         )
 
 
-def _scalar(db: Database, sql: str, params: Sequence[object] = ()) -> Any:
+def scalar(db: Database, sql: str, params: Sequence[object] = ()) -> Any:
     row = db.execute(sql, params).fetchone()
     return None if row is None else row[0]
 
@@ -290,7 +281,7 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
             for row in db.query("SELECT name, value FROM counters ORDER BY name")
             if row["name"] not in INTERNAL_COUNTERS
         }
-        applied = int(_scalar(db, _COUNTER, (MEMORY_APPLIED,)) or 0)
+        applied = int(scalar(db, COUNTER_SQL, (MEMORY_APPLIED,)) or 0)
         dead, dead_bytes = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
         ).fetchone()
@@ -337,7 +328,8 @@ class Entry:
     topic: str | None
     qos: int | None
     retain: bool | None
-    accepted: float
+    accepted: float | None
+    """None if the stored time is not a number (a damaged row)."""
     synced: bool
     payload: bytes
 
@@ -351,6 +343,9 @@ class DeadLetter:
     source: str | None
     topic: str | None
     payload: bytes | None
+    crc: object = None
+    """The CRC the event was stored with (an int; None for raw input; bytes or a float
+    if the stored row was damaged): what a replay puts back."""
 
 
 def _source_filter(source_glob: str | None) -> tuple[str, list[object]]:
@@ -365,7 +360,11 @@ def _class_entries(
     where, params = _source_filter(source_glob)
     name = PRIORITIES[priority]
     rows = db.execute(
-        "SELECT o.id, s.source, r.topic, r.qos, r.retain, o.accepted, o.synced, o.payload "  # noqa: S608 - constant names
+        # Whatever a damaged record's header says a value is, it is read as what it should
+        # be: the payload as bytes (a TEXT one may not even be UTF-8), times as numbers.
+        "SELECT o.id, s.source, r.topic, r.qos, r.retain, "  # noqa: S608 - constant names
+        "IIF(typeof(o.accepted) IN ('real', 'integer'), o.accepted, NULL), "
+        "o.synced IS 1, CAST(o.payload AS BLOB) "
         f"FROM {CLASS_TABLES[priority]} o "
         "LEFT JOIN sources s ON s.id = o.source_id LEFT JOIN routes r ON r.id = o.route_id "
         f"{where}ORDER BY o.id LIMIT ?",
@@ -381,7 +380,7 @@ def _class_entries(
             None if retain is None else bool(retain),
             accepted,
             bool(synced),
-            bytes(payload),
+            b"" if payload is None else bytes(payload),
         )
 
 
@@ -410,176 +409,19 @@ def dead_letters(
             params.append(glob)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     rows = db.execute(
-        "SELECT id, at, stage, reason, source, topic, payload FROM dead_letters "  # noqa: S608 - no user text
+        "SELECT id, at, stage, reason, source, topic, CAST(payload AS BLOB), "  # noqa: S608 - no user text
+        "IIF(typeof(crc) = 'text', CAST(crc AS BLOB), crc) FROM dead_letters "
         f"{where}ORDER BY id LIMIT ?",
         [*params, -1 if limit is None else limit],
     )
-    for row_id, at, stage, reason, source, topic, payload in rows:
+    for row_id, at, stage, reason, source, topic, payload, crc in rows:
         yield DeadLetter(
-            row_id, at, stage, reason, source, topic, None if payload is None else bytes(payload)
+            row_id,
+            at,
+            stage,
+            reason,
+            source,
+            topic,
+            None if payload is None else bytes(payload),
+            crc,
         )
-
-
-# -- replay --------------------------------------------------------------------------
-
-
-def replayable_event(letter: DeadLetter) -> dict[str, Any] | None:
-    """The event a dead letter holds, or None if it holds none (raw input, no topic)."""
-    if letter.topic is None or letter.payload is None:
-        return None
-    try:
-        doc = orjson.loads(letter.payload)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
-        return None
-    return doc
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayPlan:
-    replayable: list[int]
-    """Ids of the matching dead letters that hold events."""
-    not_replayable: int
-    """Matching dead letters that hold no event (raw input): left where they are."""
-
-
-def plan_replay(db: Database, reason_glob: str | None = None) -> ReplayPlan:
-    replayable: list[int] = []
-    not_replayable = 0
-    with snapshot(db):
-        for letter in dead_letters(db, reason_glob=reason_glob):
-            if replayable_event(letter) is None:
-                not_replayable += 1
-            else:
-                replayable.append(letter.id)
-    return ReplayPlan(replayable, not_replayable)
-
-
-def _id_of(db: Database, insert: str, select: str, params: Sequence[object]) -> int:
-    """Insert-or-find a row in a small lookup table; the gateway does the same."""
-    db.execute(insert, params)
-    found = _scalar(db, select, params)
-    assert found is not None
-    return int(found)
-
-
-def replay(db: Database, ids: Iterable[int]) -> int:
-    """Move dead-lettered events back into ``outbox_normal``; returns how many moved.
-
-    Each keeps its payload as it was (same ``id`` and ``seq``, so the cloud can
-    deduplicate) and its stored topic, with QoS 1 and no retain. Dead letters
-    that no longer exist or hold no event are skipped.
-    """
-    moved = 0
-    pending = list(ids)
-    boot = current_boot_id()
-    for start in range(0, len(pending), WRITE_CHUNK):
-        chunk = pending[start : start + WRITE_CHUNK]
-        with _write(db):
-            # Above every id the gateway ever used (it keeps NEXT_ID current), so the
-            # publisher, whose cursors only move forward, takes these rows at once.
-            top = max(
-                int(_scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
-                for table in CLASS_TABLES
-            )
-            next_id = max(top + 1, int(_scalar(db, _COUNTER, (NEXT_ID,)) or 0))
-            boot_id = _id_of(
-                db,
-                "INSERT OR IGNORE INTO boots (boot) VALUES (?)",
-                "SELECT id FROM boots WHERE boot = ?",
-                (boot,),
-            )
-            now = time.time()
-            rows = []
-            done = []
-            marks = ",".join("?" * len(chunk))
-            letters = db.execute(
-                "SELECT id, at, stage, reason, source, topic, payload FROM dead_letters "  # noqa: S608 - only placeholders
-                f"WHERE id IN ({marks}) ORDER BY id",
-                chunk,
-            ).fetchall()
-            for row in letters:
-                letter = DeadLetter(*row)
-                event = replayable_event(letter)
-                if event is None or letter.topic is None or letter.payload is None:
-                    continue
-                source = letter.source or str(event.get("source", "?"))
-                seq = event.get("seq")
-                db.execute(
-                    # A source unknown to this file starts after the replayed seq, so new
-                    # events of it never reuse a seq a replayed one carries.
-                    "INSERT OR IGNORE INTO sources (source, last_seq) VALUES (?, ?)",
-                    (source, seq if isinstance(seq, int) else 0),
-                )
-                source_id = int(_scalar(db, "SELECT id FROM sources WHERE source = ?", (source,)))
-                route_id = _id_of(
-                    db,
-                    "INSERT OR IGNORE INTO routes (topic, qos, retain) VALUES (?, 1, 0)",
-                    "SELECT id FROM routes WHERE topic = ? AND qos = 1 AND retain = 0",
-                    (letter.topic,),
-                )
-                rows.append(
-                    {
-                        "id": next_id,
-                        "source_id": source_id,
-                        "route_id": route_id,
-                        "accepted": now,
-                        "synced": int(now >= RELEASE_EPOCH),
-                        "boot_id": boot_id,
-                        "payload": letter.payload,
-                        "crc": checksum(letter.payload),
-                    }
-                )
-                done.append(letter.id)
-                next_id += 1
-            if rows:
-                db.table("outbox_normal").insert_all(rows)
-                db.execute(
-                    "INSERT INTO counters (name, value) VALUES (?, ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
-                    (NEXT_ID, next_id),
-                )
-                db.table("dead_letters").delete_where(f"id IN ({','.join('?' * len(done))})", done)
-            moved += len(rows)
-    return moved
-
-
-# -- purge ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PurgeCounts:
-    outbox: int = 0
-    dead_letters: int = 0
-
-
-def count_for_purge(db: Database, *, outbox: bool, dead: bool) -> PurgeCounts:
-    with snapshot(db):
-        events = sum(int(db.table(t).count) for t in CLASS_TABLES) if outbox else 0
-        letters = int(db.table("dead_letters").count) if dead else 0
-    return PurgeCounts(events, letters)
-
-
-def _purge_table(db: Database, table: str, counter: str) -> int:
-    """Delete the rows present now (not those the gateway adds meanwhile), in chunks."""
-    bound = int(_scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
-    removed = 0
-    n = PURGE_CHUNK
-    while n == PURGE_CHUNK:
-        with _write(db):
-            n = db.execute(
-                f"DELETE FROM {table} WHERE id IN "  # noqa: S608 - constant names
-                f"(SELECT id FROM {table} WHERE id <= ? ORDER BY id LIMIT ?)",
-                (bound, PURGE_CHUNK),
-            ).rowcount
-            _bump(db, counter, n)
-        removed += n
-    return removed
-
-
-def purge(db: Database, *, outbox: bool, dead: bool) -> PurgeCounts:
-    """Remove undelivered events and/or dead letters, counting what went."""
-    events = sum(_purge_table(db, t, "purged_outbox") for t in CLASS_TABLES) if outbox else 0
-    letters = _purge_table(db, "dead_letters", "purged_dead_letters") if dead else 0
-    return PurgeCounts(events, letters)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -46,13 +47,21 @@ from tidegate.outbox_async import AsyncOutbox
 from tidegate.outbox_clock import correct_clock, purge_expired
 from tidegate.outbox_dead import dead_letter_input, reject
 from tidegate.outbox_delivery import ack, delete_undeleted, within
-from tidegate.outbox_disk import PAGE, Disk
+from tidegate.outbox_disk import PAGE, Disk, OutboxNoSpace, raise_if_no_space
 from tidegate.outbox_files import make_private, make_private_dirs
-from tidegate.outbox_integrity import CHECKSUM_MISMATCH, DAMAGED, UNKNOWN_ROUTE, checksum
-from tidegate.outbox_ledger import Ledger, LedgerState, LoadStatus, ledger_path
+from tidegate.outbox_integrity import (
+    CHECKSUM_MISMATCH,
+    DAMAGED,
+    UNKNOWN_ROUTE,
+    WRONG_TYPE,
+    checksum,
+)
+from tidegate.outbox_ledger import Ledger, ledger_path
+from tidegate.outbox_ledger_sync import load_usable, reconcile_at_open, snapshot_to_ledger
+from tidegate.outbox_lock import OutboxLock
 from tidegate.outbox_migrate import configure
-from tidegate.outbox_reconcile import FileFacts, Recovery, reconcile
-from tidegate.outbox_recovery import Recreated, check_empty, open_or_recover
+from tidegate.outbox_reconcile import Recovery
+from tidegate.outbox_recovery import check_empty, open_or_recover
 from tidegate.outbox_schema import (
     ACCEPTED_TOTAL,
     ADMIN_GENERATION,
@@ -63,6 +72,7 @@ from tidegate.outbox_schema import (
     PRIORITIES,
     ROW_OVERHEAD,
 )
+from tidegate.outbox_undelivered import Tracker
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
 
@@ -159,6 +169,9 @@ class Outbox:
         self._undeleted: list[tuple[int, int]] = []
         """Delivered row ids whose delete failed (never handed out again)."""
         self._disk: Disk | None = None
+        self._lock = OutboxLock(path)
+        self._tracker = Tracker()
+        """Which rows are undelivered, for the ledger (``tidegate.outbox_undelivered``)."""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -175,6 +188,42 @@ class Outbox:
         )
 
     def open(self) -> None:
+        self._resolve_and_lock()
+        try:
+            self._open()
+        except BaseException as exc:
+            # A disk too full to open on: the gateway waits for room (AsyncOutbox),
+            # keeping the outbox its own meanwhile.
+            self._abandon(keep_lock=isinstance(exc, OutboxNoSpace))
+            raise
+
+    def _resolve_and_lock(self) -> None:
+        """The real file (a symlinked ``buffer.path``: moving aside, the disk's room and the
+        ledger act on the file itself), then one gateway per outbox (``outbox_lock``)."""
+        real = Path(os.path.realpath(self.path))
+        try:
+            make_private_dirs(real.parent)
+        except OSError as exc:
+            raise_if_no_space(real, exc, "create the directory of")
+            raise BufferError_(f"cannot create {real.parent}: {exc.strerror}") from None
+        if real != self.path:
+            self.path = real
+            self._ledger = Ledger(ledger_path(real))
+            self._lock = OutboxLock(real)
+        if not self._lock.held:  # held still if the last try found the disk full
+            self._lock.acquire()
+
+    def _abandon(self, keep_lock: bool = False) -> None:
+        """An open that failed: let go of what it took, writing nothing."""
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        self._ledger.close()
+        if not keep_lock:
+            self._lock.release()
+
+    def _open(self) -> None:
         try:
             make_private_dirs(self.path.parent)
         except OSError as exc:
@@ -183,7 +232,7 @@ class Outbox:
         # A start on a full disk must not fail for want of the few pages an open writes.
         self._disk.release_for_start()
         ledger = self._ledger
-        status = ledger.load()
+        status = load_usable(ledger)
         try:
             # A 0-byte or missing file where the ledger says events were is damage too.
             recreated = (
@@ -199,10 +248,12 @@ class Outbox:
             self.stats.moved_aside = recreated.where
         try:
             self._load_state(db)
-            self._reconcile(status, recreated)
+            reconcile_at_open(self, status, recreated)
         except sqlite3.Error as exc:
+            raise_if_no_space(self.path, exc)
             raise BufferError_(f"cannot read the outbox {self.path}: {exc}") from None
         except OSError as exc:
+            raise_if_no_space(self.path, exc)
             raise BufferError_(f"cannot write the outbox ledger {ledger.path}: {exc}") from None
         try:
             self._refresh_bound(0)
@@ -229,91 +280,9 @@ class Outbox:
             if name not in INTERNAL_COUNTERS
         }
 
-    def _reconcile(self, status: LoadStatus, recreated: Recreated | None) -> None:
-        """Compare the file with its ledger; count and report a loss; never reuse a seq."""
-        db = self.db
-        ledger = self._ledger
-        accepted = db.execute("SELECT value FROM counters WHERE name = ?", (ACCEPTED_TOTAL,))
-        row = accepted.fetchone()
-        facts = FileFacts(
-            recreated,
-            dict(self._last_seq),
-            None if row is None else int(row[0]),
-            self._memory_applied,
-        )
-        plan = reconcile(
-            status,
-            ledger.state,
-            facts,
-            boot=self.clock.boot_id,
-            durability=self.durability,
-            path=str(self.path),
-        )
-        if plan.level is not None:
-            getattr(log, plan.level)("%s", plan.message)
-            self.stats.recovery = plan
-        state = ledger.state if status == "ok" else LedgerState(reserved=dict(plan.marks))
-        noted = max(state.memory_noted, plan.memory_applied)
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for name, value in plan.floor.items():
-                if name not in INTERNAL_COUNTERS and value > self.stats.drops.get(name, 0):
-                    self._set_counter(db, name, value)
-            for name, n in plan.bump.items():
-                self._bump(db, name, n)
-            # Memory drops noted in the ledger while the disk was full: counted now.
-            self._bump(db, "dropped_memory", noted - plan.memory_applied)
-            # Written only when they change: an open must not need to write (full disk).
-            if plan.accepted != facts.accepted:
-                self._set_counter(db, ACCEPTED_TOTAL, plan.accepted)
-            if noted != self._memory_applied:
-                self._set_counter(db, MEMORY_APPLIED, noted)
-            db.executemany(
-                "INSERT INTO sources (source, last_seq) VALUES (?, ?) ON CONFLICT(source) "
-                "DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)",
-                list(plan.marks.items()),
-            )
-            self._commit()
-        except BaseException:
-            self._rollback()
-            raise
-        self._uncommitted.clear()
-        self._read_drops(db)
-        self._load_ids(db)
-        self._accepted_total = plan.accepted
-        self._memory_noted = self._memory_applied = noted
-        state.clean = False
-        state.boot = self.clock.boot_id
-        # Delivered rows whose delete failed before the stop: still not to be sent again,
-        # if the file is the one they belong to (after a loss, ids may be reused).
-        intact = status == "ok" and recreated is None and plan.lost == 0 and not plan.marks
-        self._undeleted = list(state.undeleted) if intact else []
-        self.stats.undeleted = sum(high - low + 1 for low, high in self._undeleted)
-        ledger.state = state
-        self._snapshot_to_ledger()
-        if status == "ok":
-            ledger.open()
-            ledger.write(durable=True)  # "not closed" must survive a power cut
-        else:
-            ledger.create(state)
-
-    def _set_counter(self, db: sqlite3.Connection, name: str, value: int) -> None:
-        db.execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
-            (name, value),
-        )
-
     def _snapshot_to_ledger(self) -> None:
         """Bring the ledger's copy of the outbox's state up to date (in memory)."""
-        state = self._ledger.state
-        state.committed = self._last_seq
-        state.accepted = self._accepted_total
-        state.depth = self.stats.depth - self.stats.undeleted  # undelivered events
-        state.counters = self.stats.drops
-        state.memory_noted = self._memory_noted
-        state.memory_applied = self._memory_applied
-        state.undeleted = self._undeleted
+        snapshot_to_ledger(self)
 
     def _sync_ledger(self) -> None:
         """After a commit: rewrite the ledger in place (no fsync; see outbox_ledger)."""
@@ -384,12 +353,18 @@ class Outbox:
 
     def close(self) -> None:
         if self._db is not None:
+            # The ledger at a stop describes the file as it is now: an admin change
+            # (a purge) since the last commit is in it, so it is never taken for a loss.
+            with contextlib.suppress(sqlite3.Error, BufferError_):
+                self._sync_with_admin_changes()
+            self._snapshot_to_ledger()
             self._db.close()
             self._db = None
             self._ledger.state.clean = True
             with contextlib.suppress(OSError):
                 self._ledger.write(durable=True)
         self._ledger.close()
+        self._lock.release()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -405,16 +380,24 @@ class Outbox:
         return int(row[0]) if row else 0
 
     def _sync_with_admin_changes(self) -> None:
-        """``tidegate buffer`` may have replayed or purged rows: re-read what it touches.
+        """``tidegate buffer`` may have replayed or purged rows: re-read what it touches,
+        and describe the file as it is now in the ledger (a purge is not a loss).
 
-        Called inside a write transaction, so no admin write can slip in after it.
+        Called at the start of every commit, inside its write transaction (no admin
+        write can slip in after it; the commit rewrites the ledger), and by ``take``.
+        Also makes sure the ledger file is still there (``Ledger.verify``).
         """
         db = self.db
+        self._ledger.verify()
         generation = self._read_counter(db, ADMIN_GENERATION)
         if generation != self._admin_generation:
             self._admin_generation = generation
             self._load_ids(db)
             self.recount()
+            self._read_drops(db)  # purged_outbox: the ledger's copy must have it too
+            self._tracker.stale = True
+            if not db.in_transaction:
+                self._sync_ledger()
 
     def _bump(self, db: sqlite3.Connection, name: str, n: int) -> None:
         """Add to a counter inside the caller's transaction; ``_commit`` makes it visible."""
@@ -691,16 +674,22 @@ class Outbox:
                 after = cursors[priority]
                 while len(out) < limit:
                     want = limit - len(out)
+                    # A damaged header byte can make any value another type (a TEXT
+                    # payload may not even be UTF-8): read as bytes, and typed checked.
                     rows = self.db.execute(
-                        f"SELECT id, route_id, payload, crc FROM {table} "  # noqa: S608
+                        "SELECT id, route_id, CAST(payload AS BLOB), IIF(typeof(crc) = "  # noqa: S608
+                        "'integer', crc, NULL), typeof(payload) = 'blob' AND typeof(route_id) "
+                        f"= 'integer' AND typeof(crc) IN ('integer', 'null') FROM {table} "
                         "WHERE id > ? ORDER BY id LIMIT ?",
                         (after, want),
                     ).fetchall()
-                    for i, r, p, crc in rows:
+                    for i, r, p, crc, typed in rows:
                         if self._undeleted and within(i, self._undeleted):
                             continue  # delivered already; only its delete is pending
                         # Checked before it can be published: damage is never sent as data.
-                        if crc is not None and checksum(p) != crc:
+                        if not typed:
+                            damaged.setdefault(WRONG_TYPE, []).append(i)
+                        elif crc is not None and checksum(p) != crc:
                             damaged.setdefault(CHECKSUM_MISMATCH, []).append(i)
                         elif r not in routes:
                             damaged.setdefault(UNKNOWN_ROUTE, []).append(i)

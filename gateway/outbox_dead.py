@@ -25,29 +25,43 @@ def reject(
         return 0
     db = box.db
     now = time.time()
-    moved = size = 0
+    moved = size = counted_size = 0
     try:
         db.execute("BEGIN IMMEDIATE")
         for row_id in ids:
             for priority, table in enumerate(CLASS_TABLES):
+                # As bytes whatever type a damaged record says (a TEXT payload may not
+                # even be UTF-8); the CRC as stored, so a replay cannot launder damage.
                 row = db.execute(
-                    f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, payload",  # noqa: S608
+                    f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, "  # noqa: S608
+                    "CAST(payload AS BLOB), LENGTH(payload), "
+                    "IIF(typeof(crc) = 'text', CAST(crc AS BLOB), crc)",
                     (row_id,),
                 ).fetchone()
                 if row is None:
                     continue
+                source_id, route_id, payload, counted, crc = row
                 source = db.execute(
-                    "SELECT source FROM sources WHERE id = ?", (row[0],)
+                    "SELECT source FROM sources WHERE id = ?", (source_id,)
                 ).fetchone()
-                topic = box._routes.get(row[1], ("",))[0]
+                route = box._routes.get(route_id)  # unknown: no topic (not replayable)
                 db.execute(
-                    "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (now, stage, reason, source[0] if source else None, topic, row[2]),
+                    "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now,
+                        stage,
+                        reason,
+                        source[0] if source else None,
+                        None if route is None else route[0],
+                        payload,
+                        crc,
+                    ),
                 )
                 box.stats.depth_by_priority[priority] -= 1
                 moved += 1
-                size += len(row[2])
+                size += len(payload or b"")  # NULL: a damaged header may say so
+                counted_size += counted or 0
                 break
         bound_dead_letters(box, db, size)
         if count_as:
@@ -57,11 +71,12 @@ def reject(
         box._rollback()
         raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
     box.stats.depth -= moved
-    box.stats.bytes -= size + moved * ROW_OVERHEAD
+    box.stats.bytes -= counted_size + moved * ROW_OVERHEAD  # as recount counts it
     box.stats.dead_letters += moved
     box.stats.dead_letter_bytes += size
     box._sync_ledger()
     return moved
+
 
 def dead_letter_input(box: Outbox, letters: Sequence[DeadInput]) -> None:
     """Keep input that never became an event (a garbage frame, a failed parse)."""
@@ -84,6 +99,7 @@ def dead_letter_input(box: Outbox, letters: Sequence[DeadInput]) -> None:
     box.stats.dead_letters += len(letters)
     box.stats.dead_letter_bytes += size
     box._sync_ledger()
+
 
 def bound_dead_letters(box: Outbox, db: sqlite3.Connection, adding: int) -> None:
     bound = box.limits.dead_letter_max_bytes

@@ -85,13 +85,20 @@ def _delete(
             gone = 0
             for low, high in ranges:
                 if exact:
-                    rows = db.execute(
-                        f"DELETE FROM {table} WHERE id BETWEEN ? AND ? "  # noqa: S608
-                        "RETURNING LENGTH(payload)",
+                    # Summed by a read, not by DELETE ... RETURNING: SQLite keeps RETURNING
+                    # rows in a temporary table, which spills into temp files beyond a few
+                    # thousand rows (measured: +200 disk bytes per event at 100 events per
+                    # message, where every ack of a backlog is deleted in chunks).
+                    (length,) = db.execute(
+                        f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM {table} "  # noqa: S608
+                        "WHERE id BETWEEN ? AND ?",
                         (low, high),
-                    ).fetchall()
-                    gone += len(rows)
-                    size += sum(r[0] for r in rows)
+                    ).fetchone()
+                    size += length
+                    gone += db.execute(
+                        f"DELETE FROM {table} WHERE id BETWEEN ? AND ?",  # noqa: S608
+                        (low, high),
+                    ).rowcount
                 else:
                     gone += db.execute(
                         f"DELETE FROM {table} WHERE id BETWEEN ? AND ?",  # noqa: S608

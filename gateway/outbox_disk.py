@@ -20,10 +20,14 @@ to its budget (``journal_size_limit``).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+
+from tidegate.errors import BufferError_
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +253,84 @@ class Disk:
             )
         self.binding = binding
         return max(0, min(configured, disk))
+
+
+# -- a start on a full disk ------------------------------------------------------------
+
+
+class OutboxNoSpace(BufferError_):
+    """The outbox cannot be opened (or upgraded) for lack of disk space. Not a reason
+    to exit: the gateway holds events in memory and opens it once there is room."""
+
+
+NO_ROOM = START_RESERVE
+"""Free bytes below which an I/O error while opening means the disk is full: an open
+needs SQLite's 32 KiB shared-memory file and the first WAL frames."""
+
+
+def free_bytes(directory: Path) -> int | None:
+    """Bytes the filesystem under ``directory`` still gives us; None if unknown."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) * st.f_frsize
+
+
+def _mount_point(path: Path) -> Path:
+    """The filesystem's mount point, for a message a user can act on."""
+    path = path.absolute()
+    try:
+        device = path.stat().st_dev
+        while path.parent != path and path.parent.stat().st_dev == device:
+            path = path.parent
+    except OSError:
+        pass
+    return path
+
+
+UPGRADE_COPY = 3.3
+"""Free bytes per byte of the file that an upgrade copying every row needs: the copy
+and the freed pages in the WAL (about 2.1x, one transaction), then the file growing
+by the copy when the WAL is checkpointed (measured: 3.0-3.2x)."""
+
+
+def ensure_room_to_copy(outbox: Path, size: int) -> None:
+    """Before an upgrade that copies the whole file (``size`` bytes): OutboxNoSpace if
+    the disk cannot hold it. Tried anyway, it would either fail (and be tried again,
+    in vain, at every start) or commit and leave a WAL that no checkpoint has the room
+    to move into the file: a disk the outbox filled for good."""
+    free = free_bytes(outbox.parent)
+    need = int(size * UPGRADE_COPY) + NO_ROOM
+    if free is not None and free < need:
+        raise OutboxNoSpace(
+            f"cannot upgrade the outbox {outbox} in place: no space left on "
+            f"{_mount_point(outbox.parent)} (the upgrade needs about {need // 1024} KiB "
+            f"free while it runs; {free // 1024} KiB are)"
+        )
+
+
+def raise_if_no_space(outbox: Path, exc: BaseException, doing: str = "open") -> None:
+    """Raise OutboxNoSpace if ``exc``, met while opening ``outbox``, means the disk is
+    full: SQLite's "database or disk is full", ENOSPC, or an I/O error while the
+    filesystem has (next to) no free blocks (SQLite then cannot make its shared-memory
+    file, and only says "disk I/O error"). Anything else is left to the caller."""
+    directory = outbox.parent
+    free = free_bytes(directory)
+    if isinstance(exc, OSError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        detail = exc.strerror or str(exc)
+    elif isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "")
+        detail = str(exc)
+        full = name == "SQLITE_FULL" or "database or disk is full" in detail
+        if not full and (name.startswith("SQLITE_IOERR") or "disk I/O error" in detail):
+            full = free is not None and free < NO_ROOM
+    else:
+        return
+    if full:
+        where = _mount_point(directory)
+        raise OutboxNoSpace(
+            f"cannot {doing} the outbox {outbox}: no space left on {where} "
+            f"({detail}; {'?' if free is None else free // 1024} KiB free now)"
+        ) from None

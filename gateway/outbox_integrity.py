@@ -5,8 +5,10 @@ bytes of a record: 8 bytes overwritten inside a stored payload pass them, and
 the damaged event would be published as if a device had sent it. Each stored
 event therefore carries the CRC32 of its payload (``crc``, schema 3), computed
 when it is committed and checked when it is taken for publishing; an event
-that fails the check, or whose row names a route that does not exist, goes to
-the dead letters with the reason — counted, and logged once per batch.
+that fails the check, whose row names a route that does not exist, or whose
+values are not of their column's type, goes to the dead letters with the reason
+and its CRC as stored — counted, and logged once per batch. A replay of such a
+dead letter puts the stored CRC back, so damage is never published as data.
 Rows from schema 2 have no checksum (NULL) and are published as they are.
 """
 
@@ -16,6 +18,13 @@ import zlib
 
 CHECKSUM_MISMATCH = "checksum mismatch (stored payload damaged)"
 UNKNOWN_ROUTE = "unknown route (stored row damaged)"
+WRONG_TYPE = "stored value of the wrong type (stored row damaged)"
+"""A payload that is not bytes (or an id, route or checksum that is not an integer):
+a damaged byte in the record's header changed what SQLite reads the value as."""
+DAMAGE_REASONS = (CHECKSUM_MISMATCH, UNKNOWN_ROUTE, WRONG_TYPE)
+"""Dead-letter reasons that mean the stored event is damaged: ``tidegate buffer
+replay`` leaves these letters alone unless ``--reason`` names them."""
+
 DAMAGED = "damaged_rows"
 """Counter: stored events found damaged before publishing (moved to the dead letters)."""
 
@@ -28,3 +37,9 @@ def checksum(payload: bytes) -> int:
 
 def intact(payload: bytes, crc: int | None) -> bool:
     return crc is None or checksum(payload) == crc
+
+
+def names_damage(pattern: str | None, reason: str) -> bool:
+    """Whether a ``--reason`` glob names a damage reason explicitly: it starts with the
+    reason's first word (``checksum*``, ``unknown route*``), so ``*`` never does."""
+    return pattern is not None and pattern.startswith(reason.split(" ", 1)[0])

@@ -14,7 +14,13 @@ that the number of events such damage cost is known and reported:
   ``kill -9``, a power cut may leave an older copy): events accepted in
   total, undelivered depth, the last committed seq per source, every
   persistent counter (drops, losses reported), memory drops not yet
-  committed, delivered ids whose delete failed.
+  committed, delivered ids whose delete failed, and which rows were
+  undelivered (``Undelivered``: per priority class the lowest undelivered id,
+  the ids deleted above it, and the next id), so that a file that lost its
+  last commits is charged exactly with the undelivered events it no longer
+  has, never with delivered ones.
+- ``outbox_id``: the random id stored in the outbox file it describes (a
+  file put in its place is recognised as another outbox).
 - ``clean``: the gateway closed the outbox; ``boot``: the kernel boot that
   last opened it (a different boot without a clean close means a power cut
   or a crash of the machine, after which the copies above may be stale).
@@ -27,6 +33,14 @@ followed by ``fdatasync``, so an older reservation can never come back. The
 file is preallocated (written in full when created): rewriting it in place
 needs no new blocks, so it works on a full disk. It only grows (atomically,
 by rename) when the state no longer fits a slot.
+
+Every commit, every durable write, and other rewrites at most once a second
+first check (``fstat`` against ``stat`` of the path: two system calls) that
+the open file is still the one at the path: a ledger
+deleted or replaced while the gateway runs is written again, durably, from
+the gateway's state, and this is logged. A ledger that exists but cannot be
+read (permissions, an I/O error) is not damage: the gateway refuses to start
+(``unreadable``) instead of skipping seqs.
 """
 
 from __future__ import annotations
@@ -34,14 +48,35 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import struct
 import time
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
+
+from tidegate.outbox_ledger_state import (
+    MAX_HOLES,
+    MAX_UNDELETED_RANGES,
+    LedgerState,
+    Undelivered,
+)
+
+__all__ = [
+    "MAX_BLOCK",
+    "MAX_HOLES",
+    "MAX_UNDELETED_RANGES",
+    "AdminNote",
+    "Ledger",
+    "LedgerState",
+    "LoadStatus",
+    "Undelivered",
+    "ledger_path",
+    "note_admin_change",
+    "read_ledger",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,88 +93,27 @@ MAX_BLOCK = 1_000_000
 """The largest block (a source that uses a block within FAST_BLOCK seconds gets a
 doubled one): also the margin added to the file's marks when the ledger is lost."""
 FAST_BLOCK = 60.0
-MAX_UNDELETED_RANGES = 64
-"""Delivered-but-not-deleted id ranges the ledger keeps across a restart."""
+CHECK_EVERY = 1.0
+"""Seconds between checks that the ledger file is still there, for rewrites that are not
+commits (every commit checks)."""
 
-LoadStatus = Literal["missing", "ok", "damaged"]
+
+AdminNote = Literal[
+    "updated",
+    "gateway running",
+    "no ledger",
+    "ledger unreadable",
+    "file behind",
+    "another outbox",
+    "failed",
+]
+"""What ``note_admin_change`` did."""
+
+LoadStatus = Literal["missing", "ok", "damaged", "unreadable"]
 
 
 def ledger_path(outbox: Path) -> Path:
     return outbox.with_name(outbox.name + SUFFIX)
-
-
-@dataclass(slots=True)
-class LedgerState:
-    reserved: dict[str, int] = field(default_factory=dict)
-    """Per source: no seq above this was ever used (durable)."""
-    committed: dict[str, int] = field(default_factory=dict)
-    """Per source: the last seq committed to the outbox."""
-    accepted: int = 0
-    """Events committed, in total, over the outbox's whole life (across recreations)."""
-    depth: int = 0
-    """Undelivered events after the last commit."""
-    counters: dict[str, int] = field(default_factory=dict)
-    """The outbox's persistent counters after the last commit."""
-    memory_noted: int = 0
-    """Events dropped from memory while commits failed, in total."""
-    memory_applied: int = 0
-    """Of those, how many the outbox file has counted (the rest are pending)."""
-    undeleted: list[tuple[int, int]] = field(default_factory=list)
-    """Row id ranges delivered to the broker whose delete has not succeeded yet."""
-    clean: bool = True
-    boot: str = ""
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "reserved": self.reserved,
-                "committed": self.committed,
-                "accepted": self.accepted,
-                "depth": self.depth,
-                "counters": self.counters,
-                "memory_noted": self.memory_noted,
-                "memory_applied": self.memory_applied,
-                "undeleted": self.undeleted[:MAX_UNDELETED_RANGES],
-                "clean": self.clean,
-                "boot": self.boot,
-            }
-        )
-
-    @classmethod
-    def from_json(cls, body: bytes) -> LedgerState:
-        """Parse a slot body; ValueError if anything is not as written."""
-        doc = orjson.loads(body)
-        if not isinstance(doc, dict):
-            raise ValueError("not an object")
-        return cls(
-            reserved=_int_map(doc["reserved"]),
-            committed=_int_map(doc["committed"]),
-            accepted=_int(doc["accepted"]),
-            depth=_int(doc["depth"]),
-            counters=_int_map(doc["counters"]),
-            memory_noted=_int(doc["memory_noted"]),
-            memory_applied=_int(doc["memory_applied"]),
-            undeleted=[(_int(r[0]), _int(r[1])) for r in doc["undeleted"]],
-            clean=bool(doc["clean"]),
-            boot=str(doc["boot"]),
-        )
-
-    @property
-    def has_history(self) -> bool:
-        """Did the outbox this ledger describes ever accept anything?"""
-        return self.accepted > 0 or bool(self.reserved)
-
-
-def _int(value: Any) -> int:
-    if type(value) is not int or value < 0:
-        raise ValueError(f"not a count: {value!r}")
-    return value
-
-
-def _int_map(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise ValueError("not a map")
-    return {str(k): _int(v) for k, v in value.items()}
 
 
 def _slot(state: LedgerState, generation: int, size: int, *, pad: bool = True) -> bytes:
@@ -179,12 +153,19 @@ class _TooBig(Exception):
 
 def read_ledger(path: Path) -> tuple[LoadStatus, LedgerState | None]:
     """Read a ledger without keeping it open (``tidegate buffer stats`` does this)."""
+    status, state, _ = _read(path)
+    return status, state
+
+
+def _read(path: Path) -> tuple[LoadStatus, LedgerState | None, str]:
+    """The newest valid slot; the third value says why a file could not be read."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return "missing", None
-    except OSError:
-        return "damaged", None
+        return "missing", None, ""
+    except OSError as exc:
+        # Permissions, an I/O error, a directory: not damage; the bytes may be fine.
+        return "unreadable", None, exc.strerror or str(exc)
     half = len(data) // 2
     best: tuple[int, LedgerState] | None = None
     if half >= HEADER.size:
@@ -193,8 +174,8 @@ def read_ledger(path: Path) -> tuple[LoadStatus, LedgerState | None]:
             if parsed is not None and (best is None or parsed[0] > best[0]):
                 best = parsed
     if best is None:
-        return "damaged", None
-    return "ok", best[1]
+        return "damaged", None, ""
+    return "ok", best[1], ""
 
 
 class Ledger:
@@ -209,10 +190,13 @@ class Ledger:
         self._blocks: dict[str, tuple[int, float]] = {}
         """Per source: the last block size reserved and when (monotonic)."""
         self._failing = False
+        self._checked_at = 0.0
+        self.error = ""
+        """Why ``load`` found the file unreadable."""
 
     def load(self) -> LoadStatus:
         """Read the file (if any); on success the state is the newest valid slot."""
-        status, state = read_ledger(self.path)
+        status, state, self.error = _read(self.path)
         if state is not None:
             self.state = state
         return status
@@ -289,6 +273,12 @@ class Ledger:
     def _write(self, durable: bool) -> None:
         if self._fd is None:
             raise OSError(9, "the ledger is not open")
+        # Every commit checks first (``verify``); other rewrites (acks) at most every
+        # CHECK_EVERY seconds, and every durable one.
+        if (durable or time.monotonic() - self._checked_at >= CHECK_EVERY) and (
+            self.check_replaced()
+        ):
+            return
         try:
             for _ in range(2 if durable else 1):
                 generation = self._generation + 1
@@ -302,6 +292,48 @@ class Ledger:
                     os.fdatasync(self._fd)
         except _TooBig:
             self._replace(_slot_size(self.state))
+
+    def fits(self) -> bool:
+        """Whether the state fits the open file's slots (a write needs no new file)."""
+        try:
+            _slot(self.state, 0, self._size, pad=False)
+        except _TooBig:
+            return False
+        return self._fd is not None
+
+    def verify(self) -> None:
+        """``check_replaced``, a failure logged (once) rather than raised."""
+        try:
+            self.check_replaced()
+        except OSError as exc:
+            if not self._failing:
+                log.error("cannot write the outbox ledger %s again: %s", self.path, exc.strerror)
+                self._failing = True
+
+    def check_replaced(self) -> bool:
+        """If the file at the path is no longer the one open here (deleted, or another
+        put in its place), write it again, durably, from the state. True if it did.
+        Two system calls: done before every rewrite and every commit."""
+        if self._fd is None:
+            return False
+        self._checked_at = time.monotonic()
+        mine = os.fstat(self._fd)
+        try:
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            there = None
+        same = there is not None and (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev)
+        if same and mine.st_nlink:
+            return False
+        what = "deleted" if there is None else "replaced by another file"
+        self._replace(_slot_size(self.state))  # OSError: the caller's to report
+        log.warning(
+            "the outbox ledger %s was %s while the gateway ran: written again from the "
+            "gateway's state",
+            self.path,
+            what,
+        )
+        return True
 
     # -- seq reservations --------------------------------------------------------------
 
@@ -336,6 +368,15 @@ class Ledger:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+
+
+def note_admin_change(outbox: Path, db: sqlite3.Connection) -> AdminNote:
+    """For ``tidegate buffer purge``/``replay``, after their writes committed: bring a
+    stopped gateway's ledger up to date with the file (``tidegate.outbox_admin_note``).
+    Never blocks, never raises; says what it did."""
+    from tidegate.outbox_admin_note import note_admin_change as note  # noqa: PLC0415
+
+    return note(outbox, db)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tidegate.clock import RELEASE_EPOCH
 from tidegate.errors import BufferError_
+from tidegate.outbox_disk import ensure_room_to_copy
 from tidegate.outbox_recovery import Unusable
 from tidegate.outbox_schema import CLASS_TABLES, NEXT_ID, SCHEMA_VERSION, STATEMENTS, VIEW
 
@@ -65,10 +66,16 @@ def configure(
     if version == SCHEMA_VERSION:
         if not all(t in tables for t in CLASS_TABLES):
             raise Unusable(f"schema {version} without its tables")
+        # Only files of a pre-release schema 3 lack it (a read; written just then).
+        _dead_letters_crc(db)
         return  # nothing to write: an open on a full disk must not need to
     if version == 2:
         _migrate(db, path, version, _from_v2)
     elif version == 0 and tables.get("outbox") == "table":
+        # It copies every row (in one transaction): only if the disk can hold that.
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        ensure_room_to_copy(path, pages * page_size)
         _migrate(db, path, 1, _from_v1)
     elif version == 0 and not tables:
         _migrate(db, path, 0, _create)
@@ -80,6 +87,12 @@ def _columns(db: sqlite3.Connection, table: str) -> tuple[str, ...]:
     return tuple(row[1] for row in db.execute(f"PRAGMA table_info({table})"))
 
 
+def _dead_letters_crc(db: sqlite3.Connection) -> None:
+    """Dead letters keep the CRC their event was stored with (a replay puts it back)."""
+    if "crc" not in _columns(db, "dead_letters"):
+        db.execute("ALTER TABLE dead_letters ADD COLUMN crc INTEGER")
+
+
 def _migrate(
     db: sqlite3.Connection, path: Path, version: int, step: Callable[[sqlite3.Connection], int]
 ) -> None:
@@ -89,7 +102,10 @@ def _migrate(
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        # A full disk makes SQLite roll back by itself: a ROLLBACK then would fail and
+        # hide why (the caller must see "database or disk is full" to wait for room).
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     if version:
         log.warning(
@@ -120,6 +136,7 @@ def _from_v2(db: sqlite3.Connection) -> int:
     db.execute(VIEW.strip().rstrip(";"))
     for statement in STATEMENTS:  # anything else schema 3 has (all IF NOT EXISTS)
         db.execute(statement)
+    _dead_letters_crc(db)
     return int(count)
 
 
@@ -144,4 +161,5 @@ def _from_v1(db: sqlite3.Connection) -> int:
         (NEXT_ID,),
     )
     db.execute("DROP TABLE outbox_v1")
+    _dead_letters_crc(db)
     return int(count)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tidegate.errors import BufferError_
+from tidegate.outbox_disk import raise_if_no_space
 from tidegate.outbox_files import make_private
 
 log = logging.getLogger(__name__)
@@ -138,11 +139,14 @@ def open_or_recover(
         return _try_open(path, configure), None
     except sqlite3.Error as exc:
         if not _is_damage(exc):
+            # A full disk (or an upgrade that does not fit): the gateway waits for room.
+            raise_if_no_space(path, exc)
             # Locked, read-only, an I/O error: the events in it are fine. Refuse to
             # start (systemd retries) rather than strand them in a moved-aside file.
             raise BufferError_(f"cannot open the outbox {path}: {exc}") from None
         reason = str(exc)
     except OSError as exc:
+        raise_if_no_space(path, exc)
         raise BufferError_(f"cannot open the outbox {path}: {exc.strerror}") from None
     try:
         moved = _move_aside(path)
@@ -153,4 +157,5 @@ def open_or_recover(
     try:
         return _try_open(path, configure), Recreated(f"was unreadable ({reason})", str(moved))
     except (sqlite3.Error, OSError) as exc:
+        raise_if_no_space(path, exc, "create")
         raise BufferError_(f"cannot create a new outbox {path}: {exc}") from None

@@ -20,8 +20,10 @@ of its primary key::
     sources           id, source, last_seq   (seq continues across restarts)
     routes            id, topic, qos, retain
     boots             id, boot (the kernel's boot id)
-    dead_letters      id, at, stage, reason, source, topic, payload
-    counters          name, value   (drops by reason, corruption recoveries, ...)
+    dead_letters      id, at, stage, reason, source, topic, payload, crc (the CRC the
+                      event was stored with: a replay keeps it, so damage stays damage)
+    counters          name, value   (drops by reason, corruption recoveries, ...; and
+                      bookkeeping: INTERNAL_COUNTERS, among them the file's random id)
 
 ``PRAGMA user_version`` is the schema version. Administrative tools (``tidegate
 buffer``) may read these tables at any time and may write them while the
@@ -53,7 +55,12 @@ ACCEPTED_TOTAL = "accepted_total"
 a file behind it lost its tail)."""
 MEMORY_APPLIED = "memory_drops_applied"
 """Counter: of the memory drops the ledger noted, how many ``dropped_memory`` holds."""
-INTERNAL_COUNTERS = frozenset({ADMIN_GENERATION, NEXT_ID, ACCEPTED_TOTAL, MEMORY_APPLIED})
+OUTBOX_ID = "outbox_id"
+"""Counter (a constant): a random id given to the file when the gateway first opens it.
+Its ledger keeps a copy, so another outbox put in its place is recognised."""
+INTERNAL_COUNTERS = frozenset(
+    {ADMIN_GENERATION, NEXT_ID, ACCEPTED_TOTAL, MEMORY_APPLIED, OUTBOX_ID}
+)
 """Counters that are bookkeeping, not drops."""
 
 _CLASS_TABLE = """
@@ -103,7 +110,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL,
     source TEXT,
     topic TEXT,
-    payload BLOB
+    payload BLOB,
+    crc INTEGER
 );
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,

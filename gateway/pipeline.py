@@ -25,6 +25,7 @@ from tidegate.driver import Driver, DriverContext, DriverState
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.event import Event
 from tidegate.outbox import AsyncOutbox, DeadInput, Outbox, OutboxFull, OutboxLimits
+from tidegate.outbox_disk import OutboxNoSpace
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
 from tidegate.plugins import driver_types
@@ -251,6 +252,7 @@ class Gateway:
                     for o in batch
                 ]
                 self._uncorrected_step += delta
+            self.outbox.check_open()  # not while the disk has no room to open it on
             if self._uncorrected_step:
                 step = self._uncorrected_step
                 corrected = await self.outbox.call(self.outbox.outbox.correct_clock, step)
@@ -278,11 +280,13 @@ class Gateway:
             self.stats.commit_failures += 1
             if self._failing_since is None:
                 self._failing_since = time.monotonic()
-                log.error(
-                    "outbox commit failed (%s); holding up to %d events in memory and retrying",
-                    exc,
-                    self.config.buffer.memory_max_events,
-                )
+                if not isinstance(exc, OutboxNoSpace):  # the outbox said that one already
+                    log.error(
+                        "outbox commit failed (%s); holding up to %d events in memory and "
+                        "retrying",
+                        exc,
+                        self.config.buffer.memory_max_events,
+                    )
             return False
         if self._failing_since is not None:
             log.warning(
@@ -301,7 +305,7 @@ class Gateway:
         if excess > 0:
             del self._pending[:excess]
             self.stats.memory_drops += excess
-            await self.outbox.call(self.outbox.outbox.note_memory_drops, excess)
+            await self.outbox.note_memory_drops(excess)
 
     async def _accept_loop(self) -> None:
         buffer = self.config.buffer
@@ -396,8 +400,13 @@ class Gateway:
                 # Counted where a full disk cannot stop it: the outbox's ledger.
                 self.stats.memory_drops += lost
                 with contextlib.suppress(TidegateError):
-                    await self.outbox.call(self.outbox.outbox.note_memory_drops, lost)
+                    await self.outbox.note_memory_drops(lost)
                 break
+
+    @property
+    def held_in_memory(self) -> int:
+        """Events waiting for a commit (many while commits fail or the outbox waits)."""
+        return len(self._pending)
 
     def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish outside the outbox (metrics); False without a connected broker."""

@@ -216,6 +216,9 @@ class Publisher:
         flusher = asyncio.create_task(self._flush_loop())
         try:
             while not self._stopping:
+                # An outbox the disk had no room to open on: nothing to send until it opens.
+                if not await self.outbox.until_open(self._stop_requested):
+                    break
                 try:
                     await self._connect()
                 except _ConnectFailed as exc:

@@ -84,6 +84,12 @@ def _merged(committed: dict[str, int], pending: dict[str, int]) -> dict[str, int
     return out
 
 
+def _outbox_state(gateway: Gateway) -> str:
+    if gateway.outbox.waiting is None:
+        return "open"
+    return "waiting for disk space" if gateway.outbox.no_space else "not open"
+
+
 def _age(since: float | None, now: float) -> float | None:
     return None if since is None else round(max(0.0, now - since), 3)
 
@@ -142,7 +148,8 @@ class GatewayMonitor:
         """The status document. Only the oldest event's age needs the database,
         read on a worker thread (and only when the outbox is not empty)."""
         oldest: float | None = None
-        if self.gateway.outbox.stats.depth > 0:
+        # Not while the outbox waits for disk space: even a reader may need to write.
+        if self.gateway.outbox.stats.depth > 0 and self.gateway.outbox.waiting is None:
             oldest = await asyncio.to_thread(oldest_accepted, self.gateway.config.outbox_path)
         return self.document(oldest)
 
@@ -206,6 +213,11 @@ class GatewayMonitor:
             },
             "outbox": {
                 "path": str(gateway.config.outbox_path),
+                "state": _outbox_state(gateway),
+                # Why it is not open; while it is not, the figures are the ledger's (the
+                # last run's), and events are held in memory.
+                "not_open": gateway.outbox.waiting,
+                "held_in_memory": gateway.held_in_memory,
                 "depth": ostats.depth,
                 "bytes": ostats.bytes,
                 "oldest_age_s": (
@@ -318,13 +330,19 @@ def render_status(doc: Document) -> str:
     if pending:
         dropped += f" ({pending} not yet committed: the disk is full)"
     oldest = outbox["oldest_age_s"]
+    state = outbox.get("state", "open")
     lines += [
         "",
-        f"outbox  {outbox['path']}",
+        f"outbox  {outbox['path']}" + ("" if state == "open" else f"  ({state.upper()})"),
         f"  {outbox['depth']} events · {_size(outbox['bytes'])} · oldest "
         f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
         f"{outbox['dead_letters']}",
     ]
+    if outbox.get("not_open"):
+        lines.append(
+            f"  {state}: {outbox['not_open']}; {outbox.get('held_in_memory', 0)} events held "
+            "in memory meanwhile (figures above as the last run left them)"
+        )
     if outbox.get("delete_pending"):
         lines.append(
             f"  {outbox['delete_pending']} delivered events wait to be deleted (a full disk); "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -82,6 +84,15 @@ def fill(
             box.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     history.max_seq = {s: box.last_seq(s) for s in SOURCES}
     return box, history
+
+
+def abandon(box: Outbox) -> None:
+    """What a kill -9 leaves of an open outbox in this process: its descriptors closed
+    (the connection, the ledger, the lock: the kernel would do it), nothing written."""
+    box.db.close()
+    box._db = None
+    box._ledger.close()
+    box._lock.release()
 
 
 def copy_outbox(source_dir: Path, target_dir: Path) -> None:
@@ -161,6 +172,43 @@ def fill_and_kill(path: Path) -> None:
     sys.stdout.write(history.to_json())
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_and_kill(script: str, path: Path) -> dict[str, Any]:
+    """Run ``script`` (``box`` is an open outbox at ``path``, ``out`` a dict) in a real
+    process that prints ``out`` as JSON and dies by SIGKILL: the WAL keeps its commits."""
+    code = textwrap.dedent(
+        """
+        import json, os, signal, sys
+        from pathlib import Path
+        from tests.outbox_support import item
+        from tidegate.outbox import Outbox
+        box = Outbox(Path(sys.argv[1]), "gw")
+        box.open()
+        out = {}
+        """
+    ) + textwrap.dedent(script) + textwrap.dedent(
+        """
+        sys.stdout.write(json.dumps(out))
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    doc: dict[str, Any] = json.loads(done.stdout)
+    return doc
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def run_fill_and_kill(path: Path) -> History:

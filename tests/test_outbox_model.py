@@ -14,7 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from tests.outbox_support import damage
+from tests.outbox_support import abandon, damage
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
 from tidegate.outbox import Outbox, OutboxLimits, Row
@@ -113,9 +113,7 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule()
     def crash_and_reopen(self) -> None:
         # Like kill -9: drop the connection without any goodbye, reopen the file.
-        self.box.db.close()
-        self.box._db = None
-        self.box._ledger.close()  # (only its descriptor: kill -9 writes nothing either)
+        abandon(self.box)
         self.box = self._open()
         self.taken.clear()  # the publisher starts again from the oldest
         self.cursors = [0, 0, 0]
