@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIDEGATE
+from tests.support import TIDEGATE, write_config
 from tidegate.event import new_event
 from tidegate.outbox import Outbox
 from tidegate.outgoing import Outgoing
@@ -153,15 +153,28 @@ def damage(path: Path, how: str) -> None:
         raise ValueError(how)
 
 
-def buffer_stats(path: Path) -> dict[str, Any]:
-    """``tidegate buffer stats --json`` on the file, as a user would run it."""
-    done = subprocess.run(
-        [*TIDEGATE, "buffer", "stats", "--json", "--db", str(path)],
+def buffer_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tidegate buffer ARGS`` as a user runs it, without a terminal (a prompt reads EOF)."""
+    return subprocess.run(
+        [*TIDEGATE, "buffer", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        stdin=subprocess.DEVNULL,
     )
+
+
+def buffer_stdout(*args: str) -> str:
+    """``tidegate buffer ARGS``, which must succeed: what it printed."""
+    done = buffer_cli(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def buffer_stats(path: Path) -> dict[str, Any]:
+    """``tidegate buffer stats --json`` on the file, as a user would run it."""
+    done = buffer_cli("stats", "--json", "--db", str(path))
     assert done.returncode == 0, done.stderr
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
@@ -194,16 +207,7 @@ def run_and_kill(script: str, path: Path) -> dict[str, Any]:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    assert done.returncode == -signal.SIGKILL, done.stderr
-    doc: dict[str, Any] = json.loads(done.stdout)
+    doc: dict[str, Any] = json.loads(_output_of_killed_python("-c", code, str(path)))
     return doc
 
 
@@ -213,8 +217,16 @@ def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def run_fill_and_kill(path: Path) -> History:
     """Fill an outbox in a real process that then dies by SIGKILL."""
+    return History.from_json(
+        _output_of_killed_python("-m", "tests.outbox_support", "fill-and-kill", str(path))
+    )
+
+
+def _output_of_killed_python(*args: str) -> str:
+    """What ``python ARGS`` (run from the repository) printed before it killed itself
+    with SIGKILL, as the scripts above do; any other ending fails the test."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.outbox_support", "fill-and-kill", str(path)],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -222,7 +234,7 @@ def run_fill_and_kill(path: Path) -> History:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
-    return History.from_json(done.stdout)
+    return done.stdout
 
 
 if __name__ == "__main__":
@@ -333,6 +345,24 @@ def small_disk(mountpoint: Path, size: str = "3m") -> Iterator[Path]:
         yield mountpoint
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def disk_gateway_config(tmp_path: Path, disk: Path, name: str, sim: str, extra: str = "") -> Path:
+    """A gateway whose data directory is on ``disk``, with one simulated driver sending
+    the signal ``sim``; ``extra`` adds top-level sections (outputs, buffer limits)."""
+    return write_config(
+        tmp_path / f"{name}.yaml",
+        f"""
+gateway: {{id: full, data_dir: {disk / "data"}}}
+control: {{socket: {tmp_path / "control.sock"}}}
+buffer: {{commit_interval: 20ms, memory_max_events: 1000}}
+{extra}
+drivers:
+  - name: alpha
+    type: sim
+    signals: [{sim}]
+""",
+    )
 
 
 def fill_disk(directory: Path, name: str = "filler") -> Path:

@@ -19,8 +19,10 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from pydantic import TypeAdapter
 
 from tidegate.config_loader import load_config_text
+from tidegate.drivers._framing import Framer, FramingConfig, make_framer
 from tidegate.pipeline import Gateway
 
 TIDEGATE = [sys.executable, "-m", "tidegate"]
@@ -250,3 +252,30 @@ def delivered(n: int) -> Callable[[Gateway], bool]:
         return gateway.publisher is not None and gateway.publisher.status.events_delivered >= n
 
     return check
+
+
+# -- framers, fed as a serial port feeds them ------------------------------------------------
+
+FRAMING: TypeAdapter[FramingConfig] = TypeAdapter(FramingConfig)
+
+
+class Rejects(list[tuple[bytes, str]]):
+    """The ``reject`` callback a driver would pass: it records what it is given."""
+
+    def __call__(self, raw: bytes, reason: str) -> None:
+        self.append((raw, reason))
+
+    def reasons(self) -> list[str]:
+        return [reason for _, reason in self]
+
+
+def framer_for(config: dict[str, Any]) -> tuple[Framer, Rejects]:
+    rejects = Rejects()
+    return make_framer(FRAMING.validate_python(config), rejects), rejects
+
+
+def feed_in_pieces(framer: Framer, data: bytes, size: int) -> list[bytes]:
+    frames: list[bytes] = []
+    for i in range(0, len(data), size):
+        frames += framer.feed(data[i : i + size])
+    return frames

@@ -4,26 +4,15 @@ are not counted as lost (and `purged_outbox` is kept); events a replay put back 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.outbox_support import item
-from tests.support import TIDEGATE
+from tests.outbox_support import buffer_stdout, item
 from tidegate.outbox import Outbox
 from tidegate.outbox_reconcile import LOST
 
 
 def buffer(*args: str) -> str:
-    done = subprocess.run(
-        [*TIDEGATE, "buffer", *args, "--yes"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return buffer_stdout(*args, "--yes")
 
 
 def lose(db: Path) -> None:

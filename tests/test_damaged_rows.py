@@ -14,22 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.outbox_support import item
-from tests.support import TIDEGATE
+from tests.outbox_support import buffer_cli, item
 from tidegate.outbox import Outbox
 from tidegate.outbox_integrity import CHECKSUM_MISMATCH, DAMAGED, UNKNOWN_ROUTE, WRONG_TYPE
 
 
 def buffer(*args: str) -> subprocess.CompletedProcess[str]:
     """`tidegate buffer ...` as a user runs it."""
-    done = subprocess.run(
-        [*TIDEGATE, "buffer", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    done = buffer_cli(*args)
     assert "Traceback" not in done.stderr, done.stderr
     return done
 

@@ -14,8 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.outbox_support import buffer_stats, fill_disk, item, small_disk, status_json
-from tests.support import GatewayProcess, Subscriber, wait_until, write_config
+from tests.outbox_support import (
+    buffer_stats,
+    disk_gateway_config,
+    fill_disk,
+    item,
+    small_disk,
+    status_json,
+)
+from tests.support import GatewayProcess, Subscriber, wait_until
 from tidegate.errors import BufferError_
 from tidegate.local_broker import LocalBroker
 from tidegate.metrics import prometheus_text
@@ -23,22 +30,6 @@ from tidegate.outbox import Outbox
 
 RATE = 2000
 """Events/s: the issue's 500/s, four times over, to fill the disk within seconds."""
-
-
-def config(tmp_path: Path, disk: Path, name: str, extra: str, signal: str) -> Path:
-    return write_config(
-        tmp_path / f"{name}.yaml",
-        f"""
-gateway: {{id: full, data_dir: {disk / "data"}}}
-control: {{socket: {tmp_path / "control.sock"}}}
-buffer: {{commit_interval: 20ms, memory_max_events: 1000}}
-{extra}
-drivers:
-  - name: alpha
-    type: sim
-    signals: [{signal}]
-""",
-    )
 
 
 def status(config: Path) -> dict[str, Any]:
@@ -79,8 +70,8 @@ def test_a_gateway_filling_a_small_disk_keeps_starting_delivering_and_deleting(
             # Other files take part of the disk (logs, say): the outbox fills in seconds.
             (disk / "other").write_bytes(bytes(1200 * 1024))
             db = disk / "data" / "outbox.db"
-            running = config(
-                tmp_path, disk, "fill", mqtt, f"{{name: n, kind: counter, rate: {RATE}}}"
+            running = disk_gateway_config(
+                tmp_path, disk, "fill", f"{{name: n, kind: counter, rate: {RATE}}}", mqtt
             )
             gw = GatewayProcess(running, tmp_path / "gw1.log").start()
             try:
@@ -100,8 +91,8 @@ def test_a_gateway_filling_a_small_disk_keeps_starting_delivering_and_deleting(
             assert kept["dropped_full"] >= full["outbox"]["dropped"]["dropped_full"]
 
             # It starts again on the full disk, with its counters.
-            short = config(
-                tmp_path, disk, "again", mqtt, "{name: n, kind: counter, rate: 2000, count: 500}"
+            short = disk_gateway_config(
+                tmp_path, disk, "again", "{name: n, kind: counter, rate: 2000, count: 500}", mqtt
             )
             gw = GatewayProcess(short, tmp_path / "gw2.log").start()
             try:
@@ -145,7 +136,7 @@ def test_drops_while_the_disk_is_full_are_counted_at_once_kept_and_never_twice(
     with small_disk(tmp_path / "disk") as disk:
         db = disk / "data" / "outbox.db"
         signal = f"{{name: n, kind: counter, rate: {RATE}}}"
-        cfg = config(tmp_path, disk, "gw", "", signal)
+        cfg = disk_gateway_config(tmp_path, disk, "gw", signal)
         gw = GatewayProcess(cfg, tmp_path / "gw1.log").start()
         try:
             wait_until(

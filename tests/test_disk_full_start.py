@@ -18,8 +18,15 @@ from typing import Any
 
 import pytest
 
-from tests.outbox_support import buffer_stats, fill_disk, old_outbox, small_disk, status_json
-from tests.support import GatewayProcess, Subscriber, wait_until, write_config
+from tests.outbox_support import (
+    buffer_stats,
+    disk_gateway_config,
+    fill_disk,
+    old_outbox,
+    small_disk,
+    status_json,
+)
+from tests.support import GatewayProcess, Subscriber, wait_until
 from tidegate.local_broker import LocalBroker
 from tidegate.outbox import Outbox
 from tidegate.outbox_disk import OutboxNoSpace, reserve_path
@@ -27,22 +34,6 @@ from tidegate.outbox_ledger import ledger_path, read_ledger
 from tidegate.status import render_status
 
 WAITING = "waiting for disk space"
-
-
-def gateway_config(tmp_path: Path, disk: Path, name: str, sim: str, extra: str = "") -> Path:
-    return write_config(
-        tmp_path / f"{name}.yaml",
-        f"""
-gateway: {{id: full, data_dir: {disk / "data"}}}
-control: {{socket: {tmp_path / "control.sock"}}}
-buffer: {{commit_interval: 20ms, memory_max_events: 1000}}
-{extra}
-drivers:
-  - name: alpha
-    type: sim
-    signals: [{sim}]
-""",
-    )
 
 
 def free(disk: Path) -> int:
@@ -87,7 +78,7 @@ class Running:
 def commit_backlog(tmp_path: Path, disk: Path, count: int) -> None:
     """A first run, on a disk with room: ``count`` events stay in the outbox."""
     run = Running(
-        gateway_config(
+        disk_gateway_config(
             tmp_path, disk, "backlog", f"{{name: n, kind: counter, rate: 2000, count: {count}}}"
         ),
         tmp_path / "backlog.log",
@@ -107,7 +98,9 @@ def test_a_start_on_a_full_disk_waits_for_room_then_delivers_everything(
         sub = Subscriber(broker.host, broker.port, "tidegate/full/alpha/#").start()
         mqtt = f"mqtt: {{host: {broker.host}, port: {broker.port}}}"
         run = Running(
-            gateway_config(tmp_path, disk, "live", "{name: n, kind: counter, rate: 1000}", mqtt),
+            disk_gateway_config(
+                tmp_path, disk, "live", "{name: n, kind: counter, rate: 1000}", mqtt
+            ),
             tmp_path / "live.log",
         )
         try:
@@ -153,7 +146,7 @@ def test_drops_counted_while_the_outbox_waits_survive_a_stop_exactly(tmp_path: P
         db = disk / "data" / "outbox.db"
         commit_backlog(tmp_path, disk, 50)
         fillers = fill_for_good(disk)
-        fast = gateway_config(tmp_path, disk, "fast", "{name: n, kind: counter, rate: 2000}")
+        fast = disk_gateway_config(tmp_path, disk, "fast", "{name: n, kind: counter, rate: 2000}")
         first = Running(fast, tmp_path / "first.log")
         try:
             wait_until(lambda: first.memory_drops() > 0, 30, "drops")

@@ -8,39 +8,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from tests.support import FRAMING, feed_in_pieces, framer_for
 from tidegate.drivers._checksums import sum8
-from tidegate.drivers._framing import (
-    Framer,
-    FramingConfig,
-    encode_frame,
-    make_framer,
-    nmea_sentence,
-)
-
-FRAMING: TypeAdapter[FramingConfig] = TypeAdapter(FramingConfig)
-
-
-class Rejects(list[tuple[bytes, str]]):
-    def __call__(self, raw: bytes, reason: str) -> None:
-        self.append((raw, reason))
-
-
-def framer_for(config: dict[str, Any]) -> tuple[Framer, Rejects]:
-    rejects = Rejects()
-    return make_framer(FRAMING.validate_python(config), rejects), rejects
-
-
-def fed(framer: Framer, data: bytes, piece: int) -> list[bytes]:
-    frames: list[bytes] = []
-    for i in range(0, len(data), piece):
-        frames += framer.feed(data[i : i + piece])
-    return frames
-
+from tidegate.drivers._framing import encode_frame, nmea_sentence
 
 # --- binary: end ------------------------------------------------------------------------
 
@@ -72,7 +45,7 @@ def test_end_check_resynchronises_on_the_next_start(piece: int) -> None:
     framer, rejects = framer_for(SDS011)
     first, second, third = sds011(1, 2), sds011(3, 4), sds011(5, 6)
     damaged = second[:9] + b"\x00" + second[9:]  # an extra byte before the trailer
-    assert fed(framer, first + damaged + third, piece) == [first, third]
+    assert feed_in_pieces(framer, first + damaged + third, piece) == [first, third]
     assert rejects[0][1] == "frame ends in 00, not in ab"
     assert framer.pending() == 0
 
@@ -111,7 +84,7 @@ def test_fixed_end_finds_its_step_again_after_a_lost_byte(piece: int) -> None:
     framer, rejects = framer_for(FIXED)
     frames = [fixed_frame(bytes([65 + i, 66 + i, 67 + i])) for i in range(5)]
     stream = frames[0] + frames[1][1:] + frames[2] + frames[3] + frames[4]
-    assert fed(framer, stream, piece) == [frames[0], frames[2], frames[3], frames[4]]
+    assert feed_in_pieces(framer, stream, piece) == [frames[0], frames[2], frames[3], frames[4]]
     # One lost byte is one reject, however the stream was chunked.
     assert rejects == [
         (frames[1][1:], "frame does not end in 0d 0a: skipped 4 bytes to the next frame end")
@@ -156,7 +129,7 @@ def test_fixed_frames_in_step_may_begin_with_the_last_byte_of_the_end(piece: int
     # ("does not end in 0d 0a", which it does).
     framer, rejects = framer_for({"type": "fixed", "length": 8, "end": "0d 0a"})
     frames = [bytes([n, 5, 0, 100, 0, 200]) + b"\r\n" for n in (1, 2, 0x0A, 0x0A, 3)]
-    assert fed(framer, b"".join(frames), piece) == frames
+    assert feed_in_pieces(framer, b"".join(frames), piece) == frames
     assert rejects == []
 
 
@@ -235,7 +208,7 @@ def test_a_sentence_that_lost_its_line_end_is_rejected_and_the_next_one_kept() -
 def test_start_ends_the_skipping_of_an_over_long_line() -> None:
     framer, rejects = framer_for({**NMEA, "max_length": 100})
     noise = b"\x80" * 250
-    frames = fed(framer, noise + GGA + b"\r\n" + RMC + b"\r\n", 40)
+    frames = feed_in_pieces(framer, noise + GGA + b"\r\n" + RMC + b"\r\n", 40)
     assert frames == [GGA[:-3], RMC[:-3]]
     assert len(rejects) == 1 and len(rejects[0][0]) <= 100
     assert framer.pending() == 0

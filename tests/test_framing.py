@@ -9,8 +9,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from tests.support import FRAMING, feed_in_pieces, framer_for
 from tidegate.drivers import _framing
 from tidegate.drivers._checksums import (
     CHECKSUMS,
@@ -22,39 +23,7 @@ from tidegate.drivers._checksums import (
     sum16,
     xor8,
 )
-from tidegate.drivers._framing import (
-    BinaryFraming,
-    Framer,
-    FramingConfig,
-    encode_frame,
-    make_framer,
-    nmea_sentence,
-)
-
-FRAMING: TypeAdapter[FramingConfig] = TypeAdapter(FramingConfig)
-
-
-class Rejects(list[tuple[bytes, str]]):
-    """The ``reject`` callback a driver would pass: it records what it is given."""
-
-    def __call__(self, raw: bytes, reason: str) -> None:
-        self.append((raw, reason))
-
-    def reasons(self) -> list[str]:
-        return [reason for _, reason in self]
-
-
-def framer_for(config: dict[str, Any]) -> tuple[Framer, Rejects]:
-    rejects = Rejects()
-    return make_framer(FRAMING.validate_python(config), rejects), rejects
-
-
-def feed_in_pieces(framer: Framer, data: bytes, size: int) -> list[bytes]:
-    frames: list[bytes] = []
-    for i in range(0, len(data), size):
-        frames += framer.feed(data[i : i + size])
-    return frames
-
+from tidegate.drivers._framing import BinaryFraming, Framer, encode_frame, nmea_sentence
 
 # --- real-world frames ------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import json
 import logging
 import signal
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,10 +29,10 @@ from tests.outbox_support import (
     fill,
     item,
     run_fill_and_kill,
+    status_json,
     valid_wal_frames,
 )
 from tests.support import (
-    TIDEGATE,
     GatewayProcess,
     Subscriber,
     assert_same_ids_for_duplicates,
@@ -127,6 +126,23 @@ def test_a_damaged_wal_after_kill_9_never_repeats_seq_and_counts_the_loss(
     check_no_repeat_and_counted(box, history, gone, caplog)
 
 
+def closed_outbox_of_three(db: Path) -> None:
+    """An outbox that stored alpha's seq 1..3 and was closed cleanly."""
+    box = Outbox(db, "gw")
+    box.open()
+    box.put([item("alpha", i) for i in range(3)])
+    box.close()
+
+
+def reopened_with_a_put(db: Path, caplog: pytest.LogCaptureFixture) -> Outbox:
+    """The outbox opened again (its warnings captured), and alpha's next event put."""
+    again = Outbox(db, "gw")
+    with caplog.at_level(logging.WARNING):
+        again.open()
+    again.put([item("alpha", 9)])
+    return again
+
+
 def test_a_zero_byte_file_without_a_ledger_is_a_new_outbox(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -143,15 +159,9 @@ def test_a_zero_byte_file_without_a_ledger_is_a_new_outbox(
 def test_an_outbox_without_a_ledger_gets_one_silently_and_seq_continues(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    box = Outbox(tmp_path / "o.db", "gw")
-    box.open()
-    box.put([item("alpha", i) for i in range(3)])
-    box.close()
+    closed_outbox_of_three(tmp_path / "o.db")
     ledger_path(tmp_path / "o.db").unlink()  # what an older tidegate left
-    again = Outbox(tmp_path / "o.db", "gw")
-    with caplog.at_level(logging.WARNING):
-        again.open()
-    again.put([item("alpha", 9)])
+    again = reopened_with_a_put(tmp_path / "o.db", caplog)
     assert json.loads(again.take(10)[-1].payload)["seq"] == 4
     assert not caplog.records and not again.stats.drops
     assert ledger_path(tmp_path / "o.db").exists()
@@ -161,16 +171,10 @@ def test_an_outbox_without_a_ledger_gets_one_silently_and_seq_continues(
 def test_a_damaged_ledger_is_counted_and_seq_jumps_by_the_safety_margin(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    box = Outbox(tmp_path / "o.db", "gw")
-    box.open()
-    box.put([item("alpha", i) for i in range(3)])
-    box.close()
+    closed_outbox_of_three(tmp_path / "o.db")
     ledger = ledger_path(tmp_path / "o.db")
     ledger.write_bytes(b"\x00" * ledger.stat().st_size)
-    again = Outbox(tmp_path / "o.db", "gw")
-    with caplog.at_level(logging.WARNING):
-        again.open()
-    again.put([item("alpha", 9)])
+    again = reopened_with_a_put(tmp_path / "o.db", caplog)
     assert json.loads(again.take(10)[-1].payload)["seq"] == 3 + 1_000_000 + 1
     assert again.stats.drops["ledger_damaged"] == 1
     assert "ledger" in caplog.records[0].getMessage()
@@ -178,10 +182,7 @@ def test_a_damaged_ledger_is_counted_and_seq_jumps_by_the_safety_margin(
 
 
 def test_one_torn_ledger_slot_loses_nothing(tmp_path: Path) -> None:
-    box = Outbox(tmp_path / "o.db", "gw")
-    box.open()
-    box.put([item("alpha", i) for i in range(3)])
-    box.close()
+    closed_outbox_of_three(tmp_path / "o.db")
     ledger = ledger_path(tmp_path / "o.db")
     size = ledger.stat().st_size
     with ledger.open("r+b") as f:  # the slot written last is torn: the other one is whole
@@ -259,18 +260,7 @@ def read_outbox(db: Path) -> tuple[dict[str, int], set[str]]:
 
 def status(config: Path) -> dict[str, Any]:
     """`tidegate status --json`; an empty document while no gateway answers (yet)."""
-    done = subprocess.run(
-        [*TIDEGATE, "status", "--json", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0:
-        assert "no gateway is running" in done.stderr, done.stderr
-        return {"outbox": {}}
-    doc: dict[str, Any] = json.loads(done.stdout)
-    return doc
+    return status_json(config) or {"outbox": {}}
 
 
 def test_kill_9_then_a_damaged_wal_in_the_real_gateway(tmp_path: Path, broker: LocalBroker) -> None:

@@ -10,13 +10,13 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.outbox_support import (
     WAL_HEADER,
+    buffer_cli,
     damage,
     errors,
     item,
@@ -24,7 +24,6 @@ from tests.outbox_support import (
     stored_ids,
     valid_wal_frames,
 )
-from tests.support import TIDEGATE
 from tidegate.outbox import Outbox
 from tidegate.outbox_ledger import ledger_path, note_admin_change, read_ledger
 
@@ -91,13 +90,7 @@ def test_a_cut_log_is_charged_only_with_the_undelivered_events_it_lost(
 
 
 def purge_with_the_cli(db: Path) -> None:
-    done = subprocess.run(
-        [*TIDEGATE, "buffer", "purge", "--outbox", "--yes", "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = buffer_cli("purge", "--outbox", "--yes", "--db", str(db))
     assert done.returncode == 0 and "purged 1,000 undelivered events" in done.stdout, done
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.outbox_support import buffer_stats, damage, item, run_and_kill
+from tests.outbox_support import buffer_cli, buffer_stats, damage, item, run_and_kill
 from tests.support import TIDEGATE, GatewayProcess, wait_until, write_config
 from tidegate.errors import BufferError_
 from tidegate.outbox import Outbox
@@ -80,21 +80,9 @@ drivers:
         assert f"another tidegate is using the outbox {db}" in line
         # Next to the running gateway: the read-only tools, and the writes, as before.
         for args in (["peek", "-n", "3"], ["export", "--format", "jsonl"]):
-            done = subprocess.run(
-                [*TIDEGATE, "buffer", *args, "--db", str(db)],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            done = buffer_cli(*args, "--db", str(db))
             assert done.returncode == 0 and done.stdout, done
-        done = subprocess.run(
-            [*TIDEGATE, "buffer", "purge", "--outbox", "--yes", "--db", str(db)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = buffer_cli("purge", "--outbox", "--yes", "--db", str(db))
         assert done.returncode == 0 and "purged" in done.stdout, done
         assert gw.process is not None and gw.process.poll() is None
     finally:
@@ -117,6 +105,19 @@ except BufferError_ as exc:
 """
 WITHOUT_DAC = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
 """root without the capabilities that let it read any file: permissions apply to it."""
+
+
+def open_in_a_process(db: Path) -> subprocess.CompletedProcess[str]:
+    """Open the outbox in another process, as its owner (root without the capabilities
+    that pass over permissions): it prints why the open was refused."""
+    return subprocess.run(
+        [*(WITHOUT_DAC if os.geteuid() == 0 else []), sys.executable, "-c", OPEN, str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.parametrize("how", ["a directory", "not readable"])
@@ -143,14 +144,7 @@ def test_a_ledger_that_cannot_be_read_refuses_the_start_and_changes_nothing(
         if os.geteuid() == 0 and shutil.which("setpriv") is None:
             pytest.skip("root reads any file; setpriv is needed to take that away")
         ledger.chmod(0)  # its owner cannot read it (a wrong chmod, a wrong restore)
-        done = subprocess.run(
-            [*(WITHOUT_DAC if os.geteuid() == 0 else []), sys.executable, "-c", OPEN, str(db)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=ROOT,
-        )
+        done = open_in_a_process(db)
         assert done.returncode == 0, done.stderr
         message = done.stdout.strip()
         ledger.chmod(0o600)
@@ -174,14 +168,7 @@ def test_a_ledger_that_cannot_be_written_refuses_the_start_before_counting_anyth
     run_and_kill('box.put([item("alpha", i) for i in range(100)])', db)
     damage(db, "wal_cut_mid_frame")  # a loss the next start would count
     ledger_path(db).chmod(0o400)
-    done = subprocess.run(
-        [*(WITHOUT_DAC if os.geteuid() == 0 else []), sys.executable, "-c", OPEN, str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    done = open_in_a_process(db)
     assert done.stdout.startswith(f"cannot write the outbox ledger {ledger_path(db)}: "), done
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         counters = dict(conn.execute("SELECT name, value FROM counters").fetchall())

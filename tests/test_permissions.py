@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TIDEGATE, GatewayProcess, wait_until, write_config
+from tests.outbox_support import buffer_stdout
+from tests.support import GatewayProcess, wait_until, write_config
 
 NOBODY = 65534
 
@@ -115,19 +116,6 @@ def test_an_existing_directory_is_left_alone_and_old_readable_files_are_fixed(
     assert not others_can_read(db)
 
 
-def buffer_tool(*args: str) -> str:
-    done = subprocess.run(
-        [*TIDEGATE, "buffer", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.mark.usefixtures("umask_022")
 def test_what_the_buffer_tools_write_is_owner_only(shared_dir: Path) -> None:
     if os.geteuid() != 0:
@@ -138,17 +126,17 @@ def test_what_the_buffer_tools_write_is_owner_only(shared_dir: Path) -> None:
     exports = [shared_dir / "events.jsonl", shared_dir / "events.csv", shared_dir / "old.jsonl"]
     exports[2].write_text("an earlier export, left readable\n")
     assert mode(exports[2]) == 0o644
-    buffer_tool("export", "-f", "jsonl", "-o", str(exports[0]), "--db", db)
-    buffer_tool("export", "-f", "csv", "-o", str(exports[1]), "--db", db)
-    buffer_tool("export", "-f", "jsonl", "-o", str(exports[2]), "--db", db)
+    buffer_stdout("export", "-f", "jsonl", "-o", str(exports[0]), "--db", db)
+    buffer_stdout("export", "-f", "csv", "-o", str(exports[1]), "--db", db)
+    buffer_stdout("export", "-f", "jsonl", "-o", str(exports[2]), "--db", db)
     for export in exports:
         assert mode(export) == 0o600, export
         assert not others_can_read(export)
     assert exports[0].read_text().count("\n") == exports[1].read_text().count("\n") - 1
     # The readers and writers leave nothing readable beside the outbox either.
-    buffer_tool("stats", "--db", db)
-    buffer_tool("peek", "--db", db)
-    buffer_tool("replay", "--yes", "--db", db)
-    buffer_tool("purge", "--all", "--yes", "--db", db)
+    buffer_stdout("stats", "--db", db)
+    buffer_stdout("peek", "--db", db)
+    buffer_stdout("replay", "--yes", "--db", db)
+    buffer_stdout("purge", "--all", "--yes", "--db", db)
     for f in data_dir.iterdir():
         assert mode(f) == 0o600, f
