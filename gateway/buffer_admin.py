@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -293,7 +294,10 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
                 (top,),
             )
         ]
-    ledger, state = read_ledger(ledger_path(path))
+    # A symlinked --db: the ledger and WAL are beside the file itself, as the gateway
+    # (and SQLite) resolve it, never beside the link.
+    real = Path(os.path.realpath(path))
+    ledger, state = read_ledger(ledger_path(real))
     pending = 0 if state is None else max(0, state.memory_noted - applied)
     return BufferStats(
         pending={"dropped_memory": pending} if pending else {},
@@ -301,8 +305,8 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
         reserved={} if state is None else dict(state.reserved),
         path=path,
         taken_at=time.time(),
-        db_bytes=_file_size(path),
-        wal_bytes=_file_size(Path(f"{path}-wal")),
+        db_bytes=_file_size(real),
+        wal_bytes=_file_size(Path(f"{real}-wal")),
         by_priority=by_priority,
         by_source=by_source,
         oldest=oldest,

@@ -179,6 +179,22 @@ def prometheus_text(doc: Document) -> str:
         iter((lbl, r["dropped"]) for lbl, r in by_rule),
     )
     outbox = doc["outbox"]
+    # Not open (a full disk, say): the gateway runs on, holding events in memory, and
+    # the outbox figures below are the ledger's. Alert on these, not on an exit.
+    state = outbox.get("state", "open")
+    out.one("outbox_open", "gauge", "1 while the outbox file is open.", int(state == "open"))
+    out.one(
+        "outbox_waiting_for_disk_space",
+        "gauge",
+        "1 while the outbox cannot open for lack of disk space (the gateway waits for room).",
+        int(state == "waiting for disk space"),
+    )
+    out.one(
+        "outbox_held_in_memory",
+        "gauge",
+        "Events held in memory waiting for a commit (many while the outbox is not open).",
+        outbox.get("held_in_memory", 0),
+    )
     out.one("outbox_events", "gauge", "Events waiting in the outbox.", outbox["depth"])
     out.family(
         "outbox_events_by_priority",

@@ -51,6 +51,7 @@ from tidegate.outbox_disk import PAGE, Disk, OutboxNoSpace, raise_if_no_space
 from tidegate.outbox_files import make_private, make_private_dirs
 from tidegate.outbox_integrity import (
     CHECKSUM_MISMATCH,
+    CHECKSUM_MISSING,
     DAMAGED,
     UNKNOWN_ROUTE,
     WRONG_TYPE,
@@ -66,6 +67,7 @@ from tidegate.outbox_schema import (
     ACCEPTED_TOTAL,
     ADMIN_GENERATION,
     CLASS_TABLES,
+    CRC_FROM_ID,
     INTERNAL_COUNTERS,
     MEMORY_APPLIED,
     NEXT_ID,
@@ -679,16 +681,19 @@ class Outbox:
                     rows = self.db.execute(
                         "SELECT id, route_id, CAST(payload AS BLOB), IIF(typeof(crc) = "  # noqa: S608
                         "'integer', crc, NULL), typeof(payload) = 'blob' AND typeof(route_id) "
-                        f"= 'integer' AND typeof(crc) IN ('integer', 'null') FROM {table} "
-                        "WHERE id > ? ORDER BY id LIMIT ?",
-                        (after, want),
+                        "= 'integer' AND typeof(crc) IN ('integer', 'null'), crc IS NULL AND "
+                        "id >= (SELECT value FROM counters WHERE name = ?) "
+                        f"FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                        (CRC_FROM_ID, after, want),
                     ).fetchall()
-                    for i, r, p, crc, typed in rows:
+                    for i, r, p, crc, typed, unsummed in rows:
                         if self._undeleted and within(i, self._undeleted):
                             continue  # delivered already; only its delete is pending
                         # Checked before it can be published: damage is never sent as data.
                         if not typed:
                             damaged.setdefault(WRONG_TYPE, []).append(i)
+                        elif unsummed:  # stored with a checksum that now reads NULL
+                            damaged.setdefault(CHECKSUM_MISSING, []).append(i)
                         elif crc is not None and checksum(p) != crc:
                             damaged.setdefault(CHECKSUM_MISMATCH, []).append(i)
                         elif r not in routes:

@@ -9,7 +9,9 @@ that fails the check, whose row names a route that does not exist, or whose
 values are not of their column's type, goes to the dead letters with the reason
 and its CRC as stored — counted, and logged once per batch. A replay of such a
 dead letter puts the stored CRC back, so damage is never published as data.
-Rows from schema 2 have no checksum (NULL) and are published as they are.
+Rows stored before schema 3 have no checksum (NULL) and are published as they are;
+the file records the first id that must have one (counter ``crc_from_id``), so a
+NULL from a damaged header byte on a later row is damage, not an old row.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import zlib
 
 CHECKSUM_MISMATCH = "checksum mismatch (stored payload damaged)"
 UNKNOWN_ROUTE = "unknown route (stored row damaged)"
+CHECKSUM_MISSING = "checksum missing (stored row damaged)"
+"""A row stored with a checksum (its id is at or above ``crc_from_id``) reads as NULL."""
 WRONG_TYPE = "stored value of the wrong type (stored row damaged)"
 """A payload that is not bytes (or an id, route or checksum that is not an integer):
 a damaged byte in the record's header changed what SQLite reads the value as."""
-DAMAGE_REASONS = (CHECKSUM_MISMATCH, UNKNOWN_ROUTE, WRONG_TYPE)
+DAMAGE_REASONS = (CHECKSUM_MISMATCH, CHECKSUM_MISSING, UNKNOWN_ROUTE, WRONG_TYPE)
 """Dead-letter reasons that mean the stored event is damaged: ``tidegate buffer
 replay`` leaves these letters alone unless ``--reason`` names them."""
 

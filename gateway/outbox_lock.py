@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tidegate.errors import BufferError_
+from tidegate.outbox_disk import raise_if_no_space
 from tidegate.outbox_files import FILE_MODE
 
 SUFFIX = ".lock"
@@ -56,6 +57,9 @@ class OutboxLock:
         try:
             fd = _open(self.path)
         except OSError as exc:
+            # No room (no free inode, say) is a full disk like any other: the gateway
+            # waits for room (OutboxNoSpace) instead of exiting into a restart loop.
+            raise_if_no_space(self.outbox, exc, "create the lock file of")
             raise BufferError_(f"cannot create the lock file {self.path}: {exc.strerror}") from None
         deadline = time.monotonic() + wait
         while True:

@@ -24,7 +24,14 @@ from tidegate.clock import RELEASE_EPOCH
 from tidegate.errors import BufferError_
 from tidegate.outbox_disk import ensure_room_to_copy
 from tidegate.outbox_recovery import Unusable
-from tidegate.outbox_schema import CLASS_TABLES, NEXT_ID, SCHEMA_VERSION, STATEMENTS, VIEW
+from tidegate.outbox_schema import (
+    CLASS_TABLES,
+    CRC_FROM_ID,
+    NEXT_ID,
+    SCHEMA_VERSION,
+    STATEMENTS,
+    VIEW,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +106,7 @@ def _migrate(
     db.execute("BEGIN IMMEDIATE")
     try:
         count = step(db)
+        _mark_crc_from(db)
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
@@ -116,6 +124,20 @@ def _migrate(
             SCHEMA_VERSION,
             count,
         )
+
+
+def _mark_crc_from(db: sqlite3.Connection) -> None:
+    """Every row from now on is stored with a checksum: note the first id that will be
+    (above every id used so far), so ``take`` can tell an old row's NULL ``crc`` from
+    one a damaged header byte made NULL. Written in the migration's own transaction."""
+    top = max(
+        int(db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0])  # noqa: S608
+        for table in CLASS_TABLES
+    )
+    row = db.execute("SELECT value FROM counters WHERE name = ?", (NEXT_ID,)).fetchone()
+    first = max(top + 1, int(row[0]) if row else 0)
+    # OR IGNORE: the value is fixed once written (a later upgrade never moves it).
+    db.execute("INSERT OR IGNORE INTO counters (name, value) VALUES (?, ?)", (CRC_FROM_ID, first))
 
 
 def _create(db: sqlite3.Connection) -> int:

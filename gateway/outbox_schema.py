@@ -14,7 +14,8 @@ of its primary key::
                                        -- only apply within one boot)
         payload   BLOB                 -- the event's JSON, exactly as published
         crc       INTEGER              -- CRC32 of payload (signed 32-bit), checked before
-                                       -- publishing; NULL for rows from schema 2
+                                       -- publishing; NULL only for rows stored before
+                                       -- schema 3 (ids below counter crc_from_id)
 
     outbox (a view)   the three tables with a `priority` column (0 high, 1 normal, 2 low)
     sources           id, source, last_seq   (seq continues across restarts)
@@ -58,8 +59,12 @@ MEMORY_APPLIED = "memory_drops_applied"
 OUTBOX_ID = "outbox_id"
 """Counter (a constant): a random id given to the file when the gateway first opens it.
 Its ledger keeps a copy, so another outbox put in its place is recognised."""
+CRC_FROM_ID = "crc_from_id"
+"""Counter (a constant): the first row id that must carry a checksum, written when the
+file is created at schema 3 or upgraded to it. A NULL ``crc`` is legitimate only below
+it (rows stored before checksums); above it, a damaged header byte made it NULL."""
 INTERNAL_COUNTERS = frozenset(
-    {ADMIN_GENERATION, NEXT_ID, ACCEPTED_TOTAL, MEMORY_APPLIED, OUTBOX_ID}
+    {ADMIN_GENERATION, NEXT_ID, ACCEPTED_TOTAL, MEMORY_APPLIED, OUTBOX_ID, CRC_FROM_ID}
 )
 """Counters that are bookkeeping, not drops."""
 
