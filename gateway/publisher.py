@@ -98,6 +98,8 @@ class Publisher:
         self._refusals = RefusalTracker()
         read_every_failure_code_in_a_puback()
         self._changed = asyncio.Event()
+        self._caught_up = asyncio.Event()
+        """Set while nothing is in flight and the last take found nothing new."""
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
@@ -122,6 +124,7 @@ class Publisher:
 
     def wake(self) -> None:
         """New rows were committed to the outbox."""
+        self._caught_up.clear()
         self._changed.set()
 
     def _new_client(self) -> paho.Client:
@@ -371,6 +374,7 @@ class Publisher:
                 if self._deferred:
                     continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
+                    self._caught_up.clear()
                     too_big: list[Row] = []
                     messages = group_messages(
                         rows,
@@ -398,6 +402,8 @@ class Publisher:
                         self._inflight[info.mid] = msg
                     self.status.inflight = len(self._inflight)
                     continue
+                if not self._inflight:
+                    self._caught_up.set()
             await self._changed.wait()
 
     # -- acks ----------------------------------------------------------------------------
@@ -432,7 +438,8 @@ class Publisher:
             await self._flush()
 
     async def stop(self, grace: float = 2.0) -> None:
-        """Graceful end: wait briefly for in-flight acks, mark offline, disconnect.
+        """Graceful end: wait briefly for in-flight acks and the last commit, mark
+        offline, disconnect.
 
         ``run()`` then returns by itself after its final ack flush.
         """
@@ -444,10 +451,10 @@ class Publisher:
         if client is None or not self.status.connected:
             return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace / 2):
-                while self._inflight:
-                    self._changed.clear()
-                    await self._changed.wait()
+            # Wait for what is in flight and for what the final commit added (the
+            # rules' flushed windows), if the broker is quick: else it waits in the
+            # outbox for the next start.
+            await asyncio.wait_for(self._caught_up.wait(), grace / 2)
         self._status_sent.clear()
         info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
         if info.rc == paho.MQTT_ERR_SUCCESS:

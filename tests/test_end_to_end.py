@@ -222,3 +222,42 @@ def test_sigint_also_stops_cleanly(tmp_path: Path, broker: LocalBroker, signame:
         assert gw.wait(10) == 0, gw.output()
     finally:
         gw.kill()
+
+
+def test_a_clean_stop_sends_what_the_rules_flushed_while_the_broker_is_there(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    # At a stop the rules emit their open windows as partial; the final commit puts
+    # them in the outbox, and with a broker connected they go out before the exit.
+    config = write_config(
+        tmp_path / "tidegate.yaml",
+        f"""
+gateway: {{id: flush, data_dir: {tmp_path / "data"}}}
+mqtt: {{host: {broker.host}, port: {broker.port}}}
+buffer: {{commit_interval: 20ms}}
+drivers:
+  - name: alpha
+    type: sim
+    signals: [{{name: n, kind: counter, rate: 50}}]
+rules:
+  - name: hourly
+    match: {{source: alpha}}
+    window: {{kind: tumbling, size: 1h, aggregate: [count]}}
+""",
+    )
+    sub = Subscriber(broker.host, broker.port, "tidegate/flush/#").start()
+    gw = GatewayProcess(config, tmp_path / "gw.log").start()
+    try:
+        wait_until(lambda: "connected to broker" in gw.output(), 20, "the gateway to connect")
+        gw.signal(signal.SIGTERM)
+        assert gw.wait(10) == 0, gw.output()
+        wait_until(
+            lambda: any(e.get("tags", {}).get("partial") == "true" for e in sub.events()),
+            10,
+            "the partial window at the subscriber",
+        )
+    finally:
+        gw.kill()
+        sub.stop()
+    assert outbox_depth(tmp_path / "data") == 0, gw.output()
+    assert "0 left in the outbox" in gw.output(), gw.output()
