@@ -329,12 +329,14 @@ def old_outbox(path: Path, version: int, per_source: int) -> list[bytes]:
 
 
 @contextlib.contextmanager
-def small_disk(mountpoint: Path, size: str = "3m") -> Iterator[Path]:
-    """A real filesystem of ``size`` (tmpfs), unmounted afterwards; the test is skipped
-    where mounting is not permitted."""
+def small_disk(mountpoint: Path, size: str = "3m", options: str = "") -> Iterator[Path]:
+    """A real filesystem of ``size`` (tmpfs, with extra mount ``options`` such as
+    ``nr_inodes=64``), unmounted afterwards; the test is skipped where mounting is not
+    permitted."""
     mountpoint.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size},mode=0755" + (f",{options}" if options else "")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mountpoint)],
+        ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(mountpoint)],
         capture_output=True,
         text=True,
         check=False,

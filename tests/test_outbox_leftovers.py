@@ -11,13 +11,11 @@ import errno
 import logging
 import os
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.outbox_support import buffer_stats, item, old_outbox
+from tests.outbox_support import buffer_stats, item, old_outbox, small_disk
 from tidegate.outbox import Outbox
 from tidegate.outbox_disk import OutboxNoSpace
 from tidegate.outbox_integrity import CHECKSUM_MISSING, DAMAGED
@@ -114,23 +112,10 @@ def test_after_an_upgrade_old_rows_pass_unchecked_and_new_ones_must_have_a_check
 # -- a lock file the disk has no room for ------------------------------------------------
 
 
-@contextlib.contextmanager
-def few_inodes(mountpoint: Path) -> Iterator[Path]:
-    """A real tmpfs with plenty of blocks but few inodes (skipped where mounting is not
-    permitted): creating a file there fails with ENOSPC once they are used up."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=64,mode=0755", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+def few_inodes(mountpoint: Path) -> contextlib.AbstractContextManager[Path]:
+    """A real tmpfs with plenty of blocks but few inodes: creating a file there fails
+    with ENOSPC once they are used up."""
+    return small_disk(mountpoint, "8m", "nr_inodes=64")
 
 
 def use_every_inode(directory: Path) -> list[Path]:
