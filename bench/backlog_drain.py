@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tidegate.config_loader import load_config_text
-from tidegate.local_broker import LocalBroker
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
 
 PER_MESSAGE = (1, 100)

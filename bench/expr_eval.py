@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import partial
 
 from tidegate.event import Event, new_event
-from tidegate.rules.expr import compile_expression
+from tidegate.rules.expr.compiler import compile_expression
 
 _NUMBER = new_event("gh1", "temperature", 31.5, unit="degC", tags={"room": "a"})
 _MAPPING = new_event("gh1", "climate", {"humidity": 45, "temperature": 21.5})

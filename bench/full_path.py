@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tidegate.config_loader import load_config_text
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker
 from tidegate.event import new_event
-from tidegate.local_broker import LocalBroker
 from tidegate.payload import encode_event
 from tidegate.pipeline import Gateway
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import GatewayProcess, Subscriber, wait_until, write_config
-from tidegate.local_broker import LocalBroker
-from tidegate.outbox_ledger import ledger_path, read_ledger
+from tidegate.demo.local_broker import LocalBroker
+from tidegate.outbox.ledger.file import ledger_path, read_ledger
 
 GATEWAY = "crash"
 KILL_AFTER = (0.2, 1.0)

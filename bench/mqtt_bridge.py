@@ -38,12 +38,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tidegate.config_loader import load_config_text
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker
 from tidegate.driver import DriverContext
-from tidegate.drivers.mqtt import MqttDriver, MqttInputConfig
+from tidegate.drivers.mqtt.driver import MqttDriver, MqttInputConfig
 from tidegate.event import Event
-from tidegate.local_broker import LocalBroker
-from tidegate.mqtt_asyncio import AsyncioPaho
+from tidegate.mqtt.paho_bridge import AsyncioPaho
 from tidegate.pipeline import Gateway
 
 TOPIC_FILTER = "tele/+/SENSOR"

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Literal
 
 from tests.support import GatewayProcess, wait_until, write_config
+from tidegate.demo.local_broker import LocalBroker
 from tidegate.event import new_event
-from tidegate.local_broker import LocalBroker
-from tidegate.outbox import Outbox
-from tidegate.outbox_schema import ROW_OVERHEAD
+from tidegate.outbox.schema import ROW_OVERHEAD
+from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 
 Durability = Literal["batch", "fsync"]

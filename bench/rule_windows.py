@@ -28,9 +28,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from tidegate.event import Event
-from tidegate.rules.aggregate import NUMPY_FROM, LargeWindowValues, WindowValues, parse_aggregate
-from tidegate.rules.window import Config, build
-from tidegate.rules.window_base import WindowOperator
+from tidegate.rules.operators.window.aggregate import (
+    NUMPY_FROM,
+    LargeWindowValues,
+    WindowValues,
+    parse_aggregate,
+)
+from tidegate.rules.operators.window.base import WindowOperator
+from tidegate.rules.operators.window.operator import Config, build
 
 AGGREGATES = ["avg", "min", "max", "p90", "count"]
 RATE_PER_KEY = 10.0  # values per second per key

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tidegate.driver import DriverContext, DriverState
-from tidegate.drivers._framing import LineFramer
-from tidegate.drivers._serial_sim import SerialSim, SerialSimConfig
-from tidegate.drivers.serial import SerialConfig, SerialDriver
+from tidegate.drivers.framing.lines import LineFramer
+from tidegate.drivers.serial.driver import SerialConfig, SerialDriver
+from tidegate.drivers.serial.sim import SerialSim, SerialSimConfig
 from tidegate.event import Event
 
 LINE_BYTES = 40

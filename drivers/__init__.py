@@ -1,0 +1,1 @@
+"""Event sources: one package or module per driver kind."""

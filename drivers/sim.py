@@ -39,10 +39,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import Driver, DriverConfig, DriverState, Emit
 from tidegate.event import Event, Value
 from tidegate.ids import uuid7
-from tidegate.schema_types import Duration, Name, Section
 
 MAX_BATCH = 1000
 

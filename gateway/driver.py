@@ -20,8 +20,8 @@ from typing import ClassVar, get_args
 
 from pydantic import Field
 
+from tidegate.config.types import Name, Section
 from tidegate.event import Event
-from tidegate.schema_types import Name, Section
 
 Emit = Callable[[Sequence[Event]], Awaitable[None]]
 """Hand events to the pipeline. Awaiting it is the backpressure: it blocks while

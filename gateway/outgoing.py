@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from tidegate.event import Event
-
-HIGH, NORMAL, LOW = 0, 1, 2
+from tidegate.priority import NORMAL
 
 
 class Outgoing(NamedTuple):

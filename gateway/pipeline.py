@@ -20,21 +20,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tidegate.clock import ClockWatcher
-from tidegate.config import GatewayConfig
+from tidegate.config.schema import GatewayConfig
 from tidegate.driver import Driver, DriverContext, DriverState
+from tidegate.driver_kinds import driver_types
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.event import Event
-from tidegate.outbox import AsyncOutbox, DeadInput, Outbox, OutboxFull, OutboxLimits
-from tidegate.outbox_disk import OutboxNoSpace
+from tidegate.mqtt.credentials import Secret, read_password
+from tidegate.ops.reload import ReloadOutcome
+from tidegate.ops.tap import EventTap
+from tidegate.outbox.disk import OutboxNoSpace
+from tidegate.outbox.store import AsyncOutbox, DeadInput, Outbox, OutboxFull, OutboxLimits
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event
-from tidegate.plugins import driver_types
-from tidegate.publisher import Publisher
-from tidegate.reload import ReloadOutcome
 from tidegate.rules.loader import load_rules_for_reload
 from tidegate.rules.stage import RouteDefaults, RuleStage
-from tidegate.secrets import Secret, read_password
-from tidegate.tap import EventTap
+from tidegate.uplink.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class Gateway:
                 await self._wait_for_input(first_at + interval - now, blocked)
                 continue
             # At most commit_max_events per commit, also when catching up after a hold:
-            # one commit's WAL frames must fit beside the outbox (tidegate.outbox_disk).
+            # one commit's WAL frames must fit beside the outbox (tidegate.outbox.disk).
             batch, self._pending = self._pending[:max_events], self._pending[max_events:]
             # Shielded: a shutdown must not abandon a batch halfway; _drain waits for it.
             self._committing_batch = batch

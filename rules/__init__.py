@@ -1,0 +1,1 @@
+"""The rule engine: rules filter, transform, aggregate and alarm on events."""

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tidegate.event import Event
-from tidegate.outgoing import HIGH, LOW, NORMAL, Outgoing
-from tidegate.rules.config import Priority, RuleConfig
-from tidegate.rules.expr import Expression, compile_expression
-from tidegate.rules.expr_eval import ExpressionRuntimeError
+from tidegate.outgoing import Outgoing
+from tidegate.priority import Priority, priority_class
+from tidegate.rules.config import RuleConfig
+from tidegate.rules.expr.compiler import Expression, compile_expression
+from tidegate.rules.expr.evaluator import ExpressionRuntimeError
 from tidegate.rules.match import EventTest, StreamTest, compile_stream_test, compile_tag_test
 from tidegate.rules.set_fields import SetFields
 from tidegate.rules.topic import TopicRenderer, compile_template
@@ -40,8 +41,6 @@ class RouteDefaults:
     qos: int
 
 
-PRIORITY_CLASSES: dict[str, int] = {"high": HIGH, "normal": NORMAL, "low": LOW}
-"""``publish.priority`` → the outbox's priority class on ``Outgoing``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ class Route:
 
     def outgoing(self, event: Event) -> Outgoing:
         return Outgoing(
-            event, self.topic(event), self.qos, self.retain, PRIORITY_CLASSES[self.priority]
+            event, self.topic(event), self.qos, self.retain, priority_class(self.priority)
         )
 
 

@@ -27,10 +27,10 @@ rules:
 
 1. ``match`` — globs on source and name, tag conditions (``tidegate.rules.match``);
    ``from`` — only events output by the named earlier rules (see chaining).
-2. ``where`` — an expression (``tidegate.rules.expr``); false: the rule does not
+2. ``where`` — an expression (``tidegate.rules.expr.compiler``); false: the rule does not
    apply, the event goes on to the next rule as if it had not matched.
 3. ``set`` — computed fields (``tidegate.rules.set_fields``).
-4. the operators the rule names, in their ``ORDER`` (``tidegate.rules.registry``):
+4. the operators the rule names, in their ``ORDER`` (``tidegate.rules.operators.registry``):
    ``absence`` → ``range`` → ``deadband`` → ``on_change`` → ``dedup`` →
    ``throttle`` → ``window`` (with ``aggregate``) → ``alarm``. Operators are
    found, not listed: a new module with ``KEY``/``Config``/``build`` adds a key.
@@ -140,15 +140,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
-from tidegate.rules.expr import ExpressionError, compile_expression
-from tidegate.rules.expr_location import expression_error
+from tidegate.config.types import Name, Section
+from tidegate.priority import Priority
+from tidegate.rules.expr.compiler import ExpressionError, compile_expression
+from tidegate.rules.expr.location import expression_error
 from tidegate.rules.match import MatchSpec
-from tidegate.rules.registry import OperatorKind, operator_keys, operator_kinds
+from tidegate.rules.operators.registry import OperatorKind, operator_keys, operator_kinds
 from tidegate.rules.set_fields import SetSpec
 from tidegate.rules.topic import TopicTemplateError, check_template
-from tidegate.schema_types import Name, Section
-
-Priority = Literal["high", "normal", "low"]
 
 
 def _check_topic(value: str | None) -> str | None:

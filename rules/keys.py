@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 from pydantic import Field, field_validator
 
+from tidegate.config.types import Section
 from tidegate.event import Event
-from tidegate.schema_types import Section
 
 StreamKey = tuple[str | None, ...]
 KeyFunction = Callable[[Event], StreamKey]

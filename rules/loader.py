@@ -33,12 +33,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tidegate.config.types import Section
+from tidegate.config.yaml_source import PathKey, SourceMap, load_yaml_file
 from tidegate.errors import ConfigError
 from tidegate.rules.chain import check_rule_set
 from tidegate.rules.config import RuleConfig
-from tidegate.rules.expr_location import split_expression_errors
-from tidegate.schema_types import Section
-from tidegate.yaml_source import PathKey, SourceMap, load_yaml_file
+from tidegate.rules.expr.location import split_expression_errors
 
 RULES_DIR_KEY = "rules_dir"
 """The top-level config key naming the rules folder."""
@@ -81,7 +81,7 @@ def _translate(
     exc: ValidationError, root: type[BaseModel], data: Any, smap: SourceMap
 ) -> ConfigError:
     # The config loader imports this module: importing it back at the top would be circular.
-    from tidegate.config_loader import translate_validation_error  # noqa: PLC0415
+    from tidegate.config.loader import translate_validation_error  # noqa: PLC0415
 
     messages, rest = split_expression_errors(exc, smap)
     if rest is not None:

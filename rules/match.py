@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from pydantic import Field
 
+from tidegate.config.types import Section
 from tidegate.event import Event
-from tidegate.schema_types import Section
 
 Globs = str | list[str]
 

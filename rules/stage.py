@@ -62,7 +62,7 @@ from tidegate.rules.compiler import (
     default_route,
 )
 from tidegate.rules.config import RuleConfig
-from tidegate.rules.expr_eval import ExpressionRuntimeError
+from tidegate.rules.expr.evaluator import ExpressionRuntimeError
 
 __all__ = [
     "DEFAULT_ROUTE",

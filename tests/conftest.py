@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tidegate.local_broker import LocalBroker, find_mosquitto
+from tidegate.demo.local_broker import LocalBroker, find_mosquitto
 
 
 @pytest.fixture

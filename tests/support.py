@@ -21,8 +21,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import TypeAdapter
 
-from tidegate.config_loader import load_config_text
-from tidegate.drivers._framing import Framer, FramingConfig, make_framer
+from tidegate.config.loader import load_config_text
+from tidegate.drivers.framing.lines import Framer, FramingConfig, make_framer
 from tidegate.pipeline import Gateway
 
 TIDEGATE = [sys.executable, "-m", "tidegate"]

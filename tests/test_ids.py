@@ -20,7 +20,9 @@ def now_ms() -> int:
 
 
 def test_timestamp_is_the_given_millisecond_and_a_clock_step_back_keeps_order() -> None:
-    ms = now_ms() + 50  # later than any id made so far in this process
+    # Later than any id made so far in this process (other tests make ids in the future).
+    latest = int(uuid7().replace("-", "")[:12], 16)
+    ms = max(now_ms(), latest) + 50
     first = uuid7(ms)
     assert int(first.replace("-", "")[:12], 16) == ms
     earlier = uuid7(ms - 3_600_000)  # wall clock jumped back an hour

@@ -1,0 +1,1 @@
+"""The ``mqtt`` driver: devices that publish to a broker on the gateway itself."""

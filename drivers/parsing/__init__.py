@@ -1,0 +1,1 @@
+"""Parsing: turning one frame into events, as a ``parse:`` section says."""

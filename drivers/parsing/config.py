@@ -1,0 +1,225 @@
+"""The ``parse:`` section's schema: one model per format, chosen by ``format``.
+
+Kept apart from the parser itself (``_parsing``), which imports these and re-exports
+them under their old names; the field descriptions are the README's reference.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import Field, field_validator, model_validator
+
+from tidegate.config.types import Name, Section
+from tidegate.drivers.framing.checksums import ByteOrder
+
+FieldType: TypeAlias = Literal["number", "int", "bool", "string"]
+WireType: TypeAlias = Literal["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64"]
+Encoding: TypeAlias = Literal["utf-8", "ascii", "latin-1"]
+
+_DECIMALS = (
+    "round the value to this many decimal places, computed exactly from the decimal "
+    "the device sent and rounded half to even (2.675 -> 2.68, 2.665 -> 2.66); an "
+    "integer without scale and bias stays as it is. Default: the resolution the frame's "
+    "value, `scale` and `bias` give (a raw 3 with `scale: 0.1` is 0.3, not "
+    "0.30000000000000004); without scale and bias the value is left as it came."
+)
+
+
+class FieldSpec(Section):
+    """How one named value of a text or JSON frame becomes an event."""
+
+    name: Name | None = Field(None, description="Event name; default: the field's key.")
+    type: FieldType = Field(
+        "number",
+        description="Convert to `number`, `int`, `bool` or `string`. A `number` without "
+        "scale and bias keeps an integer an integer (exact), other numbers are floats; "
+        "an integer beyond 64 bits is rejected, never rounded.",
+    )
+    unit: str | None = Field(None, max_length=32, description="Unit of the value, e.g. `°C`.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags for this field's events.")
+    scale: float = Field(1.0, description="For `number`: value = raw * scale + bias.")
+    bias: float = Field(0.0, description="For `number`: added after scaling.")
+    decimals: int | None = Field(None, ge=0, le=15, description=f"For `number`: {_DECIMALS}")
+    required: bool = Field(
+        False, description="Reject the frame when this field is missing (else skip the field)."
+    )
+
+    @model_validator(mode="after")
+    def _scaling_is_numeric(self) -> FieldSpec:
+        if self.type != "number" and (
+            self.scale != 1.0 or self.bias != 0.0 or self.decimals is not None
+        ):
+            raise ValueError("scale, bias and decimals apply to `type: number` fields only")
+        return self
+
+
+class StructField(Section):
+    """One value at a fixed offset of a binary frame."""
+
+    offset: int = Field(ge=0, le=65535, description="Byte offset in the frame (from byte 0).")
+    type: WireType = Field(
+        description="u8, i8, u16, i16, u32, i32, f32 or f64. An f32 is published as the "
+        "shortest decimal that is the same float32 (21.3, not 21.299999237060547)."
+    )
+    byte_order: ByteOrder | None = Field(None, description="Override the parser's byte order.")
+    name: Name | None = Field(None, description="Event name; default: the field's key.")
+    unit: str | None = Field(None, max_length=32, description="Unit of the value.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags for this field's events.")
+    scale: float = Field(1.0, description="value = raw * scale + bias (an int if both are unset).")
+    bias: float = Field(0.0, description="Added after scaling.")
+    decimals: int | None = Field(
+        None, ge=0, le=15, description=_DECIMALS[0].upper() + _DECIMALS[1:]
+    )
+
+
+class TimestampSpec(Section):
+    """A field that carries the reading's own time."""
+
+    field: str = Field(min_length=1, description="Key of the field holding the time.")
+    format: Literal["unix", "unix_ms", "iso8601"] = Field(
+        "unix", description="Seconds or milliseconds since 1970, or an ISO 8601 string."
+    )
+
+
+class _ParseBase(Section):
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags for every event.")
+    output: Literal["events", "mapping"] = Field(
+        "events",
+        alias="as",
+        description="`events`: one event per field; `mapping`: one event whose value maps "
+        "field names to values (units and per-field tags are not kept).",
+    )
+    name: Name = Field(
+        "reading", description="Event name with `as: mapping` (and for `raw`)."
+    )
+
+
+class _RecordParse(_ParseBase):
+    """Formats that yield named values: the fields pick and convert them."""
+
+    fields: dict[str, FieldSpec] = Field(
+        default_factory=dict, description="The fields to emit, by key, with their conversion."
+    )
+    unlisted: Literal["ignore", "include", "reject"] = Field(
+        "ignore",
+        description="What to do with keys not in `fields`: drop them, emit them with an "
+        "automatic type (bool for true/false, number when numeric, else string), or "
+        "`reject` the record (`kv` and `json`: for a device that always sends the same "
+        "keys, an unknown key is a damaged record).",
+    )
+    timestamp: TimestampSpec | None = Field(
+        None, description="Take the event time from a field instead of the arrival time."
+    )
+    encoding: Encoding = Field("utf-8", description="Text encoding of the frame.")
+
+    @model_validator(mode="after")
+    def _something_to_emit(self) -> _RecordParse:
+        if not self.fields and self.unlisted != "include":
+            raise ValueError("list `fields`, or set `unlisted: include`, or nothing is emitted")
+        return self
+
+
+def _no_unlisted_reject(config: _RecordParse, why: str) -> None:
+    if config.unlisted == "reject":
+        raise ValueError(f"`unlisted: reject` is for kv and json: {why}")
+
+
+class JsonParse(_RecordParse):
+    """One JSON object per frame: ``{"t": 21.5, "h": 40}``."""
+
+    format: Literal["json"] = Field("json", description="Frames are JSON objects.")
+    # A dotted key (`env.t`) reaches into nested objects.
+
+
+class CsvParse(_RecordParse):
+    """Delimited values in fixed column order: ``21.5,40``. No quoting."""
+
+    format: Literal["csv"] = Field("csv", description="Frames are delimited columns.")
+    columns: list[str] = Field(
+        min_length=1,
+        description='Column keys in order; "" or "_" skips a column. A record with another '
+        "number of columns is rejected.",
+    )
+    delimiter: str = Field(",", min_length=1, description="Column separator.")
+
+    @model_validator(mode="after")
+    def _fields_are_columns(self) -> CsvParse:
+        unknown = [key for key in self.fields if key not in self.columns]
+        if unknown:
+            raise ValueError(f"fields {unknown} are not in `columns`")
+        _no_unlisted_reject(self, "`columns` already fixes a csv record's keys")
+        return self
+
+
+class KvParse(_RecordParse):
+    """Key/value pairs: ``T=21.5,H=40``.
+
+    A record with a repeated key, a key without a value, a pair without the key/value
+    separator or a value holding that separator (``c=1a=3``: two records run
+    together) is rejected.
+    """
+
+    format: Literal["kv"] = Field("kv", description="Frames are key=value pairs.")
+    pair_separator: str = Field(",", min_length=1, description="Between pairs.")
+    kv_separator: str = Field("=", min_length=1, description="Between a key and its value.")
+
+
+class RegexParse(_RecordParse):
+    """A regular expression whose named groups are the fields."""
+
+    format: Literal["regex"] = Field("regex", description="Fields are a regex's named groups.")
+    pattern: str = Field(
+        description="Python regular expression with `(?P<key>...)` groups. A group that "
+        "matched nothing (empty) rejects the record; one that did not take part counts "
+        "as a missing field."
+    )
+    match: Literal["search", "full"] = Field(
+        "search",
+        description="`search`: the pattern may match anywhere in the frame, once (a "
+        "second match means two records run together and rejects the frame); `full`: "
+        "it must match the whole frame, which also catches a record cut short and "
+        "followed by noise: the safer choice for serial lines without a checksum.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            compiled = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if not compiled.groupindex:
+            raise ValueError("the pattern needs named groups, e.g. (?P<temperature>[-0-9.]+)")
+        return pattern
+
+    @model_validator(mode="after")
+    def _groups_are_fixed(self) -> RegexParse:
+        _no_unlisted_reject(self, "the pattern already fixes a regex record's keys")
+        return self
+
+
+class StructParse(_ParseBase):
+    """Binary values at fixed offsets, e.g. a sensor datasheet's frame layout."""
+
+    format: Literal["struct"] = Field("struct", description="Frames are binary records.")
+    byte_order: ByteOrder = Field("big", description="Default byte order of the fields.")
+    fields: dict[str, StructField] = Field(min_length=1, description="The values, by key.")
+
+
+class RawParse(_ParseBase):
+    """The whole frame as one string event."""
+
+    format: Literal["raw"] = Field("raw", description="The frame is the value.")
+    encoding: Encoding | Literal["hex"] = Field(
+        "utf-8", description="Text encoding of the frame, or `hex` for binary frames."
+    )
+    unit: str | None = Field(None, max_length=32, description="Unit of the value.")
+    name: Name = Field("raw", description="Event name.")
+
+
+ParseConfig: TypeAlias = Annotated[
+    JsonParse | CsvParse | KvParse | RegexParse | StructParse | RawParse,
+    Field(discriminator="format"),
+]

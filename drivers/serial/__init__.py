@@ -1,0 +1,1 @@
+"""The ``serial`` driver: sensors on a serial port, its commands and its simulator."""

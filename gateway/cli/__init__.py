@@ -1,0 +1,1 @@
+"""The ``tidegate`` command line: the typer app and one module per command group."""

@@ -1,0 +1,268 @@
+"""``tidegate buffer``: look into the outbox, export it, replay dead letters, purge.
+
+Every command takes the outbox from the config (``-c``; ``buffer.path`` or
+``<gateway.data_dir>/outbox.db``) or directly (``--db``), and works whether
+the gateway is stopped or running (see ``tidegate.outbox.admin.inspect``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from sqlite_utils import Database
+
+from tidegate.config.loader import load_config, resolve_config_path
+from tidegate.errors import TidegateError
+from tidegate.outbox.admin import format as fmt
+from tidegate.outbox.admin import inspect as admin
+from tidegate.outbox.admin import purge as buffer_purge
+from tidegate.outbox.admin import replay as buffer_replay
+from tidegate.outbox.admin.replay import ReplayPlan
+from tidegate.outbox.ledger.file import note_admin_change
+
+buffer_app = typer.Typer(
+    help="Inspect the outbox, export it, replay dead letters, purge it.",
+    no_args_is_help=True,
+)
+
+
+class ConfirmationRequired(TidegateError):
+    """A destructive command without ``--yes`` and no terminal to ask on."""
+
+    exit_code = 2
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file whose outbox to use. Default: $TIDEGATE_CONFIG, "
+        "else /etc/tidegate/tidegate.yaml.",
+        show_default=False,
+    ),
+]
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="The outbox file itself, instead of a config.", show_default=False),
+]
+DeadOption = Annotated[
+    bool, typer.Option("--dead-letters", help="Dead letters instead of undelivered events.")
+]
+SourceOption = Annotated[
+    str | None,
+    typer.Option("--source", help="Only sources matching this glob (e.g. 'greenhouse*')."),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _outbox_path(config: Path | None, db: Path | None) -> Path:
+    if config is not None and db is not None:
+        raise typer.BadParameter("give -c CONFIG or --db PATH, not both")
+    if db is not None:
+        return db
+    return load_config(resolve_config_path(config)).outbox_path
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask on a terminal; without one, only ``--yes`` proceeds."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(f"{question[:-1]}: refusing without --yes (not a terminal)")
+    typer.confirm(question, abort=True)
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@buffer_app.command()
+def stats(
+    *,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="Dead-letter reasons listed, most frequent first.")
+    ] = 10,
+) -> None:
+    """Depth, bytes, oldest age, per source and priority, drops, dead letters."""
+    path = _outbox_path(config, db)
+    handle = admin.open_for_reading(path)
+    try:
+        result = admin.read_stats(handle, path, top)
+    finally:
+        handle.close()
+    if as_json:
+        typer.echo(orjson.dumps(result.as_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        fmt.print_stats(result)
+
+
+@buffer_app.command()
+def peek(
+    *,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    count: Annotated[int, typer.Option("-n", "--count", min=1, help="How many.")] = 10,
+    dead: DeadOption = False,
+    source: SourceOption = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
+) -> None:
+    """The oldest undelivered events (or dead letters)."""
+    handle = admin.open_for_reading(_outbox_path(config, db))
+    now = time.time()
+    shown = 0
+    try:
+        if jsonl:
+            with fmt.output(None) as out:
+                fmt.write_jsonl(fmt.records(handle, dead, source, count), out)
+            return
+        with admin.snapshot(handle):
+            if dead:
+                for letter in admin.dead_letters(handle, source_glob=source, limit=count):
+                    fmt.print_letter(letter, now)
+                    shown += 1
+            else:
+                for entry in admin.entries(handle, source_glob=source, limit=count):
+                    fmt.print_entry(entry, now)
+                    shown += 1
+    finally:
+        handle.close()
+    if not shown:
+        typer.echo("no dead letters" if dead else "the outbox is empty")
+
+
+@buffer_app.command()
+def export(
+    *,
+    export_format: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="jsonl or csv.", show_default=False)
+    ],
+    config: ConfigOption = None,
+    db: DbOption = None,
+    dead: DeadOption = False,
+    source: SourceOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default: stdout.")
+    ] = None,
+) -> None:
+    """Every undelivered event (or dead letter), oldest first, as JSON Lines or CSV."""
+    handle = admin.open_for_reading(_outbox_path(config, db))
+    try:
+        records = fmt.records(handle, dead, source, None)
+        with fmt.output(output) as out:
+            if export_format is ExportFormat.csv:
+                n = fmt.write_csv(records, fmt.LETTER_COLUMNS if dead else fmt.ENTRY_COLUMNS, out)
+            else:
+                n = fmt.write_jsonl(records, out)
+    finally:
+        handle.close()
+    what = "dead letters" if dead else "events"
+    typer.echo(f"exported {n:,} {what}" + (f" to {output}" if output else ""), err=True)
+
+
+@buffer_app.command()
+def replay(
+    *,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Only dead letters whose reason matches this glob. Events the outbox "
+            "found damaged are replayed only if it starts with their reason's first word "
+            "(e.g. 'checksum*').",
+        ),
+    ] = None,
+    yes: YesOption = False,
+) -> None:
+    """Put dead-lettered events back into the outbox, with their original ids."""
+    path = _outbox_path(config, db)
+    handle = admin.open_for_writing(path)
+    try:
+        plan = buffer_replay.plan_replay(handle, reason)
+        if plan.not_replayable:
+            typer.echo(
+                f"{plan.not_replayable:,} dead letters hold raw input or no topic, not events: "
+                "not replayable, left in place",
+                err=True,
+            )
+        _say_damaged(plan)
+        if not plan.replayable:
+            typer.echo("no dead-lettered events to replay")
+            return
+        _confirm(f"replay {len(plan.replayable):,} dead-lettered events into {path}?", yes)
+        try:
+            moved = buffer_replay.replay(handle, plan.replayable)
+        finally:  # also after a failure half-way: what committed is in the file
+            _tell_the_ledger(path, handle)
+    finally:
+        handle.close()
+    typer.echo(f"replayed {moved:,} events into the outbox")
+    if plan.failing:
+        typer.echo(
+            f"{plan.failing:,} of them fail the checksum they were stored with: the gateway "
+            "will move them back to the dead letters, not publish them"
+        )
+
+
+def _say_damaged(plan: ReplayPlan) -> None:
+    for why, n in plan.damaged.items():
+        typer.echo(
+            f"{n:,} dead letters are events the outbox found damaged ({why}): left in "
+            f"place; to replay them, name the reason (--reason '{why.split(' ', 1)[0]}*')"
+        )
+
+
+def _tell_the_ledger(path: Path, handle: Database) -> None:
+    """A stopped gateway's ledger describes its undelivered events: after a purge or a
+    replay it must describe the file as it is now, or a later loss of the file would
+    count purged events as lost and replayed ones not. A running gateway (or no ledger
+    yet) is left to itself; this never fails the command."""
+    note_admin_change(path, handle.conn)
+
+
+@buffer_app.command()
+def purge(
+    *,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    dead: Annotated[bool, typer.Option("--dead-letters", help="Remove the dead letters.")] = False,
+    outbox: Annotated[bool, typer.Option("--outbox", help="Remove undelivered events.")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="Both.")] = False,
+    yes: YesOption = False,
+) -> None:
+    """Remove undelivered events and/or dead letters (counted as purged)."""
+    if not (dead or outbox or everything):
+        raise typer.BadParameter("say what to purge: --outbox, --dead-letters or --all")
+    dead, outbox = dead or everything, outbox or everything
+    path = _outbox_path(config, db)
+    handle = admin.open_for_writing(path)
+    try:
+        planned = buffer_purge.count_for_purge(handle, outbox=outbox, dead=dead)
+        if not (planned.outbox or planned.dead_letters):
+            typer.echo("nothing to purge")
+            return
+        parts = [f"{planned.outbox:,} undelivered events"] if outbox else []
+        parts += [f"{planned.dead_letters:,} dead letters"] if dead else []
+        _confirm(f"permanently remove {' and '.join(parts)} from {path}?", yes)
+        try:
+            done = buffer_purge.purge(handle, outbox=outbox, dead=dead)
+        finally:
+            _tell_the_ledger(path, handle)
+    finally:
+        handle.close()
+    typer.echo(f"purged {done.outbox:,} undelivered events and {done.dead_letters:,} dead letters")

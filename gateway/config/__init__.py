@@ -1,0 +1,1 @@
+"""Configuration: schema types, the YAML loader with positions, the file's schema."""

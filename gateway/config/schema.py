@@ -1,0 +1,231 @@
+"""The configuration file's schema: one section per component.
+
+This module is the reference for every key (``tidegate check --schema``
+prints it as JSON Schema). Driver sections come from the driver modules
+themselves; the ``drivers`` list is a union over every driver kind found.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tidegate.config.types import ByteSize, Duration, Name, Section
+from tidegate.driver import DriverConfig
+from tidegate.mqtt.credentials import MqttCredentials
+from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
+from tidegate.rules.config import RuleConfig
+from tidegate.rules.topic import TopicTemplateError, check_template
+
+
+def _default_gateway_id() -> str:
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).strip("-.") or "gateway"
+    return host[:64]
+
+
+class GatewaySection(Section):
+    id: Name = Field(
+        default_factory=_default_gateway_id,
+        description="This gateway's id: in topics (`{gateway}`) and payloads. Default: hostname.",
+    )
+    data_dir: Path = Field(
+        Path("/var/lib/tidegate"),
+        description="Where the outbox lives. Relative paths are relative to the config file.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log level written."
+    )
+
+
+class TlsSection(Section):
+    ca_file: Path | None = Field(
+        None, description="CA bundle that signed the broker's certificate; default: system CAs."
+    )
+    cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
+    key_file: Path | None = Field(None, description="Client private key (PEM) for mutual TLS.")
+    verify: bool = Field(
+        True,
+        description="Verify the broker's certificate and host name. Turn off only for testing.",
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+def _check_topic(value: str) -> str:
+    try:
+        check_template(value)
+    except TopicTemplateError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class MqttSection(MqttCredentials):
+    host: str = Field(description="Broker host name or address.", min_length=1)
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Broker port; default 1883, or 8883 with `tls`."
+    )
+    protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
+    client_id: str | None = Field(
+        None, max_length=128, description="MQTT client id; default `tidegate-<gateway id>`."
+    )
+    keepalive: Duration = Field(30.0, ge=5, le=3600, description="Keep-alive interval.")
+    qos: Literal[0, 1] = Field(1, description="QoS of published events (1: at least once).")
+    tls: TlsSection | None = Field(None, description="Use TLS; present (even `{}`) turns it on.")
+    topic_prefix: str = Field(
+        "tidegate/{gateway}",
+        description="`{prefix}` in templates; status goes to `<prefix>/status`.",
+    )
+    topic: str = Field(
+        "{prefix}/{source}/{name}",
+        description="Default route: the topic template of events no rule routes.",
+    )
+    events_per_message: int = Field(
+        1,
+        ge=1,
+        le=10000,
+        description="1: one JSON object per message; N > 1: JSON arrays of up to N events "
+        "that share a topic.",
+    )
+    max_message_bytes: ByteSize = Field(
+        256 * 1024,
+        ge=1024,
+        description="Largest payload sent in one message (the broker's limit: Mosquitto's "
+        "`message_size_limit`, AWS IoT's 128 kB); batches are split below it, and a single "
+        "event larger than it is dead-lettered. MQTT 5 brokers that announce a maximum "
+        "packet size lower it automatically.",
+    )
+    max_inflight: int = Field(
+        200,
+        ge=1,
+        le=20000,
+        description="Messages published but not yet acknowledged, at most.",
+    )
+    reconnect_min: Duration = Field(0.5, gt=0, description="First reconnect delay (backoff).")
+    reconnect_max: Duration = Field(30.0, gt=0, description="Longest reconnect delay (cap).")
+    connect_timeout: Duration = Field(10.0, gt=0, description="Give up a connection attempt.")
+
+    _check_prefix = field_validator("topic_prefix")(_check_topic)
+    _check_default_topic = field_validator("topic")(_check_topic)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_static(cls, value: str) -> str:
+        if re.search(r"\{(?!gateway\})[^}]*\}", value):
+            raise ValueError("topic_prefix may only use the {gateway} placeholder")
+        return value
+
+    @model_validator(mode="after")
+    def _reconnect_range(self) -> MqttSection:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError("reconnect_min must not exceed reconnect_max")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 8883 if self.tls is not None else 1883
+
+
+class BufferSection(Section):
+    path: Path | None = Field(
+        None, description="The outbox database; default `<data_dir>/outbox.db`."
+    )
+    commit_interval: Duration = Field(
+        0.05, gt=0, le=10, description="Commit accepted events at least this often (group commit)."
+    )
+    commit_max_events: int = Field(
+        1000, ge=1, le=100000, description="Commit as soon as this many events wait."
+    )
+    durability: Literal["batch", "fsync"] = Field(
+        "batch",
+        description="`batch`: WAL, synchronous=NORMAL (a power cut can lose the last commits); "
+        "`fsync`: synchronous=FULL (nothing committed is lost).",
+    )
+    max_bytes: ByteSize = Field(
+        256 * 1024 * 1024,
+        ge=1_000_000,
+        description="Bound on the outbox's contents (payloads + ~48 B per event), e.g. `256MB`, "
+        "`2GiB`; lowered at start to what the disk has room for.",
+    )
+    max_age: Duration | None = Field(
+        None,
+        gt=0,
+        description="Drop undelivered events older than this (e.g. `7d`); never on an untrusted "
+        "clock, and ages follow clock-step corrections.",
+    )
+    when_full: Literal["drop_oldest", "drop_newest", "block"] = Field(
+        "drop_oldest",
+        description="`drop_oldest`: the oldest events of the lowest priority class go; "
+        "`drop_newest`: new events are refused; `block`: drivers wait (backpressure).",
+    )
+    memory_max_events: int = Field(
+        100_000,
+        ge=1000,
+        description="Events held in memory while the outbox cannot commit (a full disk); "
+        "beyond that the oldest are dropped and counted.",
+    )
+    dead_letter_max_bytes: ByteSize = Field(
+        16 * 1024 * 1024, ge=65536, description="Bound on the dead-letter table; oldest go first."
+    )
+    clock_step: Duration = Field(
+        2.0,
+        gt=0,
+        description="A wall-clock jump larger than this (against the monotonic clock) is a step: "
+        "timestamps of this boot's undelivered events are corrected by it.",
+    )
+
+
+class GatewayConfig(Section):
+    """The whole file. ``drivers`` is re-typed at load with every driver kind's schema."""
+
+    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    mqtt: MqttSection | None = Field(
+        None, description="The broker to publish to; without it events are only buffered."
+    )
+    buffer: BufferSection = Field(default_factory=BufferSection)
+    drivers: list[DriverConfig] = Field(min_length=1, description="Event sources.")
+    rules: list[RuleConfig] = Field(
+        default_factory=list, description="Rules, in order (see the rules section)."
+    )
+    rules_dir: Path | None = Field(
+        None,
+        description="Folder of rule files (*.yaml, each a list of rules), run after `rules:` "
+        "in file name order. Relative to this file.",
+    )
+
+    control: ControlSection = Field(
+        default_factory=ControlSection,
+        description="The control API that `tidegate status|tail|reload` talk to.",
+    )
+    metrics: MetricsSection = Field(
+        default_factory=MetricsSection,
+        description="Metrics on `<prefix>/metrics` and an optional Prometheus endpoint.",
+    )
+    logging: LoggingSection = Field(
+        default_factory=LoggingSection,
+        description="Log level, and the rate limit of repeated lines.",
+    )
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.buffer.path or self.gateway.data_dir / "outbox.db"
+
+    @property
+    def topic_prefix(self) -> str:
+        template = self.mqtt.topic_prefix if self.mqtt else "tidegate/{gateway}"
+        return template.replace("{gateway}", self.gateway.id)
+
+    @property
+    def client_id(self) -> str:
+        if self.mqtt and self.mqtt.client_id:
+            return self.mqtt.client_id
+        return f"tidegate-{self.gateway.id}"

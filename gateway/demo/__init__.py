@@ -1,0 +1,1 @@
+"""The laptop demo's helpers: a private Mosquitto, and a subscriber that counts deliveries."""

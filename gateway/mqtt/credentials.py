@@ -1,0 +1,86 @@
+"""Reading secrets (the MQTT password) from a file, the environment or a
+systemd credential, never from the YAML file, and never into a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from tidegate.config.types import Section
+from tidegate.errors import PublishError
+
+
+class Secret:
+    """A string that does not show itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+def _read(path: Path, what: str) -> Secret:
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise PublishError(
+            f"cannot read the MQTT password from {what} {path}: {exc.strerror}"
+        ) from None
+
+
+class MqttCredentials(Section):
+    """How a broker connection logs in: a user name and, from outside the YAML file,
+    a password (shared by the publisher's `mqtt` section and the `mqtt` driver)."""
+
+    username: str | None = Field(None, description="User name, if the broker wants one.")
+    password_file: Path | None = Field(
+        None, description="File whose content (trimmed) is the password."
+    )
+    password_env: str | None = Field(None, description="Environment variable holding the password.")
+    password_credential: str | None = Field(
+        None,
+        description="systemd credential name (`LoadCredential=`) holding the password.",
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> MqttCredentials:
+        sources = [self.password_file, self.password_env, self.password_credential]
+        if sum(s is not None for s in sources) > 1:
+            raise ValueError(
+                "give the password one way: password_file, password_env or password_credential"
+            )
+        if self.username is None and any(s is not None for s in sources):
+            raise ValueError("a password needs a `username`")
+        return self
+
+
+def read_password(mqtt: MqttCredentials) -> Secret | None:
+    if mqtt.password_file is not None:
+        return _read(mqtt.password_file, "file")
+    if mqtt.password_env is not None:
+        value = os.environ.get(mqtt.password_env)
+        if value is None:
+            raise PublishError(
+                f"the MQTT password variable ${mqtt.password_env} is not set in the environment"
+            )
+        return Secret(value)
+    if mqtt.password_credential is not None:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise PublishError(
+                f"password_credential '{mqtt.password_credential}' needs systemd's "
+                "LoadCredential= ($CREDENTIALS_DIRECTORY is not set)"
+            )
+        return _read(Path(directory) / mqtt.password_credential, "credential")
+    return None

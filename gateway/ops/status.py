@@ -1,0 +1,363 @@
+"""The status document: what `tidegate status`, the metrics message and the
+Prometheus endpoint report, built from a running ``Gateway``.
+
+``GatewayMonitor.run`` samples the gateway's counters once a second into a
+ring of the last minute, so rates are "over the last minute" without the
+hot path doing any extra work. The document is plain JSON data (shape in
+``GatewayMonitor.status``); ``render_status`` turns it into the human text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from tidegate import __version__
+from tidegate.driver import DriverState
+from tidegate.outbox.ledger.reconcile import LOST
+from tidegate.pipeline import Gateway
+from tidegate.priority import PRIORITIES
+from tidegate.timefmt import rfc3339
+
+RATE_WINDOW = 60
+"""Seconds the rates in the status document average over."""
+
+Document = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The totals rates are computed from; each only ever grows."""
+
+    events_in: int = 0
+    accepted: int = 0
+    delivered: int = 0
+    rule_dropped: int = 0
+    outbox_dropped: int = 0
+    driver_errors: int = 0
+
+    def minus(self, other: Counters) -> Counters:
+        return Counters(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
+class RateWindow:
+    """A ring of per-second counter samples covering the last ``span`` seconds."""
+
+    def __init__(self, span: int = RATE_WINDOW) -> None:
+        self.span = span
+        self._samples: deque[tuple[float, Counters]] = deque(maxlen=span + 1)
+
+    def add(self, at: float, counters: Counters) -> None:
+        self._samples.append((at, counters))
+
+    def rates(self, now: float, current: Counters) -> Document:
+        """Per-second rates from the oldest sample within the span up to ``current``."""
+        oldest: tuple[float, Counters] | None = None
+        for at, counters in self._samples:
+            if now - at <= self.span + 0.5:
+                oldest = (at, counters)
+                break
+        doc: Document = {"window_s": 0.0}
+        if oldest is None or now - oldest[0] < 0.5:
+            doc.update({f.name: 0.0 for f in fields(Counters)})
+            return doc
+        elapsed = now - oldest[0]
+        delta = current.minus(oldest[1])
+        doc["window_s"] = round(elapsed, 1)
+        doc.update({f.name: round(getattr(delta, f.name) / elapsed, 3) for f in fields(Counters)})
+        return doc
+
+
+def _merged(committed: dict[str, int], pending: dict[str, int]) -> dict[str, int]:
+    # Copies first: the outbox's thread may change either meanwhile.
+    out = dict(committed)
+    for name, n in dict(pending).items():
+        out[name] = out.get(name, 0) + n
+    return out
+
+
+def _outbox_state(gateway: Gateway) -> str:
+    if gateway.outbox.waiting is None:
+        return "open"
+    return "waiting for disk space" if gateway.outbox.no_space else "not open"
+
+
+def _age(since: float | None, now: float) -> float | None:
+    return None if since is None else round(max(0.0, now - since), 3)
+
+
+def oldest_accepted(path: Path) -> float | None:
+    """Wall-clock acceptance time of the oldest undelivered event, read with a
+    separate read-only connection (WAL lets it read beside the writer)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT accepted FROM outbox ORDER BY id LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return float(row[0]) if row else None
+
+
+class GatewayMonitor:
+    """Reads a running gateway's health and counters into the status document."""
+
+    def __init__(self, gateway: Gateway, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gateway = gateway
+        self.clock = clock
+        self.started = clock()
+        self.started_wall = time.time()
+        self.window = RateWindow()
+        self.tail_listeners: Callable[[], int] = lambda: 0
+        """Set by the control server: how many `tidegate tail` clients are attached."""
+
+    def counters(self) -> Counters:
+        gateway = self.gateway
+        ostats = gateway.outbox.stats
+        publisher = gateway.publisher
+        return Counters(
+            events_in=gateway.stats.events_in,
+            accepted=ostats.accepted,
+            delivered=publisher.status.events_delivered if publisher else 0,
+            rule_dropped=sum(s.dropped for s in gateway.rules.stats.values()),
+            outbox_dropped=sum(_merged(ostats.drops, ostats.pending_drops).values()),
+            driver_errors=sum(d.health.errors for d in gateway.drivers),
+        )
+
+    def sample(self) -> None:
+        self.window.add(self.clock(), self.counters())
+
+    async def run(self) -> None:
+        """Sample once a second until cancelled."""
+        while True:
+            self.sample()
+            await asyncio.sleep(1.0)
+
+    async def status(self) -> Document:
+        """The status document. Only the oldest event's age needs the database,
+        read on a worker thread (and only when the outbox is not empty)."""
+        oldest: float | None = None
+        # Not while the outbox waits for disk space: even a reader may need to write.
+        if self.gateway.outbox.stats.depth > 0 and self.gateway.outbox.waiting is None:
+            oldest = await asyncio.to_thread(oldest_accepted, self.gateway.config.outbox_path)
+        return self.document(oldest)
+
+    def document(self, oldest_accepted_at: float | None = None) -> Document:
+        gateway = self.gateway
+        now = self.clock()
+        wall = time.time()
+        ostats = gateway.outbox.stats
+        publisher = gateway.publisher
+        mqtt = gateway.config.mqtt
+        broker: Document = {"configured": publisher is not None}
+        if publisher is not None and mqtt is not None:
+            pstatus = publisher.status
+            broker.update(
+                address=f"{mqtt.host}:{mqtt.effective_port}",
+                connected=pstatus.connected,
+                since_s=_age(pstatus.since, now),
+                last_error=pstatus.last_error,
+                inflight=pstatus.inflight,
+                connects=pstatus.connects,
+                delivered=pstatus.events_delivered,
+                rejected=pstatus.events_rejected,
+                quota_exceeded=pstatus.quota_exceeded,
+            )
+        return {
+            "version": __version__,
+            "gateway": gateway.config.gateway.id,
+            "pid": os.getpid(),
+            "started": rfc3339(self.started_wall),
+            "uptime_s": round(now - self.started, 3),
+            "drivers": [
+                {
+                    "name": d.name,
+                    "type": d.config.type,
+                    "state": str(d.health.state),
+                    "state_since_s": _age(d.health.since_monotonic, now),
+                    "events": d.health.events,
+                    "errors": d.health.errors,
+                    "last_error": d.health.last_error,
+                    "last_event_age_s": _age(d.health.last_event_monotonic, now),
+                }
+                for d in gateway.drivers
+            ],
+            "rules": [
+                {
+                    "name": name,
+                    "in": s.matched,
+                    "out": s.out,
+                    "dropped": s.dropped,
+                    "filtered": s.filtered,
+                    "dead_lettered": s.dead_lettered,
+                    "errors": s.errors,
+                }
+                for name, s in gateway.rules.stats.items()
+            ],
+            "pipeline": {
+                "events_in": gateway.stats.events_in,
+                "input_rejected": gateway.stats.input_rejected,
+                "commit_failures": gateway.stats.commit_failures,
+                "memory_drops": gateway.stats.memory_drops,
+            },
+            "outbox": {
+                "path": str(gateway.config.outbox_path),
+                "state": _outbox_state(gateway),
+                # Why it is not open; while it is not, the figures are the ledger's (the
+                # last run's), and events are held in memory.
+                "not_open": gateway.outbox.waiting,
+                "held_in_memory": gateway.held_in_memory,
+                "depth": ostats.depth,
+                "bytes": ostats.bytes,
+                "oldest_age_s": (
+                    None
+                    if oldest_accepted_at is None or ostats.depth == 0
+                    else round(max(0.0, wall - oldest_accepted_at), 3)
+                ),
+                "accepted": ostats.accepted,
+                "acked": ostats.acked,
+                # Counted means visible at once: drops not yet committed (a full disk)
+                # are included, and listed apart in dropped_pending.
+                "dropped": _merged(ostats.drops, ostats.pending_drops),
+                "dropped_pending": dict(ostats.pending_drops),  # a copy, at once
+                "lost_in_recovery": ostats.drops.get(LOST, 0),
+                "delete_pending": ostats.undeleted,
+                "recovery": None if ostats.recovery is None else ostats.recovery.as_json(),
+                "depth_by_priority": dict(zip(PRIORITIES, ostats.depth_by_priority, strict=True)),
+                "max_bytes": ostats.max_bytes,
+                "dead_letters": ostats.dead_letters,
+            },
+            "broker": broker,
+            "rates": self.window.rates(now, self.counters()),
+            "tail_clients": self.tail_listeners(),
+        }
+
+
+# -- the human text of `tidegate status` -----------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+
+
+def render_status(doc: Document) -> str:
+    """The document as a screenful of text."""
+    rates = doc["rates"]
+    lines = [
+        f"tidegate {doc['version']} · gateway {doc['gateway']} · up {_duration(doc['uptime_s'])}"
+        f" · pid {doc['pid']}",
+        f"last {rates['window_s']:.0f} s: in {rates['events_in']:.1f}/s · accepted "
+        f"{rates['accepted']:.1f}/s · delivered {rates['delivered']:.1f}/s · dropped "
+        f"{rates['rule_dropped'] + rates['outbox_dropped']:.1f}/s",
+        "",
+        "drivers",
+    ]
+    lines += _table(
+        ["NAME", "TYPE", "STATE", "EVENTS", "ERRORS", "LAST EVENT", "LAST ERROR"],
+        [
+            [
+                d["name"],
+                d["type"],
+                d["state"]
+                + (
+                    ""
+                    if d["state"] == DriverState.RUNNING
+                    else f" ({_duration(d['state_since_s'])})"
+                ),
+                str(d["events"]),
+                str(d["errors"]),
+                "never"
+                if d["last_event_age_s"] is None
+                else f"{_duration(d['last_event_age_s'])} ago",
+                d["last_error"] or "-",
+            ]
+            for d in doc["drivers"]
+        ],
+    )
+    lines += ["", "rules"]
+    lines += _table(
+        ["NAME", "IN", "OUT", "DROPPED", "FILTERED", "DEAD LETTERS"],
+        [
+            [r["name"], *(str(r[k]) for k in ("in", "out", "dropped", "filtered", "dead_lettered"))]
+            for r in doc["rules"]
+        ],
+    )
+    outbox = doc["outbox"]
+    drops = outbox["dropped"]
+    dropped = ", ".join(f"{reason} {n}" for reason, n in drops.items()) if drops else "none"
+    pending = sum(outbox.get("dropped_pending", {}).values())
+    if pending:
+        dropped += f" ({pending} not yet committed: the disk is full)"
+    oldest = outbox["oldest_age_s"]
+    state = outbox.get("state", "open")
+    lines += [
+        "",
+        f"outbox  {outbox['path']}" + ("" if state == "open" else f"  ({state.upper()})"),
+        f"  {outbox['depth']} events · {_size(outbox['bytes'])} · oldest "
+        f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
+        f"{outbox['dead_letters']}",
+    ]
+    if outbox.get("not_open"):
+        lines.append(
+            f"  {state}: {outbox['not_open']}; {outbox.get('held_in_memory', 0)} events held "
+            "in memory meanwhile (figures above as the last run left them)"
+        )
+    if outbox.get("delete_pending"):
+        lines.append(
+            f"  {outbox['delete_pending']} delivered events wait to be deleted (a full disk); "
+            "they are not sent again"
+        )
+    if outbox.get("recovery"):
+        lines.append(f"  at start: {outbox['recovery']['message']}")
+    broker = doc["broker"]
+    if not broker["configured"]:
+        lines += ["", "broker  none configured: events are only kept in the outbox"]
+    else:
+        state = "connected" if broker["connected"] else "disconnected"
+        lines += [
+            "",
+            f"broker  {broker['address']}",
+            f"  {state} for {_duration(broker['since_s'])} · in flight {broker['inflight']} · "
+            f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
+        ]
+    return "\n".join(lines)

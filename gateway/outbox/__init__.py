@@ -1,0 +1,1 @@
+"""The outbox: every accepted event on disk until the broker acknowledged it."""

@@ -1,0 +1,1 @@
+"""What ``tidegate buffer`` does to an outbox file: inspect, export, replay, purge."""

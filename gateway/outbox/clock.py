@@ -1,0 +1,123 @@
+"""The outbox and the wall clock: purging by age, correcting after a clock step.
+
+Both work on the ``Outbox``'s tables inside one transaction each, and only on
+what the clock can vouch for: an event's age is known only if its time was
+taken on a trusted clock (or corrected since), and a step is applied only to
+the events of the boot it was measured in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+from tidegate.errors import BufferError_
+from tidegate.outbox.integrity import checksum, intact
+from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+from tidegate.timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from tidegate.outbox.store import Outbox
+
+
+def purge_expired(box: Outbox, now: float) -> int:
+    """Drop events older than ``max_age`` (oldest first); only on a trusted clock."""
+    max_age = box.limits.max_age
+    if max_age is None or not box.clock.trusted:
+        return 0
+    cutoff = now - max_age
+    db = box.db
+    dropped = 0
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for priority, table in enumerate(CLASS_TABLES):
+            while True:
+                # Acceptance order is id order: the expired rows are a prefix. A
+                # clock that stepped back ends the prefix early: purge less, never more.
+                head = db.execute(
+                    f"SELECT id, accepted, synced, boot_id FROM {table} "  # noqa: S608
+                    "ORDER BY id LIMIT 1000"
+                ).fetchall()
+                last = None
+                for row_id, accepted, synced, boot in head:
+                    # An untrusted time from an earlier boot was never corrected: its
+                    # age is unknown, so it is never purged by age.
+                    if accepted >= cutoff or (not synced and boot != box._boot_row):
+                        break
+                    last = row_id
+                if last is None:
+                    break
+                rows = db.execute(
+                    f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
+                    (last,),
+                ).fetchall()
+                box.stats.depth_by_priority[priority] -= len(rows)
+                box.stats.depth -= len(rows)
+                box.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
+                dropped += len(rows)
+                if len(rows) < len(head):
+                    break
+        box._bump(db, "dropped_expired", dropped)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        with contextlib.suppress(sqlite3.Error):
+            box.recount()
+        raise BufferError_(f"cannot purge expired events: {exc}") from None
+    if dropped:
+        box._sync_ledger()
+    return dropped
+
+
+def correct_clock(box: Outbox, delta: float) -> int:
+    """Shift this boot's undelivered events by a measured wall-clock step.
+
+    Their ``time`` (in the payload) and acceptance time move by ``delta``;
+    the payload loses ``time_synced: false`` and gains ``time_corrected: true``,
+    and a new checksum. A payload that fails its checksum is left as it is (a new
+    checksum would make damage look sound): ``take`` dead-letters it.
+    """
+    db = box.db
+    corrected = 0
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for table in CLASS_TABLES:
+            rows = db.execute(
+                f"SELECT id, payload, crc FROM {table} WHERE boot_id = ?",  # noqa: S608
+                (box._boot_row,),
+            ).fetchall()
+            updates = []
+            for row_id, payload, crc in rows:
+                if intact(payload, crc):
+                    shifted = _shift_payload(payload, delta)
+                    new_crc = None if crc is None else checksum(shifted)
+                    updates.append((shifted, new_crc, delta, row_id))
+            db.executemany(
+                f"UPDATE {table} SET payload = ?, crc = ?, accepted = accepted + ?, "  # noqa: S608
+                "synced = 1 WHERE id = ?",
+                updates,
+            )
+            corrected += len(updates)
+        box._bump(db, "clock_corrections", 1)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
+    with contextlib.suppress(sqlite3.Error):
+        box.recount()  # payload sizes changed by a few bytes
+    return corrected
+
+
+def _shift_payload(payload: bytes, delta: float) -> bytes:
+    try:
+        doc = orjson.loads(payload)
+        doc["time"] = rfc3339(datetime.fromisoformat(doc["time"]).timestamp() + delta)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return payload  # not ours to fix: leave it as it is
+    doc.pop("time_synced", None)
+    doc["time_corrected"] = True
+    return orjson.dumps(doc)

@@ -1,0 +1,123 @@
+"""The dead letters: events the broker refused or the outbox found damaged, and
+input that never became an event, kept with their reason (what ``Outbox.reject``
+and ``Outbox.dead_letter_input`` do), within ``dead_letter_max_bytes``."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tidegate.errors import BufferError_
+from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+
+if TYPE_CHECKING:
+    from tidegate.outbox.store import DeadInput, Outbox
+
+
+def reject(
+    box: Outbox, ids: Sequence[int], reason: str, stage: str = "publish", count_as: str = ""
+) -> int:
+    """Move rows to the dead-letter table with ``reason`` (and count them in the
+    counter ``count_as``, if given)."""
+    if not ids:
+        return 0
+    db = box.db
+    now = time.time()
+    moved = size = counted_size = 0
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for row_id in ids:
+            for priority, table in enumerate(CLASS_TABLES):
+                # As bytes whatever type a damaged record says (a TEXT payload may not
+                # even be UTF-8); the CRC as stored, so a replay cannot launder damage.
+                row = db.execute(
+                    f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, "  # noqa: S608
+                    "CAST(payload AS BLOB), LENGTH(payload), "
+                    "IIF(typeof(crc) = 'text', CAST(crc AS BLOB), crc)",
+                    (row_id,),
+                ).fetchone()
+                if row is None:
+                    continue
+                source_id, route_id, payload, counted, crc = row
+                source = db.execute(
+                    "SELECT source FROM sources WHERE id = ?", (source_id,)
+                ).fetchone()
+                route = box._routes.get(route_id)  # unknown: no topic (not replayable)
+                db.execute(
+                    "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now,
+                        stage,
+                        reason,
+                        source[0] if source else None,
+                        None if route is None else route[0],
+                        payload,
+                        crc,
+                    ),
+                )
+                box.stats.depth_by_priority[priority] -= 1
+                moved += 1
+                size += len(payload or b"")  # NULL: a damaged header may say so
+                counted_size += counted or 0
+                break
+        bound_dead_letters(box, db, size)
+        if count_as:
+            box._bump(db, count_as, moved)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
+    box.stats.depth -= moved
+    box.stats.bytes -= counted_size + moved * ROW_OVERHEAD  # as recount counts it
+    box.stats.dead_letters += moved
+    box.stats.dead_letter_bytes += size
+    box._sync_ledger()
+    return moved
+
+
+def dead_letter_input(box: Outbox, letters: Sequence[DeadInput]) -> None:
+    """Keep input that never became an event (a garbage frame, a failed parse)."""
+    if not letters:
+        return
+    db = box.db
+    size = sum(len(letter.raw) for letter in letters)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO dead_letters (at, stage, reason, source, topic, payload) "
+            "VALUES (?, ?, ?, ?, NULL, ?)",
+            letters,
+        )
+        bound_dead_letters(box, db, size)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        raise BufferError_(f"cannot write dead letters: {exc}") from None
+    box.stats.dead_letters += len(letters)
+    box.stats.dead_letter_bytes += size
+    box._sync_ledger()
+
+
+def bound_dead_letters(box: Outbox, db: sqlite3.Connection, adding: int) -> None:
+    bound = box.limits.dead_letter_max_bytes
+    if box._disk is not None:
+        # On a small disk the dead letters must not take the room events need.
+        bound = min(bound, box._disk.dead_letter_room)
+    over = box.stats.dead_letter_bytes + adding - bound
+    evicted = 0
+    while over > 0:
+        rows = db.execute(
+            "DELETE FROM dead_letters WHERE id IN "
+            "(SELECT id FROM dead_letters ORDER BY id LIMIT 100) RETURNING LENGTH(payload)"
+        ).fetchall()
+        if not rows:
+            break
+        size = sum(r[0] or 0 for r in rows)
+        over -= size
+        evicted += len(rows)
+        box.stats.dead_letters -= len(rows)
+        box.stats.dead_letter_bytes -= size
+    box._bump(db, "dead_letters_evicted", evicted)

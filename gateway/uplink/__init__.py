@@ -1,0 +1,1 @@
+"""Uplinks: outbox to broker, QoS 1, acknowledged before deletion."""

@@ -1,0 +1,64 @@
+"""Packing outbox rows into MQTT messages: one event each, or JSON arrays sharing a topic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tidegate.outbox.store import Row
+
+
+@dataclass(slots=True)
+class Message:
+    """One MQTT message and the outbox rows it carries."""
+
+    topic: str
+    qos: int
+    retain: bool
+    ids: list[int]
+    payloads: list[bytes]
+
+
+def group_messages(
+    rows: Sequence[Row],
+    per_message: int,
+    room: int,
+    cursors: list[int],
+    *,
+    max_bytes: int,
+    too_big: list[Row],
+) -> list[Message]:
+    """Pack rows into at most ``room`` messages and advance ``cursors`` past them.
+
+    ``rows`` come highest priority class first, each class in id order; they
+    are consumed as a prefix, so one cursor per class marks what was handed
+    out. A message holds rows of one topic, QoS, retain flag and class, and at
+    most ``max_bytes`` of payload; a row that alone is larger goes to
+    ``too_big`` (no broker would take it: it is dead-lettered, not retried).
+    """
+    messages: list[Message] = []
+    open_by_key: dict[tuple[str, int, bool, int], tuple[Message, int]] = {}
+    for row in rows:
+        size = len(row.payload)
+        if size + 2 > max_bytes:
+            too_big.append(row)
+            cursors[row.priority] = row.id
+            continue
+        if per_message == 1:
+            if len(messages) >= room:
+                break
+            messages.append(Message(row.topic, row.qos, bool(row.retain), [row.id], [row.payload]))
+            cursors[row.priority] = row.id
+            continue
+        key = (row.topic, row.qos, bool(row.retain), row.priority)
+        msg, used = open_by_key.get(key, (None, 0))
+        if msg is None or len(msg.ids) >= per_message or used + size + 1 > max_bytes:
+            if len(messages) >= room:
+                break
+            msg, used = Message(row.topic, row.qos, bool(row.retain), [], []), 2
+            messages.append(msg)
+        msg.ids.append(row.id)
+        msg.payloads.append(row.payload)
+        open_by_key[key] = (msg, used + size + 1)
+        cursors[row.priority] = row.id
+    return messages

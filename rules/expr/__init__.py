@@ -1,0 +1,1 @@
+"""The rule expression language: a safe, allow-list evaluator (never ``eval``)."""

@@ -1,0 +1,1 @@
+"""Rule operators: one module per operator."""

@@ -1,0 +1,1 @@
+"""Window operators: tumbling, hopping, sliding, session and count windows, and aggregates."""
