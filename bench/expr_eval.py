@@ -1,6 +1,6 @@
 """Cost of evaluating rule expressions: microseconds per ``Expression.evaluate`` call.
 
-Run: ``.venv/bin/python bench/expr_eval.py``.
+Run: ``./dev bench expr_eval`` (or ``.venv/bin/python -m bench expr_eval``).
 Each figure is the best of several rounds, so it shows the interpreter's cost
 rather than the machine's noise. Compilation is measured too, though it runs
 once per rule at load.
@@ -8,12 +8,13 @@ once per rule at load.
 
 from __future__ import annotations
 
+import sys
 import timeit
 from collections.abc import Callable
 from functools import partial
 
 from tidegate.event import Event, new_event
-from tidegate.rules.expr.compiler import compile_expression
+from tidegate.rules.expr import compile_expression
 
 _NUMBER = new_event("gh1", "temperature", 31.5, unit="degC", tags={"room": "a"})
 _MAPPING = new_event("gh1", "climate", {"humidity": 45, "temperature": 21.5})
@@ -33,7 +34,8 @@ def _best_microseconds(call: Callable[[], object], number: int, rounds: int = 5)
     return seconds / number * 1e6
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
+    del argv  # no options: every case, every time
     print(f"{'expression':<52} {'evaluate µs':>11} {'compile µs':>11}")
     for text, event in CASES:
         expression = compile_expression(text)
@@ -44,4 +46,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

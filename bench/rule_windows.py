@@ -27,15 +27,14 @@ import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import TypeAdapter
+
+import tidegate.rules.operators.builtins  # noqa: F401 - declares the window kinds
 from tidegate.event import Event
-from tidegate.rules.operators.window.aggregate import (
-    NUMPY_FROM,
-    LargeWindowValues,
-    WindowValues,
-    parse_aggregate,
-)
-from tidegate.rules.operators.window.base import WindowOperator
-from tidegate.rules.operators.window.operator import Config, build
+from tidegate.rules.operators.window.aggregate import NUMPY_FROM, WindowValues, parse_aggregate
+from tidegate.rules.operators.window.config import WindowKindSection, WindowSection
+from tidegate.rules.operators.window.numpy_values import LargeWindowValues
+from tidegate.rules.operators.window.operator import WindowOperator
 
 AGGREGATES = ["avg", "min", "max", "p90", "count"]
 RATE_PER_KEY = 10.0  # values per second per key
@@ -45,7 +44,8 @@ T0 = 1_700_000_000.0
 
 def _operator(kind: str, size: float) -> WindowOperator:
     config: dict[str, Any] = {"kind": kind, "size": size, "aggregate": AGGREGATES}
-    return build(Config.model_validate(config))
+    section: TypeAdapter[WindowKindSection] = TypeAdapter(WindowSection)
+    return WindowOperator.build(section.validate_python(config))
 
 
 def _event_stream(keys: int, count: int) -> Iterator[Event]:

@@ -13,15 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tidegate.event import Event
 from tidegate.outgoing import Outgoing
 from tidegate.priority import Priority, priority_class
 from tidegate.rules.config import RuleConfig
-from tidegate.rules.expr.compiler import Expression, compile_expression
-from tidegate.rules.expr.evaluator import ExpressionRuntimeError
+from tidegate.rules.expr import Expression, ExpressionRuntimeError, compile_expression
 from tidegate.rules.match import EventTest, StreamTest, compile_stream_test, compile_tag_test
+from tidegate.rules.operator import Operator, RejectingOperator, TimedOperator
 from tidegate.rules.set_fields import SetFields
 from tidegate.rules.topic import TopicRenderer, compile_template
 
@@ -39,8 +38,6 @@ class RouteDefaults:
     prefix: str
     topic: str
     qos: int
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,43 +96,14 @@ class RuleDeadLetter:
     reason: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One step of a rule: ``set`` or an operator."""
 
     key: str
-    op: Any
     apply: Callable[[Event], Sequence[Event]]
-    side_events: bool
-    """A detector: events other than the one given go straight to the rule's outcome."""
-    tick: Callable[[float], Sequence[Event]] | None = None
-    flush: Callable[[], Sequence[Event]] | None = None
-    take_dead_letters: Callable[[], list[tuple[Event, str]]] | None = None
-
-
-def operator_counters(op: Any) -> dict[str, int]:
-    """An operator's counters: its ``counters()``, or its public int attributes."""
-    counters = getattr(op, "counters", None)
-    if callable(counters):
-        return dict(counters())
-    found = {k: v for k, v in vars(op).items() if not k.startswith("_") and type(v) is int}
-    for name in ("active", "stale_now", "entries"):  # state gauges some operators offer
-        value = getattr(type(op), name, None)
-        if isinstance(value, property):
-            found[name] = int(getattr(op, name))
-    return found
-
-
-def _operator_step(key: str, op: Any, side_events: bool) -> Step:
-    return Step(
-        key,
-        op,
-        op.apply,
-        side_events,
-        getattr(op, "tick", None),
-        getattr(op, "flush", None),
-        getattr(op, "take_dead_letters", None),
-    )
+    detector: bool
+    """Events other than the one given go straight to the rule's outcome (``Operator.detector``)."""
 
 
 class CompiledRule:
@@ -154,19 +122,22 @@ class CompiledRule:
         )
         steps: list[Step] = []
         if config.set_:
-            set_fields = SetFields(config.set_)
-            steps.append(Step("set", set_fields, set_fields.apply, False))
-        for kind, operator_config in config.operator_configs():
-            steps.append(_operator_step(kind.key, kind.build(operator_config), kind.side_events))
+            steps.append(Step("set", SetFields(config.set_).apply, False))
+        operators: list[tuple[str, Operator]] = []
+        timed: list[tuple[int, Step, TimedOperator]] = []
+        for operator, section in config.operator_configs():
+            op = operator.build(section, config.time)
+            step = Step(operator.key, op.apply, operator.detector)
+            if isinstance(op, TimedOperator):
+                timed.append((len(steps), step, op))
+            steps.append(step)
+            operators.append((operator.key, op))
         self.steps = tuple(steps)
-        self.timed_steps = tuple((k, s) for k, s in enumerate(self.steps) if s.tick is not None)
-        self.rejecting_steps = tuple(s for s in self.steps if s.take_dead_letters is not None)
+        self.operators = tuple(operators)
+        self.timed_steps = tuple(timed)
+        """The steps whose operators are time-driven: ticked, and flushed at the end."""
+        self.rejecting = tuple(op for _, op in operators if isinstance(op, RejectingOperator))
         self.event_clock = config.time == "event"
-        if self.event_clock:
-            for step in steps:  # operators whose clock differs by rule time (operator.py)
-                use_event_time = getattr(step.op, "use_event_time", None)
-                if callable(use_event_time):
-                    use_event_time()
         self.watermark = float("-inf")
         """time: event: the largest event time the rule has seen."""
         self.clock = float("-inf")
@@ -206,7 +177,7 @@ class CompiledRule:
             log.exception("rule %s: internal error on an event; dead-lettered", self.name)
             self.reject(event, f"internal error: {type(exc).__name__}: {exc}")
             return []
-        if self.rejecting_steps and self._collect_rejected():
+        if self.rejecting and self._collect_rejected():
             return out  # the event was dead-lettered: not counted as filtered
         event_id = event.id
         for e in out:
@@ -234,10 +205,10 @@ class CompiledRule:
                 only = produced[0]
                 if only is event:
                     continue
-                if not step.side_events:
+                if not step.detector:
                     event = only
                     continue
-            if step.side_events:
+            if step.detector:
                 for e in produced:
                     if e is event:
                         self._descend(e, k, out)
@@ -253,16 +224,15 @@ class CompiledRule:
     def _emitted(self, step: Step, k: int, produced: Sequence[Event], out: list[Event]) -> None:
         """Events step ``k`` emitted on its own (tick, flush): on through the later steps."""
         for e in produced:
-            if step.side_events:
+            if step.detector:
                 self.stats.created += 1
                 out.append(e)
             else:
                 self._descend(e, k + 1, out)
 
     def _tick(self, now: float, out: list[Event]) -> None:
-        for k, step in self.timed_steps:
-            assert step.tick is not None
-            produced = step.tick(now)
+        for k, step, op in self.timed_steps:
+            produced = op.tick(now)
             if produced:
                 self._emitted(step, k, produced, out)
 
@@ -295,31 +265,28 @@ class CompiledRule:
         except Exception:  # see run; a tick has no event to dead-letter
             self.stats.errors += 1
             log.exception("rule %s: internal error on tick", self.name)
-        if self.rejecting_steps:
+        if self.rejecting:
             self._collect_rejected()
         return out
 
     def flush(self) -> list[Event]:
         """Shutdown or retirement: each operator, in order, emits what it holds."""
         out: list[Event] = []
-        for k, step in enumerate(self.steps):
-            if step.flush is None:
-                continue
+        for k, step, op in self.timed_steps:  # only time-driven operators hold events
             try:
-                self._emitted(step, k, step.flush(), out)
+                self._emitted(step, k, op.flush(), out)
             except Exception:
                 self.stats.errors += 1
                 log.exception("rule %s: internal error on flush", self.name)
-        if self.rejecting_steps:
+        if self.rejecting:
             self._collect_rejected()
         return out
 
     def _collect_rejected(self) -> int:
         """Move what the operators rejected to the rule's dead letters; how many there were."""
         count = 0
-        for step in self.rejecting_steps:
-            assert step.take_dead_letters is not None
-            for event, reason in step.take_dead_letters():
+        for op in self.rejecting:
+            for event, reason in op.take_dead_letters():
                 count += 1
                 self.dead_letters.append(RuleDeadLetter(event, self.name, reason))
         self.stats.dead_lettered += count
@@ -330,7 +297,7 @@ class CompiledRule:
         return taken
 
     def operator_counters(self) -> dict[str, dict[str, int]]:
-        return {step.key: operator_counters(step.op) for step in self.steps if step.key != "set"}
+        return {key: op.counters() for key, op in self.operators}
 
 
 @dataclass(slots=True)

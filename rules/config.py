@@ -30,10 +30,11 @@ rules:
 2. ``where`` — an expression (``tidegate.rules.expr.compiler``); false: the rule does not
    apply, the event goes on to the next rule as if it had not matched.
 3. ``set`` — computed fields (``tidegate.rules.set_fields``).
-4. the operators the rule names, in their ``ORDER`` (``tidegate.rules.operators.registry``):
+4. the operators the rule names, in their declared ``order`` (``tidegate.rules.operator``):
    ``absence`` → ``range`` → ``deadband`` → ``on_change`` → ``dedup`` →
-   ``throttle`` → ``window`` (with ``aggregate``) → ``alarm``. Operators are
-   found, not listed: a new module with ``KEY``/``Config``/``build`` adds a key.
+   ``throttle`` → ``window`` (with ``aggregate``) → ``alarm``. Each operator
+   class declares its key, order and schema, and ``tidegate.rules.operators.builtins``
+   imports the built-in ones: a new operator module and its line there add a key.
 5. the outcome: ``publish`` (topic template, QoS, retain, priority), or
    ``drop: true``, or neither (the rule's output goes on to the next rules).
 
@@ -140,12 +141,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
+import tidegate.rules.operators.builtins  # noqa: F401 - declares the built-in operators
 from tidegate.config.types import Name, Section
 from tidegate.priority import Priority
 from tidegate.rules.expr.compiler import ExpressionError, compile_expression
 from tidegate.rules.expr.location import expression_error
 from tidegate.rules.match import MatchSpec
-from tidegate.rules.operators.registry import OperatorKind, operator_keys, operator_kinds
+from tidegate.rules.operator import Operator, RuleTime
+from tidegate.rules.operators.registry import OPERATORS
 from tidegate.rules.set_fields import SetSpec
 from tidegate.rules.topic import TopicTemplateError, check_template
 
@@ -213,7 +216,7 @@ class RuleBase(Section):
         description="Fields to compute: value, value.KEY, name, source, unit, time, tags.TAG "
         "→ expression (or a number, true/false, null).",
     )
-    time: Literal["processing", "event"] = Field(
+    time: RuleTime = Field(
         "processing",
         description="Clock of the rule's time-driven operators: processing (the gateway's) "
         "or event (the largest event time the rule has seen).",
@@ -223,13 +226,14 @@ class RuleBase(Section):
     )
     drop: bool = Field(False, description="Stop the rule's output (counted as dropped).")
 
-    def operator_configs(self) -> list[tuple[OperatorKind, Section]]:
+    def operator_configs(self) -> list[tuple[type[Operator], Any]]:
         """The operators this rule uses, in the order they run, with their configs."""
         found = []
-        for kind in operator_kinds():
-            config = getattr(self, kind.key, None)
+        for operator in OPERATORS.in_order():
+            # One field per operator registered when the model was made (see rule_model).
+            config = getattr(self, operator.key, None)
             if config is not None:
-                found.append((kind, config))
+                found.append((operator, config))
         return found
 
     @property
@@ -243,15 +247,16 @@ class RuleBase(Section):
         if not self.drop and self.publish is None and not self.has_steps:
             raise ValueError(
                 "a rule needs `publish: {...}`, `drop: true` or a step "
-                f"(where, set, {', '.join(operator_keys())})"
+                f"(where, set, {', '.join(OPERATORS.keys())})"
             )
         return self
 
 
-def _rule_model() -> type[RuleBase]:
+def rule_model() -> type[RuleBase]:
+    """The model of one rule: the engine keys plus one optional key per registered operator."""
     operators: dict[str, Any] = {
-        kind.key: (kind.config | None, Field(None, description=kind.summary))
-        for kind in operator_kinds()
+        operator.key: (operator.schema | None, Field(None, description=operator.summary()))
+        for operator in OPERATORS.in_order()
     }
     model: type[RuleBase] = create_model(
         "RuleConfig",
@@ -266,5 +271,5 @@ def _rule_model() -> type[RuleBase]:
 if TYPE_CHECKING:
     RuleConfig = RuleBase
 else:
-    RuleConfig = _rule_model()
-"""One rule, validated. Built at import from the operators discovery finds."""
+    RuleConfig = rule_model()
+"""One rule, validated: the model of the operators the built-ins list declared."""

@@ -53,7 +53,8 @@ class RuleFile(Section):
 class RulesPart(BaseModel):
     """The keys of a full config file that make its rule set; the other sections are ignored."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Built when a reload or `tidegate rules test` first uses it, not by every import.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     rules: list[RuleConfig] = Field(default_factory=list, description="Rules, in order.")
     rules_dir: Path | None = Field(

@@ -30,10 +30,6 @@ class MatchSpec(Section):
         default_factory=dict, description="Tag name → glob; every listed tag must match."
     )
 
-    @property
-    def uses_tags(self) -> bool:
-        return bool(self.tags)
-
 
 def _compile_globs(globs: Globs) -> Callable[[str], bool] | None:
     """None means 'matches everything' so callers can skip the test."""
@@ -59,11 +55,8 @@ def compile_stream_test(spec: MatchSpec) -> StreamTest | None:
     """
     source_ok = _compile_globs(spec.source)
     name_ok = _compile_globs(spec.name)
-    if source_ok is None and name_ok is None:
-        return None
     if source_ok is None:
-        assert name_ok is not None
-        return lambda source, name: name_ok(name)
+        return None if name_ok is None else lambda source, name: name_ok(name)
     if name_ok is None:
         return lambda source, name: source_ok(source)
     return lambda source, name: source_ok(source) and name_ok(name)
@@ -82,18 +75,5 @@ def compile_tag_test(spec: MatchSpec) -> EventTest | None:
             if value is None or (ok is not None and not ok(value)):
                 return False
         return True
-
-    return test
-
-
-def compile_match(spec: MatchSpec) -> EventTest:
-    """The whole ``match`` as one test on the event."""
-    stream_ok = compile_stream_test(spec)
-    tags_ok = compile_tag_test(spec)
-
-    def test(event: Event) -> bool:
-        if stream_ok is not None and not stream_ok(event.source, event.name):
-            return False
-        return tags_ok is None or tags_ok(event)
 
     return test

@@ -33,8 +33,8 @@ import orjson
 from tidegate.event import Event, Scalar, Value
 from tidegate.ids import uuid7
 from tidegate.outgoing import Outgoing
+from tidegate.payload import event_document
 from tidegate.rules.compiler import Route
-from tidegate.timefmt import rfc3339
 
 _KEYS = frozenset({"source", "name", "value", "time", "unit", "tags", "id", "seq", "gateway"})
 
@@ -151,23 +151,6 @@ def read_events(lines: Iterable[str], problems: list[UnreadableLine]) -> Iterato
         yield from events
 
 
-def event_json(event: Event, *, with_id: bool = False) -> dict[str, object]:
-    doc: dict[str, object] = {}
-    if with_id:
-        doc["id"] = event.id
-    doc |= {
-        "source": event.source,
-        "name": event.name,
-        "value": event.value,
-        "time": rfc3339(event.time),
-    }
-    if event.unit is not None:
-        doc["unit"] = event.unit
-    if event.tags:
-        doc["tags"] = event.tags
-    return doc
-
-
 def routed_line(outgoing: Outgoing, route: Route, *, with_id: bool = False) -> bytes:
     """One output line (without the newline)."""
     doc: dict[str, object] = {
@@ -177,5 +160,5 @@ def routed_line(outgoing: Outgoing, route: Route, *, with_id: bool = False) -> b
         "retain": outgoing.retain,
         "priority": route.priority,
     }
-    doc |= event_json(outgoing.event, with_id=with_id)
+    doc |= event_document(outgoing.event, with_id=with_id)
     return orjson.dumps(doc)

@@ -16,7 +16,7 @@ rules:
 Each key names a field of the event: ``value``, ``value.KEY`` (one entry of
 a mapping value), ``name``, ``source``, ``unit``, ``time`` (epoch seconds)
 or ``tags.TAG``. Each value is an expression in the rule expression language
-(``tidegate.rules.expr.compiler``), or a YAML number, ``true``/``false`` or ``null``
+(``tidegate.rules.expr``), or a YAML number, ``true``/``false`` or ``null``
 taken as it is. A plain word such as ``degF`` is an expression (an unknown
 name, refused at load): write text as ``"'degF'"``.
 
@@ -46,9 +46,14 @@ from typing import Annotated, Any, cast
 from pydantic import AfterValidator, Field
 
 from tidegate.event import Event, Scalar, Value
-from tidegate.rules.expr.compiler import Expression, ExpressionError, compile_expression
-from tidegate.rules.expr.evaluator import ExpressionRuntimeError, render
-from tidegate.rules.expr.location import expression_error
+from tidegate.rules.expr import (
+    Expression,
+    ExpressionError,
+    ExpressionRuntimeError,
+    compile_expression,
+    expression_error,
+    render,
+)
 
 _PLAIN_TARGETS = ("value", "name", "source", "unit", "time")
 _KEYED_TARGET = re.compile(r"^(value|tags)\.([A-Za-z0-9_][A-Za-z0-9_.-]*)$")

@@ -62,7 +62,7 @@ from tidegate.rules.compiler import (
     default_route,
 )
 from tidegate.rules.config import RuleConfig
-from tidegate.rules.expr.evaluator import ExpressionRuntimeError
+from tidegate.rules.expr import ExpressionRuntimeError
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -210,10 +210,6 @@ class RuleStage:
         )
 
     # -- status ----------------------------------------------------------------------
-
-    @property
-    def rule_names(self) -> tuple[str, ...]:
-        return tuple(rule.name for rule in self._plan.rules)
 
     @property
     def stats(self) -> dict[str, RuleStats]:

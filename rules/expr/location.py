@@ -27,7 +27,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from tidegate.config.yaml_source import PathKey, Position, SourceMap
-from tidegate.rules.expr.compiler import ExpressionError
+from tidegate.rules.expr.errors import ExpressionError
 
 EXPRESSION_ERROR = "expression"
 """The pydantic error type of an expression refused at load."""

@@ -69,16 +69,15 @@ from tidegate.config.types import Duration, Name
 from tidegate.event import Event, new_event
 from tidegate.rules.clock import CLOCK_STEP_BACK
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
+from tidegate.rules.operator import TimedOperator
 from tidegate.rules.operators.range_check import number_text
 from tidegate.timefmt import rfc3339
-
-KEY = "absence"
 
 STALE = "stale"
 RECOVERED = "recovered"
 
 
-class Config(KeyedBy):
+class AbsenceSection(KeyedBy):
     after: Duration = Field(
         gt=0, description="Silence longer than this makes a stream stale, e.g. `5m`."
     )
@@ -125,10 +124,10 @@ class _Stream:
     stale: bool = False
 
 
-class Absence:
-    """Emit ``stale`` when a stream goes silent and ``recovered`` when it returns."""
+class Absence(TimedOperator, key="absence", order=10, schema=AbsenceSection, detector=True):
+    """Absence: report a stream that went silent, and its recovery."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: AbsenceSection) -> None:
         self._by = config.by
         self._key = key_function(config.by)
         self._after = config.after
@@ -150,6 +149,13 @@ class Absence:
     def stale_now(self) -> int:
         """Streams silent now."""
         return sum(1 for stream in self._streams.values() if stream.stale)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "went_stale": self.went_stale,
+            "recovered": self.recovered,
+            "stale_now": self.stale_now,
+        }
 
     def apply(self, event: Event) -> list[Event]:
         now = event.time
@@ -211,9 +217,6 @@ class Absence:
         if self._streams:  # expected streams: watched from now
             self._next_due = now + self._after
 
-    def flush(self) -> tuple[Event, ...]:
-        return ()
-
     def _silent_since(self, stream: _Stream) -> float:
         if stream.last_seen is not None:
             return stream.last_seen
@@ -242,7 +245,3 @@ class Absence:
     def _expected_stream(self, entry: dict[str, str]) -> _Stream:
         tags = {f.removeprefix("tags."): v for f, v in entry.items() if f.startswith("tags.")}
         return _Stream(entry["source"], entry["name"], tags or None, None)
-
-
-def build(config: Config) -> Absence:
-    return Absence(config)

@@ -75,15 +75,23 @@ from pydantic import Field, model_validator
 from tidegate.config.types import Duration, Name
 from tidegate.event import Event, new_event
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
+from tidegate.rules.operator import TimedOperator
 from tidegate.rules.operators.range_check import as_number, number_text
-
-KEY = "alarm"
 
 RAISED = "raised"
 CLEARED = "cleared"
 
 
-class Config(KeyedBy):
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """An alarm's condition and its two thresholds: raise beyond one, clear beyond the other."""
+
+    condition: Literal["above", "below"]
+    threshold: float
+    clear: float
+
+
+class AlarmSection(KeyedBy):
     above: float | None = Field(
         None, description="Raise when the value is strictly above this (give `above` or `below`)."
     )
@@ -116,26 +124,32 @@ class Config(KeyedBy):
         None, description="Name of the alarm events; default: the reading's name + `_alarm`."
     )
 
-    @model_validator(mode="after")
-    def _check_thresholds(self) -> Self:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("give exactly one of `above` or `below`")
-        if self.above is not None:
+    def trigger(self) -> Trigger:
+        """The condition and its thresholds; ValueError when the keys do not make one."""
+        above, below = self.above, self.below
+        if above is not None and below is None:
             if self.clear_above is not None:
                 raise ValueError("`clear_above` is for `below` alarms; use `clear_below`")
-            if self.clear_below is not None and self.clear_below > self.above:
+            clear = above if self.clear_below is None else self.clear_below
+            if clear > above:
                 raise ValueError(
-                    f"`clear_below` ({self.clear_below:g}) must not be higher than "
-                    f"`above` ({self.above:g})"
+                    f"`clear_below` ({clear:g}) must not be higher than `above` ({above:g})"
                 )
-        if self.below is not None:
+            return Trigger("above", above, clear)
+        if below is not None and above is None:
             if self.clear_below is not None:
                 raise ValueError("`clear_below` is for `above` alarms; use `clear_above`")
-            if self.clear_above is not None and self.clear_above < self.below:
+            clear = below if self.clear_above is None else self.clear_above
+            if clear < below:
                 raise ValueError(
-                    f"`clear_above` ({self.clear_above:g}) must not be lower than "
-                    f"`below` ({self.below:g})"
+                    f"`clear_above` ({clear:g}) must not be lower than `below` ({below:g})"
                 )
+            return Trigger("below", below, clear)
+        raise ValueError("give exactly one of `above` or `below`")
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> Self:
+        self.trigger()
         return self
 
 
@@ -149,31 +163,27 @@ class _KeyState:
     """When the condition for the next transition (raise, or clear if raised) began."""
 
 
-class Alarm:
-    """Raise and clear an alarm per key; pass every event through."""
+class Alarm(TimedOperator, key="alarm", order=50, schema=AlarmSection, detector=True):
+    """Alarm: a threshold with hysteresis and duration, raised and cleared once per transition."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: AlarmSection) -> None:
         self._key = key_function(config.by)
-        condition: Literal["above", "below"]
-        if config.above is not None:
-            condition, threshold = "above", config.above
-            clear_threshold = threshold if config.clear_below is None else config.clear_below
-            self._raises: Callable[[float], bool] = lambda v: v > threshold
-            self._clears: Callable[[float], bool] = lambda v: v < clear_threshold
+        trigger = config.trigger()
+        threshold, clear = trigger.threshold, trigger.clear
+        self._raises: Callable[[float], bool]
+        self._clears: Callable[[float], bool]
+        if trigger.condition == "above":
+            self._raises, self._clears = (lambda v: v > threshold), (lambda v: v < clear)
         else:
-            assert config.below is not None  # the config guarantees one of the two
-            condition, threshold = "below", config.below
-            clear_threshold = threshold if config.clear_above is None else config.clear_above
-            self._raises = lambda v: v < threshold
-            self._clears = lambda v: v > clear_threshold
+            self._raises, self._clears = (lambda v: v < threshold), (lambda v: v > clear)
         self._raise_for = config.for_
         self._clear_for = config.clear_for
         self._raise_tags = {
             "severity": config.severity,
-            "condition": condition,
+            "condition": trigger.condition,
             "threshold": number_text(threshold),
         }
-        self._clear_tags = {**self._raise_tags, "threshold": number_text(clear_threshold)}
+        self._clear_tags = {**self._raise_tags, "threshold": number_text(clear)}
         self._event_name = config.event
         self._states: dict[StreamKey, _KeyState] = {}
         # A lower bound of the earliest time a running duration completes: a tick before it
@@ -188,6 +198,14 @@ class Alarm:
     def active(self) -> int:
         """Keys whose alarm is raised now."""
         return sum(1 for state in self._states.values() if state.raised)
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "raised": self.raised,
+            "cleared": self.cleared,
+            "non_numeric": self.non_numeric,
+            "active": self.active,
+        }
 
     def apply(self, event: Event) -> list[Event]:
         number = as_number(event.value)
@@ -218,9 +236,6 @@ class Alarm:
         self._next_due = next_due
         out.sort(key=lambda e: e.time)
         return out
-
-    def flush(self) -> tuple[Event, ...]:
-        return ()
 
     def _observe(self, state: _KeyState, now: float, out: list[Event]) -> None:
         """Start, keep or reset the running duration for the key's new reading."""
@@ -260,7 +275,3 @@ class Alarm:
         tags = {**(latest.tags or {}), **alarm_tags, "reading": number_text(state.reading)}
         name = self._event_name or f"{latest.name}_alarm"
         return new_event(latest.source, name, value, tags=tags, time=at)
-
-
-def build(config: Config) -> Alarm:
-    return Alarm(config)

@@ -36,12 +36,11 @@ from pydantic import Field, model_validator
 
 from tidegate.event import Event
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
+from tidegate.rules.operator import Operator
 from tidegate.rules.operators.range_check import as_number
 
-KEY = "deadband"
 
-
-class Config(KeyedBy):
+class DeadbandSection(KeyedBy):
     abs: float | None = Field(
         None,
         ge=0,
@@ -62,22 +61,20 @@ class Config(KeyedBy):
         return self
 
 
-class Deadband:
-    """Drop readings within the band around the key's last passed value."""
+class Deadband(Operator, key="deadband", order=30, schema=DeadbandSection):
+    """Deadband: pass a reading only when it moved far enough from the last one passed."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: DeadbandSection) -> None:
         self._key = key_function(config.by)
-        self._abs = config.abs
-        self._fraction = None if config.percent is None else config.percent / 100.0
+        # Exactly one of the two is given: the other adds nothing to the band.
+        self._abs = config.abs or 0.0
+        self._fraction = (config.percent or 0.0) / 100.0
         self._last_passed: dict[StreamKey, float] = {}
         self.dropped = 0
         self.non_numeric = 0
 
-    def _band(self, reference: float) -> float:
-        if self._fraction is not None:
-            return self._fraction * abs(reference)
-        assert self._abs is not None  # the config guarantees one of the two
-        return self._abs
+    def counters(self) -> dict[str, int]:
+        return {"dropped": self.dropped, "non_numeric": self.non_numeric}
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         number = as_number(event.value)
@@ -86,18 +83,10 @@ class Deadband:
             return (event,)
         key = self._key(event)
         reference = self._last_passed.get(key)
-        if reference is not None and abs(number - reference) <= self._band(reference):
-            self.dropped += 1
-            return ()
+        if reference is not None:
+            band = self._abs + self._fraction * abs(reference)
+            if abs(number - reference) <= band:
+                self.dropped += 1
+                return ()
         self._last_passed[key] = number
         return (event,)
-
-    def tick(self, now: float) -> tuple[Event, ...]:
-        return ()
-
-    def flush(self) -> tuple[Event, ...]:
-        return ()
-
-
-def build(config: Config) -> Deadband:
-    return Deadband(config)

@@ -68,13 +68,12 @@ from pydantic import Field
 from tidegate.config.types import Duration
 from tidegate.event import Event
 from tidegate.rules.keys import KeyedBy, key_function
+from tidegate.rules.operator import Operator, RuleTime, TimedOperator
 from tidegate.rules.operators.dedup_passes import ClockPasses, StreamPasses, Verdict
 from tidegate.rules.operators.on_change import value_identity
 
-KEY = "dedup"
 
-
-class Config(KeyedBy):
+class DedupSection(KeyedBy):
     within: Duration = Field(
         gt=0, description="Window, e.g. `60s`: a repeat of a value passed this recently is dropped."
     )
@@ -93,30 +92,27 @@ class Config(KeyedBy):
     )
 
 
-class Dedup:
-    """Drop repeats of a (key, value) pair inside the window of an earlier pass."""
+class Dedup(Operator, key="dedup", order=32, schema=DedupSection):
+    """Dedup: drop an event whose key and value equal one passed within the window."""
 
-    def __init__(self, config: Config) -> None:
+    _passes: ClockPasses | StreamPasses
+
+    @classmethod
+    def build(cls, config: DedupSection, time: RuleTime = "processing") -> Dedup:
+        """The clock differs by the rule's time: the ticks, or each stream's own newest time."""
+        return StreamDedup(config) if time == "event" else ClockDedup(config)
+
+    def __init__(self, config: DedupSection) -> None:
         self._key = key_function(config.by)
         self._within = config.within
         self._lateness = (
             config.within if config.allowed_lateness is None else config.allowed_lateness
         )
         self._max_entries = config.max_entries
-        self._passes: ClockPasses | StreamPasses = ClockPasses(
-            self._within, self._lateness, self._max_entries
-        )
         self.dropped = 0
         self.too_late = 0
         self.evicted = 0
         self.clock_jumps = 0
-
-    def use_event_time(self) -> None:
-        """The rule has ``time: event``: each key's clock is its own newest event time.
-
-        Called by the rule compiler before the first event (see ``tidegate.rules.operator``).
-        """
-        self._passes = StreamPasses(self._within, self._lateness, self._max_entries)
 
     @property
     def entries(self) -> int:
@@ -124,7 +120,6 @@ class Dedup:
         return self._passes.entries
 
     def counters(self) -> dict[str, int]:
-        """The counters for ``tidegate status``."""
         return {
             "dropped": self.dropped,
             "too_late": self.too_late,
@@ -147,16 +142,24 @@ class Dedup:
             self.too_late += 1
         return (event,)
 
+
+class ClockDedup(Dedup, TimedOperator):
+    """``time: processing``: one clock for every key, the ``now`` of the latest tick."""
+
+    def __init__(self, config: DedupSection) -> None:
+        super().__init__(config)
+        self._clock_passes = ClockPasses(self._within, self._lateness, self._max_entries)
+        self._passes = self._clock_passes
+
     def tick(self, now: float) -> tuple[Event, ...]:
-        # time: event: the rule's watermark; each key's own clock is what counts there.
-        passes = self._passes
-        if isinstance(passes, ClockPasses) and passes.tick(now):
+        if self._clock_passes.tick(now):
             self.clock_jumps += 1
         return ()
 
-    def flush(self) -> tuple[Event, ...]:
-        return ()
 
+class StreamDedup(Dedup):
+    """``time: event``: each key's clock is its own newest event time; ticks do not reach it."""
 
-def build(config: Config) -> Dedup:
-    return Dedup(config)
+    def __init__(self, config: DedupSection) -> None:
+        super().__init__(config)
+        self._passes = StreamPasses(self._within, self._lateness, self._max_entries)

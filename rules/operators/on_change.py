@@ -24,8 +24,7 @@ from collections.abc import Hashable
 
 from tidegate.event import Event, Value
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
-
-KEY = "on_change"
+from tidegate.rules.operator import Operator
 
 
 def value_identity(value: Value) -> Hashable:
@@ -42,17 +41,20 @@ def value_identity(value: Value) -> Hashable:
     return ("mapping", tuple(sorted((k, value_identity(v)) for k, v in value.items())))
 
 
-class Config(KeyedBy):
+class OnChangeSection(KeyedBy):
     """No options besides ``by``."""
 
 
-class OnChange:
-    """Pass an event whose value differs from the last passed value of its key."""
+class OnChange(Operator, key="on_change", order=31, schema=OnChangeSection):
+    """On change: pass an event only when its value differs from the key's last passed value."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: OnChangeSection) -> None:
         self._key = key_function(config.by)
         self._last_passed: dict[StreamKey, Hashable] = {}
         self.dropped = 0
+
+    def counters(self) -> dict[str, int]:
+        return {"dropped": self.dropped}
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         key = self._key(event)
@@ -62,13 +64,3 @@ class OnChange:
             return ()
         self._last_passed[key] = identity
         return (event,)
-
-    def tick(self, now: float) -> tuple[Event, ...]:
-        return ()
-
-    def flush(self) -> tuple[Event, ...]:
-        return ()
-
-
-def build(config: Config) -> OnChange:
-    return OnChange(config)

@@ -14,9 +14,8 @@ not this operator's business: it passes unchanged and is counted in
 ``non_numeric``.
 
 How the stage gets dead letters: ``apply`` returns nothing for a rejected
-event and appends ``(event, reason)`` to ``dead_letters``; the stage calls
-``take_dead_letters()`` after each ``apply`` and forwards them. (A list
-drained by the stage keeps ``build(config)`` the same for every operator.)
+event and keeps ``(event, reason)``; the rule takes them after each step (a
+``RejectingOperator``: see ``tidegate.rules.operator``) and forwards them.
 
 ```yaml
 rules:
@@ -38,11 +37,7 @@ from pydantic import Field, model_validator
 
 from tidegate.config.types import Section
 from tidegate.event import Event, Value
-
-KEY = "range"
-
-DeadLetter = tuple[Event, str]
-"""A rejected event and the reason, for the outbox's dead-letter table."""
+from tidegate.rules.operator import RejectingOperator
 
 
 def as_number(value: Value) -> float | None:
@@ -62,7 +57,7 @@ def number_text(x: float) -> str:
     return str(int(x)) if x.is_integer() else repr(x)
 
 
-class Config(Section):
+class RangeSection(Section):
     min: float | None = Field(
         None, description="Lowest plausible value (inclusive); leave out for no lower bound."
     )
@@ -84,18 +79,24 @@ class Config(Section):
         return self
 
 
-class RangeCheck:
-    """Pass values inside [min, max]; reject the others with a reason."""
+class RangeCheck(RejectingOperator, key="range", order=20, schema=RangeSection):
+    """Range: keep physically plausible readings, dead-letter (or drop) the rest."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: RangeSection) -> None:
+        super().__init__(config)
         self._min = -math.inf if config.min is None else config.min
         self._max = math.inf if config.max is None else config.max
         self._dead_letter = config.action == "dead_letter"
-        self.dead_letters: list[DeadLetter] = []
-        """Rejected events waiting for the stage; see ``take_dead_letters``."""
         self.dead_lettered = 0
         self.dropped = 0
         self.non_numeric = 0
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "dead_lettered": self.dead_lettered,
+            "dropped": self.dropped,
+            "non_numeric": self.non_numeric,
+        }
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         number = as_number(event.value)
@@ -106,20 +107,9 @@ class RangeCheck:
             return (event,)
         if self._dead_letter:
             self.dead_lettered += 1
-            self.dead_letters.append((event, self._reason(number)))
+            self.reject(event, self._reason(number))
         else:
             self.dropped += 1
-        return ()
-
-    def take_dead_letters(self) -> list[DeadLetter]:
-        """Hand over the events rejected since the last call (the stage calls it after apply)."""
-        taken, self.dead_letters = self.dead_letters, []
-        return taken
-
-    def tick(self, now: float) -> tuple[Event, ...]:
-        return ()
-
-    def flush(self) -> tuple[Event, ...]:
         return ()
 
     def _reason(self, number: float) -> str:
@@ -128,7 +118,3 @@ class RangeCheck:
         if number < self._min:
             return f"value {number_text(number)} is below the minimum {number_text(self._min)}"
         return f"value {number_text(number)} is above the maximum {number_text(self._max)}"
-
-
-def build(config: Config) -> RangeCheck:
-    return RangeCheck(config)

@@ -1,148 +1,111 @@
-"""Finding rule operators without a registry: the modules of ``tidegate.rules`` that are one.
+"""The operators a rule can use, by key, filled in by the operator classes themselves.
 
-An operator module is a public module of ``tidegate.rules`` that defines, in
-that module itself (not imported from elsewhere):
+An operator registers itself when its class is created, from the keywords of
+its declaration (``tidegate.rules.operator``); the package's list of imports
+(``tidegate.rules.operators.builtins``) registers the built-in ones. The rule
+schema (``tidegate.rules.config``) gets one optional key per registered
+operator, and a rule runs its operators in their declared order.
 
-- ``KEY``: the rule key that turns it on (``deadband``, ``window``, …);
-- ``Config``: a ``Section`` subclass, the schema of the value under that key;
-- ``build(config)``: returns the operator (``apply``; time-driven ones also
-  ``tick`` and ``flush``; ``take_dead_letters`` if it rejects events).
-
-and may define:
-
-- ``ORDER`` (int): where the operator runs among a rule's steps, smaller first
-  (see ``tidegate.rules.config`` for the fixed order);
-- ``SIDE_EVENTS = True``: the operator is a *detector*: it passes the events
-  it gets unchanged and adds events of its own (alarms, absence reports),
-  which go straight to the rule's outcome instead of through its later steps.
-
-Adding an operator is adding such a module; nothing here is edited. Modules
-without ``KEY`` are helpers (``keys``, ``expr``, ``window_base``, …) and are
-left alone, as are modules whose names start with ``_``. The rule engine's own
-modules (``ENGINE_MODULES``) are never imported by discovery: they import the
-rule schema, which is built from what discovery finds.
+A wrong declaration is a programming error, raised when the class is created:
+a key taken by another operator, by the engine or by the config models, a
+key that is not a plain name, a schema that is not one, a class without the docstring that describes
+its key.
 """
 
 from __future__ import annotations
 
-import importlib
 import keyword
-import pkgutil
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
-from types import ModuleType
-from typing import Any
+import types
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
-import tidegate.rules.operators
-import tidegate.rules.operators.window
 from tidegate.config.types import Section
 
-ENGINE_MODULES = frozenset(
-    {
-        "chain",
-        "compiler",
-        "config",
-        "expr_location",
-        "loader",
-        "match",
-        "recording",
-        "registry",
-        "replay",
-        "set_fields",
-        "stage",
-        "topic",
-    }
-)
-"""The rule engine itself: never operators, and importing them here would be circular."""
+if TYPE_CHECKING:
+    from tidegate.rules.operator import Operator
 
 RESERVED_KEYS = frozenset({"name", "match", "from", "where", "set", "time", "publish", "drop"})
 """Rule keys the engine owns; an operator cannot take one of them."""
 
-# The operators written before ORDER and SIDE_EVENTS existed. A module's own
-# attribute wins over this table, so moving the value into the module is safe.
-_BUILTIN_ORDER = {
-    "absence": 10,
-    "range": 20,
-    "deadband": 30,
-    "on_change": 31,
-    "dedup": 32,
-    "throttle": 33,
-    "window": 40,
-    "alarm": 50,
-}
-_BUILTIN_SIDE_EVENTS = frozenset({"absence", "alarm"})
-DEFAULT_ORDER = 35
-"""A new operator without ``ORDER`` runs after the stream filters and before windows."""
+
+class OperatorDeclarationError(TypeError):
+    """An operator class declared wrongly (see the module docstring)."""
 
 
-@dataclass(frozen=True, slots=True)
-class OperatorKind:
-    """One kind of operator, as found in its module."""
-
-    key: str
-    config: type[Section]
-    build: Callable[[Any], Any]
-    order: int
-    side_events: bool
-    module: str
-
-    @property
-    def summary(self) -> str:
-        """The first line of the module's docstring: the key's description in the schema."""
-        doc = importlib.import_module(self.module).__doc__ or ""
-        return doc.strip().splitlines()[0] if doc.strip() else self.key
+def _is_schema(schema: Any) -> bool:
+    """A ``Section`` subclass, or an ``Annotated`` union of them (one model per kind)."""
+    if isinstance(schema, type):
+        return issubclass(schema, Section)
+    if get_origin(schema) is not Annotated:
+        return False
+    union = get_args(schema)[0]
+    if get_origin(union) not in (Union, types.UnionType):
+        return False
+    return all(isinstance(m, type) and issubclass(m, Section) for m in get_args(union))
 
 
-class OperatorDiscoveryError(RuntimeError):
-    """Two operators claim one key, or one claims a key the engine owns: a programming error."""
+def _name(operator: type[Operator]) -> str:
+    return f"{operator.__module__}.{operator.__qualname__}"
 
 
-def operator_kind(module: ModuleType) -> OperatorKind | None:
-    """The operator ``module`` defines, or None if it is not an operator module."""
-    key = getattr(module, "KEY", None)
-    config = getattr(module, "Config", None)
-    build = getattr(module, "build", None)
-    if not isinstance(key, str) or not isinstance(config, type) or not callable(build):
-        return None
-    if not issubclass(config, Section) or config.__module__ != module.__name__:
-        return None  # a re-export of another module's operator, or not a schema
-    if getattr(build, "__module__", None) != module.__name__:
-        return None
-    if key in RESERVED_KEYS or keyword.iskeyword(key) or not key.isidentifier():
-        raise OperatorDiscoveryError(
-            f"{module.__name__}: KEY {key!r} is reserved or not a plain name"
-        )
-    order = getattr(module, "ORDER", _BUILTIN_ORDER.get(key, DEFAULT_ORDER))
-    side = getattr(module, "SIDE_EVENTS", key in _BUILTIN_SIDE_EVENTS)
-    return OperatorKind(key, config, build, int(order), bool(side), module.__name__)
+class OperatorRegistry:
+    """Operator classes by key; ``in_order`` is the order a rule runs them."""
 
+    def __init__(self) -> None:
+        self._by_key: dict[str, type[Operator]] = {}
+        self._in_order: tuple[type[Operator], ...] | None = None
 
-def _candidate_modules() -> list[str]:
-    names = []
-    for package in (tidegate.rules.operators, tidegate.rules.operators.window):
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name.startswith("_") or info.name in ENGINE_MODULES:
-                continue
-            names.append(f"{package.__name__}.{info.name}")
-    return sorted(names)
-
-
-@cache
-def operator_kinds() -> tuple[OperatorKind, ...]:
-    """Every operator, in the order a rule runs them (ORDER, then key)."""
-    found: dict[str, OperatorKind] = {}
-    for name in _candidate_modules():
-        kind = operator_kind(importlib.import_module(name))
-        if kind is None:
-            continue
-        if kind.key in found:
-            raise OperatorDiscoveryError(
-                f"operators {found[kind.key].module} and {kind.module} both use KEY {kind.key!r}"
+    def register(self, operator: type[Operator]) -> None:
+        """Add a declared operator class; raise OperatorDeclarationError if it cannot be one."""
+        key, where = operator.key, _name(operator)
+        if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+            raise OperatorDeclarationError(
+                f"{where}: key {key!r} is not a plain name (letters, digits and _)"
             )
-        found[kind.key] = kind
-    return tuple(sorted(found.values(), key=lambda k: (k.order, k.key)))
+        if key in RESERVED_KEYS:
+            raise OperatorDeclarationError(
+                f"{where}: key {key!r} is reserved for the rule engine "
+                f"({', '.join(sorted(RESERVED_KEYS))})"
+            )
+        if hasattr(Section, key):  # a field of that name would hide the model's own
+            raise OperatorDeclarationError(
+                f"{where}: key {key!r} is the name of a config model attribute"
+            )
+        taken = self._by_key.get(key)
+        if taken is not None:
+            raise OperatorDeclarationError(f"{where}: key {key!r} is taken by {_name(taken)}")
+        if type(operator.order) is not int:
+            raise OperatorDeclarationError(f"{where}: order must be an int, not {operator.order!r}")
+        if not _is_schema(operator.schema):
+            raise OperatorDeclarationError(
+                f"{where}: schema must be a Section subclass or an Annotated union of them"
+            )
+        if not (operator.__doc__ or "").strip():
+            raise OperatorDeclarationError(
+                f"{where}: needs a docstring (its first line describes the rule key {key!r})"
+            )
+        self._by_key[key] = operator
+        self._in_order = None
+
+    def unregister(self, key: str) -> None:
+        """Forget an operator (tests that declare one of their own clean up with it)."""
+        del self._by_key[key]
+        self._in_order = None
+
+    def __getitem__(self, key: str) -> type[Operator]:
+        return self._by_key[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._by_key
+
+    def in_order(self) -> tuple[type[Operator], ...]:
+        """Every operator, in the order a rule runs them: by order, then key."""
+        if self._in_order is None:
+            self._in_order = tuple(sorted(self._by_key.values(), key=lambda o: (o.order, o.key)))
+        return self._in_order
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(operator.key for operator in self.in_order())
 
 
-def operator_keys() -> tuple[str, ...]:
-    return tuple(kind.key for kind in operator_kinds())
+OPERATORS = OperatorRegistry()
+"""The registry the operator classes declare themselves into."""

@@ -41,11 +41,10 @@ from pydantic import Field
 from tidegate.config.types import Duration
 from tidegate.event import Event
 from tidegate.rules.keys import KeyedBy, StreamKey, key_function
+from tidegate.rules.operator import Operator, RuleTime, TimedOperator
 
-KEY = "throttle"
 
-
-class Config(KeyedBy):
+class ThrottleSection(KeyedBy):
     interval: Duration = Field(
         gt=0, description="Length of an interval, e.g. `10s`; at most one event passes in each."
     )
@@ -56,14 +55,28 @@ class Config(KeyedBy):
     )
 
 
-class ThrottleFirst:
-    """Pass the first event of each interval, drop the rest."""
+class Throttle(Operator, key="throttle", order=33, schema=ThrottleSection):
+    """Throttle: at most one event per interval per key."""
 
-    def __init__(self, config: Config) -> None:
+    @classmethod
+    def build(cls, config: ThrottleSection, time: RuleTime = "processing") -> Throttle:
+        return ThrottleFirst(config) if config.keep == "first" else ThrottleLast(config)
+
+    def __init__(self, config: ThrottleSection) -> None:
         self._key = key_function(config.by)
         self._interval = config.interval
-        self._opened: dict[StreamKey, float] = {}
         self.dropped = 0
+
+    def counters(self) -> dict[str, int]:
+        return {"dropped": self.dropped}
+
+
+class ThrottleFirst(Throttle):
+    """Pass the first event of each interval, drop the rest: nothing waits for time."""
+
+    def __init__(self, config: ThrottleSection) -> None:
+        super().__init__(config)
+        self._opened: dict[StreamKey, float] = {}
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         key = self._key(event)
@@ -74,12 +87,6 @@ class ThrottleFirst:
         self._opened[key] = event.time
         return (event,)
 
-    def tick(self, now: float) -> tuple[Event, ...]:
-        return ()
-
-    def flush(self) -> tuple[Event, ...]:
-        return ()
-
 
 @dataclass(slots=True)
 class _Held:
@@ -87,18 +94,16 @@ class _Held:
     event: Event
 
 
-class ThrottleLast:
+class ThrottleLast(Throttle, TimedOperator):
     """Hold the latest event of each interval; pass it when the interval ends."""
 
-    def __init__(self, config: Config) -> None:
-        self._key = key_function(config.by)
-        self._interval = config.interval
+    def __init__(self, config: ThrottleSection) -> None:
+        super().__init__(config)
         # Insertion order is opening order, so tick emits in the order intervals end.
         self._held: dict[StreamKey, _Held] = {}
         # A lower bound of the earliest end of a held interval: a tick before it has nothing
         # to do (the rule stage also ticks after every late event).
         self._next_due = math.inf
-        self.dropped = 0
 
     def apply(self, event: Event) -> tuple[Event, ...]:
         key = self._key(event)
@@ -132,7 +137,3 @@ class ThrottleLast:
         held, self._held = self._held, {}
         self._next_due = math.inf
         return tuple(h.event for h in held.values())
-
-
-def build(config: Config) -> ThrottleFirst | ThrottleLast:
-    return ThrottleFirst(config) if config.keep == "first" else ThrottleLast(config)

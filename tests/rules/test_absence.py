@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.rules.rule_support import docstring_rules
 from tidegate.event import Event, new_event
 from tidegate.rules.operator import TimedOperator
-from tidegate.rules.operators import absence
+from tidegate.rules.operators.absence import Absence, AbsenceSection
 from tidegate.timefmt import rfc3339
 
 
@@ -26,8 +27,8 @@ def reading(
     return new_event(source, name, 21.5, time=t, tags=tags)
 
 
-def make(**raw: Any) -> absence.Absence:
-    return absence.build(absence.Config.model_validate({"after": "5m", **raw}))
+def make(**raw: Any) -> Absence:
+    return Absence(AbsenceSection.model_validate({"after": "5m", **raw}))
 
 
 def statuses(events: list[Event]) -> list[tuple[str, str, float]]:
@@ -36,13 +37,11 @@ def statuses(events: list[Event]) -> list[tuple[str, str, float]]:
 
 
 def test_docstring_examples_load() -> None:
-    assert absence.__doc__ is not None
-    blocks = re.findall(r"```yaml\n(.*?)```", absence.__doc__, re.DOTALL)
-    rules = [rule for block in blocks for rule in yaml.safe_load(block)["rules"]]
-    configs = [absence.Config.model_validate(r["absence"]) for r in rules if "absence" in r]
+    rules = docstring_rules(sys.modules[Absence.__module__])
+    configs = [AbsenceSection.model_validate(r["absence"]) for r in rules if "absence" in r]
     assert [c.after for c in configs] == [300, 120]
     assert configs[1].expect[1] == {"source": "greenhouse", "name": "humidity"}
-    op: TimedOperator = absence.build(configs[1])
+    op: TimedOperator = Absence(configs[1])
     assert op.flush() == ()
 
 
@@ -213,7 +212,7 @@ def test_only_a_tick_steps_back_not_an_event() -> None:
 )
 def test_config_errors(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        absence.Config.model_validate(raw)
+        AbsenceSection.model_validate(raw)
 
 
 @given(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,13 +16,13 @@ from hypothesis import strategies as st
 from tidegate.event import Value
 from tidegate.rules.operators.window.aggregate import (
     NUMPY_FROM,
-    LargeWindowValues,
     WindowValues,
     compute,
+    numeric_value,
     parse_aggregate,
     window_values,
 )
-from tidegate.rules.operators.window.base import numeric_value
+from tidegate.rules.operators.window.numpy_values import LargeWindowValues
 
 ALL_AGGREGATES = [
     "count",
@@ -247,3 +249,32 @@ def test_unknown_aggregates_are_refused_with_the_valid_names(name: str, message:
 )
 def test_only_finite_numbers_and_booleans_are_numeric(value: Value, expected: float | None) -> None:
     assert numeric_value(value) == expected
+
+
+NUMPY_PROBE = """
+import sys
+
+from tidegate.rules.config import RuleConfig
+from tidegate.rules.stage import RouteDefaults, RuleStage
+import tidegate.rules.loader, tidegate.rules.replay, tidegate.rules.recording
+
+def stage(window):
+    rule = RuleConfig.model_validate({"name": "w", "window": window, "publish": {}})
+    RuleStage([rule], RouteDefaults("gw", "p", "{source}", 1))
+    return "numpy" in sys.modules
+
+print("numpy" in sys.modules)
+print(stage({"kind": "count", "count": 10}))
+print(stage({"kind": "tumbling", "size": 60}))
+"""
+
+
+def test_numpy_is_imported_only_for_a_rule_whose_windows_can_use_it() -> None:
+    # A fresh interpreter: this one has numpy already (the tests compare against it).
+    result = subprocess.run(
+        [sys.executable, "-c", NUMPY_PROBE], capture_output=True, text=True, check=True
+    )
+    loaded_at_import, for_ten_values, for_a_minute = result.stdout.split()
+    assert loaded_at_import == "False"  # the rule engine and its schema: no numpy
+    assert for_ten_values == "False"  # count windows of 10 never reach NUMPY_FROM values
+    assert for_a_minute == "True"  # loaded when the rule is built, not at its first window

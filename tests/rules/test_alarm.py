@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.rules.rule_support import docstring_rules
 from tidegate.event import Event, Value, new_event
 from tidegate.rules.operator import TimedOperator
-from tidegate.rules.operators import alarm
+from tidegate.rules.operators.alarm import Alarm, AlarmSection
 
 
 def reading(
@@ -22,11 +23,11 @@ def reading(
     return new_event(source, "temperature", value, time=t, tags=tags)
 
 
-def make(**raw: Any) -> alarm.Alarm:
-    return alarm.build(alarm.Config.model_validate(raw))
+def make(**raw: Any) -> Alarm:
+    return Alarm(AlarmSection.model_validate(raw))
 
 
-def hot(**overrides: Any) -> alarm.Alarm:
+def hot(**overrides: Any) -> Alarm:
     """The issue's example: above 30 for 60 s, clears below 28."""
     return make(**{"above": 30, "for": "60s", "clear_below": 28, **overrides})
 
@@ -36,19 +37,17 @@ def alarms(events: list[Event]) -> list[tuple[str, float]]:
     return [(str(e.value), e.time) for e in events if e.name.endswith("_alarm")]
 
 
-def feed(op: alarm.Alarm, *steps: tuple[Value, float]) -> list[Event]:
+def feed(op: Alarm, *steps: tuple[Value, float]) -> list[Event]:
     return [out for value, t in steps for out in op.apply(reading(value, t))]
 
 
 def test_docstring_examples_load() -> None:
-    assert alarm.__doc__ is not None
-    blocks = re.findall(r"```yaml\n(.*?)```", alarm.__doc__, re.DOTALL)
-    rules = [rule for block in blocks for rule in yaml.safe_load(block)["rules"]]
-    configs = [alarm.Config.model_validate(rule["alarm"]) for rule in rules if "alarm" in rule]
+    rules = docstring_rules(sys.modules[Alarm.__module__])
+    configs = [AlarmSection.model_validate(rule["alarm"]) for rule in rules if "alarm" in rule]
     assert len(configs) == 2
     assert configs[0].for_ == 60 and configs[0].clear_below == 28
     assert configs[1].below == 3.3 and configs[1].severity == "critical"
-    op: TimedOperator = alarm.build(configs[0])
+    op: TimedOperator = Alarm(configs[0])
     assert op.flush() == ()
 
 
@@ -209,7 +208,7 @@ def test_flush_does_not_clear() -> None:
 )
 def test_config_errors(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        alarm.Config.model_validate(raw)
+        AlarmSection.model_validate(raw)
 
 
 _steps = st.lists(

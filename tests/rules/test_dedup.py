@@ -4,27 +4,22 @@
 value, for every event up to `allowed_lateness` behind its clock, whatever
 unrelated events moved. The clock: in a `time: processing` rule the ticks (the
 gateway clock), never an event's stamp; in a `time: event` rule the newest time
-of the event's own stream. The reference models below keep every pass forever
-and say exactly that; the operator must agree with them and remember no pass
-longer than the bound needs.
+of the event's own stream. ``test_dedup_reference`` checks the same against a
+model that keeps every pass forever.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tidegate.event import Event, Value, new_event
 from tidegate.rules.clock import CLOCK_STEP_BACK
 from tidegate.rules.config import RuleConfig
-from tidegate.rules.operators import dedup
+from tidegate.rules.operator import RuleTime, TimedOperator
+from tidegate.rules.operators.dedup import ClockDedup, Dedup, DedupSection
 from tidegate.rules.replay import replay
 from tidegate.rules.stage import RouteDefaults, RuleStage
 
@@ -33,14 +28,23 @@ def reading(value: Value, t: float, source: str = "s1", name: str = "temp") -> E
     return new_event(source, name, value, time=t)
 
 
-def make(*, event_time: bool = False, **raw: Any) -> dedup.Dedup:
-    op = dedup.build(dedup.Config.model_validate(raw))
-    if event_time:
-        op.use_event_time()  # what the compiler does for a `time: event` rule
-    return op
+def make(**raw: Any) -> ClockDedup:
+    """The operator of a `time: processing` rule: the ticks are its clock."""
+    return ClockDedup(DedupSection.model_validate(raw))
 
 
-def passed(op: dedup.Dedup, *events: Event) -> list[Event]:
+def make_for(time: RuleTime, **raw: Any) -> Dedup:
+    """The operator the compiler builds for a rule with this `time`."""
+    return Dedup.build(DedupSection.model_validate(raw), time)
+
+
+def tick(op: Dedup, now: float) -> None:
+    """What the rule does on a tick: only a time-driven operator is ticked."""
+    if isinstance(op, TimedOperator):
+        op.tick(now)
+
+
+def passed(op: Dedup, *events: Event) -> list[Event]:
     return [out for e in events for out in op.apply(e)]
 
 
@@ -190,17 +194,18 @@ def test_in_an_event_time_rule_each_stream_has_its_own_clock() -> None:
 
 
 def test_event_time_judges_a_lagging_stream_by_its_own_time() -> None:
-    op = make(within=60, event_time=True)
+    op = make_for("event", within=60)
     passed(op, reading(1, 10_000, source="fast"))
     lagging = [reading(1, t, source="slow") for t in (6_000, 6_010, 6_030, 6_061)]
     assert passed(op, *lagging) == [lagging[0], lagging[3]]
-    op.tick(10_000)  # the rule's watermark: not this operator's clock
+    tick(op, 10_000)  # the rule's watermark: not this operator's clock
+    assert not isinstance(op, TimedOperator)
     assert passed(op, reading(1, 6_062, source="slow")) == []
     assert op.too_late == 0
 
 
 def test_event_time_keeps_passes_by_their_own_streams_clock() -> None:
-    op = make(within=10, allowed_lateness=5, event_time=True)
+    op = make_for("event", within=10, allowed_lateness=5)
     passed(op, reading(1, 0, source="a"), reading(2, 3, source="a"))
     passed(op, reading(1, 1_000, source="b"))  # b's clock forgets nothing of a's
     assert op.entries == 3
@@ -212,7 +217,7 @@ def test_event_time_keeps_passes_by_their_own_streams_clock() -> None:
 
 
 def test_event_time_evicts_from_the_stream_silent_longest() -> None:
-    op = make(within=60, max_entries=3, event_time=True)
+    op = make_for("event", within=60, max_entries=3)
     passed(op, reading("x", 1000, source="gone"), reading("y", 1001, source="gone"))
     passed(op, reading("a", 500, source="live"))
     passed(op, reading("b", 460, source="live"))  # the oldest stamp, but live arrived last
@@ -265,7 +270,7 @@ def test_event_times_ahead_of_the_ticks_are_no_clock_step() -> None:
 )
 def test_config_errors(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        dedup.Config.model_validate(raw)
+        DedupSection.model_validate(raw)
 
 
 def test_in_a_rule_late_duplicates_are_dropped_and_counters_shown() -> None:
@@ -279,142 +284,3 @@ def test_in_a_rule_late_duplicates_are_dropped_and_counters_shown() -> None:
     assert [(e.source, e.time) for e in out] == [("s1", 100), ("b", 170), ("s1", 10)]
     counters = stage.counters()["rules"]["once"]["operators"]["dedup"]  # type: ignore[index]
     assert counters == {"dropped": 1, "too_late": 1, "evicted": 0, "clock_jumps": 0, "entries": 3}
-
-
-# -- against the reference -------------------------------------------------------------
-
-
-@dataclass
-class Reference:
-    """The documented definition, naively: every pass kept forever. An event's clock is
-    the newest tick (`time: processing`) or the newest time of its own stream (`time:
-    event`); it is compared when at most `lateness` behind it."""
-
-    within: float
-    lateness: float
-    event_time: bool
-    passes: dict[tuple[str, int], list[float]] = field(default_factory=lambda: defaultdict(list))
-    ticks: float = -math.inf
-    streams: dict[str, float] = field(default_factory=dict)
-    too_late: int = 0
-
-    def clock(self, source: str) -> float:
-        return self.streams.get(source, -math.inf) if self.event_time else self.ticks
-
-    def tick(self, now: float) -> None:
-        self.ticks = max(self.ticks, now)
-
-    def compared(self, source: str, t: float) -> bool:
-        """Take an event's time into its clock; whether the event is compared."""
-        self.streams[source] = max(self.streams.get(source, -math.inf), t)
-        return t >= self.clock(source) - self.lateness
-
-    def event(self, key: tuple[str, int], t: float) -> bool:
-        """Whether the event passes."""
-        passes = self.passes[key]
-        if not self.compared(key[0], t):
-            self.too_late += 1
-        elif any(p <= t < p + self.within for p in passes):
-            return False
-        passes.append(t)
-        return True
-
-    def needed(self) -> int:
-        """Passes an event within the lateness bound could still fall in the window of."""
-        margin = self.within + self.lateness
-        return sum(
-            1
-            for (source, _), times in self.passes.items()
-            for p in times
-            if p >= self.clock(source) - margin
-        )
-
-
-Op = tuple[str, str, int, float]
-"""("event", source, value, offset) or ("tick", "", 0, offset): offsets from `now`."""
-
-FUTURE = 10.0
-"""Offsets from here on are wrong stamps (a device clock a minute or more ahead): they
-do not move `now`, the gateway clock of the simulation."""
-
-_ops = st.lists(
-    st.one_of(
-        st.tuples(
-            st.just("event"),
-            st.sampled_from(["a", "b"]),
-            st.integers(0, 2),
-            st.sampled_from(
-                [-30, -20, -12, -9, -5, -3, -1, -0.5, 0, 0.5, 1, 2, 4, 9, 60, 500, 86_400]
-            ),
-        ),
-        st.tuples(st.just("tick"), st.just(""), st.just(0), st.sampled_from([-0.5, 0, 1, 7])),
-    ),
-    max_size=60,
-)
-
-
-def timed(ops: list[Op]) -> list[tuple[str, str, int, float]]:
-    """The ops with absolute times: ticks and on-time stamps move `now`, future ones not."""
-    now = 0.0
-    out = []
-    for kind, source, value, offset in ops:
-        t = now + offset
-        if offset < FUTURE:
-            now = max(now, t)
-        out.append((kind, source, value, t))
-    return out
-
-
-@pytest.mark.parametrize("time", ["processing", "event"])
-@settings(max_examples=300, deadline=None)
-@given(
-    ops=_ops,
-    within=st.sampled_from([1, 3, 9]),
-    lateness=st.sampled_from([None, 0, 2, 10]),
-)
-def test_matches_the_reference_over_late_out_of_order_and_future_streams(
-    time: str, ops: list[Op], within: int, lateness: int | None
-) -> None:
-    event_time = time == "event"
-    op = make(within=within, allowed_lateness=lateness, event_time=event_time)
-    ref = Reference(within, within if lateness is None else lateness, event_time)
-    for kind, source, value, t in timed(ops):
-        if kind == "tick":
-            op.tick(t)
-            ref.tick(t)
-        else:
-            out = op.apply(reading(value, t, source=source))
-            assert len(out) == (1 if ref.event((source, value), t) else 0)
-        # Exactly the passes the bound needs: none forgotten early, none kept longer.
-        assert op.entries == ref.needed()
-    assert op.too_late == ref.too_late
-
-
-@pytest.mark.parametrize("time", ["processing", "event"])
-@settings(max_examples=200, deadline=None)
-@given(ops=_ops, max_entries=st.integers(1, 4))
-def test_a_bounded_memory_only_ever_lets_more_through(
-    time: str, ops: list[Op], max_entries: int
-) -> None:
-    """Every dropped event is a repeat of a published one inside its window; a repeat the
-    operator lets through inside the lateness bound is explained by an eviction. (With
-    `time: event`, a stream whose every pass was evicted starts afresh, its clock too: a
-    repeat of it may then be dropped that its old clock would have called too late.)"""
-    event_time = time == "event"
-    op = make(within=9, max_entries=max_entries, event_time=event_time)
-    clocks = Reference(9, 9, event_time)
-    published: dict[tuple[str, int], list[float]] = defaultdict(list)
-    for kind, source, value, t in timed(ops):
-        if kind == "tick":
-            op.tick(t)
-            clocks.tick(t)
-            continue
-        key = (source, value)
-        compared = clocks.compared(source, t)
-        in_a_window = any(p <= t < p + 9 for p in published[key])
-        if op.apply(reading(value, t, source=source)):
-            published[key].append(t)
-            assert not (compared and in_a_window) or op.evicted > 0
-        else:
-            assert in_a_window and (compared or (event_time and op.evicted > 0))
-        assert op.entries <= max_entries

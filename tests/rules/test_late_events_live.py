@@ -74,15 +74,17 @@ def config_text(tmp_path: Path, broker: LocalBroker, clock: str) -> str:
     """The mqtt driver in; three rules on ``clock`` publishing to out/<rule>/…"""
     return f"""
 gateway: {{id: late, data_dir: {tmp_path / "data"}}}
-mqtt: {{host: 127.0.0.1, port: {broker.port}, reconnect_min: 100ms, reconnect_max: 1s}}
+mqtt:
+  host: 127.0.0.1
+  port: {broker.port}
+  reconnect: {{initial_delay: 100ms, max_delay: 1s}}
 buffer: {{commit_interval: 20ms}}
 drivers:
   - name: devices
     type: mqtt
     port: {broker.port}
     client_id: {DRIVER_CLIENT_ID}
-    reconnect_min: 50ms
-    reconnect_max: 500ms
+    reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
     subscriptions:
       - topic: dev/+/up
         source: "{{topic[1]}}"

@@ -1,136 +1,35 @@
-"""The rule engine: operator discovery, the fixed step order, chaining, time, dead letters."""
+"""The rule engine: the fixed step order, chaining, cycles, set, time, dead letters."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
-import types
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-import tidegate.rules
-from tidegate.event import Event, Value, new_event
+import tidegate.rules.config
+from tests.rules.rule_support import (
+    DEFAULTS,
+    T0,
+    configs,
+    docstring_rules,
+    make_stage,
+    reading,
+    topics,
+)
+from tidegate.event import Value
 from tidegate.outgoing import Outgoing
 from tidegate.priority import HIGH, LOW, NORMAL
-from tidegate.rules.config import RuleConfig
-from tidegate.rules.operators import deadband
-from tidegate.rules.operators.registry import (
-    ENGINE_MODULES,
-    OperatorDiscoveryError,
-    operator_keys,
-    operator_kind,
-    operator_kinds,
-)
-from tidegate.rules.stage import (
-    MAX_PENDING_DEAD_LETTERS,
-    RouteDefaults,
-    RuleSetError,
-    RuleStage,
-)
+from tidegate.rules.stage import MAX_PENDING_DEAD_LETTERS, RuleSetError, RuleStage
 
-DEFAULTS = RouteDefaults(gateway="gw", prefix="tg/gw", topic="{prefix}/{source}/{name}", qos=1)
-T0 = 1_800_000_000.0
-
-
-def configs(*docs: dict[str, Any]) -> list[RuleConfig]:
-    return [RuleConfig.model_validate(doc) for doc in docs]
-
-
-def make_stage(*docs: dict[str, Any]) -> RuleStage:
-    return RuleStage(configs(*docs), DEFAULTS)
-
-
-def reading(value: Value, t: float = 0.0, name: str = "temperature", **kw: Any) -> Event:
-    return new_event(kw.pop("source", "gh"), name, value, time=T0 + t, **kw)
-
-
-def topics(out: list[Outgoing]) -> list[tuple[str, Value]]:
-    return [(o.topic, o.event.value) for o in out]
-
-
-# -- discovery -------------------------------------------------------------------------
-
-
-def test_discovery_finds_every_operator_in_the_documented_order() -> None:
-    assert operator_keys() == (
-        "absence",
-        "range",
-        "deadband",
-        "on_change",
-        "dedup",
-        "throttle",
-        "window",
-        "alarm",
-    )
-    assert {k.key for k in operator_kinds() if k.side_events} == {"absence", "alarm"}
-
-
-def test_every_rules_module_is_an_operator_a_helper_or_the_engine() -> None:
-    operator_modules = {kind.module for kind in operator_kinds()}
-    for info in pkgutil.iter_modules(tidegate.rules.__path__):
-        name = f"tidegate.rules.{info.name}"
-        if info.name in ENGINE_MODULES:
-            continue
-        module = importlib.import_module(name)
-        if name in operator_modules:
-            assert operator_kind(module) is not None
-        else:  # a helper: it must not look like an operator
-            assert not hasattr(module, "KEY"), f"{name} has KEY but is not an operator"
-
-
-def test_a_module_re_exporting_an_operator_is_not_mistaken_for_one() -> None:
-    fake = types.ModuleType("tidegate.rules.reexport")
-    fake.KEY = deadband.KEY  # type: ignore[attr-defined]
-    fake.Config = deadband.Config  # type: ignore[attr-defined]
-    fake.build = deadband.build  # type: ignore[attr-defined]
-    assert operator_kind(fake) is None
-
-
-def test_an_operator_cannot_take_an_engine_key() -> None:
-    code = (
-        "from tidegate.config.types import Section\n"
-        "KEY = 'where'\n"
-        "class Config(Section):\n    pass\n"
-        "def build(config):\n    return None\n"
-    )
-    module = types.ModuleType("tidegate.rules.bad_operator")
-    exec(compile(code, "<bad_operator>", "exec"), module.__dict__)  # noqa: S102 - a test module
-    with pytest.raises(OperatorDiscoveryError, match="reserved"):
-        operator_kind(module)
-
-
-def _docstring_rules(module: types.ModuleType) -> list[dict[str, Any]]:
-    blocks = re.findall(r"```yaml\n(.*?)```", module.__doc__ or "", re.DOTALL)
-    found: list[dict[str, Any]] = []
-    for block in blocks:
-        doc = yaml.safe_load(block)
-        if isinstance(doc, dict) and isinstance(doc.get("rules"), list):
-            found += doc["rules"]
-    return found
-
-
-def test_every_operator_docstring_example_runs_as_a_rule_set() -> None:
-    modules = [importlib.import_module(kind.module) for kind in operator_kinds()]
-    modules.append(importlib.import_module("tidegate.rules.config"))
-    modules.append(importlib.import_module("tidegate.rules.set_fields"))
-    for module in modules:
-        examples = _docstring_rules(module)
-        assert examples, f"{module.__name__} has no `rules:` example"
-        stage = RuleStage(configs(*examples), DEFAULTS)
-        stage.process([reading(20.0), reading(21.0, 1)])
-        stage.tick(T0 + 3600)
-        stage.flush()
+# -- the documented example -------------------------------------------------------------
 
 
 def test_the_documented_example_flows_as_described() -> None:
-    config_module = importlib.import_module("tidegate.rules.config")
-    stage = RuleStage(configs(*_docstring_rules(config_module)), DEFAULTS)
+    stage = RuleStage(configs(*docstring_rules(tidegate.rules.config)), DEFAULTS)
     out: list[Outgoing] = []
     for t in range(0, 420, 10):  # 35 °C (95 °F) for seven minutes
         out += stage.tick(T0 + t)
@@ -486,19 +385,3 @@ def test_priority_is_carried_on_outgoing() -> None:
     )
     out = stage.process([reading(1, name="a"), reading(1, name="b"), reading(1, name="c")])
     assert [o.priority for o in out] == [HIGH, LOW, NORMAL]
-
-
-def test_an_operator_defect_costs_one_event_not_the_gateway() -> None:
-    stage = make_stage({"name": "w", "window": {"kind": "count", "count": 2}, "publish": {}})
-    rule = stage._plan.rules[0]
-
-    def broken(event: Event) -> list[Event]:
-        if event.value == 13:
-            raise ZeroDivisionError("boom")
-        return [event]
-
-    rule.steps[0].apply = broken
-    out = stage.process([reading(1), reading(13, 1), reading(2, 2)])
-    assert [o.event.value for o in out] == [1, 2]
-    (letter,) = stage.take_dead_letters()
-    assert letter.reason == "internal error: ZeroDivisionError: boom"

@@ -51,19 +51,38 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+from tidegate.event import Value
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    Floats = NDArray[np.float64]
 
 AggregateResult = int | float
-Floats = NDArray[np.float64]
 
 NUMPY_FROM = 200
 """Windows with at least this many values are aggregated with numpy (see the module doc)."""
 
 _PERCENTILE = re.compile(r"^p(\d{1,3}(?:\.\d+)?)$")
+
+
+def numeric_value(value: Value) -> float | None:
+    """The value as a finite float, or None when it is not a number (bools are 0/1)."""
+    if type(value) is float:  # the common case first
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):  # includes bool
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float
+            return None
+    if isinstance(value, float):  # a float subclass
+        return float(value) if math.isfinite(value) else None
+    return None
 
 
 def _lerp(a: float, b: float, fraction: float) -> float:
@@ -124,47 +143,26 @@ class WindowValues:
         )
 
 
-class LargeWindowValues(WindowValues):
-    """The same views computed with numpy, for windows of many values."""
+@cache
+def large_window_values() -> type[WindowValues]:
+    """The numpy implementation, for windows of ``NUMPY_FROM`` values or more.
 
-    # Converting a list costs ~16 ns a value: done once, and only for what is used.
-    @cached_property
-    def _array(self) -> Floats:
-        return np.asarray(self._values, dtype=np.float64)
+    Importing numpy costs tens of milliseconds and megabytes: only a rule whose
+    windows can grow that large loads it, when it is built (not on its first
+    large window, in the middle of the event path; ``window_values`` loads it
+    too, for callers that build no rule).
+    """
+    from tidegate.rules.operators.window.numpy_values import (  # noqa: PLC0415 - see above
+        LargeWindowValues,
+    )
 
-    @cached_property
-    def _stamp_array(self) -> Floats:
-        return np.asarray(self._stamps, dtype=np.float64)
-
-    def total(self) -> float:
-        return float(self._array.sum())
-
-    @cached_property
-    def sorted_values(self) -> Sequence[float] | Floats:
-        return np.sort(self._array)
-
-    def stdev(self) -> float:
-        return float(self._array.std(ddof=1))
-
-    @cached_property
-    def in_time_order(self) -> tuple[Sequence[float] | Floats, Sequence[float] | Floats]:
-        stamps = self._stamp_array
-        if bool(np.all(stamps[1:] >= stamps[:-1])):
-            return self._array, stamps
-        order = np.argsort(stamps, kind="stable")
-        return self._array[order], stamps[order]
-
-    def integral(self) -> float:
-        values, stamps = self.in_time_order
-        values_a = np.asarray(values)
-        widths = np.diff(np.asarray(stamps))
-        return float(0.5 * np.sum((values_a[1:] + values_a[:-1]) * widths))
+    return LargeWindowValues
 
 
 def window_values(values: Sequence[float], stamps: Sequence[float]) -> WindowValues:
     """Wrap a window's values (and their event timestamps) for aggregation."""
     if len(values) >= NUMPY_FROM:
-        return LargeWindowValues(values, stamps)
+        return large_window_values()(values, stamps)
     return WindowValues(values, stamps)
 
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.rules.keys import StreamKey
-from tidegate.rules.operators.window.base import MAX_EMPTY_RUN, NO_EVENTS, WindowOperator
+from tidegate.rules.operator import NO_EVENTS
+from tidegate.rules.operators.window.config import HoppingSection, TumblingSection
+from tidegate.rules.operators.window.operator import WindowOperator
 from tidegate.rules.operators.window.samples import Samples
 
-if TYPE_CHECKING:
-    from tidegate.rules.operators.window.operator import Config
+MAX_EMPTY_RUN = 1000
+"""emit_empty: the most empty windows in a row one key emits at once."""
 
 
 @dataclass(slots=True)
@@ -40,12 +41,11 @@ class _KeyWindows:
     samples: Samples = field(default_factory=Samples)
 
 
-class AlignedWindows(WindowOperator):
-    def __init__(self, config: Config) -> None:
+class AlignedWindows(WindowOperator, sections=(TumblingSection, HoppingSection)):
+    def __init__(self, config: TumblingSection | HoppingSection) -> None:
         super().__init__(config)
-        assert config.size is not None  # the config validates it per kind
         self._size = config.size
-        self._hop = config.hop if config.hop is not None else config.size
+        self._hop = config.hop if isinstance(config, HoppingSection) else config.size
         self._emit_empty = config.emit_empty
         self._keys: dict[StreamKey, _KeyWindows] = {}
 

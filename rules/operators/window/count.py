@@ -15,15 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.rules.keys import StreamKey
-from tidegate.rules.operators.window.base import NO_EVENTS, WindowOperator
+from tidegate.rules.operator import NO_EVENTS
+from tidegate.rules.operators.window.config import CountSection
+from tidegate.rules.operators.window.operator import WindowOperator
 from tidegate.rules.operators.window.samples import Samples
-
-if TYPE_CHECKING:
-    from tidegate.rules.operators.window.operator import Config
 
 
 @dataclass(slots=True)
@@ -32,12 +30,11 @@ class _KeyCount:
     samples: Samples = field(default_factory=Samples)
 
 
-class CountWindows(WindowOperator):
+class CountWindows(WindowOperator, sections=(CountSection,)):
     _time_closes_windows = False
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: CountSection) -> None:
         super().__init__(config)
-        assert config.count is not None  # the config validates it per kind
         self._count = config.count
         self._keys: dict[StreamKey, _KeyCount] = {}
 

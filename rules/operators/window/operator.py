@@ -108,132 +108,198 @@ window's until it is full. Keys without values are forgotten (except with
 ``skipped_non_numeric``, ``overflow_events``, ``undefined_windows``,
 ``skipped_empty_windows``, ``clock_jumps`` and ``open_windows`` (windows holding
 values now).
+
+## The code
+
+``window.config`` holds the schema, one model per kind. This module holds
+what every kind shares (numeric values, the time domain, counters, output
+events): ``WindowOperator`` turns ``apply``/``tick``/``flush`` into calls of
+``_add`` (take one value), ``_close_due`` (emit what the watermark has closed),
+``_close_all`` (emit everything now) and ``open_windows``, which each kind
+implements in its own module (``aligned`` for tumbling and hopping,
+``sliding``, ``session``, ``count``), declaring the sections it runs. To keep
+``tick`` cheap when the rule stage calls it for every event, a kind keeps
+``_next_due``, a lower bound of the earliest time at which anything closes;
+nothing is scanned before the watermark reaches it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
-
-from tidegate.config.types import Duration
-from tidegate.rules.keys import KeyedBy
-from tidegate.rules.operators.window.aggregate import validate_aggregate_name
-from tidegate.rules.operators.window.aligned import AlignedWindows
-from tidegate.rules.operators.window.base import WindowOperator
-from tidegate.rules.operators.window.count import CountWindows
-from tidegate.rules.operators.window.session import SessionWindows
-from tidegate.rules.operators.window.sliding import SlidingWindow
-
-KEY = "window"
-
-WindowKind = Literal["tumbling", "hopping", "sliding", "session", "count"]
-PositiveDuration = Annotated[Duration, Field(gt=0)]
-AggregateName = Annotated[str, AfterValidator(validate_aggregate_name)]
-
-# The length keys each kind takes; the others must be left out.
-_LENGTH_KEYS: dict[str, tuple[str, ...]] = {
-    "tumbling": ("size",),
-    "hopping": ("size", "hop"),
-    "sliding": ("size",),
-    "session": ("gap",),
-    "count": ("count",),
-}
+from tidegate.event import Event, Scalar, Value, new_event
+from tidegate.rules.clock import CLOCK_STEP_BACK
+from tidegate.rules.keys import StreamKey, key_function
+from tidegate.rules.operator import NO_EVENTS, RuleTime, TimedOperator
+from tidegate.rules.operators.registry import OperatorDeclarationError
+from tidegate.rules.operators.window.aggregate import (
+    NUMPY_FROM,
+    compute,
+    large_window_values,
+    numeric_value,
+    parse_aggregate,
+)
+from tidegate.rules.operators.window.config import WindowKindSection, WindowSection
+from tidegate.timefmt import rfc3339
 
 
-def _one_or_list(value: Any) -> Any:
-    # `aggregate: avg` reads naturally for a single aggregate.
-    return [value] if isinstance(value, str) else value
+class WindowOperator(TimedOperator, key="window", order=40, schema=WindowSection):
+    """Window rules: aggregate each stream over time, or over a number of events."""
 
+    _kinds: ClassVar[dict[type[WindowKindSection], type[WindowOperator]]] = {}
+    """The class of each kind, by its section: filled by the kinds' declarations."""
 
-class Config(KeyedBy):
-    """The value of a rule's ``window:`` key."""
+    _time_closes_windows = True
+    """False for count windows: a clock step back leaves them alone."""
 
-    kind: WindowKind = Field(
-        description="tumbling, hopping (size + hop), sliding (size), session (gap) or count.",
-    )
-    size: PositiveDuration | None = Field(
-        default=None, description="Window length (tumbling, hopping, sliding), e.g. 60s."
-    )
-    hop: PositiveDuration | None = Field(
-        default=None, description="Hopping: time between window starts; at most size."
-    )
-    gap: PositiveDuration | None = Field(
-        default=None, description="Session: the silence that closes a session, e.g. 30s."
-    )
-    count: int | None = Field(default=None, ge=1, description="Count: number of values per window.")
-    time: Literal["processing", "event"] = Field(
-        default="processing",
-        description="processing: the gateway clock; event: the events' own timestamps.",
-    )
-    allowed_lateness: Duration = Field(
-        default=0.0,
-        ge=0,
-        description="time: event only: how long after its end a window still takes events.",
-    )
-    late: Literal["drop"] = Field(
-        default="drop",
-        description="Events for windows already closed: drop (counted in late_events).",
-    )
-    aggregate: Annotated[list[AggregateName], BeforeValidator(_one_or_list)] = Field(
-        default_factory=lambda: ["avg"],
-        min_length=1,
-        description=(
-            "What to report: count, sum, avg, min, max, first, last, stddev, median, "
-            "pNN (p90, p99.9), rate, integral. One gives a number, several a mapping."
-        ),
-    )
-    emit_empty: bool = Field(
-        default=False,
-        description="tumbling/hopping: emit windows without values too (count 0).",
-    )
-    max_values_per_key: int = Field(
-        default=100_000,
-        ge=1,
-        description="Most values a key's open windows hold; more are dropped and counted.",
-    )
-
-    @field_validator("aggregate")
-    @classmethod
-    def _no_repeats(cls, names: list[str]) -> list[str]:
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"aggregate lists {', '.join(repeated)} more than once")
-        return names
-
-    @model_validator(mode="after")
-    def _check_kind(self) -> Config:
-        wanted = _LENGTH_KEYS[self.kind]
-        for key in ("size", "hop", "gap", "count"):
-            given = getattr(self, key) is not None
-            if key in wanted and not given:
-                raise ValueError(f"a {self.kind} window needs `{key}`")
-            if given and key not in wanted:
-                raise ValueError(
-                    f"`{key}` does not apply to a {self.kind} window (it takes {', '.join(wanted)})"
+    def __init_subclass__(
+        cls, *, sections: tuple[type[WindowKindSection], ...] = (), **kwargs: Any
+    ) -> None:
+        """A kind names the sections it runs: ``sections=(SlidingSection,)``."""
+        super().__init_subclass__(**kwargs)
+        for section in sections:
+            taken = WindowOperator._kinds.get(section)
+            if taken is not None:
+                raise OperatorDeclarationError(
+                    f"{cls.__qualname__}: {section.__name__} is run by {taken.__qualname__}"
                 )
-        if self.hop is not None and self.size is not None and self.hop > self.size:
-            raise ValueError(
-                f"hop ({self.hop:g}s) is longer than size ({self.size:g}s):"
-                " values between windows would be lost"
-            )
-        if self.allowed_lateness and (self.time != "event" or self.kind == "count"):
-            raise ValueError("allowed_lateness applies to time: event windows other than count")
-        if self.emit_empty and self.kind not in ("tumbling", "hopping"):
-            raise ValueError("emit_empty applies to tumbling and hopping windows only")
-        if self.count is not None and self.count > self.max_values_per_key:
-            raise ValueError(
-                f"count ({self.count}) is above max_values_per_key ({self.max_values_per_key})"
-            )
-        return self
+            WindowOperator._kinds[section] = cls
 
+    @classmethod
+    def build(cls, config: WindowKindSection, time: RuleTime = "processing") -> WindowOperator:
+        """The operator of the config's kind (the window's own ``time`` is in its config)."""
+        return WindowOperator._kinds[type(config)](config)
 
-def build(config: Config) -> WindowOperator:
-    """The window operator for one rule (a ``TimedOperator``)."""
-    if config.kind == "sliding":
-        return SlidingWindow(config)
-    if config.kind == "session":
-        return SessionWindows(config)
-    if config.kind == "count":
-        return CountWindows(config)
-    return AlignedWindows(config)
+    def __init__(self, config: WindowKindSection) -> None:
+        self._key = key_function(config.by)
+        self._aggregates = tuple(parse_aggregate(name) for name in config.aggregate)
+        self._event_time = config.time == "event"
+        self._lateness = config.lateness if self._event_time else 0.0
+        self._max_values = config.max_values_per_key
+        if config.most_values >= NUMPY_FROM:
+            large_window_values()  # numpy now, not in the event path at the first large window
+        # Event time: the watermark. Processing time: the clock as of the latest tick.
+        self._watermark = -math.inf
+        self._next_due = math.inf
+        self.late_events = 0
+        self.skipped_non_numeric = 0
+        self.overflow_events = 0
+        self.undefined_windows = 0
+        self.skipped_empty_windows = 0
+        self.clock_jumps = 0
+
+    @property
+    def watermark(self) -> float:
+        """Event time: the watermark; processing time: the clock (-inf before any)."""
+        return self._watermark
+
+    @property
+    @abstractmethod
+    def open_windows(self) -> int:
+        """Windows holding values now, over all keys."""
+
+    def counters(self) -> dict[str, int]:
+        """The counters for ``tidegate status``."""
+        return {
+            "late_events": self.late_events,
+            "skipped_non_numeric": self.skipped_non_numeric,
+            "overflow_events": self.overflow_events,
+            "undefined_windows": self.undefined_windows,
+            "skipped_empty_windows": self.skipped_empty_windows,
+            "clock_jumps": self.clock_jumps,
+            "open_windows": self.open_windows,
+        }
+
+    def apply(self, event: Event) -> Sequence[Event]:
+        value = numeric_value(event.value)
+        if value is None or not math.isfinite(event.time):
+            self.skipped_non_numeric += 1
+            return NO_EVENTS
+        key = self._key(event)
+        if not self._event_time:
+            clock = self._watermark
+            return self._add(key, event, clock if clock != -math.inf else event.time, value)
+        t = event.time
+        emitted = self._add(key, event, t, value)
+        if t > self._watermark:
+            self._watermark = t
+            if t >= self._next_due:
+                closed = self._close_due()
+                return [*emitted, *closed] if emitted else closed
+        return emitted
+
+    def tick(self, now: float) -> Sequence[Event]:
+        if now > self._watermark:
+            self._watermark = now
+            return self._close_due() if now >= self._next_due else NO_EVENTS
+        if not self._event_time and now < self._watermark - CLOCK_STEP_BACK:
+            # The clock was set back: waiting for it to catch up could hold windows open
+            # for hours, so emit them as they are and start again from the new time.
+            self.clock_jumps += 1
+            emitted = self._close_all() if self._time_closes_windows else NO_EVENTS
+            self._watermark = now
+            return emitted
+        return NO_EVENTS
+
+    def flush(self) -> Sequence[Event]:
+        return self._close_all()
+
+    def _is_late(self, t: float) -> bool:
+        return self._event_time and t < self._watermark - self._lateness
+
+    def _has_room(self, held: int) -> bool:
+        if held < self._max_values:
+            return True
+        self.overflow_events += 1
+        return False
+
+    @abstractmethod
+    def _add(self, key: StreamKey, event: Event, t: float, value: float) -> Sequence[Event]:
+        """Take one numeric value at window time ``t``; return what it makes the kind emit."""
+
+    @abstractmethod
+    def _close_due(self) -> Sequence[Event]:
+        """Emit what the watermark has closed; recompute ``_next_due``."""
+
+    @abstractmethod
+    def _close_all(self) -> Sequence[Event]:
+        """Emit every window holding values now (partial when before its end); forget them."""
+
+    def _window_event(
+        self,
+        latest: Event,
+        values: Sequence[float],
+        stamps: Sequence[float],
+        start: float,
+        end: float,
+        *,
+        time: float | None = None,
+        partial: bool = False,
+    ) -> Event | None:
+        """The output event of one window, or None when its only aggregate is undefined."""
+        results = compute(self._aggregates, values, stamps)
+        value: Value
+        if len(self._aggregates) == 1:
+            if not results:
+                self.undefined_windows += 1
+                return None
+            (value,) = results.values()
+        else:
+            mapping: dict[str, Scalar] = dict(results)
+            value = mapping
+        tags = dict(latest.tags) if latest.tags else {}
+        tags["window_start"] = rfc3339(start)
+        tags["window_end"] = rfc3339(end)
+        if partial:
+            tags["partial"] = "true"
+        return new_event(
+            latest.source,
+            latest.name,
+            value,
+            unit=latest.unit,
+            tags=tags,
+            time=end if time is None else time,
+        )

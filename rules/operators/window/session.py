@@ -19,15 +19,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.rules.keys import StreamKey
-from tidegate.rules.operators.window.base import NO_EVENTS, WindowOperator
+from tidegate.rules.operator import NO_EVENTS
+from tidegate.rules.operators.window.config import SessionSection
+from tidegate.rules.operators.window.operator import WindowOperator
 from tidegate.rules.operators.window.samples import Samples
-
-if TYPE_CHECKING:
-    from tidegate.rules.operators.window.operator import Config
 
 
 @dataclass(slots=True)
@@ -44,10 +42,9 @@ class _KeySessions:
     samples: Samples = field(default_factory=Samples)
 
 
-class SessionWindows(WindowOperator):
-    def __init__(self, config: Config) -> None:
+class SessionWindows(WindowOperator, sections=(SessionSection,)):
+    def __init__(self, config: SessionSection) -> None:
         super().__init__(config)
-        assert config.gap is not None  # the config validates it per kind
         self._gap = config.gap
         self._keys: dict[StreamKey, _KeySessions] = {}
 

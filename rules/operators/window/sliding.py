@@ -20,15 +20,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.rules.keys import StreamKey
-from tidegate.rules.operators.window.base import NO_EVENTS, WindowOperator
+from tidegate.rules.operator import NO_EVENTS
+from tidegate.rules.operators.window.config import SlidingSection
+from tidegate.rules.operators.window.operator import WindowOperator
 from tidegate.rules.operators.window.samples import Samples
-
-if TYPE_CHECKING:
-    from tidegate.rules.operators.window.operator import Config
 
 
 @dataclass(slots=True)
@@ -37,10 +35,9 @@ class _KeyValues:
     samples: Samples = field(default_factory=Samples)
 
 
-class SlidingWindow(WindowOperator):
-    def __init__(self, config: Config) -> None:
+class SlidingWindow(WindowOperator, sections=(SlidingSection,)):
+    def __init__(self, config: SlidingSection) -> None:
         super().__init__(config)
-        assert config.size is not None  # the config validates it per kind
         self._size = config.size
         self._keys: dict[StreamKey, _KeyValues] = {}
 
