@@ -33,7 +33,8 @@ from typing import Any
 
 from tidegate.driver import DriverContext, DriverState
 from tidegate.drivers.framing.lines import LineFramer
-from tidegate.drivers.serial.driver import SerialConfig, SerialDriver
+from tidegate.drivers.serial.config import SerialConfig
+from tidegate.drivers.serial.driver import SerialDriver
 from tidegate.drivers.serial.sim import SerialSim, SerialSimConfig
 from tidegate.event import Event
 

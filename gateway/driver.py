@@ -1,24 +1,40 @@
 """The driver contract: how sources plug into the pipeline.
 
-A driver module (in ``tidegate.drivers`` or registered under the
-``tidegate.drivers`` entry-point group) defines a config class derived from
-``DriverConfig`` whose ``type`` field is a ``Literal`` of the driver's type
-name, and a ``Driver`` subclass that names it in ``config_type``. The module
-exposes the class as ``DRIVER``. Construction does no I/O; ``run`` opens the
-device, emits events, survives the device going away, and returns only when
-cancelled (or when a finite source is exhausted).
+A driver is a config type and a runtime type, in two modules (Vector's model).
+The config module is light (pydantic and our config types only), because
+``tidegate check`` reads every driver's schema and must start fast; it declares
+the driver's ``type:`` name (a ``Literal``) and names its runtime class::
+
+    class SerialConfig(DriverConfig, runtime="tidegate.drivers.serial.driver:SerialDriver"):
+        type: Literal["serial"] = Field("serial", description="Driver kind.")
+        port: str = ...
+
+A kind with modes (``gpio``: edge, counter, level) declares one config per mode,
+each with the same ``type`` and runtime, and the union of them as its schema.
+The runtime module holds the class that does the work, typed by its config::
+
+    class SerialDriver(Driver[SerialConfig]):
+        async def run(self, emit: Emit) -> None: ...
+
+``tidegate.drivers.builtins`` lists the built-in configs; third-party drivers
+register theirs under the ``tidegate.drivers`` entry-point group
+(``tidegate.driver_kinds``). Construction does no I/O; ``run`` opens the device,
+emits events, survives the device going away, and returns only when cancelled
+(or when a finite source is exhausted).
 """
 
 from __future__ import annotations
 
 import enum
 import time
+import types
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, get_args
+from typing import Annotated, Any, ClassVar, Generic, Union, get_args, get_origin
 
 from pydantic import Field
+from typing_extensions import TypeVar
 
 from tidegate.config.types import Name, Section
 from tidegate.event import Event
@@ -33,10 +49,53 @@ It is counted and kept in the dead-letter table; it never raises."""
 
 
 class DriverConfig(Section):
-    """Keys every driver has. Driver modules subclass this and narrow ``type``."""
+    """Keys every driver has. A driver's config subclasses this, narrows ``type`` to
+    a ``Literal`` of its name and names its runtime class with ``runtime=``."""
+
+    runtime: ClassVar[str | None] = None
+    """Where the driver's class is, as ``"module:Class"``; imported only when a
+    driver of this kind is built, so checking a config never loads it."""
 
     name: Name = Field(description="Instance name; becomes the events' `source`.")
     type: str = Field(description="Driver kind, e.g. `sim`, `serial`, `gpio`, `mqtt`.")
+
+    def __init_subclass__(cls, *, runtime: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if runtime is not None:
+            module, _, qualname = runtime.partition(":")
+            if not module or not qualname:
+                raise TypeError(
+                    f"{cls.__qualname__}: runtime must be 'module:Class', got {runtime!r}"
+                )
+            cls.runtime = runtime
+
+
+def config_models(schema: Any) -> tuple[type[DriverConfig], ...]:
+    """The config classes in a driver's schema: the class itself, or the members of a
+    union of one class per mode (``Annotated`` layers are looked through)."""
+    if isinstance(schema, type):
+        if issubclass(schema, DriverConfig):
+            return (schema,)
+        raise TypeError(f"{schema.__qualname__} is not a DriverConfig")
+    if get_origin(schema) is Annotated:
+        return config_models(get_args(schema)[0])
+    if get_origin(schema) in (Union, types.UnionType):
+        return tuple(model for member in get_args(schema) for model in config_models(member))
+    raise TypeError(f"{schema!r} is neither a DriverConfig nor a union of them")
+
+
+def kind_name(schema: Any) -> str:
+    """The ``type:`` value a schema answers to: its ``type`` field's one-string
+    ``Literal``, the same in every member of a union."""
+    names = set()
+    for model in config_models(schema):
+        args = get_args(model.model_fields["type"].annotation)
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise TypeError(f"{model.__qualname__}.type must be a Literal of one string")
+        names.add(args[0])
+    if len(names) != 1:
+        raise TypeError(f"the configs of one driver kind name different types: {sorted(names)}")
+    return names.pop()
 
 
 class DriverState(enum.StrEnum):
@@ -79,12 +138,28 @@ class DriverContext:
     reject: Reject
 
 
-class Driver(ABC):
-    """Base class of every driver."""
+ConfigT_co = TypeVar("ConfigT_co", bound=DriverConfig, default=DriverConfig, covariant=True)
 
-    config_type: ClassVar[type[DriverConfig]]
 
-    def __init__(self, config: DriverConfig, context: DriverContext) -> None:
+class Driver(ABC, Generic[ConfigT_co]):
+    """Base class of every driver; ``Driver[XConfig]`` names the config it runs on."""
+
+    config_type: ClassVar[Any] = DriverConfig
+    """The schema from ``Driver[...]``: a DriverConfig class, or a union of them."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            origin = get_origin(base)
+            if isinstance(origin, type) and issubclass(origin, Driver):
+                cls.config_type = get_args(base)[0]
+
+    def __init__(self, config: ConfigT_co, context: DriverContext) -> None:
+        if not isinstance(config, config_models(self.config_type)):
+            raise TypeError(
+                f"{type(self).__qualname__} runs on {self.config_type!r}, "
+                f"not on {type(config).__qualname__}"
+            )
         self.config = config
         self.context = context
         self.health = DriverHealth()
@@ -97,11 +172,3 @@ class Driver(ABC):
     async def run(self, emit: Emit) -> None:
         """Open the device and emit events until cancelled."""
 
-
-def driver_type_name(driver: type[Driver]) -> str:
-    """The ``type:`` value a driver class answers to (its config's Literal)."""
-    annotation = driver.config_type.model_fields["type"].annotation
-    args = get_args(annotation)
-    if len(args) != 1 or not isinstance(args[0], str):
-        raise TypeError(f"{driver.__qualname__}.config_type.type must be a Literal of one string")
-    return args[0]

@@ -1,55 +1,155 @@
-"""Finding driver kinds without a registry.
+"""The driver kinds: built-in ones and plugins, by their ``type:`` name.
 
-Built-in drivers are the public modules of ``tidegate.drivers`` that expose
-``DRIVER``; third-party drivers register a Driver class under the
-``tidegate.drivers`` entry-point group. Adding a driver never edits the core.
+Built-ins are listed by name in ``tidegate.drivers.builtins`` (one line per kind,
+like Telegraf's ``plugins/inputs/all``), with where their config is; a kind's
+config module is imported the first time that kind is asked for, so checking a
+file imports the schemas of the kinds it uses and no others. A third-party
+distribution registers its config class under the ``tidegate.drivers``
+entry-point group::
+
+    [project.entry-points."tidegate.drivers"]
+    modbus = "tidegate_modbus.config:ModbusConfig"
+
+(a ``Driver`` class is accepted there too, at the price of importing its runtime
+whenever a config is checked). Entry points are read only when a name is not a
+built-in one, or when every kind is wanted. A kind holds its schema; its runtime
+class is imported when the first driver of that kind is built, so ``tidegate
+check`` reads schemas without importing pyserial, paho or asyncio.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import entry_points
+from typing import Any
 
-import tidegate.drivers
-from tidegate.driver import Driver, driver_type_name
+from tidegate.driver import Driver, DriverConfig, DriverContext, config_models, kind_name
+from tidegate.drivers.builtins import BUILTIN_KINDS, load_declared
 
 log = logging.getLogger(__name__)
 
-
-def _builtin_drivers() -> list[type[Driver]]:
-    found: list[type[Driver]] = []
-    for module_info in pkgutil.walk_packages(tidegate.drivers.__path__, "tidegate.drivers."):
-        if any(part.startswith("_") for part in module_info.name.split(".")):
-            continue
-        module = importlib.import_module(module_info.name)
-        driver = getattr(module, "DRIVER", None)
-        if isinstance(driver, type) and issubclass(driver, Driver):
-            found.append(driver)
-    return found
+BUILTIN = "tidegate"
+"""The origin of the built-in kinds."""
 
 
-def _entry_point_drivers() -> list[type[Driver]]:
-    found: list[type[Driver]] = []
-    for ep in entry_points(group="tidegate.drivers"):
-        try:
-            driver = ep.load()
-        except Exception as exc:
-            log.warning("driver plugin %s failed to load: %s", ep.name, exc)
-            continue
-        if isinstance(driver, type) and issubclass(driver, Driver):
-            found.append(driver)
-        else:
-            log.warning("driver plugin %s is not a tidegate Driver class; ignored", ep.name)
-    return found
+@dataclass(frozen=True)
+class DriverKind:
+    """One ``type:`` of driver: its schema and where its runtime class is."""
+
+    name: str
+    config_type: Any
+    """The schema: a DriverConfig class, or a union of one per mode."""
+    runtime: str
+    """``"module:Class"``."""
+    origin: str = BUILTIN
+    """``tidegate`` or the entry point that brought it."""
+
+    @property
+    def models(self) -> tuple[type[DriverConfig], ...]:
+        """The config classes of the schema (one, or one per mode)."""
+        return config_models(self.config_type)
+
+    def load(self) -> type[Driver]:
+        """Import the runtime class; check that it runs on this kind's schema."""
+        found = load_declared(self.runtime)
+        if not (isinstance(found, type) and issubclass(found, Driver)):
+            raise TypeError(f"driver kind {self.name!r}: {self.runtime} is not a Driver class")
+        if found.config_type != self.config_type:
+            raise TypeError(
+                f"driver kind {self.name!r}: {self.runtime} runs on {found.config_type!r}, "
+                f"not on the kind's config {self.config_type!r}"
+            )
+        return found
+
+    def __call__(self, config: DriverConfig, context: DriverContext) -> Driver:
+        """A driver of this kind (no I/O: ``run`` opens the device)."""
+        return self.load()(config, context)
+
+
+def kind_of(declared: Any, origin: str = BUILTIN) -> DriverKind:
+    """The kind a config class (or union of mode configs) declares, or, for an old
+    style plugin, the kind of a Driver class."""
+    if isinstance(declared, type) and issubclass(declared, Driver):
+        return DriverKind(
+            kind_name(declared.config_type),
+            declared.config_type,
+            f"{declared.__module__}:{declared.__qualname__}",
+            origin,
+        )
+    runtimes = {model.runtime for model in config_models(declared)}
+    runtime = runtimes.pop() if len(runtimes) == 1 else None
+    if runtime is None:
+        raise TypeError(f"{declared!r} must name one runtime class (`runtime=` on its config)")
+    return DriverKind(kind_name(declared), declared, runtime, origin)
 
 
 @cache
-def driver_types() -> dict[str, type[Driver]]:
-    """Every driver kind by its ``type:`` name; built-ins win over plugins."""
-    kinds: dict[str, type[Driver]] = {}
-    for driver in [*_entry_point_drivers(), *_builtin_drivers()]:
-        kinds[driver_type_name(driver)] = driver
+def builtin_kind(name: str) -> DriverKind | None:
+    """The built-in kind ``name`` (importing its config module only), or None."""
+    where = BUILTIN_KINDS.get(name)
+    if where is None:
+        return None
+    kind = kind_of(load_declared(where))
+    if kind.name != name:
+        raise TypeError(f"tidegate.drivers.builtins lists {where} as {name!r}; it is {kind.name!r}")
+    return kind
+
+
+@cache
+def _plugin_kinds() -> tuple[DriverKind, ...]:
+    # importlib.metadata scans every installed distribution: only when a plugin is asked for.
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    found: list[DriverKind] = []
+    for ep in entry_points(group="tidegate.drivers"):
+        origin = f"{ep.name} = {ep.value}"
+        try:
+            found.append(kind_of(ep.load(), origin))
+        except Exception as exc:
+            log.warning("driver plugin %s failed to load: %s", origin, exc)
+    return tuple(found)
+
+
+@cache
+def _every_kind() -> dict[str, DriverKind]:
+    kinds: dict[str, DriverKind] = {}
+    builtins = [kind for name in BUILTIN_KINDS if (kind := builtin_kind(name)) is not None]
+    for kind in [*_plugin_kinds(), *builtins]:
+        previous = kinds.get(kind.name)
+        if previous is not None and previous.origin != BUILTIN:
+            log.warning(
+                "driver kind %r of %s is shadowed by %s", kind.name, previous.origin, kind.origin
+            )
+        kinds[kind.name] = kind
     return dict(sorted(kinds.items()))
+
+
+class DriverKinds(Mapping[str, DriverKind]):
+    """Every driver kind by its ``type:`` name; built-ins win over plugins.
+
+    Looking up one built-in name imports that kind's config only; any other look-up
+    reads the entry points, and listing the kinds imports every schema.
+    """
+
+    def __getitem__(self, name: str) -> DriverKind:
+        kind = builtin_kind(name)
+        if kind is None:
+            kind = _every_kind()[name]
+        return kind
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in BUILTIN_KINDS or name in _every_kind())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_every_kind())
+
+    def __len__(self) -> int:
+        return len(_every_kind())
+
+
+@cache
+def driver_types() -> DriverKinds:
+    """Every driver kind by its ``type:`` name; built-ins win over plugins."""
+    return DriverKinds()

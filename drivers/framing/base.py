@@ -1,8 +1,8 @@
 """What every framing shares: bytes written in a config, the quiet timeout, the interface.
 
-Line, fixed and binary framings live in modules of their own (``_framing``,
-``_fixed_framing``, ``_binary_framing``); ``_framing`` brings them together and is
-the module the drivers import.
+Line, fixed and binary framings live in modules of their own (``lines``,
+``fixed``, ``binary``); ``lines`` brings them together and is the module the
+drivers import.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class FramingBase(Section):
 
 
 class Framer(ABC):
-    """Cuts a byte stream into frames; see the ``_framing`` module docstring."""
+    """Cuts a byte stream into frames; see the ``lines`` module docstring."""
 
     max_length: int
     """Longest frame this framer can return."""

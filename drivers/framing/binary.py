@@ -169,8 +169,7 @@ class BinaryFramer(Framer):
         self._tail = config.tail_length
         self._header = config.header_length
         self._min = config.min_length
-        self._fixed = config.length if isinstance(config.length, int) else None
-        self._field = config.length if isinstance(config.length, LengthField) else None
+        self._length: int | LengthField = config.length
         self._checksum = config.checksum
         if config.checksum is not None:
             algorithm = CHECKSUMS[config.checksum.type]
@@ -247,12 +246,12 @@ class BinaryFramer(Framer):
         return frames
 
     def _frame_length(self, buffer: bytearray, pos: int) -> int:
-        if self._fixed is not None:
-            return self._fixed
-        assert self._field is not None
-        at = pos + self._field.offset
-        value = int.from_bytes(buffer[at : at + self._field.size], self._field.byte_order)
-        return value + self._field.adjust
+        length = self._length
+        if isinstance(length, int):
+            return length
+        at = pos + length.offset
+        value = int.from_bytes(buffer[at : at + length.size], length.byte_order)
+        return value + length.adjust
 
     def _partial_start(self, buffer: bytearray, pos: int) -> int:
         start = self._start

@@ -106,14 +106,14 @@ class FixedFramer(Framer):
         frames: list[bytes] = []
         pos = self._lead
         while len(data) - pos >= n:
-            fault = self._fault(data, pos)
+            fault = self._fault(data, pos, end)
             if fault is None:
                 self._report_skipped()
                 frames.append(data[pos : pos + n])
                 pos += n
                 self._in_step = True
                 continue
-            following = self._next_start(data, pos + 1)
+            following = self._next_start(data, pos + 1, end)
             self._skip(data[pos:following], fault)
             self._in_step = False
             pos = following
@@ -121,10 +121,9 @@ class FixedFramer(Framer):
         self._buffer, self._lead = data[keep:], pos - keep
         return frames
 
-    def _fault(self, data: bytes, at: int) -> str | None:
-        """Why the ``length`` bytes at ``at`` are not a frame; None when they are."""
-        end = self._end
-        assert end is not None
+    def _fault(self, data: bytes, at: int, end: bytes) -> str | None:
+        """Why the ``length`` bytes at ``at`` are not a frame ending in ``end``; None when
+        they are."""
         width = len(end)
         own = at + self.max_length - width
         if not data.startswith(end, own):
@@ -142,11 +141,11 @@ class FixedFramer(Framer):
             )
         return None
 
-    def _next_start(self, data: bytes, earliest: int) -> int:
-        """Where the next frame can begin, from ``earliest`` on: before an end sequence,
-        over no other one; or where the bytes kept must begin to hold such a frame."""
-        assert self._end is not None
-        end, width = self._end, len(self._end)
+    def _next_start(self, data: bytes, earliest: int, end: bytes) -> int:
+        """Where the next frame can begin, from ``earliest`` on: before an ``end``
+        sequence, over no other one; or where the bytes kept must begin to hold such a
+        frame."""
+        width = len(end)
         tail = self.max_length - width
         while True:
             found = data.find(end, earliest + tail)

@@ -17,7 +17,7 @@ finds its step again after a lost byte, and how a binary frame with a damaged
 length field stops holding back the good frames behind it.
 
 This module holds the text framings (``line``, ``delimiter``) and brings in the
-others (``_fixed_framing``, ``_binary_framing``). The config, under a driver's
+others (``fixed``, ``binary``). The config, under a driver's
 ``framing:`` key, picks the framer by ``type``; for example (one of these):
 
 ```yaml
@@ -195,11 +195,12 @@ class LineFramer(Framer):
         tail = parts.pop()
         frames: list[bytes] = []
         limit = self.max_length
+        start = self._start
         for part in parts:
             if self._strip_cr and part.endswith(b"\r"):
                 part = part[:-1]  # noqa: PLW2901 - the stripped line is the frame
-            if self._start is not None and part:
-                part = self._from_start(part)  # noqa: PLW2901 - the record in the line
+            if start is not None and part:
+                part = self._from_start(part, start)  # noqa: PLW2901 - the record in the line
                 if not part:
                     continue
             if len(part) > limit:
@@ -227,11 +228,9 @@ class LineFramer(Framer):
                 resume = begins
         return resume
 
-    def _from_start(self, line: bytes) -> bytes:
-        """The record in ``line`` from its last start sequence on (b"" if there is none);
-        the bytes before it go to reject."""
-        start = self._start
-        assert start is not None
+    def _from_start(self, line: bytes, start: bytes) -> bytes:
+        """The record in ``line`` from its last ``start`` sequence on (b"" if there is
+        none); the bytes before it go to reject."""
         at = line.rfind(start)
         if at == 0:
             return line

@@ -1,1 +1,2 @@
-"""The ``gpio`` driver: buttons, contacts and pulse counters, on libgpiod or a simulated chip."""
+"""The ``gpio`` driver: ``config`` (one schema per mode), ``driver`` (the runtime),
+``debounce``, ``backend`` (libgpiod v2) and a simulated chip (``sim``, ``timelines``)."""

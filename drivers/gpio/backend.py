@@ -4,7 +4,7 @@ The ``gpio`` driver talks to a line through a ``GpioBackend``: open a line with
 some settings, wait for its edge events, read its level, and tell the time on
 the clock the edge timestamps use. Two implementations exist: ``GpiodBackend``
 (real hardware, the ``gpiod`` package, imported lazily because it is the
-optional extra ``tidegate[gpio]``) and ``SimBackend`` in ``_gpio_sim`` (a
+optional extra ``tidegate[gpio]``) and ``SimBackend`` in ``gpio.sim`` (a
 simulated chip driven by generated edge timelines).
 
 Levels and edges are *logical*: with ``active_low`` the backend inverts them, as
@@ -20,12 +20,10 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from tidegate.drivers.gpio.config import BiasName, EdgeDetection
 from tidegate.errors import DriverError
-
-BiasName = Literal["as-is", "pull-up", "pull-down", "disabled"]
-EdgeDetection = Literal["none", "rising", "falling", "both"]
 
 _log = logging.getLogger(__name__)
 
@@ -242,7 +240,9 @@ class GpiodBackend:
             try:
                 timeout = None if deadline_ns is None else (deadline_ns - self.now_ns()) / 1e9
                 if timeout is None or timeout > 0:
-                    await asyncio.wait_for(readable, timeout)
+                    # Not wait_for: on 3.11 it can lose a cancellation (see serial's poll).
+                    async with asyncio.timeout(timeout):
+                        await readable
             except TimeoutError:
                 pass
             finally:

@@ -1,11 +1,4 @@
-"""A simulated GPIO chip, and generators of edge timelines to drive it.
-
-A *timeline* is a list (or a lazy, possibly endless iterable) of
-``(t_ns, level)`` pairs: the *physical* level a line takes at ``t_ns``
-nanoseconds after the moment the timeline is played. ``press``,
-``pulse_train`` and ``level_changes`` make finite ones for tests;
-``button_stream``, ``pulse_stream`` and ``level_stream`` make endless ones for
-``tidegate simulate``.
+"""A simulated GPIO chip that plays edge timelines (``timelines``) on its lines.
 
 ``SimChip`` turns timelines into edge events the way the kernel does for a v2
 line request (edge detection, active-low, and optionally its own debouncer),
@@ -25,235 +18,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import random
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TypeAlias
 
-from pydantic import Field
-
-from tidegate.config.types import Duration, Section
 from tidegate.drivers.gpio.backend import READ_BATCH, LineEdge, LineSpec, OpenedLine
+from tidegate.drivers.gpio.config import ButtonSim, LevelsSim, PulsesSim
+from tidegate.drivers.gpio.timelines import generator_stream
 from tidegate.errors import DriverError
-
-Timeline: TypeAlias = list[tuple[int, int]]
-"""``(t_ns, physical level)`` pairs in time order, relative to when it is played."""
-
-MS = 1_000_000
-"""Nanoseconds in a millisecond."""
-SECOND = 1_000_000_000
-"""Nanoseconds in a second."""
-
-
-# --- timeline generators ----------------------------------------------------
-
-
-def _bouncy_edges(
-    at_ns: int, level: int, bounces: int, within_ns: int, rng: random.Random
-) -> Timeline:
-    """A contact reaching ``level`` at ``at_ns`` after ``bounces`` break/re-make
-    pairs, all inside ``[at_ns, at_ns + within_ns)``; it has settled at the last."""
-    if bounces == 0:
-        return [(at_ns, level)]
-    if within_ns <= 2 * bounces:
-        raise ValueError(f"{bounces} bounces do not fit in {within_ns} ns")
-    offsets = [0, *sorted(rng.sample(range(1, within_ns), 2 * bounces))]
-    return [(at_ns + off, level if i % 2 == 0 else 1 - level) for i, off in enumerate(offsets)]
-
-
-def press(
-    at_ns: int = 0,
-    *,
-    hold_ns: int = 100 * MS,
-    bounces: int = 20,
-    within_ns: int = 5 * MS,
-    release_bounces: int | None = None,
-    idle_level: int = 0,
-    seed: int | None = 0,
-) -> Timeline:
-    """A button press at ``at_ns`` held for ``hold_ns``, bouncing on make and on
-    release: each bounce is a break and re-make after the first contact, so a
-    press with 20 bounces is 41 raw edges inside ``within_ns``."""
-    if hold_ns < within_ns:
-        raise ValueError("hold_ns must be at least within_ns")
-    rng = random.Random(seed)
-    active = 1 - idle_level
-    release = bounces if release_bounces is None else release_bounces
-    return _bouncy_edges(at_ns, active, bounces, within_ns, rng) + _bouncy_edges(
-        at_ns + hold_ns, idle_level, release, within_ns, rng
-    )
-
-
-def presses(count: int, every_ns: int, *, at_ns: int = 0, seed: int | None = 0,
-            **press_kwargs: int) -> Timeline:
-    """``count`` presses, ``every_ns`` apart (each with its own bounce pattern)."""
-    timeline: Timeline = []
-    for k in range(count):
-        press_seed = None if seed is None else seed + k
-        timeline += press(at_ns + k * every_ns, seed=press_seed, **press_kwargs)
-    return timeline
-
-
-def _pulses(
-    rate_hz: float, *, jitter: float, duty: float, start_ns: int, idle_level: int,
-    seed: int | None,
-) -> Iterator[tuple[int, int]]:
-    if rate_hz <= 0:
-        raise ValueError("rate_hz must be positive")
-    # Jitter only delays an edge, by up to jitter * period, so edges never reorder
-    # and never fall before the start, as long as jitter < the shorter half-pulse.
-    if not 0 <= jitter < min(duty, 1 - duty):
-        raise ValueError("jitter must be >= 0 and less than both duty and 1 - duty")
-    rng = random.Random(seed)
-    period = SECOND / rate_hz
-    active = 1 - idle_level
-    for k in itertools.count():
-        rise = start_ns + k * period
-        yield round(rise + rng.random() * jitter * period), active
-        yield round(rise + duty * period + rng.random() * jitter * period), idle_level
-
-
-def pulse_train(
-    rate_hz: float,
-    *,
-    count: int | None = None,
-    duration_ns: int | None = None,
-    jitter: float = 0.0,
-    duty: float = 0.5,
-    start_ns: int = 0,
-    idle_level: int = 0,
-    seed: int | None = 0,
-) -> Timeline:
-    """``count`` pulses (or as many as start within ``duration_ns``) at
-    ``rate_hz``; pulse k rises at ``start_ns + k / rate_hz`` plus up to
-    ``jitter`` periods."""
-    if (count is None) == (duration_ns is None):
-        raise ValueError("give exactly one of count and duration_ns")
-    if count is None:
-        assert duration_ns is not None
-        count = math.ceil(duration_ns * rate_hz / SECOND)
-    edges = _pulses(rate_hz, jitter=jitter, duty=duty, start_ns=start_ns,
-                    idle_level=idle_level, seed=seed)
-    return list(itertools.islice(edges, 2 * count))
-
-
-def level_changes(holds_ns: Iterable[int], *, start_ns: int = 0, first_level: int = 1) -> Timeline:
-    """Take ``first_level`` at ``start_ns``, then toggle after each hold in turn."""
-    timeline: Timeline = [(start_ns, first_level)]
-    t, level = start_ns, first_level
-    for hold in holds_ns:
-        t, level = t + hold, 1 - level
-        timeline.append((t, level))
-    return timeline
-
-
-def button_stream(
-    presses_per_minute: float,
-    *,
-    bounces: int,
-    within_ns: int,
-    hold_ns: int,
-    idle_level: int = 0,
-    seed: int | None = None,
-) -> Iterator[tuple[int, int]]:
-    """Endless bouncy presses at random (Poisson) times, ``presses_per_minute`` on average."""
-    rng = random.Random(seed)
-    mean_gap_ns = 60 * SECOND / presses_per_minute
-    t = round(rng.expovariate(1.0) * mean_gap_ns)
-    while True:
-        yield from press(t, hold_ns=hold_ns, bounces=bounces, within_ns=within_ns,
-                         idle_level=idle_level, seed=rng.randrange(2**32))
-        # A new press can only start once the last release has settled.
-        t += hold_ns + 2 * within_ns + round(rng.expovariate(1.0) * mean_gap_ns)
-
-
-def pulse_stream(
-    rate_hz: float, *, jitter: float = 0.0, duty: float = 0.5, idle_level: int = 0,
-    seed: int | None = None
-) -> Iterator[tuple[int, int]]:
-    """An endless pulse train."""
-    return _pulses(rate_hz, jitter=jitter, duty=duty, start_ns=0, idle_level=idle_level,
-                   seed=seed)
-
-
-def level_stream(
-    changes_per_minute: float, *, first_level: int = 1, seed: int | None = None
-) -> Iterator[tuple[int, int]]:
-    """A level that toggles at random (Poisson) times: a door contact, a float switch."""
-    rng = random.Random(seed)
-    mean_hold_ns = 60 * SECOND / changes_per_minute
-    holds = (max(1, round(rng.expovariate(1.0) * mean_hold_ns)) for _ in itertools.count())
-    yield (0, first_level)
-    t, level = 0, first_level
-    for hold in holds:
-        t, level = t + hold, 1 - level
-        yield t, level
-
-
-# --- generator configs (the `sim:` key of a gpio driver) ---------------------
-
-
-class ButtonSim(Section):
-    """Bouncy button presses at random times."""
-
-    kind: Literal["button"] = Field(default="button", description="A push button.")
-    presses_per_minute: float = Field(default=6.0, gt=0, description="Average press rate.")
-    bounces: int = Field(
-        default=20, ge=0, description="Break/re-make pairs on each press and release."
-    )
-    bounce_window: Duration = Field(
-        default=0.005, gt=0, description="Time within which the contact settles."
-    )
-    hold: Duration = Field(default=0.2, gt=0, description="How long each press lasts.")
-    seed: int | None = Field(default=None, description="Random seed; unset: random.")
-
-
-class PulsesSim(Section):
-    """A steady pulse train: flow meter, S0 energy meter, anemometer."""
-
-    kind: Literal["pulses"] = Field(default="pulses", description="A pulse source.")
-    rate_hz: float = Field(default=10.0, gt=0, description="Pulses per second.")
-    jitter: float = Field(
-        default=0.0, ge=0, lt=0.5, description="Each edge lands up to this many periods late."
-    )
-    seed: int | None = Field(default=None, description="Random seed; unset: random.")
-
-
-class LevelsSim(Section):
-    """A slow on/off signal at random times: door contact, float switch."""
-
-    kind: Literal["levels"] = Field(default="levels", description="A slowly toggling level.")
-    changes_per_minute: float = Field(default=2.0, gt=0, description="Average change rate.")
-    seed: int | None = Field(default=None, description="Random seed; unset: random.")
-
-
-SimGenerator = Annotated[ButtonSim | PulsesSim | LevelsSim, Field(discriminator="kind")]
-
-
-def generator_stream(generator: ButtonSim | PulsesSim | LevelsSim, *, idle_level: int
-                     ) -> Iterator[tuple[int, int]]:
-    """The endless timeline a generator config describes."""
-    if isinstance(generator, ButtonSim):
-        return button_stream(
-            generator.presses_per_minute,
-            bounces=generator.bounces,
-            within_ns=max(2 * generator.bounces + 1, round(generator.bounce_window * SECOND)),
-            hold_ns=max(round(generator.hold * SECOND), round(generator.bounce_window * SECOND)),
-            idle_level=idle_level,
-            seed=generator.seed,
-        )
-    if isinstance(generator, PulsesSim):
-        return pulse_stream(
-            generator.rate_hz, jitter=generator.jitter, idle_level=idle_level,
-            seed=generator.seed,
-        )
-    return level_stream(generator.changes_per_minute, first_level=1 - idle_level,
-                        seed=generator.seed)
-
-
-# --- the chip ------------------------------------------------------------------
 
 
 @dataclass(eq=False)
@@ -359,10 +132,6 @@ class SimChip:
     def to_wall(self, timestamp_ns: int) -> float:
         return self._wall_origin + (timestamp_ns - self._origin_ns) / 1e9
 
-    def level(self, line: int | str) -> int:
-        """The physical level of a line now."""
-        return self._lines[self.line_offset(line)].level
-
     def play(self, line: int | str, timeline: Iterable[tuple[int, int]],
              *, at_ns: int | None = None) -> int | None:
         """Queue ``timeline`` on ``line``, its times relative to ``at_ns`` (default:
@@ -391,10 +160,6 @@ class SimChip:
         """Let the fast clock run as far as ``t_ns`` (waits move it; this doesn't)."""
         self._horizon = max(self._horizon, t_ns)
         self._notify()
-
-    def set_level(self, line: int | str, level: int) -> None:
-        """Change a line's physical level now."""
-        self.play(line, [(0, level)])
 
     def unplug(self) -> None:
         """The chip goes away: open requests fail, new ones are refused."""
@@ -562,7 +327,8 @@ class SimChip:
             changed = self._changed
             try:
                 timeout = None if wake is None else max(0.0, (wake - now) / 1e9)
-                await asyncio.wait_for(changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await changed.wait()
             except TimeoutError:
                 pass
 

@@ -1,1 +1,2 @@
-"""The ``mqtt`` driver: devices that publish to a broker on the gateway itself."""
+"""The ``mqtt`` driver: ``config`` (the schema), ``driver`` (the runtime), ``link`` (the
+broker connection), ``routing`` and ``topics`` (filters and name templates)."""

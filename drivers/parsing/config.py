@@ -1,7 +1,7 @@
 """The ``parse:`` section's schema: one model per format, chosen by ``format``.
 
-Kept apart from the parser itself (``_parsing``), which imports these and re-exports
-them under their old names; the field descriptions are the README's reference.
+Kept apart from the parser itself (``parse``, which re-exports these), so that
+checking a config imports no parser; the field descriptions are the reference.
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 Shared by the drivers that receive frames: ``serial`` (a frame per line or binary
 packet) and ``mqtt`` (a frame per message payload). A parse happens in two steps:
 the format (``json``, ``csv``, ``kv``, ``regex``, ``struct``, ``raw``) pulls named
-raw values out of the frame (``_records``), then the field specs convert them
-(``_conversions``: number, int, bool, string; scale and bias, rounded to the
+raw values out of the frame (``records``), then the field specs convert them
+(``conversions``: number, int, bool, string; scale and bias, rounded to the
 resolution they give; never a wrong number), attach units and tags, and shape the
 events: one event per field (``as: events``, the default) or one event whose value
 maps field names to values (``as: mapping``).
-The schema of the section is in ``_parse_config``.
+The schema of the section is in ``config``; importing it costs no parser.
 
 A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that is
 not a number, a missing required field) or that is ambiguous (a repeated key, a
@@ -205,9 +205,8 @@ class FrameParser:
 
     def readings(self, frame: bytes) -> tuple[list[Reading], float | None]:
         """The frame's converted fields, and the time the frame carries (if configured)."""
-        if self._struct:
+        if self._extract is None:  # struct (``parse`` takes a raw frame whole)
             return self._struct_values(frame), None
-        assert self._extract is not None
         record = self._extract(frame)
         found: list[Reading] = []
         for out in self._outputs:

@@ -1,1 +1,2 @@
-"""The ``serial`` driver: sensors on a serial port, its commands and its simulator."""
+"""The ``serial`` driver: ``config`` (the schema), ``driver`` (the runtime), ``commands``
+it writes, and a simulated device on a pty (``sim_config``, ``sim_frames``, ``sim``)."""

@@ -1,74 +1,6 @@
-r"""The ``serial`` driver: sensors on a serial port (UART, USB-serial adapter, RS-485).
+"""The ``serial`` driver's runtime: reading frames from a port, reopening it when it fails.
 
-It opens the port by path (prefer the stable ``/dev/serial/by-id/...`` names; see
-``hardware/`` for udev rules), cuts the byte stream into frames (``framing:``),
-parses each frame into events (``parse:``), optionally writes commands to
-request/response sensors (``poll:``), and reopens the port with exponential backoff
-when the device goes away (USB unplug, EIO, path gone). Bad bytes never stop it:
-each rejected frame is counted in ``health.errors`` and handed to ``context.reject``
-with its reason, and the framer picks up at the next frame.
-
-```yaml
-drivers:
-  - name: weather                    # a station that answers "READ" with "T=21.5,H=40.2,P=1013.2"
-    type: serial
-    port: /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0
-    baudrate: 9600                   # 8N1 unless bytesize/parity/stopbits say otherwise
-    framing: {type: line, max_length: 256}
-    parse:
-      format: kv
-      fields:
-        T: {name: temperature, unit: "°C"}
-        H: {name: humidity, unit: "%"}
-        P: {name: pressure, unit: hPa}
-      tags: {site: roof}
-    poll:
-      on_open: ["MODE KV\r\n"]
-      request: "READ\r\n"
-      every: 10s
-      response_timeout: 1s
-    reconnect: {initial_delay: 500ms, max_delay: 30s}
-
-  - name: air                        # Plantower PMS5003 particulate sensor, active mode
-    type: serial
-    port: /dev/ttyAMA0
-    baudrate: 9600
-    framing:
-      type: binary
-      start: "42 4d"
-      length: {offset: 2, size: 2, byte_order: big, adjust: 4}
-      checksum: {type: sum16}        # big-endian sum of bytes 0..29, in bytes 30..31
-      max_length: 64
-    parse:
-      format: struct
-      byte_order: big
-      fields:
-        pm1_0: {offset: 10, type: u16, unit: "µg/m³"}
-        pm2_5: {offset: 12, type: u16, unit: "µg/m³"}
-        pm10: {offset: 14, type: u16, unit: "µg/m³"}
-
-  - name: dust                       # Nova SDS011: AA C0, data, sum8, AB at 1 frame/s
-    type: serial
-    port: /dev/serial/by-id/usb-1a86_USB2.0-Serial-if00-port0
-    framing: {type: binary, start: "aa c0", length: 10, checksum: {type: sum8, start: 2}, end: "ab"}
-    parse:
-      format: struct
-      byte_order: little
-      fields:                        # 0.1 µg/m³ steps: 123 -> 12.3, not 12.300000000000001
-        pm2_5: {offset: 2, type: u16, scale: 0.1, unit: "µg/m³"}
-        pm10: {offset: 4, type: u16, scale: 0.1, unit: "µg/m³"}
-```
-
-On a laptop, ``port: sim`` replaces the device with a simulated one on a
-pseudo-terminal, and the driver reads the pty's slave path through exactly the same
-pyserial code as a real port: the one ``port:`` line is the switch. The simulated
-device (``_serial_sim``) speaks the driver's own ``framing`` and ``parse``, answers
-``poll.request``, gives fields it knows by name or unit realistic values
-(temperature about 21 °C, humidity about 45 %, pressure about 1013 hPa, PM about
-12 µg/m³), and takes the rest from an optional ``sim:`` block, e.g.
-``sim: {rate: 5, faults: {garbage: 0.01, disconnect_every: 5m}}`` (``rate``,
-``signals``, ``template``, ``faults``, ``seed``, ``link``). With a real port the
-``sim:`` block is ignored, so it can stay in the file.
+The schema, and what a user writes, are in ``tidegate.drivers.serial.config``.
 
 How it reads: the port is opened non-blocking (``timeout=0``) and its descriptor
 is watched with ``loop.add_reader``; on readiness everything waiting is read in one
@@ -76,6 +8,11 @@ call and split. ``readline()`` would cost a system call per byte (~166 µs a lin
 a pty against ~0.3 µs for read-and-split), and polling would burn CPU on an idle
 port. The frames of one read go to ``emit`` as one batch, stamped with the time
 the read completed.
+
+Reopening waits as ``reconnect:`` says (``tidegate.backoff``); a session that
+received data before it failed starts the waits again from ``initial_delay``. With
+``port: sim`` the driver starts the simulated device (``tidegate.drivers.serial.sim``)
+and reads its pty by path like any port.
 """
 
 from __future__ import annotations
@@ -87,32 +24,19 @@ import os
 import termios
 import time
 from collections.abc import Callable
-from typing import Literal
 
 import serial
-from pydantic import Field, field_validator, model_validator
 
-from tidegate.config.types import Duration, Section
-from tidegate.driver import Driver, DriverConfig, DriverContext, DriverState, Emit
-from tidegate.drivers.framing.lines import FramingConfig, LineFraming, make_framer
-from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, ParseConfig
-from tidegate.drivers.serial.commands import Command, HexCommand, command_bytes
-from tidegate.drivers.serial.sim import (
-    SerialSim,
-    SerialSimConfig,
-    SimDeviceError,
-    SimDeviceOptions,
-    check_encodable,
-    typical_signals,
-)
+from tidegate.backoff import Backoff
+from tidegate.driver import Driver, DriverContext, DriverState, Emit
+from tidegate.drivers.framing.lines import make_framer
+from tidegate.drivers.parsing.parse import FrameParser, FrameRejected
+from tidegate.drivers.serial.commands import command_bytes
+from tidegate.drivers.serial.config import SIM_PORT, SerialConfig
+from tidegate.drivers.serial.sim import SerialSim, SimDeviceError
 from tidegate.event import Event
 
 log = logging.getLogger("tidegate.drivers.serial")
-
-__all__ = ["DRIVER", "Command", "HexCommand", "SerialConfig", "SerialDriver", "command_bytes"]
-
-SIM_PORT = "sim"
-"""``port: sim``: read a simulated device on a pseudo-terminal instead of a real port."""
 
 _PARITY = {
     "none": serial.PARITY_NONE,
@@ -123,121 +47,15 @@ _PARITY = {
 }
 
 
-class PollConfig(Section):
-    """Commands for sensors that talk only when asked."""
-
-    on_open: list[Command] = Field(
-        default_factory=list, description="Written, in order, each time the port is opened."
-    )
-    request: Command | None = Field(None, description="Written every `every` seconds.")
-    every: Duration | None = Field(None, gt=0, description="How often to write `request`.")
-    response_timeout: Duration = Field(
-        1.0,
-        gt=0,
-        description="A request not followed by a frame within this time counts as a missed "
-        "response (a health error).",
-    )
-
-    @model_validator(mode="after")
-    def _request_and_period(self) -> PollConfig:
-        if (self.request is None) != (self.every is None):
-            raise ValueError("`request` and `every` go together")
-        if self.every is not None and self.response_timeout > self.every:
-            raise ValueError("`response_timeout` must not be longer than `every`")
-        return self
-
-
-class ReconnectPolicy(Section):
-    """How the driver retries a device that is missing or went away."""
-
-    initial_delay: Duration = Field(0.5, gt=0, description="First wait before reopening.")
-    max_delay: Duration = Field(30.0, gt=0, description="Longest wait between attempts.")
-    factor: float = Field(
-        2.0, ge=1.0, le=10.0, description="Each failed attempt multiplies the wait by this."
-    )
-
-
-class SerialConfig(DriverConfig):
-    """A sensor on a serial port."""
-
-    type: Literal["serial"] = Field("serial", description="Driver kind.")
-    port: str = Field(
-        min_length=1,
-        description="Device path: /dev/ttyUSB0, /dev/ttyAMA0, or better a stable "
-        "/dev/serial/by-id/... name; `sim` plays the device described by `sim:` on a "
-        "pseudo-terminal and reads that like a real port.",
-    )
-    baudrate: int = Field(9600, gt=0, le=16_000_000, description="Bits per second.")
-    bytesize: Literal[5, 6, 7, 8] = Field(8, description="Data bits per character.")
-    parity: Literal["none", "even", "odd", "mark", "space"] = Field("none", description="Parity.")
-    stopbits: float = Field(1, description="Stop bits: 1, 1.5 or 2.")
-    flow_control: Literal["none", "rtscts", "xonxoff", "dsrdtr"] = Field(
-        "none", description="Hardware (RTS/CTS, DSR/DTR) or software (XON/XOFF) flow control."
-    )
-    rts: bool | None = Field(
-        None, description="Set RTS to this level on open (some sensors draw power from it)."
-    )
-    dtr: bool | None = Field(
-        None, description="Set DTR to this level on open (some boards reset on DTR)."
-    )
-    exclusive: bool = Field(
-        True, description="Lock the port so that no other program reads from it meanwhile."
-    )
-    framing: FramingConfig = Field(
-        default_factory=LineFraming, description="How the byte stream is cut into frames."
-    )
-    parse: ParseConfig = Field(description="How each frame becomes events.")
-    poll: PollConfig | None = Field(None, description="Commands written to the device.")
-    reconnect: ReconnectPolicy = Field(
-        default_factory=ReconnectPolicy, description="Backoff when the device is missing."
-    )
-    sim: SimDeviceOptions = Field(
-        default_factory=SimDeviceOptions,
-        description="The simulated device for `port: sim` (rate, signals, faults); it speaks "
-        "this port's `framing` and `parse`. Ignored with a real port, so that switching "
-        "between laptop and device is the one `port:` line.",
-    )
-
-    @model_validator(mode="after")
-    def _simulation_possible(self) -> SerialConfig:
-        if self.port == SIM_PORT:
-            check_encodable(self.parse, self.sim.template, where="sim.template")
-        return self
-
-    def simulated_device(self) -> SerialSimConfig:
-        """The device ``port: sim`` plays: the ``sim:`` block with this port's framing and
-        parse, realistic signals for fields it does not list, and answers to ``poll``."""
-        options = dict(self.sim)
-        if options["respond_to"] is None and self.poll is not None:
-            options["respond_to"] = self.poll.request
-        device = SerialSimConfig.model_validate(
-            {**options, "framing": self.framing, "parse": self.parse}
-        )
-        return device.model_copy(update={"signals": {**typical_signals(device), **device.signals}})
-
-    @field_validator("stopbits")
-    @classmethod
-    def _known_stopbits(cls, value: float) -> float:
-        if value not in (1, 1.5, 2):
-            raise ValueError("stop bits are 1, 1.5 or 2")
-        return value
-
-
 class _DeviceLost(Exception):
     """The port failed under us; the message says how."""
 
 
-class SerialDriver(Driver):
+class SerialDriver(Driver[SerialConfig]):
     """Reads frames from a serial port and emits their events."""
 
-    config_type = SerialConfig
-
-    def __init__(self, config: DriverConfig, context: DriverContext) -> None:
-        if not isinstance(config, SerialConfig):
-            raise TypeError(f"SerialDriver needs a SerialConfig, got {type(config).__name__}")
+    def __init__(self, config: SerialConfig, context: DriverContext) -> None:
         super().__init__(config, context)
-        self.settings = config
-        """``config``, typed as what it is."""
         self.framer = make_framer(config.framing, self._reject)
         self.parser = FrameParser(config.parse, config.name)
         self.frames = 0
@@ -248,8 +66,9 @@ class SerialDriver(Driver):
         """Poll requests that got no frame back within ``response_timeout``."""
         self.opens = 0
         """Successful opens of the port (1 + reconnects)."""
-        self.retry_delay = config.reconnect.initial_delay
-        """The wait before the next reopen attempt (grows while the device stays away)."""
+        self.backoff = Backoff(config.reconnect)
+        self.retry_delay = 0.0
+        """The last wait before a reopen attempt (grows while the device stays away)."""
         self.port_path = config.port
         """The path opened last: ``port``, or with ``port: sim`` the simulated device's pty."""
         self._failure: _DeviceLost | None = None
@@ -277,7 +96,7 @@ class SerialDriver(Driver):
     # --- the device ---------------------------------------------------------------------
 
     def _open(self) -> serial.Serial:
-        cfg = self.settings
+        cfg = self.config
         port = serial.Serial()  # no port yet: configure first, then open once
         port.port = self.port_path
         port.baudrate = cfg.baudrate
@@ -354,12 +173,12 @@ class SerialDriver(Driver):
     # --- the run loop -------------------------------------------------------------------
 
     async def run(self, emit: Emit) -> None:
-        if self.settings.port != SIM_PORT:
-            await self._run_port(emit, lambda: self.settings.port)
+        if self.config.port != SIM_PORT:
+            await self._run_port(emit, lambda: self.config.port)
             return
         # The simulated device writes into a pty; everything below reads its slave side
         # through pyserial exactly as it reads /dev/ttyUSB0.
-        device = SerialSim(self.settings.simulated_device())
+        device = SerialSim(self.config.simulated_device())
         device.open()
         player = asyncio.create_task(device.run(), name=f"{self.name}-simulated-device")
         player.add_done_callback(self._device_stopped)
@@ -379,8 +198,7 @@ class SerialDriver(Driver):
     async def _run_port(self, emit: Emit, where: Callable[[], str]) -> None:
         """Open the port ``where`` names (asked anew at each attempt) and read it; reopen
         with backoff when it fails; until cancelled."""
-        policy = self.settings.reconnect
-        self.retry_delay = policy.initial_delay
+        self.backoff.reset()
         failing = False  # within a streak of failures, only the first one is counted
         try:
             while True:
@@ -407,12 +225,12 @@ class SerialDriver(Driver):
                         failing = True
                         if self._received_in_session:
                             # It worked for a while: a new unplug starts a new backoff.
-                            self.retry_delay = policy.initial_delay
+                            self.backoff.reset()
                     finally:
                         with contextlib.suppress(Exception):
                             port.close()
+                self.retry_delay = self.backoff.next_delay()
                 await asyncio.sleep(self.retry_delay)
-                self.retry_delay = min(self.retry_delay * policy.factor, policy.max_delay)
         finally:
             self.health.set_state(DriverState.STOPPED)
 
@@ -420,7 +238,7 @@ class SerialDriver(Driver):
         """Read until the device fails (raises ``_DeviceLost``) or we are cancelled."""
         self._failure = None
         self._received_in_session = False
-        poll = self.settings.poll
+        poll = self.config.poll
         poller: asyncio.Task[None] | None = None
         try:
             if poll is not None:
@@ -443,7 +261,7 @@ class SerialDriver(Driver):
     async def _read_loop(self, port: serial.Serial, emit: Emit) -> None:
         fd = port.fileno()
         framer = self.framer
-        frame_timeout = self.settings.framing.frame_timeout
+        frame_timeout = self.config.framing.frame_timeout
         last_byte = time.monotonic()
         while True:
             quiet_limit = None
@@ -513,7 +331,10 @@ class SerialDriver(Driver):
                     self._wakeup.set_result(True)
                 return
             try:
-                await asyncio.wait_for(self._response.wait(), response_timeout)
+                # Not wait_for: on 3.11 a cancellation that comes as the response arrives
+                # is lost, and this loop (and the driver's stop) would go on forever.
+                async with asyncio.timeout(response_timeout):
+                    await self._response.wait()
             except TimeoutError:
                 self.missed_responses += 1
                 self.health.set_state(
@@ -525,5 +346,3 @@ class SerialDriver(Driver):
             due = max(due, loop.time())
             await asyncio.sleep(due - loop.time())
 
-
-DRIVER = SerialDriver

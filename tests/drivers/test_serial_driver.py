@@ -11,92 +11,15 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tidegate.driver import DriverContext, DriverState
-from tidegate.drivers.serial import driver as serial_driver
-from tidegate.drivers.serial import sim as _serial_sim
-from tidegate.drivers.serial.driver import DRIVER, SerialConfig, SerialDriver
+from tests.drivers.devices import serial_on, sim_for
+from tests.drivers.harness import Probe, eventually
+from tidegate.driver import DriverState
 from tidegate.drivers.serial.sim import SerialSim, SerialSimConfig, SimValue
-from tidegate.event import Event
-
-WAIT = 5.0  # generous deadline for conditions; a passing test never waits this long
-
-
-class Probe:
-    """What the pipeline would see: emitted batches and rejects."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[Event]] = []
-        self.rejects: list[tuple[bytes, str]] = []
-
-    async def emit(self, batch: Sequence[Event]) -> None:
-        self.batches.append(list(batch))
-
-    def reject(self, raw: bytes, reason: str) -> None:
-        self.rejects.append((raw, reason))
-
-    @property
-    def events(self) -> list[Event]:
-        return [event for batch in self.batches for event in batch]
-
-    def values(self) -> list[tuple[str, Any]]:
-        return [(event.name, event.value) for event in self.events]
-
-    def reasons(self) -> list[str]:
-        return [reason for _, reason in self.rejects]
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    """Wait for a condition, failing with ``what`` at the deadline."""
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.002)
-
-
-@asynccontextmanager
-async def running(
-    sim: SerialSim, probe: Probe, **overrides: Any
-) -> AsyncIterator[SerialDriver]:
-    """The driver on ``sim``'s port, running until the block ends; then it must stop cleanly."""
-    config = SerialConfig.model_validate(
-        {
-            "name": "probe",
-            "port": sim.config.link or sim.path,
-            "baudrate": 115200,
-            "framing": sim.config.framing.model_dump(),
-            "parse": sim.config.parse.model_dump(by_alias=True),
-            "reconnect": {"initial_delay": 0.02, "max_delay": 0.1},
-            **overrides,
-        }
-    )
-    driver = DRIVER(config, DriverContext("test-gw", probe.reject))
-    task = asyncio.create_task(driver.run(probe.emit))
-    try:
-        if sim.connected:
-            await eventually(lambda: driver.health.state is DriverState.RUNNING, "the port open")
-        yield driver
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert driver.health.state is DriverState.STOPPED
-
-
-def sim_for(tmp_path: Path, **config: Any) -> SerialSim:
-    config.setdefault("link", str(tmp_path / "serial" / "by-id" / "usb-sim-if00-port0"))
-    sim = SerialSim(SerialSimConfig.model_validate(config))
-    sim.open()
-    return sim
-
 
 # --- every framing with a representative parser ------------------------------------------
 
@@ -200,7 +123,7 @@ def test_each_framing_reads_frames_from_a_pty(tmp_path: Path, case: str) -> None
     async def scenario() -> None:
         probe = Probe()
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 before = time.time()
                 for values in written:
                     sim.write_frame(values)
@@ -226,7 +149,7 @@ def test_bad_lines_are_rejected_with_reasons_and_reading_goes_on(tmp_path: Path)
         sim_config = {"framing": {"type": "line", "max_length": 64},
                       "parse": {"format": "kv", "fields": {"T": {}}}, "seed": 1}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 sim.write_frame({"T": 1.0})
                 sim.write_frame({"T": 2.0}, fault="garbage")  # a noise line, then the frame
                 sim.write_frame({"T": 3.0}, fault="corrupt")  # a byte of the line is 0xFF
@@ -257,7 +180,7 @@ def test_binary_faults_cost_only_the_damaged_frames(tmp_path: Path) -> None:
         sim_config = {"framing": PMS5003_FRAMING, "parse": PMS5003_PARSE, "frame_length": 32,
                       "seed": 2}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe):
+            async with serial_on(sim, probe):
                 sim.write_frame({"pm2_5": 1})
                 sim.write_frame({"pm2_5": 2}, fault="garbage")  # noise, then the frame
                 sim.write_frame({"pm2_5": 3}, fault="corrupt")  # bad checksum
@@ -281,7 +204,7 @@ def test_frame_timeout_drops_a_partial_fixed_frame(tmp_path: Path) -> None:
         sim_config = {"framing": {"type": "fixed", "length": 4, "frame_timeout": 0.05},
                       "parse": {"format": "struct", "fields": {"n": {"offset": 0, "type": "u32"}}}}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 sim.write_bytes(b"\x00\x01")  # a frame that lost two bytes on the wire
                 await eventually(lambda: len(probe.rejects) == 1, "the partial frame expired")
                 assert driver.framer.pending() == 0
@@ -299,7 +222,7 @@ def test_frame_timeout_frees_frames_behind_a_damaged_length(tmp_path: Path) -> N
         case, _, _ = CASES["binary-modbus-struct"]
         sim_config = {**case, "framing": {**case["framing"], "frame_timeout": 0.05}}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe):
+            async with serial_on(sim, probe):
                 frame = sim.frame({"temperature": 21.5, "humidity": 40.0})
                 damaged = frame[:2] + b"\x30" + frame[3:]  # claims a 53-byte frame
                 sim.write_bytes(damaged + frame)  # then the sensor falls silent
@@ -315,7 +238,7 @@ def test_a_read_becomes_one_batch(tmp_path: Path) -> None:
         probe = Probe()
         sim_config = {"framing": {"type": "line"}, "parse": {"format": "raw"}}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe):
+            async with serial_on(sim, probe):
                 sim.write_bytes(b"".join(b"line %d\n" % i for i in range(50)))
                 await eventually(lambda: len(probe.events) == 50, "50 events")
         assert [e.value for e in probe.events] == [f"line {i}" for i in range(50)]
@@ -332,7 +255,7 @@ def test_unplug_and_replug_at_the_same_by_id_path(tmp_path: Path) -> None:
         probe = Probe()
         sim_config = {"framing": {"type": "line"}, "parse": {"format": "kv", "fields": {"T": {}}}}
         with sim_for(tmp_path, **sim_config) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 first_pty = sim.slave_name
                 sim.write_frame({"T": 1.0})
                 await eventually(lambda: len(probe.events) == 1, "the first event")
@@ -370,7 +293,8 @@ def test_a_device_missing_at_start_is_retried_with_capped_backoff(tmp_path: Path
             "link": str(tmp_path / "by-id" / "late-device"),
             "framing": {"type": "line"}, "parse": {"format": "raw"},
         }))
-        async with running(sim, probe) as driver:
+        reconnect = {"initial_delay": 0.02, "max_delay": 0.1, "jitter": False}
+        async with serial_on(sim, probe, reconnect=reconnect) as driver:
             await eventually(lambda: driver.health.state is DriverState.RECONNECTING,
                              "RECONNECTING")
             await eventually(lambda: driver.retry_delay == 0.1, "the backoff to reach its cap")
@@ -410,7 +334,7 @@ def test_simulated_device_run_with_random_faults_and_unplugs(tmp_path: Path) -> 
         }
         with sim_for(tmp_path, **sim_config) as sim:
             device = asyncio.create_task(sim.run())
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 await eventually(lambda: driver.opens >= 3 and len(probe.rejects) >= 10,
                                  "two replugs and some rejects")
                 await eventually(lambda: driver.health.state is DriverState.RUNNING, "RUNNING")
@@ -440,7 +364,7 @@ def test_polling_with_response_timeout(tmp_path: Path) -> None:
                 "response_timeout": 0.04}
         with sim_for(tmp_path, **sim_config) as sim:
             device = asyncio.create_task(sim.run())
-            async with running(sim, probe, poll=poll) as driver:
+            async with serial_on(sim, probe, poll=poll) as driver:
                 await eventually(lambda: len(probe.events) >= 3, "three answers")
                 assert sim.received.startswith(b"MODE KV\r\nREAD\r\n")
                 assert driver.missed_responses == 0
@@ -460,52 +384,3 @@ def test_polling_with_response_timeout(tmp_path: Path) -> None:
         assert sim.requests >= 5
 
     asyncio.run(scenario())
-
-
-def test_hex_command_with_modbus_crc() -> None:
-    command = serial_driver.HexCommand.model_validate(
-        {"hex": "01 03 00 00 00 0a", "checksum": "crc16-modbus"}
-    )
-    assert command.encode() == bytes.fromhex("01 03 00 00 00 0A C5 CD")
-    pms_read = serial_driver.HexCommand.model_validate({"hex": "42 4d e2 00 00",
-                                                        "checksum": "sum16"})
-    assert pms_read.encode() == bytes.fromhex("42 4d e2 00 00 01 71")
-
-
-# --- config -------------------------------------------------------------------------------
-
-
-def yaml_blocks(doc: str | None) -> list[Any]:
-    assert doc is not None
-    return [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", doc, re.S)]
-
-
-def test_module_docstring_yaml_loads_through_the_config_class() -> None:
-    (example,) = yaml_blocks(serial_driver.__doc__)
-    configs = [SerialConfig.model_validate(entry) for entry in example["drivers"]]
-    weather, air, dust = configs
-    assert dust.framing.type == "binary" and dust.framing.end == b"\xab"
-    assert weather.poll is not None and weather.poll.on_open == [b"MODE KV\r\n"]
-    assert weather.reconnect.initial_delay == 0.5
-    assert air.framing.type == "binary" and air.parse.format == "struct"
-    assert serial_driver.DRIVER is SerialDriver
-    (sim_example,) = yaml_blocks(_serial_sim.__doc__)
-    assert SerialSimConfig.model_validate(sim_example).faults.disconnect_every == 300
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"stopbits": 3}, "stop bits"),
-        ({"parity": "strange"}, "none"),
-        ({"poll": {"request": "R"}}, "go together"),
-        ({"poll": {"request": "R", "every": "1s", "response_timeout": "2s"}}, "response_timeout"),
-        ({"baudrate": 0}, "greater than 0"),
-        ({"framing": {"type": "lines"}}, "line"),
-        ({"prot": "/dev/ttyUSB0"}, "Extra inputs"),
-    ],
-)
-def test_bad_config_is_refused(change: dict[str, Any], message: str) -> None:
-    base = {"name": "s", "port": "/dev/ttyUSB0", "parse": {"format": "raw"}}
-    with pytest.raises(ValueError, match=message):
-        SerialConfig.model_validate({**base, **change})

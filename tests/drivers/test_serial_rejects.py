@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.drivers.test_serial_driver import Probe, eventually, running, sim_for
+from tests.drivers.devices import serial_on, sim_for
+from tests.drivers.harness import Probe, eventually
 
 
 def test_glued_kv_line_is_a_dead_letter_not_a_mixed_reading(tmp_path: Path) -> None:
@@ -19,7 +20,7 @@ def test_glued_kv_line_is_a_dead_letter_not_a_mixed_reading(tmp_path: Path) -> N
         fields = {key: {"type": "int"} for key in "abc"}
         with sim_for(tmp_path, framing={"type": "line"},
                      parse={"format": "kv", "fields": fields}) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 sim.write_bytes(b"a=1,b=2,c=1a=3,b=4,c=0\n")  # the line end after c=1 lost
                 sim.write_frame({"a": 5, "b": 6, "c": 7})
                 await eventually(lambda: ("c", 7) in probe.values(), "the next record")
@@ -45,7 +46,7 @@ def test_start_sequence_keeps_a_sentence_behind_garbage_and_a_lost_line_end(
                    "fields": {"t": {}}},
             template="$WIMTA,{t:.1f},C",
         ) as sim:
-            async with running(sim, probe) as driver:
+            async with serial_on(sim, probe) as driver:
                 sim.write_frame({"t": 1.0})
                 sim.write_bytes(b"xx#" + sim.frame({"t": 2.0}))  # noise glued before
                 lost_end = sim.frame({"t": 3.0})[:-2]
@@ -72,7 +73,7 @@ def test_binary_frame_with_a_valid_checksum_and_a_wrong_end_is_a_dead_letter(
         parse = {"format": "struct", "byte_order": "little",
                  "fields": {"pm2_5": {"offset": 2, "type": "u16", "scale": 0.1}}}
         with sim_for(tmp_path, framing=framing, parse=parse, frame_length=10) as sim:
-            async with running(sim, probe):
+            async with serial_on(sim, probe):
                 wrong = sim.frame({"pm2_5": 99.9})[:-1] + b"\xac"  # checksum still valid
                 sim.write_bytes(wrong)
                 sim.write_frame({"pm2_5": 12.3})
@@ -89,7 +90,7 @@ def test_simulated_faults_on_fixed_frames_with_an_end(tmp_path: Path) -> None:
         framing = {"type": "fixed", "length": 4, "end": "0a", "frame_timeout": 5}
         parse = {"format": "struct", "fields": {"n": {"offset": 0, "type": "u16"}}}
         with sim_for(tmp_path, framing=framing, parse=parse, seed=4) as sim:
-            async with running(sim, probe):
+            async with serial_on(sim, probe):
                 sim.write_frame({"n": 1})
                 sim.write_frame({"n": 2}, fault="garbage")  # noise, then the frame
                 sim.write_frame({"n": 3}, fault="partial")  # half a frame...

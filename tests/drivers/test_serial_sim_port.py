@@ -8,61 +8,30 @@ pyserial, as it opens /dev/ttyUSB0; these tests only ever see ``emit`` and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import difflib
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.drivers import harness
+from tests.drivers.harness import Probe, eventually
 from tidegate.config.loader import load_config_text
-from tidegate.driver import Driver, DriverConfig, DriverContext, DriverState
+from tidegate.driver import Driver, DriverConfig, DriverState
 from tidegate.driver_kinds import driver_types
-from tidegate.drivers.serial.driver import SerialConfig, SerialDriver
-from tidegate.drivers.serial.sim import typical_signal
+from tidegate.drivers.serial.config import SerialConfig
+from tidegate.drivers.serial.driver import SerialDriver
+from tidegate.drivers.serial.sim_config import typical_signal
 from tidegate.errors import ConfigError
-from tidegate.event import Event
-
-WAIT = 10.0  # a deadline for conditions; a passing test never waits this long
-
-
-class Probe:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self.rejects: list[tuple[bytes, str]] = []
-
-    async def emit(self, batch: Sequence[Event]) -> None:
-        self.events.extend(batch)
-
-    def reject(self, raw: bytes, reason: str) -> None:
-        self.rejects.append((raw, reason))
-
-    def values(self, name: str) -> list[Any]:
-        return [e.value for e in self.events if e.name == name]
-
-
-async def eventually(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 @asynccontextmanager
 async def running(config: DriverConfig, probe: Probe) -> AsyncIterator[Driver]:
-    driver = driver_types()[config.type](config, DriverContext("gw", probe.reject))
-    task = asyncio.create_task(driver.run(probe.emit))
-    try:
+    """The driver the pipeline would build for ``config``, running until the block ends."""
+    driver = driver_types()[config.type](config, probe.context)
+    async with harness.running(driver, probe):
         yield driver
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    assert driver.health.state is DriverState.STOPPED
 
 
 def serial_driver(driver: Driver) -> SerialDriver:

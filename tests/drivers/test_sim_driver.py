@@ -1,27 +1,33 @@
-"""The sim driver: shapes, rates, seeds."""
+"""The sim driver: shapes, rates, seeds, and one model per signal kind."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import re
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from tidegate.driver import DriverContext
-from tidegate.drivers.sim import SimConfig, SimDriver
+from tests.drivers.harness import WAIT, Probe
+from tidegate.config.loader import load_config_text
+from tidegate.driver import DriverState
+from tidegate.drivers.sim import config as sim_config
+from tidegate.drivers.sim.config import SimConfig
+from tidegate.drivers.sim.driver import SimDriver
+from tidegate.errors import ConfigError
 from tidegate.event import Event
 
 
 def run_sim(config: dict[str, object]) -> list[Event]:
+    """Every event of a finite sim config (each signal has a ``count``)."""
     cfg = SimConfig.model_validate({"name": "s", "type": "sim", **config})
-    driver = SimDriver(cfg, DriverContext("gw", lambda raw, reason: None))
-    got: list[Event] = []
-
-    async def emit(events: Sequence[Event]) -> None:
-        got.extend(events)
-
-    asyncio.run(asyncio.wait_for(driver.run(emit), 30))
-    return got
+    probe = Probe()
+    driver = SimDriver(cfg, probe.context)
+    asyncio.run(asyncio.wait_for(driver.run(probe.emit), WAIT))
+    assert driver.health.state is DriverState.STOPPED
+    assert driver.health.events == len(probe.events)
+    return probe.events
 
 
 def test_counted_signals_emit_exactly_count_events_in_order() -> None:
@@ -101,3 +107,47 @@ def test_one_event_per_minute_is_accepted() -> None:
         {"name": "s", "type": "sim", "signals": [{"name": "m", "kind": "sine", "interval": "1m"}]}
     )
     assert cfg.signals[0].events_per_second == pytest.approx(1 / 60)
+
+
+def test_module_docstring_yaml_loads_through_the_config_loader() -> None:
+    (block,) = re.findall(r"```yaml\n(.*?)```", sim_config.__doc__ or "", re.S)
+    (driver,) = load_config_text(block, "sim/config.py docstring").drivers
+    assert isinstance(driver, SimConfig)
+    assert [s.kind for s in driver.signals] == ["sine", "random_walk", "step", "counter", "toggle"]
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        {"name": "t", "kind": "sine", "rate": 1, "step": 2},  # random_walk's key
+        {"name": "t", "kind": "counter", "rate": 1, "values": [1, 2]},  # step's key
+        {"name": "t", "kind": "toggle", "rate": 1, "amplitude": 1},  # sine's key
+    ],
+)
+def test_a_key_of_another_signal_kind_is_refused(signal: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        SimConfig.model_validate({"name": "s", "signals": [signal]})
+
+
+def test_a_wrong_signal_key_is_reported_at_its_line() -> None:
+    text = (
+        "drivers:\n"
+        "  - name: s\n"
+        "    type: sim\n"
+        "    signals:\n"
+        "      - name: t\n"
+        "        kind: sine\n"
+        "        rate: 1\n"
+        "        increment: 2\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "sim.yaml")
+    assert str(caught.value).startswith(
+        "sim.yaml:8:9: drivers[0].signals[0].increment: unknown key 'increment'"
+    ), str(caught.value)
+
+
+@pytest.mark.parametrize("signal", [{"name": "t", "rate": 1}, {"name": "t", "kind": "sinus"}])
+def test_an_unknown_or_missing_signal_kind_lists_the_kinds(signal: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="`kind` must be one of: sine, random_walk, step"):
+        SimConfig.model_validate({"name": "s", "signals": [signal]})

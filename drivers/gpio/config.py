@@ -1,0 +1,235 @@
+"""GPIO lines: buttons, contacts, and pulse outputs such as flow and energy meters.
+
+One driver instance watches one line, on real hardware through libgpiod v2
+(``backend: gpiod``, the optional extra ``tidegate[gpio]``) or on a simulated
+chip (``backend: sim``) that plays generated edges, so a device config runs on
+a laptop by changing one line. Three modes:
+
+- ``edge``: an event per debounced edge (``value`` 1 after a rising edge, 0
+  after a falling one; tag ``edge``), stamped with the kernel's timestamp.
+- ``counter``: every ``interval``, an event whose value holds ``count``
+  (pulses in the interval), ``pulses`` (since the driver started), ``total``
+  (``pulses * per_pulse``, in ``unit``) and ``rate`` (``count * per_pulse`` per
+  ``rate_per``). The total starts at 0 when the gateway starts: a restart
+  resets it (a rule or the cloud side keeps the meter reading), and pulses
+  that arrive while the chip is away are lost.
+- ``level``: every ``interval``, the line's level; with ``on_change``, also an
+  event at each debounced change.
+
+Debounce: with ``debounce_method: auto`` the kernel debounces where the chip
+can (``debounce_period``), and the driver does it otherwise, on the event
+timestamps, with the same rule: an edge counts once the level has been stable
+for ``debounce``, and carries the time of the last bounce.
+
+Each mode takes only its own keys (``per_pulse`` in ``edge`` mode is an unknown key).
+
+```yaml
+drivers:
+  - name: door-button
+    type: gpio
+    backend: gpiod          # sim: the same config on a laptop
+    chip: gpiochip0         # or a path: /dev/gpiochip4
+    line: GPIO17            # a line name, or an offset: 17
+    mode: edge
+    edge: rising
+    bias: pull-up
+    active_low: true        # pressed pulls the line to ground
+    debounce: 20ms
+    sim: {kind: button, presses_per_minute: 6, bounces: 20, bounce_window: 5ms}
+    reconnect: {initial_delay: 500ms, max_delay: 30s}   # when the chip goes away
+  - name: water-meter
+    type: gpio
+    backend: sim
+    line: 27
+    mode: counter
+    interval: 10s
+    per_pulse: 0.001        # one pulse per litre
+    unit: m3
+    rate_per: 1h            # rate in m3/h
+    sim: {kind: pulses, rate_hz: 10, jitter: 0.02}
+```
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, Tag
+
+from tidegate.backoff import ReconnectSection
+from tidegate.config.types import Duration, Name, Section
+from tidegate.driver import DriverConfig
+from tidegate.drivers.kinds import pick_by
+
+BiasName = Literal["as-is", "pull-up", "pull-down", "disabled"]
+EdgeDetection = Literal["none", "rising", "falling", "both"]
+Edge = Literal["rising", "falling", "both"]
+
+
+# --- what a simulated line does (the `sim:` key) ----------------------------------------
+
+
+class ButtonSim(Section):
+    """Bouncy button presses at random times."""
+
+    kind: Literal["button"] = Field(default="button", description="A push button.")
+    presses_per_minute: float = Field(default=6.0, gt=0, description="Average press rate.")
+    bounces: int = Field(
+        default=20, ge=0, description="Break/re-make pairs on each press and release."
+    )
+    bounce_window: Duration = Field(
+        default=0.005, gt=0, description="Time within which the contact settles."
+    )
+    hold: Duration = Field(default=0.2, gt=0, description="How long each press lasts.")
+    seed: int | None = Field(default=None, description="Random seed; unset: random.")
+
+
+class PulsesSim(Section):
+    """A steady pulse train: flow meter, S0 energy meter, anemometer."""
+
+    kind: Literal["pulses"] = Field(default="pulses", description="A pulse source.")
+    rate_hz: float = Field(default=10.0, gt=0, description="Pulses per second.")
+    jitter: float = Field(
+        default=0.0, ge=0, lt=0.5, description="Each edge lands up to this many periods late."
+    )
+    seed: int | None = Field(default=None, description="Random seed; unset: random.")
+
+
+class LevelsSim(Section):
+    """A slow on/off signal at random times: door contact, float switch."""
+
+    kind: Literal["levels"] = Field(default="levels", description="A slowly toggling level.")
+    changes_per_minute: float = Field(default=2.0, gt=0, description="Average change rate.")
+    seed: int | None = Field(default=None, description="Random seed; unset: random.")
+
+
+SimGenerator = Annotated[ButtonSim | PulsesSim | LevelsSim, Field(discriminator="kind")]
+
+_SIM = (
+    "`sim` backend: what the simulated line does (`kind: button`, `pulses` or `levels`); "
+    "default: {}. Ignored by `gpiod`."
+)
+
+
+# --- the driver, one model per mode ------------------------------------------------------
+
+
+class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver"):
+    """What every mode has: which line, how it is wired, debounce, reconnect."""
+
+    type: Literal["gpio"] = Field(default="gpio", description="Driver kind: `gpio`.")
+    backend: Literal["gpiod", "sim"] = Field(
+        default="gpiod",
+        description="`gpiod`: real hardware through libgpiod v2 (`tidegate[gpio]`); "
+        "`sim`: a simulated chip playing the `sim` generator.",
+    )
+    chip: str = Field(
+        default="gpiochip0",
+        min_length=1,
+        description="GPIO chip, by name (`gpiochip0`, looked up in /dev) or path "
+        "(`/dev/gpiochip4`).",
+    )
+    line: Annotated[int, Field(ge=0)] | str = Field(
+        description="The line: an offset on the chip (`17`) or a line name (`GPIO17`)."
+    )
+    bias: BiasName = Field(
+        default="as-is",
+        description="Internal bias resistor: `pull-up`, `pull-down`, `disabled`, or `as-is` "
+        "(leave the chip's setting).",
+    )
+    active_low: bool = Field(
+        default=False,
+        description="The line is active when low (a switch to ground with a pull-up): "
+        "levels and edges are inverted.",
+    )
+    debounce: Duration = Field(
+        default=0.0,
+        ge=0,
+        description="An edge counts once the level has been stable this long (e.g. `20ms`); "
+        "0 turns debouncing off.",
+    )
+    debounce_method: Literal["auto", "kernel", "software"] = Field(
+        default="auto",
+        description="`auto`: the kernel's debouncer where the chip has one, else software; "
+        "`kernel`: require the kernel's; `software`: always debounce in tidegate.",
+    )
+    reconnect: ReconnectSection = Field(
+        default_factory=ReconnectSection,
+        description="Waits between attempts to reopen a chip that is missing or went away.",
+    )
+
+
+class GpioEdgeConfig(_GpioLine):
+    """An event per (debounced) edge."""
+
+    mode: Literal["edge"] = Field(default="edge", description="An event per edge.")
+    edge: Edge = Field(
+        default="both",
+        description="The edges reported. Rising means inactive to active, so it follows "
+        "`active_low`.",
+    )
+    event: Name = Field(default="edge", description="Event name.")
+    sim: SimGenerator = Field(default_factory=ButtonSim, description=_SIM.format("a button"))
+
+    def counted_edges(self) -> EdgeDetection:
+        """The edges this mode reacts to."""
+        return self.edge
+
+
+class GpioCounterConfig(_GpioLine):
+    """Pulses counted, reported every interval with their total and rate."""
+
+    mode: Literal["counter"] = Field(description="Pulse count, total and rate every `interval`.")
+    edge: Edge = Field(
+        default="rising",
+        description="The edge counted as a pulse. Rising means inactive to active, so it "
+        "follows `active_low`.",
+    )
+    interval: Duration = Field(default=10.0, gt=0, description="How often to report.")
+    per_pulse: float = Field(
+        default=1.0,
+        gt=0,
+        description="What one pulse is worth in `unit` "
+        "(e.g. 0.001 m3 per pulse, 0.001 kWh for 1000 imp/kWh).",
+    )
+    unit: str | None = Field(
+        default=None, description="Unit of `total`; `rate` is in `unit` per `rate_per`."
+    )
+    rate_per: Duration = Field(
+        default=1.0,
+        gt=0,
+        description="The time base of `rate` (`1s`: per second, `1h`: per hour, so kWh "
+        "pulses give kW).",
+    )
+    event: Name = Field(default="count", description="Event name.")
+    sim: SimGenerator = Field(default_factory=PulsesSim, description=_SIM.format("pulses"))
+
+    def counted_edges(self) -> EdgeDetection:
+        """The edges this mode reacts to."""
+        return self.edge
+
+
+class GpioLevelConfig(_GpioLine):
+    """The line's level every interval, and optionally at each change."""
+
+    mode: Literal["level"] = Field(description="The level every `interval`.")
+    interval: Duration = Field(default=10.0, gt=0, description="How often to report.")
+    on_change: bool = Field(
+        default=False,
+        description="Also report each (debounced) change as it happens (both edges).",
+    )
+    event: Name = Field(default="level", description="Event name.")
+    sim: SimGenerator = Field(default_factory=LevelsSim, description=_SIM.format("levels"))
+
+    def counted_edges(self) -> EdgeDetection:
+        """The edges this mode reacts to."""
+        return "both" if self.on_change else "none"
+
+
+GpioConfig = Annotated[
+    Annotated[GpioEdgeConfig, Tag("mode: edge")]
+    | Annotated[GpioCounterConfig, Tag("mode: counter")]
+    | Annotated[GpioLevelConfig, Tag("mode: level")],
+    pick_by("mode", ["edge", "counter", "level"], default="edge"),
+]
+"""One GPIO line watched as edges, a pulse counter or a sampled level; ``mode`` picks."""

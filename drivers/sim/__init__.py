@@ -1,0 +1,1 @@
+"""The ``sim`` driver: simulated signals; ``config`` (the schema), ``driver`` (the runtime)."""
