@@ -24,7 +24,19 @@ from tidegate.event import Event
 from tidegate.timefmt import rfc3339
 
 
-def encode_event(event: Event, seq: int, gateway: str, *, synced: bool = True) -> bytes:
+def event_document(
+    event: Event,
+    *,
+    gateway: str | None = None,
+    seq: int | None = None,
+    with_id: bool = True,
+) -> dict[str, object]:
+    """An event as a JSON object (not yet encoded): the one place that decides its keys.
+
+    The wire format passes ``gateway`` and ``seq``; a recording, ``tidegate
+    tail`` and ``rules test`` leave them out (and the id, if asked to).
+    """
+    # One literal, then deletions: cheaper than building it key by key on the hot path.
     doc: dict[str, object] = {
         "id": event.id,
         "gateway": gateway,
@@ -34,10 +46,22 @@ def encode_event(event: Event, seq: int, gateway: str, *, synced: bool = True) -
         "time": rfc3339(event.time),
         "seq": seq,
     }
+    if not with_id:
+        del doc["id"]
+    if gateway is None:
+        del doc["gateway"]
+    if seq is None:
+        del doc["seq"]
     if event.unit is not None:
         doc["unit"] = event.unit
     if event.tags:
         doc["tags"] = event.tags
+    return doc
+
+
+def encode_event(event: Event, seq: int, gateway: str, *, synced: bool = True) -> bytes:
+    """The payload of one event on the wire (what the outbox stores)."""
+    doc = event_document(event, gateway=gateway, seq=seq)
     if not synced:
         doc["time_synced"] = False
     # NaN/inf are not JSON: orjson writes null for them, which is what a reader can parse.

@@ -2,7 +2,10 @@
 
 This module is the reference for every key (``tidegate check --schema``
 prints it as JSON Schema). Driver sections come from the driver modules
-themselves; the ``drivers`` list is a union over every driver kind found.
+themselves; the ``drivers`` list is a union over the driver kinds a file uses,
+and ``rules`` is typed with the rule schema only for a file that has rules
+(``tidegate.config.loader.config_model``): checking a file imports and builds
+what it uses.
 """
 
 from __future__ import annotations
@@ -10,21 +13,32 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.driver import DriverConfig
-from tidegate.mqtt.credentials import MqttCredentials
+from tidegate.mqtt.connection import MqttConnection, TlsSection
 from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
-from tidegate.rules.config import RuleConfig
 from tidegate.rules.topic import TopicTemplateError, check_template
+
+if TYPE_CHECKING:  # the loader types `rules` with it, for files that have rules
+    from tidegate.rules.config import RuleConfig
 
 
 def _default_gateway_id() -> str:
     host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()).strip("-.") or "gateway"
     return host[:64]
+
+
+__all__ = [  # TlsSection too: it lived here before the shared connection section
+    "BufferSection",
+    "GatewayConfig",
+    "GatewaySection",
+    "MqttSection",
+    "TlsSection",
+]
 
 
 class GatewaySection(Section):
@@ -41,24 +55,6 @@ class GatewaySection(Section):
     )
 
 
-class TlsSection(Section):
-    ca_file: Path | None = Field(
-        None, description="CA bundle that signed the broker's certificate; default: system CAs."
-    )
-    cert_file: Path | None = Field(None, description="Client certificate (PEM) for mutual TLS.")
-    key_file: Path | None = Field(None, description="Client private key (PEM) for mutual TLS.")
-    verify: bool = Field(
-        True,
-        description="Verify the broker's certificate and host name. Turn off only for testing.",
-    )
-
-    @model_validator(mode="after")
-    def _pair(self) -> TlsSection:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together")
-        return self
-
-
 def _check_topic(value: str) -> str:
     try:
         check_template(value)
@@ -67,18 +63,10 @@ def _check_topic(value: str) -> str:
     return value
 
 
-class MqttSection(MqttCredentials):
-    host: str = Field(description="Broker host name or address.", min_length=1)
-    port: int | None = Field(
-        None, ge=1, le=65535, description="Broker port; default 1883, or 8883 with `tls`."
-    )
-    protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT protocol version.")
-    client_id: str | None = Field(
-        None, max_length=128, description="MQTT client id; default `tidegate-<gateway id>`."
-    )
-    keepalive: Duration = Field(30.0, ge=5, le=3600, description="Keep-alive interval.")
+class MqttSection(MqttConnection):
+    """The uplink: the broker events are published to, and how."""
+
     qos: Literal[0, 1] = Field(1, description="QoS of published events (1: at least once).")
-    tls: TlsSection | None = Field(None, description="Use TLS; present (even `{}`) turns it on.")
     topic_prefix: str = Field(
         "tidegate/{gateway}",
         description="`{prefix}` in templates; status goes to `<prefix>/status`.",
@@ -108,9 +96,6 @@ class MqttSection(MqttCredentials):
         le=20000,
         description="Messages published but not yet acknowledged, at most.",
     )
-    reconnect_min: Duration = Field(0.5, gt=0, description="First reconnect delay (backoff).")
-    reconnect_max: Duration = Field(30.0, gt=0, description="Longest reconnect delay (cap).")
-    connect_timeout: Duration = Field(10.0, gt=0, description="Give up a connection attempt.")
 
     _check_prefix = field_validator("topic_prefix")(_check_topic)
     _check_default_topic = field_validator("topic")(_check_topic)
@@ -121,18 +106,6 @@ class MqttSection(MqttCredentials):
         if re.search(r"\{(?!gateway\})[^}]*\}", value):
             raise ValueError("topic_prefix may only use the {gateway} placeholder")
         return value
-
-    @model_validator(mode="after")
-    def _reconnect_range(self) -> MqttSection:
-        if self.reconnect_min > self.reconnect_max:
-            raise ValueError("reconnect_min must not exceed reconnect_max")
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        if self.port is not None:
-            return self.port
-        return 8883 if self.tls is not None else 1883
 
 
 class BufferSection(Section):
@@ -185,7 +158,8 @@ class BufferSection(Section):
 
 
 class GatewayConfig(Section):
-    """The whole file. ``drivers`` is re-typed at load with every driver kind's schema."""
+    """The whole file. ``drivers`` and ``rules`` are typed at load, with the schemas of
+    the driver kinds and rules the file has (``tidegate.config.loader.config_model``)."""
 
     gateway: GatewaySection = Field(default_factory=GatewaySection)
     mqtt: MqttSection | None = Field(

@@ -41,7 +41,7 @@ def _read(path: Path, what: str) -> Secret:
 
 class MqttCredentials(Section):
     """How a broker connection logs in: a user name and, from outside the YAML file,
-    a password (shared by the publisher's `mqtt` section and the `mqtt` driver)."""
+    a password (part of ``tidegate.mqtt.connection.MqttConnection``)."""
 
     username: str | None = Field(None, description="User name, if the broker wants one.")
     password_file: Path | None = Field(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from tidegate.config.schema import TlsSection
 from tidegate.errors import ConfigError
+from tidegate.mqtt.connection import TlsSection
 
 
 def tls_context(tls: TlsSection | None) -> ssl.SSLContext | None:

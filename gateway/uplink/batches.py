@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tidegate.outbox.store import Row
+from tidegate.outbox import Row
 
 
 @dataclass(slots=True)

@@ -6,8 +6,8 @@ share a topic), and acks rows to the outbox only after the broker's PUBACK
 (for QoS 0: once written to the socket). At most ``max_inflight`` messages
 are unacknowledged at once. When the connection drops, everything not acked
 is published again from the outbox after reconnecting (same ids: duplicates
-are possible, loss is not). Reconnects back off exponentially with full
-jitter, capped at ``reconnect_max``. A retained ``online``/``offline`` on
+are possible, loss is not). Reconnects wait as ``mqtt.reconnect`` says
+(``tidegate.backoff``). A retained ``online``/``offline`` on
 ``<prefix>/status`` is the birth message and the Last Will.
 
 Each connection gets a fresh paho client with a clean session: the outbox,
@@ -21,49 +21,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tidegate.backoff import Backoff
 from tidegate.config.schema import MqttSection
 from tidegate.errors import TidegateError
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.paho_bridge import AsyncioPaho
 from tidegate.mqtt.tls import tls_context
-from tidegate.outbox.store import AsyncOutbox, Row
-from tidegate.payload import join_payloads
-from tidegate.uplink.batches import Message, group_messages
+from tidegate.outbox import AsyncOutbox
+from tidegate.uplink.batches import Message
+from tidegate.uplink.client import discard_client, new_client
+from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.refusals import (
     RefusalTracker,
     defers,
     read_every_failure_code_in_a_puback,
 )
+from tidegate.uplink.status import PublisherStatus
+from tidegate.uplink.window import SendWindow
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class PublisherStatus:
-    connected: bool = False
-    since: float = field(default_factory=time.monotonic)
-    last_error: str | None = None
-    inflight: int = 0
-    events_delivered: int = 0
-    messages_delivered: int = 0
-    events_rejected: int = 0
-    connects: int = 0
-    quota_exceeded: int = 0
-    """PUBACKs "quota exceeded": messages kept in the outbox, to be sent again later."""
-
-    @property
-    def state(self) -> str:
-        return "connected" if self.connected else "disconnected"
+__all__ = ["Publisher", "PublisherStatus"]
 
 
 class _ConnectFailed(Exception):
@@ -88,6 +73,9 @@ class Publisher:
         self._password = password
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
+        self._deliveries = Deliveries(outbox, self.status)
+        self._backoff = Backoff(mqtt.reconnect)
+        """Waits after failed connection attempts, longer for each one in a row."""
         self._tls_context = tls_context(mqtt.tls)
         self._max_message = mqtt.max_message_bytes
         self._progress = False
@@ -103,10 +91,7 @@ class Publisher:
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
-        self._inflight: dict[int, Message] = {}
-        self._acked: list[int] = []
-        self._acked_bytes = 0
-        self._rejected: list[tuple[list[int], str]] = []
+        self._window = SendWindow(mqtt)
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
         self._status_sent = asyncio.Event()
@@ -128,26 +113,13 @@ class Publisher:
         self._changed.set()
 
     def _new_client(self) -> paho.Client:
-        protocol = paho.MQTTv5 if self.mqtt.protocol == "5" else paho.MQTTv311
-        kwargs: dict[str, Any] = {}
-        if protocol == paho.MQTTv311:
-            kwargs["clean_session"] = True
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=protocol, **kwargs
+        client = new_client(
+            self.mqtt,
+            client_id=self.client_id,
+            will_topic=self.status_topic,
+            password=self._password,
+            tls=self._tls_context,
         )
-        # Our own window (max_inflight) limits what is in flight; 0 tells paho not to
-        # limit it again, which also spares it a scan of every in-flight message on
-        # each PUBACK (measured: ~10% of the client's CPU at 200 in flight).
-        client.max_inflight_messages_set(0)
-        client.max_queued_messages_set(0)
-        client.connect_timeout = self.mqtt.connect_timeout
-        if self.mqtt.username is not None:
-            client.username_pw_set(
-                self.mqtt.username, self._password.reveal() if self._password else None
-            )
-        if self._tls_context is not None:
-            client.tls_set_context(self._tls_context)
-        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -178,7 +150,7 @@ class Publisher:
             self._connack.set_exception(_ConnectFailed(f"connection closed ({reason})"))
         if self.status.connected and not self._stopping:
             self.status.last_error = f"connection lost: {reason}"
-        self._first_unacked = next(iter(self._inflight.values()), None)
+        self._first_unacked = self._window.oldest()
         self._disconnected.set()
         self._changed.set()
 
@@ -187,24 +159,21 @@ class Publisher:
     ) -> None:
         if client is not self._client:
             return
-        msg = self._inflight.pop(mid, None)
+        msg = self._window.answered(mid)
         if msg is None:
             if mid == self._status_mid:
                 self._status_sent.set()
             return
-        self.status.inflight = len(self._inflight)
+        self.status.inflight = len(self._window)
         if reason.is_failure and defers(reason):
             # Not acked: the row stays in the outbox; _pump ends the connection.
             self._deferred += 1
             self.status.quota_exceeded += 1
         elif reason.is_failure:
-            self._rejected.append((msg.ids, f"broker refused the message: {reason}"))
+            self._deliveries.refused(msg.ids, f"broker refused the message: {reason}")
         else:
             self._progress = True
-            self._acked.extend(msg.ids)
-            self._acked_bytes += sum(map(len, msg.payloads))
-            self.status.events_delivered += len(msg.ids)
-            self.status.messages_delivered += 1
+            self._deliveries.acked(msg)
         self._changed.set()
 
     # -- main loop -------------------------------------------------------------------
@@ -215,8 +184,7 @@ class Publisher:
         This task alone makes the last ack flush, after its connection is gone,
         so every PUBACK received is recorded in the outbox before it closes.
         """
-        attempt = 0
-        flusher = asyncio.create_task(self._flush_loop())
+        flusher = asyncio.create_task(self._deliveries.flush_every(self._ack_interval))
         try:
             while not self._stopping:
                 # An outbox the disk had no room to open on: nothing to send until it opens.
@@ -227,8 +195,8 @@ class Publisher:
                 except _ConnectFailed as exc:
                     if self._stopping:
                         break
-                    attempt += 1
-                    delay = self._backoff(attempt)
+                    delay = self._backoff.next_delay()
+                    attempt = self._backoff.failures
                     if attempt == 1 or attempt % 20 == 0:
                         log.warning(
                             "broker %s:%d unavailable (%s); retrying in %.1f s (attempt %d)",
@@ -242,7 +210,7 @@ class Publisher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
-                attempt = 0
+                self._backoff.reset()
                 self._progress = False
                 self._first_unacked = None
                 self._deferred = 0
@@ -250,7 +218,7 @@ class Publisher:
                     await self._pump()
                 finally:
                     self._drop_connection()
-                    await self._flush()
+                    await self._deliveries.flush()
                 if self._stopping:
                     break
                 delay, note = self._after_connection()
@@ -262,7 +230,7 @@ class Publisher:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
             self._drop_connection()
-            await self._flush()
+            await self._deliveries.flush()
 
     def _after_connection(self) -> tuple[float, str]:
         """How long to wait before reconnecting, and what to log; dead-letter what was refused.
@@ -277,21 +245,18 @@ class Publisher:
             self._progress, self._first_unacked, over_quota=over_quota
         )
         if poison is not None:
-            self._rejected.append((poison.ids, poison.reason))
+            self._deliveries.refused(poison.ids, poison.reason)
         attempt = tracker.backoff_attempt()
-        delay = self._backoff(attempt + 1) if attempt else 0.0
+        # One step longer than a failed connect's wait: this connection cost a round of sends.
+        delay = self._backoff.policy.delay(attempt + 1) if attempt else 0.0
         if over_quota:
             self.status.last_error = "the broker's quota is exceeded (PUBACK: Quota exceeded)"
             return delay, tracker.quota_note(self._deferred)
         return delay, f"broker connection lost ({self.status.last_error}){tracker.hint()}"
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped at reconnect_max."""
-        ceiling = min(self.mqtt.reconnect_max, self.mqtt.reconnect_min * 2 ** min(attempt, 30))
-        return max(random.uniform(0, ceiling), self.mqtt.reconnect_min / 2)
-
     async def _connect(self) -> None:
-        await self._flush()  # acked rows must be deleted before we start again from the oldest
+        # Acked rows must be deleted before we start again from the oldest.
+        await self._deliveries.flush()
         loop = asyncio.get_running_loop()
         client = self._new_client()
         self._client = client
@@ -326,28 +291,18 @@ class Publisher:
         self.status.connected = False
         if was_connected:
             self.status.since = time.monotonic()
-        self._inflight.clear()
+        self._window.reset()
         self.status.inflight = 0
         client, bridge = self._client, self._bridge
         self._client = None
         self._bridge = None
-        if bridge is not None:
-            bridge.close()
-        if client is not None:
-            client.on_disconnect = None
-            client.on_publish = None
-            client.on_connect = None
-            sock = client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+        discard_client(client, bridge)
 
     async def _pump(self) -> None:
+        """Keep the window full until the connection ends."""
         client = self._client
         assert client is not None
-        cursors = [0, 0, 0]
-        refill = max(1, self.mqtt.max_inflight // 2)
-        per_message = self.mqtt.events_per_message
+        window = self._window
         while not self._disconnected.is_set():
             # Clear before looking: any ack, commit or disconnect after this wakes the wait.
             self._changed.clear()
@@ -358,12 +313,10 @@ class Publisher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._disconnected.wait(), self.mqtt.connect_timeout)
                 return
-            room = self.mqtt.max_inflight - len(self._inflight)
-            # Refill in large steps: a take per PUBACK would cost an outbox round trip
-            # per message (measured: ~30% of the CPU at one event per message).
-            if room > 0 and (room >= refill or not self._inflight):
+            room = window.room()
+            if room:
                 try:
-                    rows = await self.outbox.take(min(room * per_message, 20000), cursors)
+                    rows = await self.outbox.take(window.rows_to_take(room), window.cursors)
                 except TidegateError as exc:
                     self.status.last_error = str(exc)
                     log.error("cannot read the outbox (%s); retrying in 1 s", exc)
@@ -375,67 +328,21 @@ class Publisher:
                     continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
                     self._caught_up.clear()
-                    too_big: list[Row] = []
-                    messages = group_messages(
-                        rows,
-                        per_message,
-                        room,
-                        cursors,
-                        max_bytes=self._max_message,
-                        too_big=too_big,
-                    )
+                    messages, too_big = window.pack(rows, room, self._max_message)
                     if too_big:
-                        self._rejected.append(
-                            (
-                                [r.id for r in too_big],
-                                f"larger than the broker's message limit ({self._max_message} B)",
-                            )
+                        self._deliveries.refused(
+                            [r.id for r in too_big],
+                            f"larger than the broker's message limit ({self._max_message} B)",
                         )
-                    for msg in messages:
-                        payload = (
-                            msg.payloads[0] if per_message == 1 else join_payloads(msg.payloads)
-                        )
-                        info = client.publish(msg.topic, payload, qos=msg.qos, retain=msg.retain)
-                        if info.rc != paho.MQTT_ERR_SUCCESS:
-                            self.status.last_error = paho.error_string(info.rc)
-                            return
-                        self._inflight[info.mid] = msg
-                    self.status.inflight = len(self._inflight)
+                    error = window.publish(client, messages)
+                    self.status.inflight = len(window)
+                    if error is not None:
+                        self.status.last_error = error
+                        return
                     continue
-                if not self._inflight:
+                if not window.inflight:
                     self._caught_up.set()
             await self._changed.wait()
-
-    # -- acks ----------------------------------------------------------------------------
-
-    async def _flush(self) -> None:
-        """Record acks and refusals in the outbox. A failure keeps them for the next try:
-        an ack that is lost would make the event be sent again after a restart."""
-        acked, self._acked = self._acked, []
-        acked_bytes, self._acked_bytes = self._acked_bytes, 0
-        rejected, self._rejected = self._rejected, []
-        try:
-            if acked:
-                # Shielded: cancelling the publisher must not cancel a queued ack.
-                await asyncio.shield(self.outbox.ack(acked, acked_bytes))
-                acked = []
-            while rejected:
-                ids, reason = rejected[0]
-                moved = await asyncio.shield(self.outbox.reject(ids, reason))
-                rejected.pop(0)
-                self.status.events_rejected += moved
-                log.error("%d events moved to dead letters: %s", moved, reason)
-        except TidegateError as exc:
-            self._acked[:0] = acked
-            self._acked_bytes += acked_bytes if acked else 0
-            self._rejected[:0] = rejected
-            self.status.last_error = str(exc)
-            log.error("could not record deliveries in the outbox (%s); will retry", exc)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._ack_interval)
-            await self._flush()
 
     async def stop(self, grace: float = 2.0) -> None:
         """Graceful end: wait briefly for in-flight acks and the last commit, mark

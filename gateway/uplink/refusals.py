@@ -41,6 +41,8 @@ from typing import Protocol
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tidegate.wording import count
+
 REFUSALS_BEFORE_POISON = 3
 """Refusing DISCONNECTs in a row, with the same message first in flight, that make it poison."""
 
@@ -168,9 +170,9 @@ class RefusalTracker:
         if self.over_quota != 1:
             return ""
         return (
-            f"the broker's quota is exceeded (PUBACK: Quota exceeded): {deferred} message(s) "
-            "kept in the outbox, to be sent again after a backoff; not logged again while "
-            "the broker keeps saying so"
+            f"the broker's quota is exceeded (PUBACK: Quota exceeded): "
+            f"{count(deferred, 'message')} kept in the outbox, to be sent again after a "
+            "backoff; not logged again while the broker keeps saying so"
         )
 
     def hint(self) -> str:

@@ -140,7 +140,8 @@ def test_wrong_password_is_retried_never_logged_and_loses_nothing(
         sim_config(
             tmp_path / "data",
             f"{{host: {auth_broker.host}, port: {auth_broker.port}, username: gw, "
-            f"password_file: {tmp_path / 'pw'}, reconnect_min: 50ms, reconnect_max: 200ms}}",
+            f"password_file: {tmp_path / 'pw'}, "
+            "reconnect: {initial_delay: 50ms, max_delay: 200ms}}",
             count=100,
         ).replace("gateway: {id: pub,", "gateway: {id: pub, log_level: debug,"),
     )
@@ -262,7 +263,10 @@ def test_tls_verifies_the_server_by_default(tmp_path: Path, tls_files: dict[str,
     broker = tls_broker(tmp_path, tls_files, require_client_cert=False)
     try:
         # No ca_file: the system CAs do not know our test CA, so nothing may be sent.
-        mqtt = f"{{host: 127.0.0.1, port: {broker.port}, tls: {{}}, reconnect_min: 50ms}}"
+        mqtt = (
+            f"{{host: 127.0.0.1, port: {broker.port}, tls: {{}}, "
+            "reconnect: {initial_delay: 50ms}}"
+        )
 
         def refused(gateway: Gateway) -> bool:
             status = gateway.publisher.status if gateway.publisher else None
@@ -329,7 +333,7 @@ def test_a_message_the_broker_always_refuses_is_dead_lettered_not_retried_foreve
     try:
         mqtt = (
             f"{{host: {broker.host}, port: {broker.port}, events_per_message: 50, "
-            "reconnect_min: 50ms, reconnect_max: 200ms}"
+            "reconnect: {initial_delay: 50ms, max_delay: 200ms}}"
         )
 
         def settled(gateway: Gateway) -> bool:

@@ -40,7 +40,7 @@ def events_only(topic: str) -> bool:
 def config(data_dir: Path, port: int) -> str:
     return f"""
 gateway: {{id: links, data_dir: {data_dir}}}
-mqtt: {{host: 127.0.0.1, port: {port}, reconnect_min: 20ms, reconnect_max: 100ms}}
+mqtt: {{host: 127.0.0.1, port: {port}, reconnect: {{initial_delay: 20ms, max_delay: 100ms}}}}
 buffer: {{commit_interval: 20ms}}
 drivers:
   - name: s

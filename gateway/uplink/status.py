@@ -1,0 +1,24 @@
+"""What the publisher tells ``tidegate status`` and the metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class PublisherStatus:
+    connected: bool = False
+    since: float = field(default_factory=time.monotonic)
+    last_error: str | None = None
+    inflight: int = 0
+    events_delivered: int = 0
+    messages_delivered: int = 0
+    events_rejected: int = 0
+    connects: int = 0
+    quota_exceeded: int = 0
+    """PUBACKs "quota exceeded": messages kept in the outbox, to be sent again later."""
+
+    @property
+    def state(self) -> str:
+        return "connected" if self.connected else "disconnected"
