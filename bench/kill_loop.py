@@ -79,7 +79,7 @@ def _config(workdir: Path, host: str, port: int, rate: int) -> Path:
         workdir / "crash.yaml",
         f"""
 gateway: {{id: {GATEWAY}, data_dir: {workdir / "data"}}}
-mqtt: {{host: {host}, port: {port}, reconnect_min: 100ms, reconnect_max: 1s}}
+mqtt: {{host: {host}, port: {port}, reconnect: {{initial_delay: 100ms, max_delay: 1s}}}}
 buffer: {{commit_interval: 20ms}}
 drivers:
   - name: alpha

@@ -33,16 +33,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from tests.support import GatewayProcess, wait_until, write_config
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.event import new_event
+from tidegate.outbox import Durability
 from tidegate.outbox.schema import ROW_OVERHEAD
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 
-Durability = Literal["batch", "fsync"]
 BATCHES = {1: 3_000, 20: 20_000, 100: 50_000, 1000: 100_000}
 """Events per commit -> events measured (before --scale)."""
 SOURCES = ("greenhouse", "workshop", "meter", "door")

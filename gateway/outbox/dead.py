@@ -7,13 +7,23 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
 
 if TYPE_CHECKING:
-    from tidegate.outbox.store import DeadInput, Outbox
+    from tidegate.outbox.store import Outbox
+
+
+class DeadInput(NamedTuple):
+    """Input that never became an event, as the pipeline hands it to the outbox."""
+
+    at: float
+    stage: str
+    reason: str
+    source: str | None
+    raw: bytes
 
 
 def reject(

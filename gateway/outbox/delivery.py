@@ -1,4 +1,10 @@
-"""Deleting delivered events: what ``Outbox.ack`` does.
+"""Handing out undelivered events and deleting delivered ones: what ``Outbox.take``
+and ``Outbox.ack`` do.
+
+``take`` returns the oldest undelivered rows, highest priority class first, after
+per-class cursors (rows already handed out are not handed out twice; after a
+reconnect the publisher starts again from the oldest). Each row's checksum is
+verified first (``tidegate.outbox.integrity``): damage is dead-lettered, never sent.
 
 A delete writes about as much WAL as the rows took: a backlog acknowledged in
 one go would need a WAL as large as the backlog. Deletes therefore run in
@@ -13,15 +19,88 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
-from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+from tidegate.outbox.integrity import (
+    CHECKSUM_MISMATCH,
+    CHECKSUM_MISSING,
+    DAMAGED,
+    UNKNOWN_ROUTE,
+    WRONG_TYPE,
+    checksum,
+)
+from tidegate.outbox.schema import CLASS_TABLES, CRC_FROM_ID, ROW_OVERHEAD
+from tidegate.wording import count
 
 if TYPE_CHECKING:
     from tidegate.outbox.store import Outbox
+
+# Logged as the store, wherever its code lives: what users see stays the same.
+log = logging.getLogger("tidegate.outbox.store")
+
+
+class Row(NamedTuple):
+    """An undelivered event as ``take`` hands it to the publisher."""
+
+    id: int
+    topic: str
+    qos: int
+    retain: bool
+    payload: bytes
+    priority: int
+
+
+def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
+    """Up to ``limit`` undelivered rows, highest class first, each class oldest
+    first from after its cursor (``cursors[priority]`` is the last id handed out)."""
+    out: list[Row] = []
+    damaged: dict[str, list[int]] = {}
+    try:
+        box._sync_with_admin_changes()  # a replay may have added routes
+        routes = box._routes
+        for priority, table in enumerate(CLASS_TABLES):
+            after = cursors[priority]
+            while len(out) < limit:
+                want = limit - len(out)
+                # A damaged header byte can make any value another type (a TEXT
+                # payload may not even be UTF-8): read as bytes, and typed checked.
+                rows = box.db.execute(
+                    "SELECT id, route_id, CAST(payload AS BLOB), IIF(typeof(crc) = "  # noqa: S608
+                    "'integer', crc, NULL), typeof(payload) = 'blob' AND typeof(route_id) "
+                    "= 'integer' AND typeof(crc) IN ('integer', 'null'), crc IS NULL AND "
+                    "id >= (SELECT value FROM counters WHERE name = ?) "
+                    f"FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                    (CRC_FROM_ID, after, want),
+                ).fetchall()
+                for i, r, p, crc, typed, unsummed in rows:
+                    if box._undeleted and within(i, box._undeleted):
+                        continue  # delivered already; only its delete is pending
+                    # Checked before it can be published: damage is never sent as data.
+                    if not typed:
+                        damaged.setdefault(WRONG_TYPE, []).append(i)
+                    elif unsummed:  # stored with a checksum that now reads NULL
+                        damaged.setdefault(CHECKSUM_MISSING, []).append(i)
+                    elif crc is not None and checksum(p) != crc:
+                        damaged.setdefault(CHECKSUM_MISMATCH, []).append(i)
+                    elif r not in routes:
+                        damaged.setdefault(UNKNOWN_ROUTE, []).append(i)
+                    else:
+                        out.append(Row(i, *routes[r], p, priority))
+                if len(rows) < want:
+                    break
+                after = rows[-1][0]
+    except sqlite3.Error as exc:
+        raise BufferError_(f"cannot read undelivered events from the outbox: {exc}") from None
+    for reason, ids in damaged.items():
+        moved = box.reject(ids, reason, stage="outbox", count_as=DAMAGED)
+        log.error(
+            "%s failed a check (%s): moved to dead letters", count(moved, "stored event"), reason
+        )
+    return out
 
 
 def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> int:
@@ -65,6 +144,7 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
     box._sync_ledger()
     return deleted
 
+
 def _ack_chunk(box: Outbox) -> int:
     """Rows per delete transaction: one transaction's WAL must fit beside the outbox
     (a delivered backlog is acknowledged in large batches)."""
@@ -72,6 +152,7 @@ def _ack_chunk(box: Outbox) -> int:
         return 1 << 30
     depth = box.stats.depth
     return box._disk.ack_chunk(box.stats.bytes / depth if depth else 300.0)
+
 
 def _delete(
     box: Outbox, ranges: list[tuple[int, int]], payload_bytes: int | None, expected: int

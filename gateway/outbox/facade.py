@@ -1,6 +1,7 @@
 """The outbox on its own thread: ``AsyncOutbox`` runs every ``Outbox`` call on one
 dedicated worker thread, so SQLite (and the rare fsync) never blocks the event loop,
-and the outbox is only ever used from one thread.
+and the outbox is only ever used from one thread. It is all the pipeline and the
+publisher use of the outbox: ``AsyncOutbox.create`` makes the store behind it.
 
 A start on a disk too full to open the outbox on (``OutboxNoSpace``) does not end
 the gateway: ``open`` returns with the outbox unavailable (``waiting`` says why),
@@ -18,14 +19,20 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from tidegate.errors import BufferError_
 from tidegate.outbox.disk import OutboxNoSpace, free_bytes
+from tidegate.outbox.limits import Durability, OutboxLimits
+from tidegate.outbox.store import Outbox
 from tidegate.outbox.waiting import DropsWhileClosed, show_last_known
 
 if TYPE_CHECKING:
-    from tidegate.outbox.store import DeadInput, Outbox, OutboxStats, Row
+    from tidegate.clock import ClockWatcher
+    from tidegate.outbox.dead import DeadInput
+    from tidegate.outbox.delivery import Row
+    from tidegate.outbox.stats import OutboxStats
     from tidegate.outgoing import Outgoing
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,18 @@ class AsyncOutbox:
         """Set when an outbox that was waiting for room opens."""
         self._retry: asyncio.Task[None] | None = None
         self._drops = DropsWhileClosed(outbox)
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        gateway: str,
+        durability: Durability = "batch",
+        limits: OutboxLimits | None = None,
+        clock: ClockWatcher | None = None,
+    ) -> AsyncOutbox:
+        """The facade of a new (not yet open) outbox at ``path``."""
+        return cls(Outbox(path, gateway, durability, limits, clock))
 
     @property
     def stats(self) -> OutboxStats:
@@ -147,6 +166,14 @@ class AsyncOutbox:
     async def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
         self.check_open()
         await self.call(self.outbox.dead_letter_input, letters)
+
+    async def purge_expired(self, now: float) -> int:
+        """Drop events older than ``max_age``; only on a trusted clock."""
+        return await self.call(self.outbox.purge_expired, now)
+
+    async def correct_clock(self, delta: float) -> int:
+        """Shift this boot's undelivered events by a measured wall-clock step."""
+        return await self.call(self.outbox.correct_clock, delta)
 
     async def note_memory_drops(self, n: int) -> None:
         """Count events dropped from memory at once: in the outbox's ledger, open or not."""

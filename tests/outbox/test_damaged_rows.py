@@ -85,7 +85,7 @@ def test_a_value_of_the_wrong_type_is_dead_lettered_and_delivery_goes_on(
     (letter,) = box.db.execute("SELECT stage, reason, typeof(payload) FROM dead_letters")
     assert letter == ("outbox", WRONG_TYPE, "blob")
     assert [r.getMessage() for r in caplog.records] == [
-        f"1 stored events failed a check ({WRONG_TYPE}): moved to dead letters"
+        f"1 stored event failed a check ({WRONG_TYPE}): moved to dead letters"
     ]
     box.close()
     # The raw bytes are kept, and the dead letter reads like any other.
@@ -124,7 +124,7 @@ def test_replay_never_publishes_a_damaged_payload(tmp_path: Path) -> None:
     # By default a replay leaves the damaged event where it is, and says so.
     default = buffer("replay", "--yes", "--db", str(db))
     assert default.returncode == 0, default.stderr
-    assert "1 dead letters are events the outbox found damaged" in default.stdout
+    assert "1 dead letter is an event the outbox found damaged" in default.stdout
     assert CHECKSUM_MISMATCH in default.stdout and "--reason 'checksum*'" in default.stdout
     assert "no dead-lettered events to replay" in default.stdout
     assert [d["reason"] for d in dead_letters(db)] == [CHECKSUM_MISMATCH]
@@ -137,8 +137,8 @@ def test_replay_never_publishes_a_damaged_payload(tmp_path: Path) -> None:
     # Named, it is replayed with the CRC it was stored with: the gateway sends it back.
     named = buffer("replay", "--yes", "--reason", "checksum*", "--db", str(db))
     assert named.returncode == 0, named.stderr
-    assert "replayed 1 events" in named.stdout
-    assert "1 of them fail the checksum they were stored with" in named.stdout
+    assert "replayed 1 event into" in named.stdout
+    assert "1 of them fails the checksum it was stored with" in named.stdout
     box = Outbox(db, "gw")
     box.open()
     assert [r.payload for r in box.take(10)] == [payloads[0], payloads[2]]
@@ -161,7 +161,7 @@ def test_a_row_with_an_unknown_route_is_not_replayable(tmp_path: Path) -> None:
     assert (letter["reason"], letter["topic"]) == (UNKNOWN_ROUTE, None)  # not "" (no topic)
     named = buffer("replay", "--yes", "--reason", "unknown*", "--db", str(db))
     assert named.returncode == 0, named.stderr
-    assert "1 dead letters hold raw input or no topic" in named.stderr
+    assert "1 dead letter holds raw input or no topic" in named.stderr
     assert "no dead-lettered events to replay" in named.stdout
     raw = base64.b64encode(payloads[0]).decode()
     assert letter["payload"] == json.loads(payloads[0]) or letter["payload"] == raw

@@ -62,8 +62,8 @@ def test_a_gateway_filling_a_small_disk_keeps_starting_delivering_and_deleting(
     sub.start_persistent("full-sub")  # the broker queues for it while it is away
     broker.stop()
     mqtt = (
-        f"mqtt: {{host: {broker.host}, port: {broker.port}, reconnect_min: 100ms, "
-        "reconnect_max: 300ms}"
+        f"mqtt: {{host: {broker.host}, port: {broker.port}, "
+        "reconnect: {initial_delay: 100ms, max_delay: 300ms}}"
     )
     try:
         with small_disk(tmp_path / "disk") as disk:

@@ -233,7 +233,10 @@ def gateway_config(tmp_path: Path, broker: LocalBroker, per_source: int) -> Path
         tmp_path / "gw.yaml",
         f"""
 gateway: {{id: dmg, data_dir: {tmp_path / "data"}}}
-mqtt: {{host: {broker.host}, port: {broker.port}, reconnect_min: 100ms, reconnect_max: 500ms}}
+mqtt:
+  host: {broker.host}
+  port: {broker.port}
+  reconnect: {{initial_delay: 100ms, max_delay: 500ms}}
 control: {{socket: {tmp_path / "control.sock"}}}
 buffer: {{commit_interval: 20ms}}
 drivers:

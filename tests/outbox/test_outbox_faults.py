@@ -15,7 +15,8 @@ import pytest
 from tidegate.clock import RELEASE_EPOCH, ClockWatcher
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
-from tidegate.outbox.store import DeadInput, Outbox, OutboxFull, OutboxLimits, Row
+from tidegate.outbox import DeadInput, OutboxFull, OutboxLimits, Row
+from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 from tidegate.priority import HIGH, LOW, NORMAL
 

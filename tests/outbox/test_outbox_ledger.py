@@ -24,7 +24,8 @@ from tests.outbox.support import (
     stored_ids,
     valid_wal_frames,
 )
-from tidegate.outbox.ledger.file import ledger_path, note_admin_change, read_ledger
+from tidegate.outbox.admin.note import note_admin_change
+from tidegate.outbox.ledger.file import ledger_path, read_ledger
 from tidegate.outbox.store import Outbox
 
 

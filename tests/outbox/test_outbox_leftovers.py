@@ -81,7 +81,7 @@ def test_a_new_file_treats_a_null_checksum_as_damage(
     (letter,) = box.db.execute("SELECT stage, reason, payload FROM dead_letters")
     assert letter == ("outbox", CHECKSUM_MISSING, payloads[1])  # raw bytes kept
     assert [r.getMessage() for r in caplog.records] == [
-        f"1 stored events failed a check ({CHECKSUM_MISSING}): moved to dead letters"
+        f"1 stored event failed a check ({CHECKSUM_MISSING}): moved to dead letters"
     ]
     box.close()
     counters = buffer_stats(db)["counters"]

@@ -17,7 +17,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from tests.outbox.support import abandon, damage
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
-from tidegate.outbox.store import Outbox, OutboxLimits, Row
+from tidegate.outbox import OutboxLimits, Row
+from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 
 BOUND = 24 * 1024

@@ -18,9 +18,11 @@ import typer
 from sqlite_utils import Database
 
 from tidegate.errors import TidegateError
-from tidegate.outbox.admin import inspect as admin
-from tidegate.outbox.admin.inspect import BufferStats, DeadLetter, Entry
+from tidegate.outbox.admin.access import snapshot
+from tidegate.outbox.admin.listing import DeadLetter, Entry, dead_letters, entries
+from tidegate.outbox.admin.stats import BufferStats
 from tidegate.timefmt import rfc3339
+from tidegate.wording import count
 
 
 def size(n: float) -> str:
@@ -94,12 +96,12 @@ LETTER_COLUMNS = ("row", "at", "stage", "reason", "source", "topic")
 def records(
     db: Database, dead: bool, source: str | None, limit: int | None
 ) -> Iterator[dict[str, object]]:
-    with admin.snapshot(db):
+    with snapshot(db):
         if dead:
-            for letter in admin.dead_letters(db, source_glob=source, limit=limit):
+            for letter in dead_letters(db, source_glob=source, limit=limit):
                 yield letter_record(letter)
         else:
-            for entry in admin.entries(db, source_glob=source, limit=limit):
+            for entry in entries(db, source_glob=source, limit=limit):
                 yield entry_record(entry)
 
 
@@ -137,8 +139,8 @@ def print_stats(s: BufferStats) -> None:
     )
     unsynced = f", {s.unsynced} accepted on an untrusted clock" if s.unsynced else ""
     echo(
-        f"  undelivered   {s.depth:,} events, {size(s.payload_bytes)} of payload, "
-        f"oldest {age(s.oldest_age)}{unsynced}"
+        f"  undelivered   {count(s.depth, 'event', grouped=True)}, "
+        f"{size(s.payload_bytes)} of payload, oldest {age(s.oldest_age)}{unsynced}"
     )
     echo(
         "  by priority   " + " · ".join(f"{name} {c.depth:,}" for name, c in s.by_priority.items())

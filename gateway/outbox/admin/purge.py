@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from tidegate.outbox.admin.inspect import bump, scalar, snapshot, write_transaction
+from tidegate.outbox.admin.access import bump, scalar, snapshot, write_transaction
 from tidegate.outbox.schema import CLASS_TABLES
 
 PURGE_CHUNK = 2000

@@ -20,14 +20,8 @@ import orjson
 from sqlite_utils import Database
 
 from tidegate.clock import RELEASE_EPOCH, current_boot_id
-from tidegate.outbox.admin.inspect import (
-    COUNTER_SQL,
-    DeadLetter,
-    dead_letters,
-    scalar,
-    snapshot,
-    write_transaction,
-)
+from tidegate.outbox.admin.access import COUNTER_SQL, scalar, snapshot, write_transaction
+from tidegate.outbox.admin.listing import DeadLetter, dead_letters
 from tidegate.outbox.integrity import DAMAGE_REASONS, checksum, intact, names_damage
 from tidegate.outbox.schema import CLASS_TABLES, NEXT_ID
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sqlite3
 import struct
 import time
 import zlib
@@ -74,7 +73,6 @@ __all__ = [
     "LoadStatus",
     "Undelivered",
     "ledger_path",
-    "note_admin_change",
     "read_ledger",
 ]
 
@@ -368,15 +366,6 @@ class Ledger:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
-
-
-def note_admin_change(outbox: Path, db: sqlite3.Connection) -> AdminNote:
-    """For ``tidegate buffer purge``/``replay``, after their writes committed: bring a
-    stopped gateway's ledger up to date with the file (``tidegate.outbox.admin.note``).
-    Never blocks, never raises; says what it did."""
-    from tidegate.outbox.admin.note import note_admin_change as note  # noqa: PLC0415
-
-    return note(outbox, db)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -36,6 +36,7 @@ from typing import Literal, NamedTuple
 
 from tidegate.outbox.ledger.file import MAX_BLOCK, LedgerState, LoadStatus
 from tidegate.outbox.recovery import Recreated
+from tidegate.wording import count
 
 LOST = "lost_in_recovery"
 """Counter: undelivered or committed events lost to damage, found at open."""
@@ -118,6 +119,10 @@ class Recovery:
             "gaps": {s: g._asdict() for s, g in self.gaps.items()},
             "message": self.message,
         }
+
+
+def _events(n: int) -> str:
+    return count(n, "undelivered event", grouped=True)
 
 
 def _describe(gaps: dict[str, Gap]) -> str:
@@ -215,7 +220,7 @@ def _recreated(ledger: LedgerState, facts: FileFacts, path: str) -> Recovery:
         if facts.recreated.missing:
             plan.bump[MISSING] = 1
         plan.level = "error" if lost else "warning"
-        loss = f"{lost:,} undelivered events lost" if lost else "no undelivered event was lost"
+        loss = f"{_events(lost)} lost" if lost else "no undelivered event was lost"
         plan.message = (
             f"outbox {path} {facts.recreated.describe()}: {loss}; "
             f"seq continues above every seq used before: {_describe(plan.gaps)}"
@@ -252,8 +257,9 @@ def _replaced(ledger: LedgerState, facts: FileFacts, path: str) -> Recovery:
     )
     plan.message = (
         f"outbox {path} is not the file its ledger describes (another outbox was put in "
-        f"its place; it is kept): the {lost:,} undelivered events of the one it replaced "
-        f"are lost; seq continues above every seq used before: {_describe(plan.gaps)}"
+        f"its place; it is kept): the {_events(lost)} of the one it replaced "
+        f"{'is' if lost == 1 else 'are'} lost; seq continues above every seq used before: "
+        f"{_describe(plan.gaps)}"
     )
     return plan
 
@@ -320,8 +326,8 @@ def _kept(
         if lost:
             plan.bump[LOST] = lost
             plan.level = "error"
-            count = f"{lost:,}" if exact else f"at least {lost:,}"
-            plan.message = f"{why}: {count} undelivered events lost; {tail}"
+            amount = _events(lost) if exact else f"at least {_events(lost)}"
+            plan.message = f"{why}: {amount} lost; {tail}"
         else:
             plan.level = "warning"
             plan.message = (
