@@ -1,5 +1,5 @@
 """``python -m tidegate`` is the ``tidegate`` command."""
 
-from tidegate.cli.app import main
+from tidegate.cli.main import main
 
 main()

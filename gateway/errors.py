@@ -23,6 +23,12 @@ class ConfigError(TidegateError):
         super().__init__("\n".join(messages))
 
 
+class ConfigFileMissing(TidegateError):
+    """The config file to load does not exist: one line, not a parse error at 1:1."""
+
+    exit_code = 2
+
+
 class DriverError(TidegateError):
     """A driver could not open or read its device."""
 

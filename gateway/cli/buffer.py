@@ -3,6 +3,8 @@
 Every command takes the outbox from the config (``-c``; ``buffer.path`` or
 ``<gateway.data_dir>/outbox.db``) or directly (``--db``), and works whether
 the gateway is stopped or running (see ``tidegate.outbox.admin.inspect``).
+The outbox's admin modules (and sqlite-utils, which only these commands use)
+are imported when a command runs, not for help or other commands.
 """
 
 from __future__ import annotations
@@ -11,25 +13,21 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
-from sqlite_utils import Database
 
-from tidegate.config.loader import load_config, resolve_config_path
+from tidegate.cli.options import ConfigOption, command_group
+from tidegate.config.paths import resolve_config_path
 from tidegate.errors import TidegateError
-from tidegate.outbox.admin import format as fmt
-from tidegate.outbox.admin import inspect as admin
-from tidegate.outbox.admin import purge as buffer_purge
-from tidegate.outbox.admin import replay as buffer_replay
-from tidegate.outbox.admin.replay import ReplayPlan
-from tidegate.outbox.ledger.file import note_admin_change
+from tidegate.wording import count, noun
 
-buffer_app = typer.Typer(
-    help="Inspect the outbox, export it, replay dead letters, purge it.",
-    no_args_is_help=True,
-)
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+    from tidegate.outbox.admin.replay import ReplayPlan
+
+buffer_app = command_group(None, "Inspect the outbox, export it, replay dead letters, purge it.")
 
 
 class ConfirmationRequired(TidegateError):
@@ -43,16 +41,6 @@ class ExportFormat(StrEnum):
     csv = "csv"
 
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file whose outbox to use. Default: $TIDEGATE_CONFIG, "
-        "else /etc/tidegate/tidegate.yaml.",
-        show_default=False,
-    ),
-]
 DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="The outbox file itself, instead of a config.", show_default=False),
@@ -72,6 +60,8 @@ def _outbox_path(config: Path | None, db: Path | None) -> Path:
         raise typer.BadParameter("give -c CONFIG or --db PATH, not both")
     if db is not None:
         return db
+    from tidegate.config.loader import load_config  # noqa: PLC0415
+
     return load_config(resolve_config_path(config)).outbox_path
 
 
@@ -98,6 +88,11 @@ def stats(
     ] = 10,
 ) -> None:
     """Depth, bytes, oldest age, per source and priority, drops, dead letters."""
+    import orjson  # noqa: PLC0415
+
+    from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+
     path = _outbox_path(config, db)
     handle = admin.open_for_reading(path)
     try:
@@ -115,27 +110,30 @@ def peek(
     *,
     config: ConfigOption = None,
     db: DbOption = None,
-    count: Annotated[int, typer.Option("-n", "--count", min=1, help="How many.")] = 10,
+    limit: Annotated[int, typer.Option("-n", "--count", min=1, help="How many.")] = 10,
     dead: DeadOption = False,
     source: SourceOption = None,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
 ) -> None:
     """The oldest undelivered events (or dead letters)."""
+    from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+
     handle = admin.open_for_reading(_outbox_path(config, db))
     now = time.time()
     shown = 0
     try:
         if jsonl:
             with fmt.output(None) as out:
-                fmt.write_jsonl(fmt.records(handle, dead, source, count), out)
+                fmt.write_jsonl(fmt.records(handle, dead, source, limit), out)
             return
         with admin.snapshot(handle):
             if dead:
-                for letter in admin.dead_letters(handle, source_glob=source, limit=count):
+                for letter in admin.dead_letters(handle, source_glob=source, limit=limit):
                     fmt.print_letter(letter, now)
                     shown += 1
             else:
-                for entry in admin.entries(handle, source_glob=source, limit=count):
+                for entry in admin.entries(handle, source_glob=source, limit=limit):
                     fmt.print_entry(entry, now)
                     shown += 1
     finally:
@@ -159,6 +157,9 @@ def export(
     ] = None,
 ) -> None:
     """Every undelivered event (or dead letter), oldest first, as JSON Lines or CSV."""
+    from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+
     handle = admin.open_for_reading(_outbox_path(config, db))
     try:
         records = fmt.records(handle, dead, source, None)
@@ -169,8 +170,8 @@ def export(
                 n = fmt.write_jsonl(records, out)
     finally:
         handle.close()
-    what = "dead letters" if dead else "events"
-    typer.echo(f"exported {n:,} {what}" + (f" to {output}" if output else ""), err=True)
+    what = count(n, "dead letter" if dead else "event", grouped=True)
+    typer.echo(f"exported {what}" + (f" to {output}" if output else ""), err=True)
 
 
 @buffer_app.command()
@@ -190,40 +191,48 @@ def replay(
     yes: YesOption = False,
 ) -> None:
     """Put dead-lettered events back into the outbox, with their original ids."""
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+    from tidegate.outbox.admin import replay as buffer_replay  # noqa: PLC0415
+
     path = _outbox_path(config, db)
     handle = admin.open_for_writing(path)
     try:
         plan = buffer_replay.plan_replay(handle, reason)
         if plan.not_replayable:
+            n = plan.not_replayable
             typer.echo(
-                f"{plan.not_replayable:,} dead letters hold raw input or no topic, not events: "
-                "not replayable, left in place",
+                f"{count(n, 'dead letter', grouped=True)} {noun(n, 'holds', 'hold')} raw input "
+                "or no topic, not events: not replayable, left in place",
                 err=True,
             )
         _say_damaged(plan)
         if not plan.replayable:
             typer.echo("no dead-lettered events to replay")
             return
-        _confirm(f"replay {len(plan.replayable):,} dead-lettered events into {path}?", yes)
+        what = count(len(plan.replayable), "dead-lettered event", grouped=True)
+        _confirm(f"replay {what} into {path}?", yes)
         try:
             moved = buffer_replay.replay(handle, plan.replayable)
         finally:  # also after a failure half-way: what committed is in the file
             _tell_the_ledger(path, handle)
     finally:
         handle.close()
-    typer.echo(f"replayed {moved:,} events into the outbox")
+    typer.echo(f"replayed {count(moved, 'event', grouped=True)} into the outbox")
     if plan.failing:
+        n = plan.failing
+        them, were = noun(n, "it", "them"), noun(n, "it was", "they were")
         typer.echo(
-            f"{plan.failing:,} of them fail the checksum they were stored with: the gateway "
-            "will move them back to the dead letters, not publish them"
+            f"{n:,} of them {noun(n, 'fails', 'fail')} the checksum {were} stored with: the "
+            f"gateway will move {them} back to the dead letters, not publish {them}"
         )
 
 
 def _say_damaged(plan: ReplayPlan) -> None:
     for why, n in plan.damaged.items():
         typer.echo(
-            f"{n:,} dead letters are events the outbox found damaged ({why}): left in "
-            f"place; to replay them, name the reason (--reason '{why.split(' ', 1)[0]}*')"
+            f"{count(n, 'dead letter', grouped=True)} {noun(n, 'is an event', 'are events')} "
+            f"the outbox found damaged ({why}): left in place; to replay "
+            f"{noun(n, 'it', 'them')}, name the reason (--reason '{why.split(' ', 1)[0]}*')"
         )
 
 
@@ -232,6 +241,8 @@ def _tell_the_ledger(path: Path, handle: Database) -> None:
     replay it must describe the file as it is now, or a later loss of the file would
     count purged events as lost and replayed ones not. A running gateway (or no ledger
     yet) is left to itself; this never fails the command."""
+    from tidegate.outbox.admin.note import note_admin_change  # noqa: PLC0415
+
     note_admin_change(path, handle.conn)
 
 
@@ -249,6 +260,9 @@ def purge(
     if not (dead or outbox or everything):
         raise typer.BadParameter("say what to purge: --outbox, --dead-letters or --all")
     dead, outbox = dead or everything, outbox or everything
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+    from tidegate.outbox.admin import purge as buffer_purge  # noqa: PLC0415
+
     path = _outbox_path(config, db)
     handle = admin.open_for_writing(path)
     try:
@@ -256,8 +270,8 @@ def purge(
         if not (planned.outbox or planned.dead_letters):
             typer.echo("nothing to purge")
             return
-        parts = [f"{planned.outbox:,} undelivered events"] if outbox else []
-        parts += [f"{planned.dead_letters:,} dead letters"] if dead else []
+        parts = [count(planned.outbox, "undelivered event", grouped=True)] if outbox else []
+        parts += [count(planned.dead_letters, "dead letter", grouped=True)] if dead else []
         _confirm(f"permanently remove {' and '.join(parts)} from {path}?", yes)
         try:
             done = buffer_purge.purge(handle, outbox=outbox, dead=dead)
@@ -265,4 +279,7 @@ def purge(
             _tell_the_ledger(path, handle)
     finally:
         handle.close()
-    typer.echo(f"purged {done.outbox:,} undelivered events and {done.dead_letters:,} dead letters")
+    typer.echo(
+        f"purged {count(done.outbox, 'undelivered event', grouped=True)} and "
+        f"{count(done.dead_letters, 'dead letter', grouped=True)}"
+    )

@@ -1,17 +1,14 @@
 """``tidegate devices``: the serial ports and GPIO chips this machine has.
 
-Registered in ``tidegate.cli.app`` with ``app.command("devices")(devices)``.
+Registered in ``tidegate.cli.app`` with ``app.command("devices")(devices)``;
+pyserial's port listing is imported when the command runs.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import Annotated
 
 import typer
-
-from tidegate.ops.devices import render_report, scan_devices
 
 
 def devices(
@@ -20,6 +17,11 @@ def devices(
     ] = False,
 ) -> None:
     """List serial ports (path, by-id name, USB VID:PID) and GPIO chips with their lines."""
+    import json  # noqa: PLC0415
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from tidegate.ops.devices import render_report, scan_devices  # noqa: PLC0415
+
     report = scan_devices()
     if as_json:
         typer.echo(json.dumps(asdict(report), indent=2))

@@ -2,7 +2,7 @@
 
 ```yaml
 control:
-  socket: /run/tidegate/control.sock   # default: chosen automatically, see below
+  socket: ./control.sock               # default: <data_dir>/control.sock (see below)
 metrics:
   interval: 60s                        # a message on <prefix>/metrics this often
   prometheus: {listen: "127.0.0.1:9108"}   # optional; absent or null: off
@@ -29,18 +29,12 @@ class ControlSection(Section):
     )
     socket: Path | None = Field(
         None,
-        description="The control API's Unix socket (owner and group access only). Default: "
-        "`$RUNTIME_DIRECTORY/control.sock` under systemd, `/run/tidegate/control.sock` for root, "
-        "else `$XDG_RUNTIME_DIR/tidegate/control.sock`. An explicit path that cannot be bound "
-        "stops the start; the default only logs a warning.",
+        description="The control API's Unix socket (owner and group access only); relative to "
+        "the config file. Default: `$RUNTIME_DIRECTORY/control.sock` under systemd (with a link "
+        "to it at `<data_dir>/control.sock`), else `<data_dir>/control.sock`, so each gateway "
+        "on a machine has its own. An explicit path that cannot be bound stops the start; the "
+        "default only logs a warning.",
     )
-
-    @field_validator("socket")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_absolute():
-            raise ValueError("the control socket needs an absolute path")
-        return value
 
     tail_buffer: int = Field(
         1000,

@@ -30,6 +30,8 @@ from typing import Any
 
 from serial.tools import list_ports, list_ports_common, list_ports_linux
 
+from tidegate.wording import count
+
 GPIO_INSTALL_HINT = "pip install 'tidegate[gpio]' (libgpiod v2 bindings)"
 
 
@@ -244,7 +246,7 @@ def _describe_port(port: SerialPort) -> list[str]:
 def _describe_chip(chip: GpioChip) -> list[str]:
     if chip.problem is not None:
         return [f"  {chip.path}: {chip.problem}"]
-    lines = [f"  {chip.path}  {chip.label or chip.name}, {len(chip.lines)} lines"]
+    lines = [f"  {chip.path}  {chip.label or chip.name}, {count(len(chip.lines), 'line')}"]
     for line in chip.lines:
         use = f"  used by {line.consumer or 'the kernel'}" if line.used else ""
         lines.append(f"    {line.offset:>3}  {line.name or '-'}{use}")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tidegate.ops.config import RateLimitSection
+from tidegate.wording import count, noun
 
 Key = tuple[str, int, str, int, tuple[str, ...]]
 
@@ -161,8 +162,13 @@ class RepeatLimiter(logging.Filter):
             origin.levelno,
             origin.pathname,
             origin.lineno,
-            "%d more lines like “%s” were suppressed in %s",
-            (window.suppressed, origin.template, _duration(self.clock() - window.start)),
+            "%s like “%s” %s suppressed in %s",
+            (
+                count(window.suppressed, "more line"),
+                origin.template,
+                noun(window.suppressed, "was", "were"),
+                _duration(self.clock() - window.start),
+            ),
             None,
         )
         setattr(summary, SUMMARY_MARK, True)

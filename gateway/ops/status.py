@@ -4,7 +4,8 @@ Prometheus endpoint report, built from a running ``Gateway``.
 ``GatewayMonitor.run`` samples the gateway's counters once a second into a
 ring of the last minute, so rates are "over the last minute" without the
 hot path doing any extra work. The document is plain JSON data (shape in
-``GatewayMonitor.status``); ``render_status`` turns it into the human text.
+``GatewayMonitor.status``); ``render_status`` (``tidegate.ops.status_text``)
+turns it into the human text.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tidegate import __version__
-from tidegate.driver import DriverState
-from tidegate.outbox.ledger.reconcile import LOST
-from tidegate.pipeline import Gateway
+from tidegate.ops.status_text import Document, render_status
 from tidegate.priority import PRIORITIES
 from tidegate.timefmt import rfc3339
 
+if TYPE_CHECKING:  # the supervisor imports the monitor's users, not the other way round
+    from tidegate.pipeline import Gateway
+
+__all__ = ["Counters", "Document", "GatewayMonitor", "RateWindow", "render_status"]
+
 RATE_WINDOW = 60
 """Seconds the rates in the status document average over."""
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,7 @@ class GatewayMonitor:
                 # are included, and listed apart in dropped_pending.
                 "dropped": _merged(ostats.drops, ostats.pending_drops),
                 "dropped_pending": dict(ostats.pending_drops),  # a copy, at once
-                "lost_in_recovery": ostats.drops.get(LOST, 0),
+                "lost_in_recovery": ostats.lost_in_recovery,
                 "delete_pending": ostats.undeleted,
                 "recovery": None if ostats.recovery is None else ostats.recovery.as_json(),
                 "depth_by_priority": dict(zip(PRIORITIES, ostats.depth_by_priority, strict=True)),
@@ -241,123 +243,3 @@ class GatewayMonitor:
             "rates": self.window.rates(now, self.counters()),
             "tail_clients": self.tail_listeners(),
         }
-
-
-# -- the human text of `tidegate status` -----------------------------------------------
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return [
-        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [header, *rows]
-    ]
-
-
-def render_status(doc: Document) -> str:
-    """The document as a screenful of text."""
-    rates = doc["rates"]
-    lines = [
-        f"tidegate {doc['version']} · gateway {doc['gateway']} · up {_duration(doc['uptime_s'])}"
-        f" · pid {doc['pid']}",
-        f"last {rates['window_s']:.0f} s: in {rates['events_in']:.1f}/s · accepted "
-        f"{rates['accepted']:.1f}/s · delivered {rates['delivered']:.1f}/s · dropped "
-        f"{rates['rule_dropped'] + rates['outbox_dropped']:.1f}/s",
-        "",
-        "drivers",
-    ]
-    lines += _table(
-        ["NAME", "TYPE", "STATE", "EVENTS", "ERRORS", "LAST EVENT", "LAST ERROR"],
-        [
-            [
-                d["name"],
-                d["type"],
-                d["state"]
-                + (
-                    ""
-                    if d["state"] == DriverState.RUNNING
-                    else f" ({_duration(d['state_since_s'])})"
-                ),
-                str(d["events"]),
-                str(d["errors"]),
-                "never"
-                if d["last_event_age_s"] is None
-                else f"{_duration(d['last_event_age_s'])} ago",
-                d["last_error"] or "-",
-            ]
-            for d in doc["drivers"]
-        ],
-    )
-    lines += ["", "rules"]
-    lines += _table(
-        ["NAME", "IN", "OUT", "DROPPED", "FILTERED", "DEAD LETTERS"],
-        [
-            [r["name"], *(str(r[k]) for k in ("in", "out", "dropped", "filtered", "dead_lettered"))]
-            for r in doc["rules"]
-        ],
-    )
-    outbox = doc["outbox"]
-    drops = outbox["dropped"]
-    dropped = ", ".join(f"{reason} {n}" for reason, n in drops.items()) if drops else "none"
-    pending = sum(outbox.get("dropped_pending", {}).values())
-    if pending:
-        dropped += f" ({pending} not yet committed: the disk is full)"
-    oldest = outbox["oldest_age_s"]
-    state = outbox.get("state", "open")
-    lines += [
-        "",
-        f"outbox  {outbox['path']}" + ("" if state == "open" else f"  ({state.upper()})"),
-        f"  {outbox['depth']} events · {_size(outbox['bytes'])} · oldest "
-        f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
-        f"{outbox['dead_letters']}",
-    ]
-    if outbox.get("not_open"):
-        lines.append(
-            f"  {state}: {outbox['not_open']}; {outbox.get('held_in_memory', 0)} events held "
-            "in memory meanwhile (figures above as the last run left them)"
-        )
-    if outbox.get("delete_pending"):
-        lines.append(
-            f"  {outbox['delete_pending']} delivered events wait to be deleted (a full disk); "
-            "they are not sent again"
-        )
-    if outbox.get("recovery"):
-        lines.append(f"  at start: {outbox['recovery']['message']}")
-    broker = doc["broker"]
-    if not broker["configured"]:
-        lines += ["", "broker  none configured: events are only kept in the outbox"]
-    else:
-        state = "connected" if broker["connected"] else "disconnected"
-        lines += [
-            "",
-            f"broker  {broker['address']}",
-            f"  {state} for {_duration(broker['since_s'])} · in flight {broker['inflight']} · "
-            f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
-        ]
-    return "\n".join(lines)

@@ -13,165 +13,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import shutil
-import signal
-import sqlite3
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support import (
-    TIDEGATE,
-    GatewayProcess,
-    Subscriber,
-    assert_contiguous,
-    assert_same_ids_for_duplicates,
-    wait_until,
-    write_config,
+from tests.cli.buffer_support import (
+    ALPHA,
+    BETA,
+    BUFFER,
+    GATEWAY,
+    RAW_INPUT,
+    REFUSED,
+    REFUSED_REASON,
+    ok,
+    query,
+    stats_json,
+    tidegate_buffer,
 )
-from tidegate.demo.local_broker import LocalBroker
-from tidegate.outbox.integrity import checksum
-from tidegate.outbox.store import DeadInput, Outbox
+from tests.support import write_config
 
-BUFFER = [*TIDEGATE, "buffer"]
-GATEWAY = "bt"
-REFUSED = 5
-ALPHA = 300
-BETA = 200
-RAW_INPUT = [b"\xff\x00garbage", b"T=21.4*XX"]
-REFUSED_REASON = "broker refused the message: Not authorized"
-
-
-def tidegate_buffer(
-    *args: str, stdin: int | None = subprocess.DEVNULL
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*BUFFER, *args], capture_output=True, text=True, timeout=60, stdin=stdin, check=False
-    )
-
-
-def ok(*args: str) -> str:
-    proc = tidegate_buffer(*args)
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc.stdout
-
-
-def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def dead_letter_count(db: Path) -> int:
-    """0 until the gateway has created the file and its tables."""
-    try:
-        return int(query(db, "SELECT COUNT(*) FROM dead_letters")[0][0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-def integrity(db: Path) -> str:
-    return str(query(db, "PRAGMA integrity_check")[0][0])
-
-
-def gateway_config(path: Path, data_dir: Path, mqtt: str, drivers: str, rules: str = "") -> Path:
-    return write_config(
-        path,
-        f"""
-gateway: {{id: {GATEWAY}, data_dir: {data_dir}}}
-{mqtt}
-buffer: {{commit_interval: 20ms}}
-drivers:
-{drivers}
-{rules}
-""",
-    )
-
-
-def run_until(config: Path, log: Path, condition: Any, what: str) -> None:
-    """Run the gateway until ``condition()`` holds, then stop it cleanly."""
-    gw = GatewayProcess(config, log).start()
-    try:
-        wait_until(condition, 30, what)
-    finally:
-        code = gw.stop()
-    assert code == 0, gw.output()
-
-
-@pytest.fixture(scope="module")
-def made_outbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An outbox with dead letters (5 refused events, 2 raw inputs) and a 500-event backlog."""
-    base = tmp_path_factory.mktemp("made")
-    data = base / "data"
-    db = data / "outbox.db"
-    acl = base / "acl"
-    acl.write_text(f"topic deny tidegate/{GATEWAY}/refused/#\ntopic readwrite #\n")
-    with LocalBroker(base / "broker", extra_config=f"acl_file {acl}") as broker:
-        refusing = gateway_config(
-            base / "refusing.yaml",
-            data,
-            f"mqtt: {{host: {broker.host}, port: {broker.port}, reconnect_min: 100ms}}",
-            "  - {name: refused, type: sim, signals: [{name: n, kind: counter, rate: 500, "
-            f"count: {REFUSED}}}]}}",
-        )
-        run_until(
-            refusing,
-            base / "gw1.log",
-            lambda: dead_letter_count(db) == REFUSED,
-            "the broker's refusals to be dead-lettered",
-        )
-    offline = gateway_config(
-        base / "offline.yaml",
-        data,
-        "",
-        f"  - {{name: alpha, type: sim, signals: [{{name: n, kind: counter, rate: 5000, "
-        f"count: {ALPHA}}}]}}\n"
-        f"  - {{name: beta, type: sim, signals: [{{name: t, kind: sine, rate: 5000, "
-        f"count: {BETA}, unit: C}}]}}",
-        "rules:\n  - {name: urgent, match: {source: beta}, publish: {priority: high}}",
-    )
-    run_until(
-        offline,
-        base / "gw2.log",
-        lambda: (
-            dict(query(db, "SELECT source, last_seq FROM sources"))
-            == {"refused": REFUSED, "alpha": ALPHA, "beta": BETA}
-        ),
-        "the backlog to be committed",
-    )
-    outbox = Outbox(db, GATEWAY)
-    outbox.open()
-    try:
-        outbox.dead_letter_input(
-            [DeadInput(time.time(), "input", "bad checksum", "serial0", raw) for raw in RAW_INPUT]
-        )
-    finally:
-        outbox.close()
-    return db
-
-
-@pytest.fixture
-def outbox_db(made_outbox: Path, tmp_path: Path) -> Path:
-    """A private copy of the made outbox (a stopped gateway's data directory)."""
-    target = tmp_path / "data"
-    shutil.copytree(made_outbox.parent, target)
-    return target / "outbox.db"
-
-
-def stats_json(*where: str) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(ok("stats", "--json", *where))
-    return result
-
-
-# -- a stopped gateway's outbox ------------------------------------------------------------
+# -- a stopped gateway's outbox: reading it ---------------------------------------------------
 
 
 def test_stats_counts_depth_sources_priorities_and_dead_letters(outbox_db: Path) -> None:
@@ -222,7 +84,7 @@ def test_stats_finds_the_outbox_through_the_config(outbox_db: Path, tmp_path: Pa
     [
         (["stats", "--db", "/nonexistent/outbox.db"], 1, "no outbox at /nonexistent/outbox.db"),
         (["stats", "--db", "x.db", "-c", "y.yaml"], 2, "not both"),
-        (["peek", "-c", "/nonexistent.yaml"], 2, "no such file"),
+        (["peek", "-c", "/nonexistent.yaml"], 2, "no such config file: /nonexistent.yaml"),
         (["purge", "--db", "x.db"], 2, "say what to purge"),
         (["export", "--db", "x.db"], 2, "--format"),
     ],
@@ -309,146 +171,3 @@ def test_export_into_a_closed_pipe_stops_quietly(outbox_db: Path) -> None:
     errors = proc.stderr.read().decode()
     assert proc.wait(30) == 1
     assert "Traceback" not in errors and "Broken pipe" not in errors, errors
-
-
-def test_replay_moves_refused_events_back_with_their_ids(outbox_db: Path) -> None:
-    refused_ids = [
-        json.loads(p)["id"]
-        for (p,) in query(outbox_db, "SELECT payload FROM dead_letters WHERE stage = 'publish'")
-    ]
-    nothing = tidegate_buffer("replay", "--db", str(outbox_db), "--reason", "no such*", "--yes")
-    assert nothing.returncode == 0 and "no dead-lettered events" in nothing.stdout
-
-    proc = tidegate_buffer("replay", "--db", str(outbox_db), "--yes")
-    assert proc.returncode == 0, proc.stderr
-    assert f"replayed {REFUSED} events" in proc.stdout
-    assert "2 dead letters hold raw input" in proc.stderr
-    replayed = query(
-        outbox_db,
-        "SELECT o.payload, r.topic, r.qos, r.retain, s.source FROM outbox_normal o "
-        "JOIN routes r ON r.id = o.route_id JOIN sources s ON s.id = o.source_id "
-        "WHERE s.source = 'refused'",
-    )
-    assert [json.loads(p)["id"] for p, *_ in replayed] == refused_ids
-    # Replayed rows carry a checksum like the gateway's own, so the gateway publishes them.
-    crcs = query(outbox_db, "SELECT payload, crc FROM outbox_normal WHERE crc IS NOT NULL")
-    assert len(crcs) == ALPHA + REFUSED
-    assert all(checksum(p) == crc for p, crc in crcs)
-    assert {tuple(rest) for _, *rest in replayed} == {
-        (f"tidegate/{GATEWAY}/refused/n", 1, 0, "refused")
-    }
-    left = query(outbox_db, "SELECT stage FROM dead_letters")
-    assert left == [("input",), ("input",)]
-    assert integrity(outbox_db) == "ok"
-    assert stats_json("--db", str(outbox_db))["depth"] == ALPHA + BETA + REFUSED
-
-
-def test_destructive_commands_refuse_without_yes_when_not_on_a_terminal(outbox_db: Path) -> None:
-    for args in (["purge", "--all"], ["replay"]):
-        proc = tidegate_buffer(*args, "--db", str(outbox_db))
-        assert proc.returncode == 2, proc.stderr
-        assert "refusing without --yes" in proc.stderr
-    s = stats_json("--db", str(outbox_db))
-    assert s["depth"] == ALPHA + BETA
-    assert s["dead_letters"]["count"] == REFUSED + 2
-
-
-def answer_on_a_terminal(answer: bytes, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run with a pseudo-terminal as stdin (so the command asks) and type ``answer``."""
-    primary, secondary = os.openpty()
-    try:
-        os.write(primary, answer)
-        return tidegate_buffer(*args, stdin=secondary)
-    finally:
-        os.close(primary)
-        os.close(secondary)
-
-
-def test_purge_asks_on_a_terminal_and_counts_what_it_removed(outbox_db: Path) -> None:
-    declined = answer_on_a_terminal(b"n\n", "purge", "--outbox", "--db", str(outbox_db))
-    assert declined.returncode == 1
-    assert "permanently remove 500 undelivered events" in declined.stdout
-    assert stats_json("--db", str(outbox_db))["depth"] == ALPHA + BETA
-
-    accepted = answer_on_a_terminal(b"y\n", "purge", "--dead-letters", "--db", str(outbox_db))
-    assert accepted.returncode == 0, accepted.stderr
-    assert "purged 0 undelivered events and 7 dead letters" in accepted.stdout
-
-    assert "purged 500 undelivered events" in ok("purge", "--all", "--yes", "--db", str(outbox_db))
-    s = stats_json("--db", str(outbox_db))
-    assert (s["depth"], s["dead_letters"]["count"]) == (0, 0)
-    assert s["counters"] == {"purged_dead_letters": 7, "purged_outbox": ALPHA + BETA}
-    assert {k: v["last_seq"] for k, v in s["by_source"].items()} == {
-        "alpha": ALPHA,
-        "beta": BETA,
-        "refused": REFUSED,
-    }
-    assert "nothing to purge" in ok("purge", "--all", "--yes", "--db", str(outbox_db))
-    assert integrity(outbox_db) == "ok"
-
-
-# -- while the gateway runs -----------------------------------------------------------------
-
-
-@pytest.fixture
-def running(
-    outbox_db: Path, tmp_path: Path, broker: LocalBroker
-) -> Iterator[tuple[GatewayProcess, Subscriber]]:
-    """The made outbox's gateway, running again against a broker that accepts everything."""
-    sub = Subscriber(broker.host, broker.port, f"tidegate/{GATEWAY}/#").start()
-    config = gateway_config(
-        tmp_path / "running.yaml",
-        outbox_db.parent,
-        f"mqtt: {{host: {broker.host}, port: {broker.port}, reconnect_min: 100ms}}",
-        "  - {name: alpha, type: sim, signals: [{name: n, kind: counter, rate: 200}]}",
-    )
-    gw = GatewayProcess(config, tmp_path / "running.log").start()
-    try:
-        yield gw, sub
-    finally:
-        gw.kill()
-        sub.stop()
-
-
-def test_stats_peek_replay_purge_while_the_gateway_delivers(
-    running: tuple[GatewayProcess, Subscriber], outbox_db: Path
-) -> None:
-    gw, sub = running
-    refused_ids = {
-        json.loads(p)["id"]
-        for (p,) in query(outbox_db, "SELECT payload FROM dead_letters WHERE stage = 'publish'")
-    }
-    # The backlog goes first, then live events follow.
-    wait_until(lambda: sub.count() >= ALPHA + BETA + 100, 30, "the backlog and live events")
-
-    s = stats_json("--db", str(outbox_db))
-    assert s["dead_letters"]["count"] == REFUSED + 2
-    assert s["by_source"]["alpha"]["last_seq"] > ALPHA
-    peeked = ok("peek", "--db", str(outbox_db), "--dead-letters", "--jsonl").splitlines()
-    assert len(peeked) == REFUSED + 2
-
-    before = sub.count()
-    replay = tidegate_buffer("replay", "--db", str(outbox_db), "--yes")
-    assert replay.returncode == 0, replay.stderr
-    assert f"replayed {REFUSED} events" in replay.stdout
-
-    def replayed_arrived() -> bool:
-        return {e["id"] for e in sub.events() if e["source"] == "refused"} == refused_ids
-
-    wait_until(replayed_arrived, 20, "the replayed events at the subscriber, with their ids")
-    assert "purged 0 undelivered events and 2 dead letters" in ok(
-        "purge", "--dead-letters", "--yes", "--db", str(outbox_db)
-    )
-    # The gateway was never blocked: it keeps delivering live events.
-    wait_until(lambda: sub.count() >= before + 200, 20, "live events after replay and purge")
-    assert gw.process is not None and gw.process.poll() is None, gw.output()
-    gw.signal(signal.SIGTERM)
-    assert gw.wait(10) == 0, gw.output()
-
-    events = sub.events()
-    assert_contiguous(events)
-    assert_same_ids_for_duplicates(events)
-    assert integrity(outbox_db) == "ok"
-    after = stats_json("--db", str(outbox_db))
-    assert after["dead_letters"]["count"] == 0
-    assert after["counters"]["purged_dead_letters"] == 2

@@ -98,6 +98,34 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         2,
         "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not a duration",
     ),
+    # Unions with a kind (window kinds): the kind picks the model, and a key is
+    # judged against that kind's keys, at its own position.
+    "window_key_typo": (
+        GOOD_DRIVER
+        + "rules:\n  - name: r\n    window: {kind: tumbling, size: 60, agregate: avg}\n",
+        8,
+        "rules[0].window.agregate: unknown key 'agregate' (did you mean 'aggregate'?)",
+    ),
+    "unknown_window_kind": (
+        GOOD_DRIVER + "rules:\n  - name: r\n    window: {kind: tumbeling, size: 1m}\n",
+        8,
+        "rules[0].window.kind: unknown kind 'tumbeling' (did you mean 'tumbling'?)",
+    ),
+    "key_of_another_window_kind": (
+        GOOD_DRIVER + "rules:\n  - name: r\n    window: {kind: count, count: 5, size: 5}\n",
+        8,
+        "rules[0].window.size: unknown key 'size'",
+    ),
+    "missing_window_kind": (
+        GOOD_DRIVER + "rules:\n  - name: r\n    window: {size: 5}\n",
+        8,
+        "rules[0].window: missing required key 'kind'",
+    ),
+    "aliased_key_suggested": (
+        GOOD_DRIVER + "rules:\n  - name: r\n    alarm: {above: 3, fr: 5s}\n",
+        8,
+        "did you mean 'for'?",
+    ),
     "signal_rate_and_interval": (
         "drivers:\n  - name: a\n    type: sim\n    signals:\n"
         "      - {name: t, kind: sine, rate: 1, interval: 2}\n",
@@ -145,17 +173,23 @@ def test_broken_config_is_refused_with_position(
     assert max(map(len, output.splitlines())) < 300, output[:1000]
 
 
-def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", [["-c"], [], ["--config"]], ids=["-c", "positional", "--config"])
+def test_a_missing_file_is_one_line_that_says_how_to_name_one(
+    tmp_path: Path, how: list[str]
+) -> None:
     proc = subprocess.run(
-        [*TIDEGATE, "check", "-c", str(tmp_path / "nope.yaml")],
+        [*TIDEGATE, "check", *how, str(tmp_path / "nope.yaml")],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert proc.returncode == 2
-    assert f"{tmp_path / 'nope.yaml'}:1:1: no such file" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    # Not a parse error at nope.yaml:1:1: the file is not there.
+    assert proc.stderr.splitlines() == [
+        f"tidegate: error: no such config file: {tmp_path / 'nope.yaml'} "
+        "(name one with -c FILE or $TIDEGATE_CONFIG)"
+    ]
 
 
 def test_a_huge_integer_is_described_not_printed(tmp_path: Path) -> None:

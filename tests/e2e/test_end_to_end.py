@@ -31,8 +31,7 @@ gateway: {{id: e2e, data_dir: {tmp_path / "data"}}}
 mqtt:
   host: {broker.host}
   port: {broker.port}
-  reconnect_min: 100ms
-  reconnect_max: 1s
+  reconnect: {{initial_delay: 100ms, max_delay: 1s}}
 buffer: {{commit_interval: 20ms}}
 drivers:
   - name: alpha

@@ -127,7 +127,7 @@ def test_when_full_block_backpressures_the_drivers_without_dropping(tmp_path: Pa
     )
 
     async def scenario() -> None:
-        await until(gateway._queue.full, 20, "the outbox to fill and the queue behind it")
+        await until(gateway.acceptor.queue.full, 20, "the outbox to fill and the queue behind it")
         stalled = gateway.drivers[0].health.events
         # A negative check needs an observation window: nothing may move in it.
         await asyncio.sleep(0.5)

@@ -8,10 +8,8 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import socket
 import stat
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,19 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIDEGATE, GatewayProcess, wait_until, write_config
+from tests.support import write_config
 from tidegate.config.loader import load_config, load_config_text
 from tidegate.errors import ConfigError
 from tidegate.event import new_event
-from tidegate.ops.control import (
-    SOCKET_MODE,
-    ControlClient,
-    ControlError,
-    ControlServer,
-    GatewayNotRunning,
-    default_socket_path,
-    locate_socket,
-)
+from tidegate.ops.control_client import ControlClient, ControlError, GatewayNotRunning
+from tidegate.ops.control_server import SOCKET_MODE, ControlServer
 from tidegate.ops.reload import ReloadOutcome
 from tidegate.ops.sdnotify import Notifier
 from tidegate.ops.status import GatewayMonitor, render_status
@@ -367,141 +358,3 @@ def test_tap_is_free_without_listeners_and_bounded_with_them() -> None:
     assert subscription.dropped == 2 and tap.dropped == 2
     tap.unsubscribe(subscription)
     assert not tap.active
-
-
-# -- finding the socket ------------------------------------------------------------------------
-
-
-def test_locating_the_socket(tmp_path: Path) -> None:
-    config = tmp_path / "tidegate.yaml"
-    config.write_text(
-        "control: {socket: /srv/gw/control.sock}\nthis: [is not valid for the schema\n"
-    )
-    explicit = tmp_path / "x.sock"
-    assert locate_socket(explicit, config, {}) == explicit
-    # The file is broken YAML: no socket from it, the defaults apply (the first that exists).
-    runtime = tmp_path / "run"
-    runtime.mkdir()
-    (runtime / "control.sock").touch()
-    env = {"RUNTIME_DIRECTORY": str(runtime)}
-    assert locate_socket(None, config, env) == runtime / "control.sock"
-    config.write_text("control: {socket: /srv/gw/control.sock}\nbogus_key: 1\n")
-    # Invalid for the schema but readable: a reload must still find the gateway to be refused.
-    assert locate_socket(None, config, {}) == Path("/srv/gw/control.sock")
-    assert default_socket_path({"RUNTIME_DIRECTORY": "/run/tidegate"}) == Path(
-        "/run/tidegate/control.sock"
-    )
-    if os.geteuid() != 0:
-        assert default_socket_path({"XDG_RUNTIME_DIR": "/run/user/7"}) == Path(
-            "/run/user/7/tidegate/control.sock"
-        )
-
-
-# -- the commands against a real gateway process (once the lead's wiring lands) --------------------
-
-
-def tidegate(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*TIDEGATE, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def process_config(tmp_path: Path, rules: str = "") -> str:
-    return f"""
-gateway: {{id: proc, data_dir: {tmp_path / "data"}}}
-control: {{socket: {tmp_path / "control.sock"}}}
-drivers:
-  - name: alpha
-    type: sim
-    signals: [{{name: n, kind: counter, rate: 50}}]
-  - name: beta
-    type: sim
-    signals: [{{name: t, kind: sine, rate: 20, unit: "°C"}}]
-{rules}"""
-
-
-def wait_for_socket(gateway: GatewayProcess, path: Path) -> None:
-    """Until the gateway serves its control socket; fail at once if it exits instead."""
-    process = gateway.process
-    assert process is not None
-    wait_until(lambda: path.exists() or process.poll() is not None, 30, "the control socket")
-    assert path.exists(), f"the gateway exited:\n{gateway.output()}"
-
-
-NEW_RULE = """rules:
-  - name: counters
-    match: {name: n}
-    publish: {topic: "{prefix}/counters/{source}"}
-"""
-
-
-def test_status_tail_and_reload_against_a_running_gateway(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "tidegate.yaml", process_config(tmp_path))
-    gateway = GatewayProcess(config, tmp_path / "gw.log").start()
-    try:
-        wait_for_socket(gateway, tmp_path / "control.sock")
-        done = tidegate("status", "-c", str(config))
-        assert done.returncode == 0, done.stderr
-        assert "alpha" in done.stdout and "beta" in done.stdout and "outbox" in done.stdout
-
-        doc = json.loads(tidegate("status", "--json", "-c", str(config)).stdout)
-        assert {d["name"] for d in doc["drivers"]} == {"alpha", "beta"}
-        assert gateway.process is not None and doc["pid"] == gateway.process.pid
-
-        tail = tidegate("tail", "-c", str(config), "--source", "be*", "-n", "5", "--json")
-        assert tail.returncode == 0, tail.stderr
-        events = [json.loads(line) for line in tail.stdout.splitlines()]
-        assert len(events) == 5 and {e["source"] for e in events} == {"beta"}
-        readable = tidegate("tail", "-c", str(config), "--name", "n", "-n", "2")
-        assert all(" alpha/n = " in line for line in readable.stdout.splitlines())
-
-        # A new rule, applied without a restart.
-        config.write_text(process_config(tmp_path, NEW_RULE))
-        reloaded = tidegate("reload", "-c", str(config))
-        assert reloaded.returncode == 0, reloaded.stderr
-        assert "1 added" in reloaded.stdout
-        doc = json.loads(tidegate("status", "--json", "-c", str(config)).stdout)
-        assert "counters" in [r["name"] for r in doc["rules"]]
-        topics = tidegate("tail", "-c", str(config), "--name", "n", "-n", "3", "--json")
-        assert {json.loads(x)["topic"] for x in topics.stdout.splitlines()} == {
-            "tidegate/proc/counters/alpha"
-        }
-
-        # A broken file is refused with its positions; the gateway keeps running.
-        config.write_text(process_config(tmp_path, NEW_RULE + "    bogus: 1\n"))
-        refused = tidegate("reload", "-c", str(config))
-        assert refused.returncode == 1
-        assert "tidegate.yaml:" in refused.stderr and "bogus" in refused.stderr
-        assert refused.stderr.strip().splitlines()[-1].startswith("tidegate: error: reload refused")
-        assert tidegate("status", "-c", str(config)).returncode == 0
-
-        # SIGHUP reloads too (what `systemctl reload` amounts to without ExecReload).
-        config.write_text(process_config(tmp_path))
-        gateway.signal(signal.SIGHUP)
-        wait_until(
-            lambda: (
-                "counters"
-                not in [
-                    r["name"]
-                    for r in json.loads(tidegate("status", "--json", "-c", str(config)).stdout)[
-                        "rules"
-                    ]
-                ]
-            ),
-            20,
-            "the rule removed by a SIGHUP reload",
-            poll=0.2,
-        )
-    finally:
-        assert gateway.stop() == 0, gateway.output()
-
-
-def test_each_command_says_in_one_line_that_no_gateway_runs(tmp_path: Path) -> None:
-    missing = str(tmp_path / "control.sock")
-    for command in (["status"], ["status", "--json"], ["tail"], ["reload"]):
-        done = tidegate(*command, "--socket", missing)
-        assert done.returncode == 1, (command, done)
-        assert done.stdout == ""
-        assert done.stderr.strip().splitlines() == [
-            f"tidegate: error: no gateway is running (nothing listens on {missing})"
-        ], command

@@ -1,0 +1,118 @@
+"""Serving a gateway in this process: what `tidegate run` and `simulate` share.
+
+The pipeline, the control socket, metrics, the Prometheus endpoint and
+systemd notifications, started in order and stopped in reverse. Heavy: only
+the commands that run a gateway import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from tidegate.cli.launch import stop_requested
+from tidegate.config.schema import GatewayConfig
+from tidegate.errors import TidegateError
+from tidegate.ops.control_server import ControlServer
+from tidegate.ops.metrics import MetricsReporter, PrometheusEndpoint
+from tidegate.ops.reload import ReloadOutcome
+from tidegate.ops.sdnotify import Notifier
+from tidegate.ops.status import GatewayMonitor
+from tidegate.pipeline import Gateway, Snapshot
+
+
+async def serve(
+    config: GatewayConfig,
+    *,
+    config_path: Path | None = None,
+    duration: float | None = None,
+    every_second: Callable[[Snapshot], None] | None = None,
+) -> None:
+    """Run a gateway until SIGTERM/SIGINT (or ``duration``); SIGHUP reloads its rules."""
+    notifier = Notifier.from_env()
+    gateway = Gateway(config, config_path=config_path)
+    monitor = GatewayMonitor(gateway)
+    control = ControlServer.from_config(
+        config.control,
+        config.gateway.data_dir,
+        monitor,
+        gateway.tap,
+        reload=gateway.reload_rules,
+        notifier=notifier,
+    )
+    prometheus = PrometheusEndpoint.from_config(config.metrics.prometheus, monitor)
+    metrics = (
+        MetricsReporter.from_config(
+            config.metrics, monitor, gateway.publish_unbuffered, config.topic_prefix
+        )
+        if gateway.publisher is not None
+        else None
+    )
+    stop = asyncio.Event()
+
+    def request_stop() -> None:
+        if not stop.is_set():
+            notifier.stopping()
+            stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop)
+    reloads: set[asyncio.Task[ReloadOutcome]] = set()
+
+    def reload() -> None:
+        # Through the control server when there is one: it tells systemd RELOADING/READY.
+        task = asyncio.ensure_future(control.reload() if control else gateway.reload_rules())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    if stop_requested.is_set():
+        request_stop()
+    if duration is not None:
+        loop.call_later(duration, request_stop)
+    task = asyncio.create_task(gateway.run(stop))
+    helpers: list[asyncio.Task[None]] = []
+    try:
+        # READY=1 only once the outbox is open, the drivers started and the socket listens.
+        ready = asyncio.ensure_future(gateway.ready.wait())
+        await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if not task.done():
+            try:
+                if control is not None:
+                    await control.start()
+                if prometheus is not None:
+                    await prometheus.start()
+            except TidegateError:
+                request_stop()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            helpers.append(asyncio.create_task(monitor.run(), name="monitor"))
+            if metrics is not None:
+                helpers.append(asyncio.create_task(metrics.run(), name="metrics"))
+            watchdog = notifier.start_watchdog(alive=lambda: not task.done())
+            if watchdog is not None:
+                helpers.append(watchdog)
+            notifier.ready(f"gateway {config.gateway.id} running")
+        if every_second is not None:
+            while not task.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), 1.0)
+                if not task.done() and not stop.is_set():
+                    every_second(gateway.snapshot())
+        await task
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        if control is not None:
+            await control.close()
+        if prometheus is not None:
+            await prometheus.close()
+        notifier.close()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)

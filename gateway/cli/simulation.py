@@ -1,0 +1,144 @@
+"""`tidegate simulate`: simulated sensors → rules → outbox → a private local broker.
+
+What `tidegate simulate` runs: the shipped demo config (or the user's), its
+outbox in the demo's state folder, a private Mosquitto when the config names
+no broker, a status line a second, and a count of what reached the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import typer
+
+from tidegate.cli.serve import serve
+from tidegate.config.loader import load_config
+from tidegate.config.schema import GatewayConfig, MqttSection
+from tidegate.demo.local_broker import LocalBroker, find_mosquitto
+from tidegate.demo.watch import WatchCounts, watch
+from tidegate.errors import TidegateError
+from tidegate.ops.control_socket import data_dir_socket, locate_socket
+from tidegate.ops.log_limit import install_rate_limit
+from tidegate.ops.logs import setup_logging
+from tidegate.pipeline import Snapshot
+from tidegate.wording import count
+
+
+def load_demo_config() -> GatewayConfig:
+    """The shipped demo, read from the installed file so its `rules_dir` resolves."""
+    with as_file(files("tidegate.examples").joinpath("simulate.yaml")) as path:
+        return load_config(path)
+
+
+class StatusLine:
+    """Once a second: events in/s, published/s, received/s, outbox depth, broker state."""
+
+    def __init__(self, counts: WatchCounts | None) -> None:
+        self.counts = counts
+        self.last: Snapshot | None = None
+        self.last_received = 0
+        self.last_time = time.monotonic()
+
+    def __call__(self, snap: Snapshot) -> None:
+        now = time.monotonic()
+        dt = max(now - self.last_time, 1e-6)
+        prev = self.last
+        rate_in = (snap.events_in - prev.events_in) / dt if prev else 0.0
+        rate_out = (snap.delivered - prev.delivered) / dt if prev else 0.0
+        line = (
+            f"in {rate_in:7.0f}/s · published {rate_out:7.0f}/s · "
+            f"outbox {snap.depth:6d} · broker {snap.broker}"
+        )
+        if self.counts is not None:
+            received = self.counts.events
+            line += f" · received {(received - self.last_received) / dt:7.0f}/s"
+            self.last_received = received
+        typer.echo(line)
+        self.last, self.last_time = snap, now
+
+
+async def _simulate(cfg: GatewayConfig, duration: float | None, broker: LocalBroker | None) -> None:
+    counts: WatchCounts | None = None
+    watcher: asyncio.Task[None] | None = None
+    if broker is not None:
+        counts = WatchCounts()
+        watcher = asyncio.create_task(
+            watch(broker.host, broker.port, f"{cfg.topic_prefix}/#", counts)
+        )
+    try:
+        await serve(cfg, duration=duration, every_second=StatusLine(counts))
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+    if counts is not None:
+        typer.echo(
+            f"the local broker received {count(counts.events, 'event')} in "
+            f"{count(counts.messages, 'message')}"
+        )
+
+
+def _program() -> str:
+    """``tidegate`` as the user can type it: the bare name when PATH finds this one."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "tidegate":  # python -m tidegate
+        return "tidegate"
+    found = shutil.which("tidegate")
+    if found is not None and Path(found).resolve() == invoked.resolve():
+        return "tidegate"
+    return str(invoked)
+
+
+def how_to_reach(cfg: GatewayConfig) -> str:
+    """The commands that reach this gateway from another terminal."""
+    if not cfg.control.enabled:
+        return "the control API is off (control.enabled: false)"
+    socket = cfg.control.socket or data_dir_socket(cfg.gateway.data_dir)
+    try:
+        found_by_default = locate_socket(None, None).path.resolve() == socket.resolve()
+    except TidegateError:
+        found_by_default = False
+    where = "" if found_by_default else f" --socket {socket}"
+    program = _program()
+    return f"from another terminal: {program} status{where} · {program} tail{where}"
+
+
+def simulate(config: Path | None, data_dir: Path, duration: float | None, broker: bool) -> None:
+    """Run the demo (or ``config``) with its outbox in ``data_dir`` until stopped."""
+    cfg = load_config(config) if config is not None else load_demo_config()
+    cfg = cfg.model_copy(
+        update={"gateway": cfg.gateway.model_copy(update={"data_dir": data_dir.resolve()})}
+    )
+    setup_logging(cfg.logging.level or cfg.gateway.log_level)
+    install_rate_limit(cfg.logging.rate_limit)
+    local: LocalBroker | None = None
+    with contextlib.ExitStack() as stack:
+        if cfg.mqtt is None and broker:
+            if find_mosquitto() is None:
+                typer.echo(
+                    "mosquitto is not installed: running without a broker; events are kept in "
+                    f"the outbox at {cfg.outbox_path} (install it: sudo apt install mosquitto)",
+                    err=True,
+                )
+            else:
+                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidegate-")))
+                local = stack.enter_context(LocalBroker(workdir))
+                cfg = cfg.model_copy(update={"mqtt": MqttSection(host=local.host, port=local.port)})
+                typer.echo(f"started a private Mosquitto on {local.host}:{local.port}", err=True)
+        elif cfg.mqtt is None:
+            typer.echo(f"no broker: events are kept in the outbox at {cfg.outbox_path}", err=True)
+        typer.echo(
+            f"simulating {count(len(cfg.drivers), 'driver')}; outbox {cfg.outbox_path}; "
+            "Ctrl-C stops",
+            err=True,
+        )
+        typer.echo(how_to_reach(cfg), err=True)
+        asyncio.run(_simulate(cfg, duration, local))

@@ -1,0 +1,106 @@
+"""Where a gateway's control socket is: one rule, for the gateway and its clients.
+
+A gateway listens on ``control.socket`` when its config names one (relative
+to the config file, like every path in it). Otherwise under systemd it
+listens in its runtime directory (``$RUNTIME_DIRECTORY/control.sock``) and
+links ``<data_dir>/control.sock`` to it; elsewhere on
+``<data_dir>/control.sock``. Two gateways on one machine have two data
+directories (one outbox each), hence two sockets, and a client given a
+config file (``-c``) reaches that file's gateway and no other.
+
+Without ``-c`` or ``$TIDEGATE_CONFIG`` a client uses the service's config,
+/etc/tidegate/tidegate.yaml; where there is none, it talks to the laptop
+demo (`tidegate simulate`), the one gateway that runs without a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tidegate.config.paths import (
+    DEFAULT_DATA_DIR,
+    HOW_TO_NAME_ONE,
+    config_given,
+    config_relative,
+    require_config_file,
+    resolve_config_path,
+)
+from tidegate.config.yaml_limits import lenient_load
+from tidegate.demo.state import demo_data_dir
+from tidegate.ops.control_client import ControlError
+
+SOCKET_NAME = "control.sock"
+
+
+def runtime_directory(environ: Mapping[str, str] | None = None) -> Path | None:
+    """systemd's ``RuntimeDirectory=`` for this service (the first, if several)."""
+    runtime = (os.environ if environ is None else environ).get("RUNTIME_DIRECTORY", "")
+    first = runtime.split(":")[0]
+    return Path(first) if first else None
+
+
+def serving_path(
+    configured: Path | None, data_dir: Path, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Where a gateway with this ``control.socket`` and data directory listens."""
+    if configured is not None:
+        return configured
+    runtime = runtime_directory(environ)
+    return (runtime if runtime is not None else data_dir) / SOCKET_NAME
+
+
+def data_dir_socket(data_dir: Path) -> Path:
+    """Where clients look for a gateway of this data directory (maybe a link)."""
+    return data_dir / SOCKET_NAME
+
+
+def configured_socket(config_path: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """The socket of the gateway that runs ``config_path``.
+
+    The file is read leniently: a client must find the gateway even when the
+    file has since been edited into an invalid state (that is when `tidegate
+    reload` is most useful); what cannot be read counts as not given.
+    """
+    data = lenient_load(config_path)  # bounded: the file may be hostile, not only invalid
+    base = config_path.parent.resolve()
+    control = data.get("control") if isinstance(data, dict) else None
+    control = control if isinstance(control, dict) else {}
+    if control.get("enabled") is False:
+        raise ControlError(f"{config_path} turns the control API off (control.enabled: false)")
+    socket = control.get("socket")
+    if isinstance(socket, str) and socket:
+        return config_relative(Path(socket), base)
+    gateway = data.get("gateway") if isinstance(data, dict) else None
+    data_dir = gateway.get("data_dir") if isinstance(gateway, dict) else None
+    folder = Path(data_dir) if isinstance(data_dir, str) and data_dir else DEFAULT_DATA_DIR
+    return serving_path(None, config_relative(folder, base), environ)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The socket a client should use, and what to say when nothing listens there."""
+
+    path: Path
+    not_running: str | None = None
+    """The one line for "no gateway is running" when the default would mislead."""
+
+
+def locate_socket(
+    explicit: Path | None, config: Path | None, environ: Mapping[str, str] | None = None
+) -> Target:
+    """The socket a client should use: ``--socket``, else that of the config
+    (``-c``, ``$TIDEGATE_CONFIG``, /etc/tidegate/tidegate.yaml), else the demo's."""
+    if explicit is not None:
+        return Target(explicit)
+    path = resolve_config_path(config, environ)
+    if not path.exists() and not config_given(config, environ):
+        demo = data_dir_socket(demo_data_dir(environ))
+        return Target(
+            demo,
+            f"no gateway is running: there is no {path} ({HOW_TO_NAME_ONE}), and the demo "
+            f"(`tidegate simulate`) does not run either (nothing listens on {demo})",
+        )
+    return Target(configured_socket(require_config_file(path), environ))

@@ -1,0 +1,132 @@
+"""The human text of `tidegate status`: the status document as a screenful.
+
+Light on purpose (no gateway, no outbox): `tidegate status` imports it and the
+control client, nothing else of the runtime.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tidegate.wording import count, noun
+
+Document = dict[str, Any]
+"""The status document: plain JSON data (shape in ``tidegate.ops.status``)."""
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+
+
+def render_status(doc: Document) -> str:
+    """The document as a screenful of text."""
+    rates = doc["rates"]
+    lines = [
+        f"tidegate {doc['version']} · gateway {doc['gateway']} · up {_duration(doc['uptime_s'])}"
+        f" · pid {doc['pid']}",
+        f"last {rates['window_s']:.0f} s: in {rates['events_in']:.1f}/s · accepted "
+        f"{rates['accepted']:.1f}/s · delivered {rates['delivered']:.1f}/s · dropped "
+        f"{rates['rule_dropped'] + rates['outbox_dropped']:.1f}/s",
+        "",
+        "drivers",
+    ]
+    lines += _table(
+        ["NAME", "TYPE", "STATE", "EVENTS", "ERRORS", "LAST EVENT", "LAST ERROR"],
+        [
+            [
+                d["name"],
+                d["type"],
+                d["state"]
+                + (
+                    ""
+                    if d["state"] == "running"
+                    else f" ({_duration(d['state_since_s'])})"
+                ),
+                str(d["events"]),
+                str(d["errors"]),
+                "never"
+                if d["last_event_age_s"] is None
+                else f"{_duration(d['last_event_age_s'])} ago",
+                d["last_error"] or "-",
+            ]
+            for d in doc["drivers"]
+        ],
+    )
+    lines += ["", "rules"]
+    lines += _table(
+        ["NAME", "IN", "OUT", "DROPPED", "FILTERED", "DEAD LETTERS"],
+        [
+            [r["name"], *(str(r[k]) for k in ("in", "out", "dropped", "filtered", "dead_lettered"))]
+            for r in doc["rules"]
+        ],
+    )
+    outbox = doc["outbox"]
+    drops = outbox["dropped"]
+    dropped = ", ".join(f"{reason} {n}" for reason, n in drops.items()) if drops else "none"
+    pending = sum(outbox.get("dropped_pending", {}).values())
+    if pending:
+        dropped += f" ({pending} not yet committed: the disk is full)"
+    oldest = outbox["oldest_age_s"]
+    state = outbox.get("state", "open")
+    lines += [
+        "",
+        f"outbox  {outbox['path']}" + ("" if state == "open" else f"  ({state.upper()})"),
+        f"  {count(outbox['depth'], 'event')} · {_size(outbox['bytes'])} · oldest "
+        f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
+        f"{outbox['dead_letters']}",
+    ]
+    if outbox.get("not_open"):
+        lines.append(
+            f"  {state}: {outbox['not_open']}; {count(outbox.get('held_in_memory', 0), 'event')} "
+            "held in memory meanwhile (figures above as the last run left them)"
+        )
+    waiting = outbox.get("delete_pending", 0)
+    if waiting:
+        lines.append(
+            f"  {count(waiting, 'delivered event')} {noun(waiting, 'waits', 'wait')} to be "
+            f"deleted (a full disk); {noun(waiting, 'it is', 'they are')} not sent again"
+        )
+    if outbox.get("recovery"):
+        lines.append(f"  at start: {outbox['recovery']['message']}")
+    broker = doc["broker"]
+    if not broker["configured"]:
+        lines += ["", "broker  none configured: events are only kept in the outbox"]
+    else:
+        state = "connected" if broker["connected"] else "disconnected"
+        lines += [
+            "",
+            f"broker  {broker['address']}",
+            f"  {state} for {_duration(broker['since_s'])} · in flight {broker['inflight']} · "
+            f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,155 @@
+"""What each command imports: the contract behind a CLI that starts fast and a
+gateway that stays small (issue 10), checked by module set, not by a clock.
+
+Each case runs the command as the console script does, in a fresh process,
+and lists the top-level packages it imported by the time it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "config" / "simulate.yaml"
+
+HEAVY = {"numpy", "sqlite_utils", "paho", "aiomqtt", "serial", "gpiod"}
+"""Runtime libraries no command imports unless it needs them."""
+
+PROBE = """
+import sys
+from pathlib import Path
+
+listing = Path(sys.argv[1])
+
+def dump() -> None:
+    listing.write_text("\\n".join(sorted(sys.modules)))
+
+sys.argv = ["tidegate", *sys.argv[2:]]
+try:
+    from tidegate.cli.main import main
+    main()
+except SystemExit:
+    pass
+finally:
+    dump()
+"""
+
+
+def modules_of(tmp_path: Path, *args: str) -> set[str]:
+    """Every module (dotted names) the command imported."""
+    listing = tmp_path / "modules.txt"
+    subprocess.run(
+        [sys.executable, "-c", PROBE, str(listing), *args],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    return set(listing.read_text().split())
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """The top-level packages the command imported."""
+    return {module.split(".")[0] for module in modules_of(tmp_path, *args)}
+
+
+def test_version_imports_neither_typer_nor_pydantic(tmp_path: Path) -> None:
+    modules = imported_by(tmp_path, "--version")
+    assert not modules & {"typer", "pydantic", "yaml", *HEAVY}, modules
+
+
+def test_help_imports_typer_and_nothing_of_the_runtime(tmp_path: Path) -> None:
+    modules = imported_by(tmp_path, "--help")
+    assert "typer" in modules
+    assert not modules & {"pydantic", "yaml", "asyncio", "rich", *HEAVY}, modules
+
+
+def test_status_imports_the_control_client_only(tmp_path: Path) -> None:
+    modules = imported_by(tmp_path, "status", "-c", str(DEMO))
+    assert not modules & {"typer", "pydantic", "asyncio", "sqlite3", *HEAVY}, modules
+
+
+def test_check_imports_the_config_schemas_and_no_runtime(tmp_path: Path) -> None:
+    for args in (["check", "-c", str(DEMO)], ["check", str(DEMO)]):
+        modules = imported_by(tmp_path, *args)
+        assert {"pydantic", "yaml"} <= modules
+        assert not modules & {"typer", "asyncio", "sqlite3", *HEAVY}, (args, modules)
+
+
+DRIVER_SCHEMAS = {
+    "tidegate.drivers.gpio.config",
+    "tidegate.drivers.mqtt.config",
+    "tidegate.drivers.serial.config",
+    "tidegate.drivers.sim.config",
+}
+
+
+def test_check_imports_only_the_schemas_a_file_uses(tmp_path: Path) -> None:
+    """A sim-only file without rules: the sim schema, no other driver's, no rule engine."""
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_SIM.format(data=tmp_path / "data"))
+    modules = modules_of(tmp_path, "check", "-c", str(config))
+    assert modules & DRIVER_SCHEMAS == {"tidegate.drivers.sim.config"}
+    rule_engine = {"tidegate.rules.config", "tidegate.rules.expr", "tidegate.rules.operators"}
+    assert not modules & rule_engine, sorted(modules & rule_engine)
+    assert not {m.split(".")[0] for m in modules} & {"typer", "asyncio", *HEAVY}
+
+
+def test_check_of_the_demo_imports_the_schemas_of_its_kinds(tmp_path: Path) -> None:
+    """The demo has sim, serial and gpio drivers and rules: those schemas, no mqtt driver's,
+    and no driver runtime."""
+    modules = modules_of(tmp_path, "check", "-c", str(DEMO))
+    assert modules & DRIVER_SCHEMAS == DRIVER_SCHEMAS - {"tidegate.drivers.mqtt.config"}
+    assert "tidegate.rules.config" in modules
+    runtimes = {"tidegate.drivers.sim.driver", "tidegate.drivers.serial.driver",
+                "tidegate.drivers.gpio.driver"}
+    assert not modules & runtimes
+
+
+def test_only_the_buffer_commands_import_sqlite_utils(tmp_path: Path) -> None:
+    missing = str(tmp_path / "none.db")
+    assert "sqlite_utils" in imported_by(tmp_path, "buffer", "stats", "--db", missing)
+    assert "sqlite_utils" not in imported_by(tmp_path, "rules", "--help")
+
+
+SMALL_SIM = """
+gateway: {{id: small, data_dir: {data}}}
+drivers:
+  - name: room
+    type: sim
+    signals: [{{name: temperature, kind: sine, rate: 5}}]
+"""
+
+
+@pytest.mark.parametrize("broker", [False, True], ids=["no broker", "broker"])
+def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: bool) -> None:
+    config = tmp_path / "small.yaml"
+    text = SMALL_SIM.format(data=tmp_path / "data")
+    if broker:  # nobody listens there: the publisher only has to exist
+        text += "mqtt: {host: 127.0.0.1, port: 9}\n"
+    config.write_text(text)
+    listing = tmp_path / "modules.txt"
+    gateway = subprocess.Popen(
+        [sys.executable, "-c", PROBE, str(listing), "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+    )
+    socket = tmp_path / "data" / "control.sock"
+    try:
+        wait_until(lambda: socket.exists() or gateway.poll() is not None, 60, "the gateway")
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        _, errors = gateway.communicate(timeout=30)
+    assert gateway.returncode == 0, errors
+    modules = {module.split(".")[0] for module in listing.read_text().split()}
+    assert "asyncio" in modules
+    assert not modules & {"typer", "sqlite_utils", "aiomqtt", "serial", "gpiod"}, modules
+    assert ("paho" in modules) == broker
