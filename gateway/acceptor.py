@@ -179,10 +179,10 @@ class Acceptor:
             corrected = await self.outbox.correct_clock(step)
             self._uncorrected_step = 0.0
             log.warning(
-                "the wall clock stepped by %+.1f s; corrected the time of %d undelivered "
-                "events (and %d not yet committed)",
+                "the wall clock stepped by %+.1f s; corrected the time of %s (and %d not "
+                "yet committed)",
                 step,
-                corrected,
+                count(corrected, "undelivered event"),
                 len(batch),
             )
         if self._dead_input:
@@ -209,10 +209,9 @@ class Acceptor:
                 self._failing_since = time.monotonic()
                 if not isinstance(exc, OutboxNoSpace):  # the outbox said that one already
                     log.error(
-                        "outbox commit failed (%s); holding up to %d events in memory and "
-                        "retrying",
+                        "outbox commit failed (%s); holding up to %s in memory and retrying",
                         exc,
-                        self.buffer.memory_max_events,
+                        count(self.buffer.memory_max_events, "event"),
                     )
             return False
         if self._failing_since is not None:

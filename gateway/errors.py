@@ -29,6 +29,21 @@ class ConfigFileMissing(TidegateError):
     exit_code = 2
 
 
+class ConfigFileUnreadable(TidegateError):
+    """The config file exists but this user may not read it (a folder or the file
+    is closed to them): one line with the way in, not a traceback."""
+
+    exit_code = 2
+
+
+class SecretUnreadable(TidegateError):
+    """A secret the config points at (a password file, variable or credential) cannot
+    be had: the config names something that is not there, so exit 2 like a missing
+    ``ca_file`` (systemd does not restart on it, see ``RestartPreventExitStatus``)."""
+
+    exit_code = 2
+
+
 class DriverError(TidegateError):
     """A driver could not open or read its device."""
 

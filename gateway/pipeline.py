@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tidegate.acceptor import Acceptor, PipelineStats
 from tidegate.clock import ClockWatcher
@@ -25,7 +25,7 @@ from tidegate.driver_kinds import driver_types
 from tidegate.driver_supervisor import supervise
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.mqtt.credentials import Secret, read_password
-from tidegate.ops.reload import ReloadOutcome
+from tidegate.ops.reload import ReloadOutcome, restart_note, restart_sections
 from tidegate.ops.tap import EventTap
 from tidegate.outbox import AsyncOutbox, OutboxLimits
 from tidegate.rules.loader import load_rules_for_reload
@@ -33,6 +33,7 @@ from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.wording import count
 
 if TYPE_CHECKING:
+    from tidegate.rules.config import RuleConfig
     from tidegate.uplink.publisher import Publisher
 
 __all__ = ["Gateway", "PipelineStats", "Snapshot"]
@@ -55,6 +56,10 @@ class Snapshot:
     input_rejected: int
 
 
+def _read_for_reload(config_path: Path) -> tuple[list[RuleConfig], dict[str, Any]]:
+    return load_rules_for_reload(config_path), restart_sections(config_path)
+
+
 class Gateway:
     def __init__(
         self,
@@ -66,6 +71,8 @@ class Gateway:
     ) -> None:
         self.config = config
         self.config_path = config_path
+        self._restart_sections = restart_sections(config_path) if config_path else {}
+        """As the file had them at the start: a reload says which of them changed since."""
         gateway_id = config.gateway.id
         buffer = config.buffer
         self.clock = clock or ClockWatcher(step_threshold=buffer.clock_step)
@@ -140,7 +147,7 @@ class Gateway:
         if self.config_path is None:
             return ReloadOutcome(False, "this gateway was not started from a config file")
         try:
-            rules = await asyncio.to_thread(load_rules_for_reload, self.config_path)
+            rules, sections = await asyncio.to_thread(_read_for_reload, self.config_path)
             result = self.rules.reload(rules)
         except ConfigError as exc:
             log.error("reload refused; the old rules keep running:\n%s", "\n".join(exc.messages))
@@ -149,18 +156,15 @@ class Gateway:
             )
         except TidegateError as exc:
             log.error("reload refused; the old rules keep running: %s", exc)
-            return ReloadOutcome(False, f"reload refused: {exc}")
+            return ReloadOutcome(False, f"{exc}; the old rules keep running")
         self.acceptor.add(result.outgoing)
         summary = (
             f"rules reloaded: {len(result.kept)} kept, {len(result.added)} added, "
             f"{len(result.changed)} changed, {len(result.removed)} removed"
         )
-        log.info("%s", summary)
-        return ReloadOutcome(
-            True,
-            summary,
-            ("other sections (drivers, mqtt, buffer, gateway) take effect on restart",),
-        )
+        note = restart_note(self._restart_sections, sections)
+        log.info("%s", "; ".join((summary, *note)))
+        return ReloadOutcome(True, summary, note)
 
     def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish outside the outbox (metrics); False without a connected broker."""
@@ -248,8 +252,8 @@ class Gateway:
         await self.outbox.close()
         snap = self.snapshot()
         log.info(
-            "gateway stopped: %d events in, %d accepted, %d delivered, %d left in the outbox",
-            snap.events_in,
+            "gateway stopped: %s in, %d accepted, %d delivered, %d left in the outbox",
+            count(snap.events_in, "event"),
             snap.accepted,
             snap.delivered,
             snap.depth,

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from tidegate.config.types import Duration
 from tidegate.driver import Reject
 from tidegate.drivers.framing.base import Framer, FramingBase, HexBytes, shown
+from tidegate.wording import count
 
 
 class FixedFraming(FramingBase):
@@ -165,8 +166,8 @@ class FixedFramer(Framer):
 
     def _report_skipped(self) -> None:
         if self._skipped:
+            skipped = count(self._skipped, "byte")
             self._reject(
-                self._skipped_raw,
-                f"{self._skipped_why}: skipped {self._skipped} bytes to the next frame end",
+                self._skipped_raw, f"{self._skipped_why}: skipped {skipped} to the next frame end"
             )
             self._skipped, self._skipped_raw = 0, b""

@@ -94,8 +94,10 @@ def reload(socket: SocketOption = None, config: ControlConfigOption = None) -> N
     from tidegate.ops.control_client import ControlError  # noqa: PLC0415
 
     outcome = control_client(socket, config, RELOAD_TIMEOUT).reload()
-    for detail in outcome.details:
-        typer.echo(detail, err=not outcome.ok)
     if not outcome.ok:
+        for detail in outcome.details:
+            typer.echo(detail, err=True)
         raise ControlError(f"reload refused: {outcome.summary}")
-    typer.echo(f"reloaded: {outcome.summary}")
+    typer.echo(outcome.summary)
+    for detail in outcome.details:
+        typer.echo(detail)

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from tidegate.cli.launch import catch_stop_signals_early
-from tidegate.demo.state import demo_data_dir
 
 
 def simulate(
@@ -18,14 +17,22 @@ def simulate(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="Your own config instead of the shipped demo."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Your own config instead of the shipped demo: its drivers and rules, with "
+            "its outbox in a folder of its own (see --data-dir) and the private broker in "
+            "place of its mqtt: section.",
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(
             "--data-dir",
-            help="Where the demo's outbox lives (kept between runs). Default: "
-            "$XDG_STATE_HOME/tidegate/simulate, else ~/.local/state/tidegate/simulate.",
+            help="Where the outbox lives (kept between runs), in place of the config's "
+            "data_dir. Default: $XDG_STATE_HOME/tidegate/simulate, else "
+            "~/.local/state/tidegate/simulate; with -c, the folder in there named after the "
+            "config's gateway id (else after the file).",
             show_default=False,
         ),
     ] = None,
@@ -33,7 +40,9 @@ def simulate(
         bool,
         typer.Option(
             "--broker/--no-broker",
-            help="Start a private Mosquitto on a free loopback port when the config has none.",
+            help="Send to a private Mosquitto on a free loopback port, in place of the "
+            "config's mqtt: section. --no-broker keeps that section (or, without one, keeps "
+            "the events in the outbox).",
         ),
     ] = True,
 ) -> None:
@@ -41,4 +50,4 @@ def simulate(
     catch_stop_signals_early()  # before the runtime's imports, which take a while
     from tidegate.cli import simulation  # noqa: PLC0415 - the whole runtime
 
-    simulation.simulate(config, data_dir or demo_data_dir(), duration, broker)
+    simulation.simulate(config, data_dir, duration, broker)

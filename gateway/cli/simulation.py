@@ -1,8 +1,11 @@
 """`tidegate simulate`: simulated sensors → rules → outbox → a private local broker.
 
 What `tidegate simulate` runs: the shipped demo config (or the user's), its
-outbox in the demo's state folder, a private Mosquitto when the config names
-no broker, a status line a second, and a count of what reached the broker.
+outbox in a state folder of its own (the demo's, or one per config below it),
+a private Mosquitto in place of the config's `mqtt:` broker, a status line a
+second, and a count of what reached the broker. A config written for the
+device (a cloud broker with a systemd credential, a data_dir only root may
+write) so runs on a laptop as it is, once its devices are switched to `sim`.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from tidegate.cli.serve import serve
 from tidegate.config.loader import load_config
 from tidegate.config.schema import GatewayConfig, MqttSection
 from tidegate.demo.local_broker import LocalBroker, find_mosquitto
+from tidegate.demo.state import demo_data_dir
 from tidegate.demo.watch import WatchCounts, watch
-from tidegate.errors import TidegateError
+from tidegate.errors import BufferError_, TidegateError
+from tidegate.mqtt.connection import MqttConnection
 from tidegate.ops.control_socket import data_dir_socket, locate_socket
 from tidegate.ops.log_limit import install_rate_limit
 from tidegate.ops.logs import setup_logging
+from tidegate.outbox.lock import unless_running
 from tidegate.pipeline import Snapshot
 from tidegate.wording import count
 
@@ -111,28 +117,80 @@ def how_to_reach(cfg: GatewayConfig) -> str:
     return f"from another terminal: {program} status{where} · {program} tail{where}"
 
 
-def simulate(config: Path | None, data_dir: Path, duration: float | None, broker: bool) -> None:
+def state_dir(config: Path, cfg: GatewayConfig) -> Path:
+    """A config's own folder below the demo's: named after its gateway id when the file
+    gives one (the default id, the host name, would be the same for every file), else
+    after the file."""
+    name = cfg.gateway.id if "id" in cfg.gateway.model_fields_set else config.stem
+    return demo_data_dir() / name
+
+
+def on_a_laptop(cfg: GatewayConfig, data_dir: Path) -> GatewayConfig:
+    """``cfg`` with its outbox (and so its control socket) in ``data_dir``: a device's
+    ``/var/lib/tidegate`` is not the laptop user's to write, nor is its outbox."""
+    gateway = cfg.gateway.model_copy(update={"data_dir": data_dir.resolve()})
+    return cfg.model_copy(
+        update={"gateway": gateway, "buffer": cfg.buffer.model_copy(update={"path": None})}
+    )
+
+
+def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection:
+    """The config's publishing settings (topics, batching, QoS) sent to ``broker``; its
+    connection (host, TLS, user and password) is the device's, not the laptop's."""
+    kept = (
+        {}
+        if mqtt is None
+        else {
+            name: getattr(mqtt, name)
+            for name in MqttSection.model_fields
+            if name not in MqttConnection.model_fields
+        }
+    )
+    return MqttSection(host=broker.host, port=broker.port, **kept)
+
+
+def refuse_if_in_use(cfg: GatewayConfig) -> None:
+    """Said before a broker starts and the banner promises a running gateway."""
+    with unless_running(cfg.outbox_path) as free:
+        if not free:
+            raise BufferError_(
+                f"another tidegate is using the outbox {cfg.outbox_path}; stop it first, "
+                "or give this one its own folder: --data-dir DIR"
+            )
+
+
+def simulate(
+    config: Path | None, data_dir: Path | None, duration: float | None, broker: bool
+) -> None:
     """Run the demo (or ``config``) with its outbox in ``data_dir`` until stopped."""
     cfg = load_config(config) if config is not None else load_demo_config()
-    cfg = cfg.model_copy(
-        update={"gateway": cfg.gateway.model_copy(update={"data_dir": data_dir.resolve()})}
-    )
+    if data_dir is None:
+        data_dir = demo_data_dir() if config is None else state_dir(config, cfg)
+    cfg = on_a_laptop(cfg, data_dir)
+    refuse_if_in_use(cfg)
     setup_logging(cfg.logging.level or cfg.gateway.log_level)
     install_rate_limit(cfg.logging.rate_limit)
     local: LocalBroker | None = None
     with contextlib.ExitStack() as stack:
-        if cfg.mqtt is None and broker:
-            if find_mosquitto() is None:
-                typer.echo(
-                    "mosquitto is not installed: running without a broker; events are kept in "
-                    f"the outbox at {cfg.outbox_path} (install it: sudo apt install mosquitto)",
-                    err=True,
-                )
-            else:
-                workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidegate-")))
-                local = stack.enter_context(LocalBroker(workdir))
-                cfg = cfg.model_copy(update={"mqtt": MqttSection(host=local.host, port=local.port)})
-                typer.echo(f"started a private Mosquitto on {local.host}:{local.port}", err=True)
+        if broker and find_mosquitto() is None:
+            typer.echo(
+                "mosquitto is not installed: running without a broker; events are kept in "
+                f"the outbox at {cfg.outbox_path} (install it: sudo apt install mosquitto)",
+                err=True,
+            )
+            cfg = cfg.model_copy(update={"mqtt": None})
+        elif broker:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidegate-")))
+            local = stack.enter_context(LocalBroker(workdir))
+            instead = (
+                ""
+                if cfg.mqtt is None
+                else f" in place of the config's broker {cfg.mqtt.host} (--no-broker keeps it)"
+            )
+            cfg = cfg.model_copy(update={"mqtt": private_uplink(cfg.mqtt, local)})
+            typer.echo(
+                f"started a private Mosquitto on {local.host}:{local.port}{instead}", err=True
+            )
         elif cfg.mqtt is None:
             typer.echo(f"no broker: events are kept in the outbox at {cfg.outbox_path}", err=True)
         typer.echo(

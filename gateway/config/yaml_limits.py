@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 from yaml.nodes import Node
 
+from tidegate.config.paths import permission_hint
 from tidegate.config.yaml_numbers import (
     FLOAT_TAG,
     INT_TAG,
@@ -156,6 +157,10 @@ def read_yaml_file(path: Path) -> str:
             data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([f"{path}:1:1: no such file"]) from None
+    except PermissionError:
+        raise ConfigError(
+            [f"{path}:1:1: cannot read: permission denied ({permission_hint(path)})"]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{path}:1:1: cannot read: {exc.strerror or exc}"]) from None
     if len(data) > MAX_FILE_BYTES:
@@ -181,12 +186,32 @@ def lenient_load(path: Path) -> Any:
     ``tidegate.config.yaml_source``, but not the costs the limits bound.
     """
     try:
-        loader = LimitedLoader(read_yaml_file(path))
-    except (ConfigError, yaml.YAMLError):
+        return peek_yaml(path)
+    except ConfigError:
         return None
+
+
+def peek_yaml(path: Path) -> Any:
+    """Like ``lenient_load``, but what cannot be read or parsed is a ConfigError
+    at its ``FILE:LINE:COL``, and so is a document that is not a mapping."""
+    text = read_yaml_file(path)
     try:
-        return loader.get_single_data()
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError):
-        return None  # the values PyYAML cannot build (`2020-13-01`) included
+        loader = LimitedLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses a character
+        raise ConfigError([f"{path}:1:1: YAML error: {exc}"]) from None
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
+        what = "" if isinstance(exc, YamlLimitError) else "YAML syntax error: "
+        raise ConfigError([f"{where}: {what}{exc.problem or exc.context}"]) from None
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
+        # The values PyYAML cannot build (`2020-13-01`) included.
+        raise ConfigError([f"{path}:1:1: YAML error: {exc}"]) from None
     finally:
         loader.dispose()
+    if not isinstance(data, dict):
+        what = "empty" if data is None else "not a mapping of sections"
+        raise ConfigError([f"{path}:1:1: the file is {what}"])
+    return data

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from tidegate.config.types import Section
-from tidegate.errors import PublishError
+from tidegate.errors import SecretUnreadable
 
 
 class Secret:
@@ -34,8 +34,13 @@ def _read(path: Path, what: str) -> Secret:
     try:
         return Secret(path.read_text(encoding="utf-8").strip())
     except OSError as exc:
-        raise PublishError(
-            f"cannot read the MQTT password from {what} {path}: {exc.strerror}"
+        raise SecretUnreadable(
+            f"cannot read the MQTT password from {what} {path}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        # Not the exception's text: it quotes the bytes around the bad one.
+        raise SecretUnreadable(
+            f"cannot read the MQTT password from {what} {path}: it is not UTF-8 text"
         ) from None
 
 
@@ -66,19 +71,20 @@ class MqttCredentials(Section):
 
 
 def read_password(mqtt: MqttCredentials) -> Secret | None:
+    """The password the config points at; what is not there is a SecretUnreadable."""
     if mqtt.password_file is not None:
         return _read(mqtt.password_file, "file")
     if mqtt.password_env is not None:
         value = os.environ.get(mqtt.password_env)
         if value is None:
-            raise PublishError(
+            raise SecretUnreadable(
                 f"the MQTT password variable ${mqtt.password_env} is not set in the environment"
             )
         return Secret(value)
     if mqtt.password_credential is not None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
-            raise PublishError(
+            raise SecretUnreadable(
                 f"password_credential '{mqtt.password_credential}' needs systemd's "
                 "LoadCredential= ($CREDENTIALS_DIRECTORY is not set)"
             )

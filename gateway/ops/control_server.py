@@ -250,7 +250,7 @@ class ControlServer:
                 outcome = await self._reload()  # it logs what it did
             except Exception as exc:
                 log.exception("reload failed")
-                outcome = ReloadOutcome(False, f"reload failed: {type(exc).__name__}: {exc}")
+                outcome = ReloadOutcome(False, f"{type(exc).__name__}: {exc}")
             finally:
                 if self._notifier is not None:  # still serving, whatever the outcome
                     self._notifier.ready()

@@ -23,12 +23,13 @@ from pathlib import Path
 from tidegate.config.paths import (
     DEFAULT_DATA_DIR,
     HOW_TO_NAME_ONE,
+    config_file_exists,
     config_given,
     config_relative,
     require_config_file,
     resolve_config_path,
 )
-from tidegate.config.yaml_limits import lenient_load
+from tidegate.config.yaml_limits import lenient_load, peek_yaml
 from tidegate.demo.state import demo_data_dir
 from tidegate.ops.control_client import ControlError
 
@@ -57,14 +58,20 @@ def data_dir_socket(data_dir: Path) -> Path:
     return data_dir / SOCKET_NAME
 
 
-def configured_socket(config_path: Path, environ: Mapping[str, str] | None = None) -> Path:
+def configured_socket(
+    config_path: Path, environ: Mapping[str, str] | None = None, *, named: bool = True
+) -> Path:
     """The socket of the gateway that runs ``config_path``.
 
     The file is read leniently: a client must find the gateway even when the
     file has since been edited into an invalid state (that is when `tidegate
-    reload` is most useful); what cannot be read counts as not given.
+    reload` is most useful). A file the user ``named`` that is not even YAML
+    is a ConfigError at its position: the defaults would be another gateway's
+    socket (the service's), and a reload meant for one gateway would reach
+    another. Only the default file, which is the service's own, falls back.
     """
-    data = lenient_load(config_path)  # bounded: the file may be hostile, not only invalid
+    # Bounded: the file may be hostile, not only invalid.
+    data = peek_yaml(config_path) if named else lenient_load(config_path)
     base = config_path.parent.resolve()
     control = data.get("control") if isinstance(data, dict) else None
     control = control if isinstance(control, dict) else {}
@@ -96,11 +103,12 @@ def locate_socket(
     if explicit is not None:
         return Target(explicit)
     path = resolve_config_path(config, environ)
-    if not path.exists() and not config_given(config, environ):
+    named = config_given(config, environ)
+    if not named and not config_file_exists(path):
         demo = data_dir_socket(demo_data_dir(environ))
         return Target(
             demo,
             f"no gateway is running: there is no {path} ({HOW_TO_NAME_ONE}), and the demo "
             f"(`tidegate simulate`) does not run either (nothing listens on {demo})",
         )
-    return Target(configured_socket(require_config_file(path), environ))
+    return Target(configured_socket(require_config_file(path), environ, named=named))

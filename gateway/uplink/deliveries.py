@@ -14,6 +14,7 @@ from tidegate.errors import TidegateError
 from tidegate.outbox import AsyncOutbox
 from tidegate.uplink.batches import Message
 from tidegate.uplink.status import PublisherStatus
+from tidegate.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Deliveries:
                 moved = await asyncio.shield(self.outbox.reject(ids, reason))
                 rejected.pop(0)
                 self.status.events_rejected += moved
-                log.error("%d events moved to dead letters: %s", moved, reason)
+                log.error("%s moved to dead letters: %s", count(moved, "event"), reason)
         except TidegateError as exc:
             self._acked[:0] = acked
             self._acked_bytes += acked_bytes if acked else 0

@@ -116,6 +116,41 @@ BROKEN: dict[str, tuple[str, int, str]] = {
         8,
         "rules[0].window.size: unknown key 'size'",
     ),
+    "key_of_another_window_kind_names_the_kinds": (
+        GOOD_DRIVER + "rules:\n  - name: r\n    window: {kind: count, count: 5, size: 5}\n",
+        8,
+        "`size` is a key of kind: tumbling, hopping, sliding",
+    ),
+    # The same for the kinds of drivers' own sections (``tidegate.drivers.kinds.pick_by``):
+    # the message at the value, with a suggestion, as for window kinds.
+    "gpio_mode_typo": (
+        "drivers:\n  - name: g\n    type: gpio\n    line: 4\n    mode: countr\n",
+        5,
+        "drivers[0].mode: unknown mode 'countr' (did you mean 'counter'?); "
+        "known: edge, counter, level",
+    ),
+    "sim_kind_typo": (
+        "drivers:\n  - name: s\n    type: sim\n    signals:\n"
+        "      - {name: n, kind: countr, rate: 1}\n",
+        5,
+        "drivers[0].signals[0].kind: unknown kind 'countr' (did you mean 'counter'?)",
+    ),
+    "sim_kind_missing": (
+        "drivers:\n  - name: s\n    type: sim\n    signals:\n      - {name: n, rate: 1}\n",
+        5,
+        "drivers[0].signals[0].kind: missing required key 'kind'",
+    ),
+    "key_of_another_gpio_mode": (
+        "drivers:\n  - name: g\n    type: gpio\n    line: 4\n    mode: edge\n    per_pulse: 1\n",
+        6,
+        "drivers[0].per_pulse: unknown key 'per_pulse'; `per_pulse` is a key of mode: counter",
+    ),
+    "key_of_another_signal_kind": (
+        "drivers:\n  - name: s\n    type: sim\n    signals:\n"
+        "      - {name: n, kind: counter, rate: 1, amplitude: 2}\n",
+        5,
+        "`amplitude` is a key of kind: sine",
+    ),
     "missing_window_kind": (
         GOOD_DRIVER + "rules:\n  - name: r\n    window: {size: 5}\n",
         8,
@@ -171,6 +206,15 @@ def test_broken_config_is_refused_with_position(
     assert needle in output, output
     # A line per problem, never a whole (hostile) value.
     assert max(map(len, output.splitlines())) < 300, output[:1000]
+
+
+def test_a_mistyped_kind_is_located_at_its_value(
+    results: dict[str, tuple[Path, int, str]],
+) -> None:
+    for name, column in (("gpio_mode_typo", 11), ("sim_kind_typo", 25)):
+        path, _, output = results[name]
+        line = BROKEN[name][1]
+        assert f"{path}:{line}:{column}: " in output, (name, output)
 
 
 @pytest.mark.parametrize("how", [["-c"], [], ["--config"]], ids=["-c", "positional", "--config"])

@@ -346,10 +346,11 @@ drivers:
             still_routing_to("old/")
 
         # The config file itself turned hostile: the client reads it to find the
-        # socket, the gateway to find its rules; neither may fall over.
+        # socket and refuses it, located (the defaults could be another gateway's);
+        # neither it nor the gateway may fall over.
         config.write_text(good_config + "x: " + deep(""))
         done = cli("reload", "-c", str(config), env=env)
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr
         assert_one_located_line(done.stderr, config, 9, "nested more than")
         still_routing_to("old/")
 

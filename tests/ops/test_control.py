@@ -286,7 +286,7 @@ def test_reload_without_a_handler_or_with_a_failing_one(tmp_path: Path) -> None:
             async with serving(path, gateway, reload=broken):
                 outcome = await asyncio.to_thread(ControlClient(path).reload)
                 assert not outcome.ok
-                assert outcome.summary == "reload failed: RuntimeError: the rule engine fell over"
+                assert outcome.summary == "RuntimeError: the rule engine fell over"
                 # and the gateway still serves
                 assert (await asyncio.to_thread(ControlClient(path).status))["gateway"] == "ctl"
 

@@ -14,7 +14,7 @@ from tests.ops.test_control import running_gateway
 from tidegate.config.loader import load_config_text
 from tidegate.config.paths import DEFAULT_CONFIG_PATH, DEFAULT_DATA_DIR
 from tidegate.config.schema import GatewaySection
-from tidegate.errors import ConfigFileMissing
+from tidegate.errors import ConfigError, ConfigFileMissing
 from tidegate.ops.control_client import ControlClient, ControlError
 from tidegate.ops.control_server import ControlServer
 from tidegate.ops.control_socket import configured_socket, locate_socket, serving_path
@@ -60,9 +60,12 @@ def test_a_file_the_gateway_would_refuse_still_names_its_socket(tmp_path: Path) 
     # Invalid for the schema but readable: a reload must still find the gateway to be refused.
     config.write_text("control: {socket: /srv/gw/control.sock}\nbogus_key: 1\n")
     assert configured_socket(config, {}) == Path("/srv/gw/control.sock")
-    # Broken YAML: nothing can be read from it, the defaults apply.
+    # Broken YAML, named: refused where it breaks (the defaults are another gateway's).
     config.write_text("control: {socket: /srv/gw/control.sock}\nthis: [is not YAML\n")
-    assert configured_socket(config, {}) == DEFAULT_DATA_DIR / "control.sock"
+    with pytest.raises(ConfigError, match=r"tidegate\.yaml:3:1: YAML syntax error"):
+        configured_socket(config, {})
+    # The service's own file, not named: its defaults are the service's socket.
+    assert configured_socket(config, {}, named=False) == DEFAULT_DATA_DIR / "control.sock"
     config.write_text("control: {enabled: false}\n")
     with pytest.raises(ControlError, match="turns the control API off"):
         configured_socket(config, {})
