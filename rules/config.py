@@ -27,7 +27,7 @@ rules:
 
 1. ``match`` — globs on source and name, tag conditions (``tidegate.rules.match``);
    ``from`` — only events output by the named earlier rules (see chaining).
-2. ``where`` — an expression (``tidegate.rules.expr.compiler``); false: the rule does not
+2. ``where`` — an expression (``tidegate.rules.expr``); false: the rule does not
    apply, the event goes on to the next rule as if it had not matched.
 3. ``set`` — computed fields (``tidegate.rules.set_fields``).
 4. the operators the rule names, in their declared ``order`` (``tidegate.rules.operator``):
@@ -144,7 +144,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, create_model, model
 import tidegate.rules.operators.builtins  # noqa: F401 - declares the built-in operators
 from tidegate.config.types import Name, Section
 from tidegate.priority import Priority
-from tidegate.rules.expr.compiler import ExpressionError, compile_expression
+from tidegate.rules.expr import ExpressionError, compile_expression
 from tidegate.rules.expr.location import expression_error
 from tidegate.rules.match import MatchSpec
 from tidegate.rules.operator import Operator, RuleTime

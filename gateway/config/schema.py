@@ -161,11 +161,15 @@ class GatewayConfig(Section):
     """The whole file. ``drivers`` and ``rules`` are typed at load, with the schemas of
     the driver kinds and rules the file has (``tidegate.config.loader.config_model``)."""
 
-    gateway: GatewaySection = Field(default_factory=GatewaySection)
+    gateway: GatewaySection = Field(
+        default_factory=GatewaySection, description="This gateway's id and where its data lives."
+    )
     mqtt: MqttSection | None = Field(
         None, description="The broker to publish to; without it events are only buffered."
     )
-    buffer: BufferSection = Field(default_factory=BufferSection)
+    buffer: BufferSection = Field(
+        default_factory=BufferSection, description="The outbox: commits, durability and bounds."
+    )
     drivers: list[DriverConfig] = Field(min_length=1, description="Event sources.")
     rules: list[RuleConfig] = Field(
         default_factory=list, description="Rules, in order (see the rules section)."

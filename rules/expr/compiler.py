@@ -25,7 +25,7 @@ from tidegate.rules.expr.closures import (
 )
 from tidegate.rules.expr.errors import ExpressionError, ExpressionRuntimeError, Pos, refused
 from tidegate.rules.expr.expression import Expression
-from tidegate.rules.expr.functions import FUNCTIONS, Function
+from tidegate.rules.expr.functions import FUNCTIONS
 from tidegate.rules.expr.nodes import (
     Attribute,
     Binary,
@@ -63,17 +63,6 @@ from tidegate.rules.expr.values import (
     describe,
     kind_of,
 )
-
-# Kept importable from here for the modules that imported them before the package
-# split; new code imports them from tidegate.rules.expr.
-__all__ = [
-    "FUNCTIONS",
-    "Expression",
-    "ExpressionError",
-    "ExpressionRuntimeError",
-    "Function",
-    "compile_expression",
-]
 
 
 def compile_expression(text: str) -> Expression:
