@@ -28,7 +28,6 @@ from tidegate.mqtt.credentials import Secret, read_password
 from tidegate.ops.reload import ReloadOutcome, restart_note, restart_sections
 from tidegate.ops.tap import EventTap
 from tidegate.outbox import AsyncOutbox, OutboxLimits
-from tidegate.rules.loader import load_rules_for_reload
 from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.wording import count
 
@@ -57,6 +56,8 @@ class Snapshot:
 
 
 def _read_for_reload(config_path: Path) -> tuple[list[RuleConfig], dict[str, Any]]:
+    from tidegate.rules.loader import load_rules_for_reload  # noqa: PLC0415 - only on reload
+
     return load_rules_for_reload(config_path), restart_sections(config_path)
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tidegate.rules.config import RuleConfig
+if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
+    from tidegate.rules.config import RuleConfig
 
 
 @dataclass(frozen=True, slots=True)

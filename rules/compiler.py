@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.outgoing import Outgoing
 from tidegate.priority import Priority, priority_class
-from tidegate.rules.config import RuleConfig
 from tidegate.rules.expr import Expression, ExpressionRuntimeError, compile_expression
 from tidegate.rules.match import EventTest, StreamTest, compile_stream_test, compile_tag_test
 from tidegate.rules.operator import Operator, RejectingOperator, TimedOperator
 from tidegate.rules.set_fields import SetFields
 from tidegate.rules.topic import TopicRenderer, compile_template
+
+if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
+    from tidegate.rules.config import RuleConfig
 
 log = logging.getLogger(__name__)
 

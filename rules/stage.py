@@ -47,6 +47,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tidegate.event import Event
 from tidegate.outgoing import Outgoing
@@ -61,8 +62,10 @@ from tidegate.rules.compiler import (
     compile_rules,
     default_route,
 )
-from tidegate.rules.config import RuleConfig
 from tidegate.rules.expr import ExpressionRuntimeError
+
+if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
+    from tidegate.rules.config import RuleConfig
 
 __all__ = [
     "DEFAULT_ROUTE",
