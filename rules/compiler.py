@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from tidegate.event import Event
 from tidegate.outgoing import Outgoing
 from tidegate.priority import Priority, priority_class
-from tidegate.rules.expr import Expression, ExpressionRuntimeError, compile_expression
+from tidegate.rules.expr.errors import ExpressionRuntimeError
 from tidegate.rules.match import EventTest, StreamTest, compile_stream_test, compile_tag_test
 from tidegate.rules.operator import Operator, RejectingOperator, TimedOperator
 from tidegate.rules.set_fields import SetFields
@@ -26,6 +26,7 @@ from tidegate.rules.topic import TopicRenderer, compile_template
 
 if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
     from tidegate.rules.config import RuleConfig
+    from tidegate.rules.expr.expression import Expression
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ class CompiledRule:
         self.from_names: frozenset[str] | None = (
             frozenset(config.from_) if config.from_ is not None else None
         )
+        # The expression language loads with the first rule that uses it, not with the engine.
+        from tidegate.rules.expr.compiler import compile_expression  # noqa: PLC0415
+
         self.where: Expression | None = (
             compile_expression(config.where) if config.where is not None else None
         )

@@ -41,19 +41,17 @@ import difflib
 import math
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from pydantic import AfterValidator, Field
 
 from tidegate.event import Event, Scalar, Value
-from tidegate.rules.expr import (
-    Expression,
-    ExpressionError,
-    ExpressionRuntimeError,
-    compile_expression,
-    expression_error,
-    render,
-)
+from tidegate.rules.expr.errors import ExpressionError, ExpressionRuntimeError
+from tidegate.rules.expr.location import expression_error
+from tidegate.rules.expr.values import render
+
+if TYPE_CHECKING:
+    from tidegate.rules.expr.expression import Expression
 
 _PLAIN_TARGETS = ("value", "name", "source", "unit", "time")
 _KEYED_TARGET = re.compile(r"^(value|tags)\.([A-Za-z0-9_][A-Za-z0-9_.-]*)$")
@@ -72,6 +70,9 @@ def check_target(target: str) -> str:
 
 def compile_set_value(text: str) -> Expression:
     """Compile one ``set`` expression, with a hint when a bare word was meant as text."""
+    # The expression language loads with the first rule that uses it, not with the engine.
+    from tidegate.rules.expr.compiler import compile_expression  # noqa: PLC0415
+
     try:
         return compile_expression(text)
     except ExpressionError as exc:

@@ -62,7 +62,7 @@ from tidegate.rules.compiler import (
     compile_rules,
     default_route,
 )
-from tidegate.rules.expr import ExpressionRuntimeError
+from tidegate.rules.expr.errors import ExpressionRuntimeError
 
 if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
     from tidegate.rules.config import RuleConfig

@@ -120,13 +120,42 @@ packages import them from ``tidegate.rules.expr``, not from the modules inside.
 
 from __future__ import annotations
 
-from tidegate.rules.expr.compiler import compile_expression
-from tidegate.rules.expr.errors import ExpressionError, ExpressionRuntimeError
-from tidegate.rules.expr.expression import Expression
-from tidegate.rules.expr.functions import FUNCTIONS, Function
-from tidegate.rules.expr.location import expression_error, split_expression_errors
-from tidegate.rules.expr.parser import MAX_DEPTH, MAX_LENGTH
-from tidegate.rules.expr.values import MAX_STRING, render
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tidegate.rules.expr.compiler import compile_expression
+    from tidegate.rules.expr.errors import ExpressionError, ExpressionRuntimeError
+    from tidegate.rules.expr.expression import Expression
+    from tidegate.rules.expr.functions import FUNCTIONS, Function
+    from tidegate.rules.expr.location import expression_error, split_expression_errors
+    from tidegate.rules.expr.parser import MAX_DEPTH, MAX_LENGTH
+    from tidegate.rules.expr.values import MAX_STRING, render
+
+_HOMES = {
+    "compile_expression": "compiler",
+    "ExpressionError": "errors",
+    "ExpressionRuntimeError": "errors",
+    "Expression": "expression",
+    "FUNCTIONS": "functions",
+    "Function": "functions",
+    "expression_error": "location",
+    "split_expression_errors": "location",
+    "MAX_DEPTH": "parser",
+    "MAX_LENGTH": "parser",
+    "MAX_STRING": "values",
+    "render": "values",
+}
+"""Public name → its module. Loaded on first use, so a gateway without rules never loads
+the parser and compiler (catching ``ExpressionRuntimeError`` needs only ``errors``)."""
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "FUNCTIONS",

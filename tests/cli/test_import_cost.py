@@ -154,5 +154,10 @@ def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: b
     assert "asyncio" in modules
     assert not modules & {"typer", "sqlite_utils", "aiomqtt", "serial", "gpiod", "numpy"}, modules
     assert ("paho" in modules) == broker
-    # No rules: the rule schemas and the operators (and their schemas) stay out of memory.
-    assert not dotted & {"tidegate.rules.config", "tidegate.rules.operators.builtins"}
+    # No rules: the rule schemas, the operators and the expression language stay out of memory.
+    assert not dotted & {
+        "tidegate.rules.config",
+        "tidegate.rules.operators.builtins",
+        "tidegate.rules.expr.parser",
+        "tidegate.rules.expr.compiler",
+    }
