@@ -129,6 +129,7 @@ def test_peek_dead_letters_show_reason_and_raw_input(outbox_db: Path) -> None:
     assert letters[0]["payload"]["source"] == "refused"
     readable = ok("peek", "--db", str(outbox_db), "--dead-letters", "--source", "serial*")
     assert "input: bad checksum" in readable and "T=21.4*XX" in readable
+    assert "topic" not in readable  # input a driver rejected never had one: no "topic None"
 
 
 def test_export_jsonl_and_csv_hold_every_event(outbox_db: Path, tmp_path: Path) -> None:

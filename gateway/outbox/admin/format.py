@@ -185,9 +185,11 @@ def print_entry(e: Entry, now: float) -> None:
 def print_letter(d: DeadLetter, now: float) -> None:
     encoding, value = payload_fields(d.payload)
     text = d.payload.decode("utf-8") if encoding in ("json", "text") and d.payload else f"{value}"
+    # Input a driver rejected never had a topic: say nothing rather than "topic None".
+    topic = f"  topic {d.topic}" if d.topic is not None else ""
     typer.echo(
-        f"#{d.id} {age(now - d.at)} ago  {d.stage}: {d.reason}  source {d.source}  "
-        f"topic {d.topic}\n    [{encoding}] {text}"
+        f"#{d.id} {age(now - d.at)} ago  {d.stage}: {d.reason}  source {d.source}{topic}"
+        f"\n    [{encoding}] {text}"
     )
 
 
