@@ -2,7 +2,7 @@
 
 Like Telegraf's ``plugins/processors/all``: a new operator module adds its
 line here, and nothing else lists operators. Window kinds declare themselves
-to the ``window`` operator the same way.
+to the ``window`` operator the same way, listed in ``window/__init__.py``.
 """
 
 import tidegate.rules.operators.absence
@@ -12,7 +12,4 @@ import tidegate.rules.operators.dedup
 import tidegate.rules.operators.on_change
 import tidegate.rules.operators.range_check
 import tidegate.rules.operators.throttle
-import tidegate.rules.operators.window.aligned
-import tidegate.rules.operators.window.count
-import tidegate.rules.operators.window.session
-import tidegate.rules.operators.window.sliding  # noqa: F401 - all bind one name, `tidegate`
+import tidegate.rules.operators.window  # noqa: F401 - all bind one name, `tidegate`

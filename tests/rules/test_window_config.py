@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -138,3 +140,22 @@ def test_a_wrong_window_key_in_a_rule_file_is_reported_at_its_position(tmp_path:
         load_rule_path(rules)
     (message,) = caught.value.messages
     assert message.startswith(f"{rules}:5:5: rules[0].window.gap: unknown key 'gap'"), message
+
+
+def test_the_window_operator_alone_builds_every_kind() -> None:
+    """Importing the window operator (without the rule schema, which imports every operator)
+    brings every kind it can build: no kind depends on who imported what first."""
+    code = (
+        "from pydantic import TypeAdapter\n"
+        "from tidegate.rules.operators.window.config import WindowSection\n"
+        "from tidegate.rules.operators.window.operator import WindowOperator\n"
+        "adapter = TypeAdapter(WindowSection)\n"
+        "for kind in ({'kind': 'tumbling', 'size': 1}, {'kind': 'hopping', 'size': 2, 'hop': 1},\n"
+        "             {'kind': 'sliding', 'size': 1}, {'kind': 'session', 'gap': 1},\n"
+        "             {'kind': 'count', 'count': 3}):\n"
+        "    WindowOperator.build(adapter.validate_python(kind))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
