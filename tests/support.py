@@ -28,6 +28,20 @@ from tidegate.pipeline import Gateway
 TIDEGATE = [sys.executable, "-m", "tidegate"]
 
 
+def tidegate(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process, as a user would; never raises on a non-zero exit."""
+    return subprocess.run(
+        [*TIDEGATE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
 def wait_until(
     condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.02
 ) -> None:

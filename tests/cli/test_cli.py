@@ -11,23 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TIDEGATE, wait_until
+from tests.support import TIDEGATE, tidegate, wait_until
 from tidegate import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def tidegate(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*TIDEGATE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def test_version() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.test_control_cli import small_config, tidegate, wait_for_socket
-from tests.support import TIDEGATE, GatewayProcess
+from tests.ops.test_control_cli import small_config, wait_for_socket
+from tests.support import TIDEGATE, GatewayProcess, tidegate
 
 SERVICE_COMMANDS = (
     ["check"],

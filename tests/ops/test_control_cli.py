@@ -12,24 +12,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support import TIDEGATE, GatewayProcess, wait_until, write_config
-
-
-def tidegate(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*TIDEGATE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
+from tests.support import GatewayProcess, tidegate, wait_until, write_config
 
 
 def process_config(tmp_path: Path, rules: str = "") -> str:

@@ -229,19 +229,7 @@ def session_reference(
                 times = [t for t, _, _ in run_]
                 if everything or max(times) + gap + lateness <= watermark:
                     runs.remove(run_)
-                    ordered = sorted(run_, key=lambda s: s[0])  # by time, stable
-                    expected.append(
-                        Expected(
-                            source,
-                            min(times),
-                            max(times),
-                            step,
-                            max(times),
-                            [v for _, _, v in ordered],
-                            [s for _, s, _ in ordered],
-                            partial=everything,
-                        )
-                    )
+                    expected.append(expected_window(source, run_, step, partial=everything))
 
     for i, step in enumerate(steps):
         if isinstance(step, Tick):
@@ -265,6 +253,25 @@ def session_reference(
     return expected, late
 
 
+def expected_window(
+    source: str, values: list[tuple[float, float, float]], step: int, *, partial: bool
+) -> Expected:
+    """The window of ``values`` (window time, stamp, value), closed at ``step``: spanning
+    their window times, its values in window-time order (stable)."""
+    times = [t for t, _, _ in values]
+    ordered = sorted(values, key=lambda s: s[0])
+    return Expected(
+        source,
+        min(times),
+        max(times),
+        step,
+        max(times),
+        [v for _, _, v in ordered],
+        [s for _, s, _ in ordered],
+        partial=partial,
+    )
+
+
 def count_reference(
     steps: list[Step], count: int, *, event_time: bool = False, flush: bool = False
 ) -> list[Expected]:
@@ -274,21 +281,7 @@ def count_reference(
     expected = []
 
     def emit(source: str, step: int, *, partial: bool) -> None:
-        chunk = pending.pop(source)
-        times = [t for t, _, _ in chunk]
-        ordered = sorted(chunk, key=lambda s: s[0])  # the window's values in time order
-        expected.append(
-            Expected(
-                source,
-                min(times),
-                max(times),
-                step,
-                max(times),
-                [v for _, _, v in ordered],
-                [s for _, s, _ in ordered],
-                partial=partial,
-            )
-        )
+        expected.append(expected_window(source, pending.pop(source), step, partial=partial))
 
     for i, step in enumerate(steps):
         if isinstance(step, Tick):
