@@ -30,10 +30,3 @@ def load_declared(where: str) -> Any:
     for attribute in qualname.split("."):
         found = getattr(found, attribute)
     return found
-
-
-def __getattr__(name: str) -> Any:
-    # Every built-in config at once, for what wants them all (it imports each module).
-    if name == "BUILTIN_DRIVERS":
-        return tuple(load_declared(where) for where in BUILTIN_KINDS.values())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import pytest
 from tests.drivers.harness import Probe
 from tidegate.driver import Driver, DriverConfig, config_models, kind_name
 from tidegate.driver_kinds import BUILTIN, DriverKind, driver_types, kind_of
-from tidegate.drivers.builtins import BUILTIN_DRIVERS
+from tidegate.drivers.builtins import BUILTIN_KINDS, load_declared
 from tidegate.drivers.serial.config import SerialConfig
 from tidegate.drivers.sim.driver import SimDriver
 
@@ -23,7 +23,8 @@ KINDS = sorted(driver_types())
 
 def test_the_builtins_are_the_kinds_of_the_builtin_list() -> None:
     assert KINDS == ["gpio", "mqtt", "serial", "sim"]
-    assert {kind_name(config) for config in BUILTIN_DRIVERS} == set(KINDS)
+    configs = [load_declared(where) for where in BUILTIN_KINDS.values()]
+    assert {kind_name(config) for config in configs} == set(KINDS)
     assert all(kind.origin == BUILTIN for kind in driver_types().values())
 
 
