@@ -107,6 +107,17 @@ class DriverState(enum.StrEnum):
 
 
 @dataclass(slots=True)
+class DeviceHealth:
+    """One device behind a driver (a Modbus slave, a 1-Wire sensor, an I²C chip):
+    whether it answers, while the driver as a whole keeps running."""
+
+    stale: bool = False
+    """True while the device does not answer; its readings are missing, not invented."""
+    last_error: str | None = None
+    last_seen_monotonic: float | None = None
+
+
+@dataclass(slots=True)
 class DriverHealth:
     """What `tidegate status` shows for a driver; drivers update it as they go."""
 
@@ -116,6 +127,11 @@ class DriverHealth:
     last_error: str | None = None
     last_event_monotonic: float | None = None
     since_monotonic: float = field(default_factory=time.monotonic)
+    counters: dict[str, int] = field(default_factory=dict)
+    """Driver-specific tallies by name (``device_time``, ``clock_fallback``,
+    ``illegal_address``, …): shown by ``status`` and exported as metrics."""
+    devices: dict[str, DeviceHealth] = field(default_factory=dict)
+    """Per-device state, by a label the driver picks (``slave 3``, ``28-0316…``)."""
 
     def set_state(self, state: DriverState, error: str | None = None) -> None:
         if state is not self.state:
@@ -128,6 +144,31 @@ class DriverHealth:
     def count(self, n: int) -> None:
         self.events += n
         self.last_event_monotonic = time.monotonic()
+
+    def tally(self, counter: str, n: int = 1) -> None:
+        """Add ``n`` to a driver-specific counter (created at 0)."""
+        self.counters[counter] = self.counters.get(counter, 0) + n
+
+    def device(self, label: str) -> DeviceHealth:
+        """The health of one device behind the driver, created on first use."""
+        found = self.devices.get(label)
+        if found is None:
+            found = self.devices[label] = DeviceHealth()
+        return found
+
+    def device_answered(self, label: str) -> None:
+        found = self.device(label)
+        found.stale = False
+        found.last_seen_monotonic = time.monotonic()
+
+    def device_failed(self, label: str, error: str, *, stale: bool = True) -> None:
+        """Record a device's failure; ``stale`` says it stopped answering (counted
+        as a driver error either way)."""
+        found = self.device(label)
+        found.last_error = error
+        found.stale = found.stale or stale
+        self.errors += 1
+        self.last_error = f"{label}: {error}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,26 @@ def prometheus_text(doc: Document) -> str:
         "Seconds since the driver's last event.",
         iter((lbl, d["last_event_age_s"]) for lbl, d in by_driver),
     )
+    out.family(
+        "driver_counter_total",
+        "counter",
+        "Driver-specific tallies (device time used, clock fallbacks, Modbus exceptions, …).",
+        iter(
+            ({"driver": d["name"], "counter": name}, n)
+            for d in drivers
+            for name, n in (d.get("counters") or {}).items()
+        ),
+    )
+    out.family(
+        "driver_device_up",
+        "gauge",
+        "1 while a device behind a driver answers, 0 while it is stale.",
+        iter(
+            ({"driver": d["name"], "device": label}, int(not device["stale"]))
+            for d in drivers
+            for label, device in (d.get("devices") or {}).items()
+        ),
+    )
     by_rule = [({"rule": r["name"]}, r) for r in doc["rules"]]
     out.family(
         "rule_in_total",

@@ -191,6 +191,15 @@ class GatewayMonitor:
                     "errors": d.health.errors,
                     "last_error": d.health.last_error,
                     "last_event_age_s": _age(d.health.last_event_monotonic, now),
+                    "counters": dict(sorted(d.health.counters.items())),
+                    "devices": {
+                        label: {
+                            "stale": device.stale,
+                            "last_error": device.last_error,
+                            "last_seen_age_s": _age(device.last_seen_monotonic, now),
+                        }
+                        for label, device in sorted(d.health.devices.items())
+                    },
                 }
                 for d in gateway.drivers
             ],

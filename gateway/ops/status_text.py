@@ -48,6 +48,25 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _driver_details(drivers: list[dict[str, Any]]) -> list[str]:
+    """Per driver, its own counters and its devices that do not answer (older
+    documents have neither: a newer client may talk to an older gateway)."""
+    lines: list[str] = []
+    for d in drivers:
+        counters = d.get("counters") or {}
+        if counters:
+            tallies = " · ".join(f"{name} {n}" for name, n in counters.items())
+            lines.append(f"  {d['name']}: {tallies}")
+        for label, device in (d.get("devices") or {}).items():
+            if device["stale"]:
+                seen = device["last_seen_age_s"]
+                since = "never answered" if seen is None else f"last answer {_duration(seen)} ago"
+                lines.append(
+                    f"  {d['name']} {label}: STALE ({since}) · {device['last_error'] or '-'}"
+                )
+    return lines
+
+
 def render_status(doc: Document) -> str:
     """The document as a screenful of text."""
     rates = doc["rates"]
@@ -82,6 +101,7 @@ def render_status(doc: Document) -> str:
             for d in doc["drivers"]
         ],
     )
+    lines += _driver_details(doc["drivers"])
     lines += ["", "rules"]
     lines += _table(
         ["NAME", "IN", "OUT", "DROPPED", "FILTERED", "DEAD LETTERS"],
