@@ -16,7 +16,10 @@ from typing import Any
 
 BUILTIN_KINDS: dict[str, str] = {
     "gpio": "tidegate.drivers.gpio.config:GpioConfig",
+    "i2c": "tidegate.drivers.i2c.config:I2cConfig",
+    "modbus": "tidegate.drivers.modbus.config:ModbusConfig",
     "mqtt": "tidegate.drivers.mqtt.config:MqttInputConfig",
+    "onewire": "tidegate.drivers.onewire.config:OneWireConfig",
     "serial": "tidegate.drivers.serial.config:SerialConfig",
     "sim": "tidegate.drivers.sim.config:SimConfig",
 }

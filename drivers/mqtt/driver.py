@@ -25,7 +25,7 @@ from tidegate.driver import Driver, DriverContext, DriverState, Emit
 from tidegate.drivers.mqtt.config import MqttInputConfig, Subscription
 from tidegate.drivers.mqtt.link import READ_BURST, BrokerLink, ConnectFailed
 from tidegate.drivers.mqtt.routing import Router, Unroutable
-from tidegate.drivers.parsing.parse import FrameRejected
+from tidegate.drivers.parsing.parse import FrameRejected, TimeReport
 from tidegate.event import Event
 
 __all__ = ["MqttDriver", "MqttInputConfig", "Subscription"]
@@ -42,7 +42,9 @@ class MqttDriver(Driver[MqttInputConfig]):
     def __init__(self, config: MqttInputConfig, context: DriverContext) -> None:
         super().__init__(config, context)
         self.client_id = config.client_id or f"tidegate-{context.gateway_id}-{config.name}"
-        self.router = Router(config.subscriptions, config.name)
+        self.router = Router(
+            config.subscriptions, config.name, TimeReport(config.name, self.health.tally)
+        )
         self.link = BrokerLink(config, self.client_id, self._on_message, self._room)
         self.backoff = Backoff(config.reconnect)
         self.messages = 0

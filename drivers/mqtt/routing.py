@@ -18,7 +18,7 @@ from tidegate.drivers.mqtt.topics import (
     clean_name,
     filter_matches,
 )
-from tidegate.drivers.parsing.parse import FrameParser
+from tidegate.drivers.parsing.parse import FrameParser, TimeReport
 from tidegate.event import Event
 
 ROUTE_CACHE = 10_000
@@ -28,8 +28,12 @@ ROUTE_CACHE = 10_000
 class CompiledSubscription:
     """A subscription with its templates compiled and a parser per source."""
 
-    def __init__(self, config: Subscription, driver: str) -> None:
+    def __init__(
+        self, config: Subscription, driver: str, time_report: TimeReport | None = None
+    ) -> None:
         self.config = config
+        self.time_report = time_report
+        """Counts the device times of every source's parser: one per driver."""
         self.levels = check_filter(config.topic)
         self.driver = driver
         self.source = (
@@ -49,7 +53,7 @@ class CompiledSubscription:
     def parser(self, source: str) -> FrameParser:
         parser = self._parsers.get(source)
         if parser is None:
-            parser = FrameParser(self.config.parse, source)
+            parser = FrameParser(self.config.parse, source, self.time_report)
             if len(self._parsers) < ROUTE_CACHE:
                 self._parsers[source] = parser
         return parser
@@ -102,8 +106,13 @@ class Unroutable:
 class Router:
     """The subscriptions of one driver, and the routes of the topics seen so far."""
 
-    def __init__(self, subscriptions: Sequence[Subscription], driver: str) -> None:
-        self.subscriptions = [CompiledSubscription(s, driver) for s in subscriptions]
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        driver: str,
+        time_report: TimeReport | None = None,
+    ) -> None:
+        self.subscriptions = [CompiledSubscription(s, driver, time_report) for s in subscriptions]
         self._routes: dict[str, Route | Unroutable] = {}
 
     def route(self, topic: str) -> Route | Unroutable:

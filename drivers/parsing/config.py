@@ -7,11 +7,11 @@ checking a config imports no parser; the field descriptions are the reference.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator, model_validator
 
-from tidegate.config.types import Name, Section
+from tidegate.config.types import Duration, Name, Section
 from tidegate.drivers.framing.checksums import ByteOrder
 
 FieldType: TypeAlias = Literal["number", "int", "bool", "string"]
@@ -74,13 +74,114 @@ class StructField(Section):
     )
 
 
-class TimestampSpec(Section):
-    """A field that carries the reading's own time."""
+TimeFormat: TypeAlias = Literal["epoch_s", "epoch_ms", "rfc3339", "hhmmss"]
+DateFormat: TypeAlias = Literal["ddmmyy", "yyyy-mm-dd"]
+
+
+def _max_behind() -> Any:
+    return Field(
+        7 * 86400.0,
+        ge=0,
+        description="How far behind the gateway's clock the device time may be (a data "
+        "logger uploading what it recorded offline is behind), e.g. `7d` (the default, "
+        "604800 s), `12h`. Further behind is invalid.",
+    )
+
+
+def _max_ahead() -> Any:
+    return Field(
+        120.0,
+        ge=0,
+        description="How far ahead of the gateway's clock the device time may be (its "
+        "clock drifting, or two clocks a little apart), e.g. `2m` (the default, 120 s). "
+        "Further ahead is invalid.",
+    )
+
+
+def _on_invalid() -> Any:
+    return Field(
+        "clock",
+        description="A device time that is missing, unparsable or outside the tolerance: "
+        "`clock` stamps the events with the gateway's clock instead (counted as "
+        "`clock_fallback`); `reject` puts the frame in the dead letters with the reason.",
+    )
+
+
+OnInvalid: TypeAlias = Literal["clock", "reject"]
+
+
+class TimeFieldSpec(Section):
+    """A field that carries the reading's own time, checked against the gateway's clock.
+
+    Which time was used is counted per driver: `device_time`, or `clock_fallback`
+    with the reason (`device_time_ahead`, `device_time_behind`,
+    `device_time_missing`, `device_time_unparsable`), shown by `tidegate status`
+    and the metrics.
+    """
 
     field: str = Field(min_length=1, description="Key of the field holding the time.")
-    format: Literal["unix", "unix_ms", "iso8601"] = Field(
-        "unix", description="Seconds or milliseconds since 1970, or an ISO 8601 string."
+    format: TimeFormat = Field(
+        "epoch_s",
+        description="`epoch_s` / `epoch_ms`: seconds / milliseconds since 1970 (a number, "
+        "fractions allowed); `rfc3339`: `2026-12-02T06:55:00.5Z` or with an offset "
+        "(`+01:00`), the offset is required; `hhmmss`: a UTC time of day as NMEA sends "
+        "it (`123519` or `123519.25`), on the date of `date_field`, or without one on the "
+        "UTC date that puts it nearest to the gateway's clock (a fix at 23:59:59.9 read "
+        "just after midnight is yesterday's).",
     )
+    date_field: str | None = Field(
+        None,
+        min_length=1,
+        description="With `format: hhmmss`: key of the field holding the UTC date.",
+    )
+    date_format: DateFormat | None = Field(
+        None,
+        description="Format of `date_field`: `ddmmyy` as NMEA RMC sends it (`021226`, "
+        "years 2000-2099; the default) or `yyyy-mm-dd`.",
+    )
+    max_behind: Duration = _max_behind()
+    max_ahead: Duration = _max_ahead()
+    on_invalid: OnInvalid = _on_invalid()
+
+    @model_validator(mode="after")
+    def _date_goes_with_hhmmss(self) -> TimeFieldSpec:
+        if self.date_field is not None and self.format != "hhmmss":
+            raise ValueError("`date_field` goes with `format: hhmmss` only")
+        if self.date_format is not None and self.date_field is None:
+            raise ValueError("`date_format` needs a `date_field`")
+        if self.date_field == self.field:
+            raise ValueError("`date_field` and `field` must be different fields")
+        return self
+
+
+class StructTimeField(Section):
+    """A binary frame's own time: an unsigned integer since 1970 at a fixed offset."""
+
+    offset: int = Field(ge=0, le=65535, description="Byte offset in the frame (from byte 0).")
+    type: Literal["u32", "u64"] = Field("u32", description="`u32` or `u64`.")
+    byte_order: ByteOrder | None = Field(None, description="Override the parser's byte order.")
+    format: Literal["epoch_s", "epoch_ms"] = Field(
+        "epoch_s", description="Seconds or milliseconds since 1970."
+    )
+    max_behind: Duration = _max_behind()
+    max_ahead: Duration = _max_ahead()
+    on_invalid: OnInvalid = _on_invalid()
+
+
+def time_keys(spec: TimeFieldSpec | None) -> set[str]:
+    """The keys a record's ``time_field`` reads (not emitted as values)."""
+    if spec is None:
+        return set()
+    return {spec.field} if spec.date_field is None else {spec.field, spec.date_field}
+
+
+def _renamed_timestamp(data: Any) -> Any:
+    if isinstance(data, dict) and "timestamp" in data:
+        raise ValueError(
+            "`timestamp:` is now `time_field:` (formats epoch_s, epoch_ms, rfc3339, hhmmss; "
+            "checked against the gateway's clock)"
+        )
+    return data
 
 
 class _ParseBase(Section):
@@ -109,10 +210,17 @@ class _RecordParse(_ParseBase):
         "`reject` the record (`kv` and `json`: for a device that always sends the same "
         "keys, an unknown key is a damaged record).",
     )
-    timestamp: TimestampSpec | None = Field(
-        None, description="Take the event time from a field instead of the arrival time."
+    time_field: TimeFieldSpec | None = Field(
+        None,
+        description="Take the event time from a field of the frame instead of the arrival "
+        "time, within a tolerance of the gateway's clock.",
     )
     encoding: Encoding = Field("utf-8", description="Text encoding of the frame.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timestamp(cls, data: Any) -> Any:
+        return _renamed_timestamp(data)
 
     @model_validator(mode="after")
     def _something_to_emit(self) -> _RecordParse:
@@ -206,6 +314,16 @@ class StructParse(_ParseBase):
     format: Literal["struct"] = Field("struct", description="Frames are binary records.")
     byte_order: ByteOrder = Field("big", description="Default byte order of the fields.")
     fields: dict[str, StructField] = Field(min_length=1, description="The values, by key.")
+    time_field: StructTimeField | None = Field(
+        None,
+        description="Take the event time from the frame (an integer since 1970 at an "
+        "offset) instead of the arrival time, within a tolerance of the gateway's clock.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timestamp(cls, data: Any) -> Any:
+        return _renamed_timestamp(data)
 
 
 class RawParse(_ParseBase):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from datetime import datetime
 from decimal import (
     MAX_EMAX,
     MIN_EMIN,
@@ -33,7 +32,7 @@ from decimal import (
 )
 from typing import TypeAlias
 
-from tidegate.drivers.parsing.config import FieldSpec, TimestampSpec
+from tidegate.drivers.parsing.config import FieldSpec
 from tidegate.drivers.parsing.records import FrameRejected
 from tidegate.event import Scalar
 
@@ -295,21 +294,3 @@ def converter(spec: FieldSpec, key: str) -> Converter:
     if spec.type == "bool":
         return lambda raw: _to_bool(raw, key)
     return lambda raw: raw if isinstance(raw, str) else str(raw)
-
-
-def timestamp(raw: RawValue, spec: TimestampSpec) -> float:
-    """The time a frame carries, in seconds since 1970."""
-    if spec.format == "iso8601":
-        if not isinstance(raw, str):
-            raise FrameRejected(f"timestamp '{spec.field}': {raw!r} is not an ISO 8601 string")
-        try:
-            moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise FrameRejected(
-                f"timestamp '{spec.field}': {raw[:40]!r} is not an ISO 8601 time"
-            ) from None
-        if moment.tzinfo is None:
-            raise FrameRejected(f"timestamp '{spec.field}': {raw[:40]!r} has no UTC offset")
-        return moment.timestamp()
-    seconds = to_number(raw, spec.field)
-    return seconds / 1000.0 if spec.format == "unix_ms" else seconds

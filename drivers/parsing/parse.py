@@ -7,7 +7,9 @@ raw values out of the frame (``records``), then the field specs convert them
 (``conversions``: number, int, bool, string; scale and bias, rounded to the
 resolution they give; never a wrong number), attach units and tags, and shape the
 events: one event per field (``as: events``, the default) or one event whose value
-maps field names to values (``as: mapping``).
+maps field names to values (``as: mapping``). The events are stamped with the
+frame's arrival time, or with the time the frame carries (``time_field:``, read and
+checked against the gateway's clock by ``device_time``, which counts the choice).
 The schema of the section is in ``config``; importing it costs no parser.
 
 A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that is
@@ -31,6 +33,9 @@ frame with one corrupt value is likely corrupt elsewhere too.
 - format: kv                          # "raw=615": 615 * 0.1 - 40 = 21.5 (1 decimal)
   fields:
     raw: {name: temperature, scale: 0.1, bias: -40, unit: "°C"}
+- format: json                        # {"t": 21.5, "at": "2026-12-02T07:54:00+01:00"}
+  fields: {t: {name: temperature, unit: "°C"}}
+  time_field: {field: at, format: rfc3339, max_ahead: 2m, max_behind: 7d}
 - format: struct                      # Plantower PMS5003, 32-byte frames
   byte_order: big
   fields:
@@ -61,8 +66,10 @@ from tidegate.drivers.parsing.config import (
     RegexParse,
     StructField,
     StructParse,
-    TimestampSpec,
+    StructTimeField,
+    TimeFieldSpec,
     WireType,
+    time_keys,
 )
 from tidegate.drivers.parsing.conversions import (
     RawValue,
@@ -70,15 +77,15 @@ from tidegate.drivers.parsing.conversions import (
     converter,
     number_converter,
     shortest_f32,
-    timestamp,
 )
+from tidegate.drivers.parsing.device_time import DeviceClock, TimeReport
 from tidegate.drivers.parsing.records import Extractor, FrameRejected, decode, record_extractor
 from tidegate.event import Event, Scalar, Value, new_event
 
 __all__ = [  # the config classes, re-exported for the drivers and the simulated device
     "CsvParse", "Encoding", "FieldSpec", "FieldType", "FrameParser", "FrameRejected", "JsonParse",
     "KvParse", "ParseConfig", "RawParse", "RawValue", "Reading", "RegexParse", "StructField",
-    "StructParse", "TimestampSpec", "WireType",
+    "StructParse", "StructTimeField", "TimeFieldSpec", "TimeReport", "WireType",
 ]
 
 _WIRE_CODES: dict[WireType, str] = {
@@ -142,7 +149,12 @@ def _merge_tags(common: dict[str, str], own: dict[str, str]) -> dict[str, str] |
 class FrameParser:
     """Parses frames into events for one source, as one ``parse:`` section says."""
 
-    def __init__(self, config: ParseConfig, source: str) -> None:
+    def __init__(
+        self, config: ParseConfig, source: str, time_report: TimeReport | None = None
+    ) -> None:
+        """``time_report`` counts which clock the events got (``time_field:``): the
+        driver's, shared by its parsers; without one nothing is counted (the first
+        fallback is still logged)."""
         self.config = config
         self.source = source
         self._tags = config.tags or None
@@ -150,7 +162,13 @@ class FrameParser:
         self._extract: Extractor | None = None
         self._outputs: list[_Output] = []
         self._struct: list[_StructOutput] = []
-        self._timestamp: TimestampSpec | None = None
+        self._clock: DeviceClock | None = None
+        if not isinstance(config, RawParse) and config.time_field is not None:
+            self._clock = DeviceClock(
+                config.time_field,
+                time_report or TimeReport(source),
+                config.byte_order if isinstance(config, StructParse) else "big",
+            )
         if isinstance(config, StructParse):
             self._compile_struct(config)
         elif not isinstance(config, RawParse):
@@ -170,10 +188,7 @@ class FrameParser:
             for key, spec in config.fields.items()
         ]
         self._include_unlisted = config.unlisted == "include"
-        self._listed = frozenset(config.fields) | (
-            {config.timestamp.field} if config.timestamp else set()
-        )
-        self._timestamp = config.timestamp
+        self._listed = frozenset(config.fields) | time_keys(config.time_field)
 
     def _compile_struct(self, config: StructParse) -> None:
         for key, spec in config.fields.items():
@@ -203,10 +218,13 @@ class FrameParser:
                 )
             )
 
-    def readings(self, frame: bytes) -> tuple[list[Reading], float | None]:
-        """The frame's converted fields, and the time the frame carries (if configured)."""
+    def readings(self, frame: bytes, received: float) -> tuple[list[Reading], float]:
+        """The frame's converted fields, and their time: the one the frame carries
+        (``time_field:``, checked against ``received``) or ``received``."""
+        clock = self._clock
         if self._extract is None:  # struct (``parse`` takes a raw frame whole)
-            return self._struct_values(frame), None
+            values = self._struct_values(frame)
+            return values, received if clock is None else clock.event_time(frame, received)
         record = self._extract(frame)
         found: list[Reading] = []
         for out in self._outputs:
@@ -226,15 +244,10 @@ class FrameParser:
                     continue
                 if _NAME.match(key) and len(key) <= 64:
                     found.append(Reading(key, auto(raw), None, self._tags))
-        moment: float | None = None
-        if self._timestamp is not None:
-            raw_time = record.get(self._timestamp.field)
-            if raw_time is None:
-                raise FrameRejected(f"timestamp field '{self._timestamp.field}' is missing")
-            moment = timestamp(raw_time, self._timestamp)
         if not found:
             raise FrameRejected("no configured field in the frame")
-        return found, moment
+        # Last: a frame rejected for its values is not counted as a device time.
+        return found, received if clock is None else clock.event_time(record, received)
 
     def _struct_values(self, frame: bytes) -> list[Reading]:
         found: list[Reading] = []
@@ -266,8 +279,7 @@ class FrameParser:
                     time=received,
                 )
             ]
-        found, moment = self.readings(frame)
-        when = received if moment is None else moment
+        found, when = self.readings(frame, received)
         if self._mapping:
             value: Value = {reading.name: reading.value for reading in found}
             return [new_event(self.source, config.name, value, tags=self._tags, time=when)]

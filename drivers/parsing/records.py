@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from tidegate.drivers.parsing.config import CsvParse, JsonParse, KvParse, RegexParse
+from tidegate.drivers.parsing.config import CsvParse, JsonParse, KvParse, RegexParse, time_keys
 from tidegate.errors import TidegateError
 
 Extractor = Callable[[bytes], dict[str, Any]]
@@ -57,8 +57,7 @@ def record_extractor(config: JsonParse | CsvParse | KvParse | RegexParse) -> Ext
         known = set(config.fields) | {key.split(".", 1)[0] for key in config.fields}
     if config.unlisted != "reject":
         return extract
-    if config.timestamp is not None:
-        known.add(config.timestamp.field)
+    known |= time_keys(config.time_field)
 
     def strict(frame: bytes) -> dict[str, Any]:
         record = extract(frame)
@@ -136,8 +135,9 @@ def _json_record(frame: bytes, config: JsonParse) -> dict[str, Any]:
         record = _checked_parse(frame)
     else:
         _refuse_duplicate_keys(frame, record)
-    if any("." in key for key in config.fields):
-        for key in config.fields:
+    keys = [*config.fields, *time_keys(config.time_field)]
+    if any("." in key for key in keys):
+        for key in keys:
             if "." not in key:
                 continue
             nested = _dig(record, key)
@@ -261,7 +261,7 @@ def _regex_extractor(config: RegexParse) -> Extractor:
     search = compiled.search
     emitted = (
         set(compiled.groupindex) if config.unlisted == "include" else set(config.fields)
-    ) | ({config.timestamp.field} if config.timestamp else set())
+    ) | time_keys(config.time_field)
 
     def extract(frame: bytes) -> dict[str, Any]:
         text = decode(frame, config.encoding)

@@ -30,7 +30,7 @@ import serial
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
 from tidegate.drivers.framing.lines import make_framer
-from tidegate.drivers.parsing.parse import FrameParser, FrameRejected
+from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, TimeReport
 from tidegate.drivers.serial.commands import command_bytes
 from tidegate.drivers.serial.config import SIM_PORT, SerialConfig
 from tidegate.drivers.serial.sim import SerialSim, SimDeviceError
@@ -57,7 +57,9 @@ class SerialDriver(Driver[SerialConfig]):
     def __init__(self, config: SerialConfig, context: DriverContext) -> None:
         super().__init__(config, context)
         self.framer = make_framer(config.framing, self._reject)
-        self.parser = FrameParser(config.parse, config.name)
+        self.parser = FrameParser(
+            config.parse, config.name, TimeReport(config.name, self.health.tally)
+        )
         self.frames = 0
         """Complete frames received (parsed or not)."""
         self.rejects = 0

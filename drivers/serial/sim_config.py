@@ -43,6 +43,7 @@ from tidegate.drivers.parsing.config import (
     RegexParse,
     StructField,
     StructParse,
+    time_keys,
 )
 from tidegate.drivers.serial.commands import Command
 
@@ -178,6 +179,5 @@ def field_keys(config: SerialSimConfig) -> list[str]:
     if isinstance(parse, RawParse):
         return ["value"]
     keys = list(parse.fields) or list(config.signals) or ["value"]
-    if parse.timestamp is not None and parse.timestamp.field not in keys:
-        keys.append(parse.timestamp.field)
+    keys += [key for key in sorted(time_keys(parse.time_field)) if key not in keys]
     return keys

@@ -35,6 +35,7 @@ from tidegate.drivers.parsing.config import (
     RegexParse,
     StructParse,
 )
+from tidegate.drivers.parsing.device_time import device_time
 from tidegate.drivers.serial.sim_config import SerialSimConfig, SignalSpec, field_keys
 
 SimValue: TypeAlias = float | int | bool | str
@@ -119,19 +120,13 @@ class FrameMaker:
         fields: Mapping[str, FieldSpec] = (
             parse.fields if isinstance(parse, JsonParse | CsvParse | KvParse | RegexParse) else {}
         )
-        timestamp = (
-            parse.timestamp if isinstance(parse, JsonParse | CsvParse | KvParse | RegexParse)
+        clock = (
+            parse.time_field if isinstance(parse, JsonParse | CsvParse | KvParse | RegexParse)
             else None
         )
         for key in self._keys:
-            if timestamp is not None and key == timestamp.field:
-                wall = time.time()
-                if timestamp.format == "unix":
-                    values[key] = round(wall, 3)
-                elif timestamp.format == "unix_ms":
-                    values[key] = int(wall * 1000)
-                else:
-                    values[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+            if clock is not None and key in (clock.field, clock.date_field):
+                values[key] = device_time(clock, key, time.time())
                 continue
             signal = self.config.signals.get(key) or SignalSpec()
             phase = 2 * math.pi * (moment - self._epoch) / signal.period

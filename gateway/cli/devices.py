@@ -1,7 +1,9 @@
-"""``tidegate devices``: the serial ports and GPIO chips this machine has.
+"""``tidegate devices``: the serial ports, GPIO chips, 1-Wire sensors and I²C buses
+this machine has.
 
 Registered in ``tidegate.cli.app`` with ``app.command("devices")(devices)``;
-pyserial's port listing is imported when the command runs.
+pyserial's port listing (and smbus2, to probe I²C
+addresses) is imported when the command runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ def devices(
         bool, typer.Option("--json", help="Print the report as JSON, for scripts.")
     ] = False,
 ) -> None:
-    """List serial ports (path, by-id name, USB VID:PID) and GPIO chips with their lines."""
+    """List serial ports (path, by-id name, USB VID:PID), GPIO chips with their lines,
+    1-Wire sensors with a reading, and the addresses answering on each I²C bus."""
     import json  # noqa: PLC0415
     from dataclasses import asdict  # noqa: PLC0415
 

@@ -36,6 +36,9 @@ from pydantic import TypeAdapter
 
 from tests.drivers.devices import gpio_on, sim_for
 from tests.drivers.harness import Probe, eventually, running
+from tests.drivers.i2c.conformance_case import absent_i2c, live_i2c
+from tests.drivers.modbus.conformance_case import absent_modbus, live_modbus
+from tests.drivers.onewire.conformance_case import absent_onewire, live_onewire
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.driver import Driver, DriverState
 from tidegate.driver_kinds import driver_types
@@ -152,6 +155,9 @@ CASES: dict[str, Callable[[pytest.FixtureRequest, Probe], AbstractAsyncContextMa
     "serial": live_serial,
     "gpio": live_gpio,
     "mqtt": live_mqtt,
+    "modbus": live_modbus,
+    "onewire": live_onewire,
+    "i2c": live_i2c,
 }
 
 KINDS = sorted(driver_types())
@@ -255,6 +261,12 @@ def absent_device(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     if kind == "mqtt":
         return {"name": "mqtt", "port": free_port(), "reconnect": {"initial_delay": "10ms"},
                 "subscriptions": [{"topic": "dev/+", "parse": {"format": "raw"}}]}
+    if kind == "i2c":
+        return absent_i2c(tmp_path)
+    if kind == "modbus":
+        return absent_modbus()
+    if kind == "onewire":
+        return absent_onewire(tmp_path)
     pytest.fail(f"driver kind {kind!r} has no absent-device config: add one to {__name__}")
 
 

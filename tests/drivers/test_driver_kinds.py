@@ -22,7 +22,7 @@ KINDS = sorted(driver_types())
 
 
 def test_the_builtins_are_the_kinds_of_the_builtin_list() -> None:
-    assert KINDS == ["gpio", "mqtt", "serial", "sim"]
+    assert KINDS == ["gpio", "i2c", "modbus", "mqtt", "onewire", "serial", "sim"]
     configs = [load_declared(where) for where in BUILTIN_KINDS.values()]
     assert {kind_name(config) for config in configs} == set(KINDS)
     assert all(kind.origin == BUILTIN for kind in driver_types().values())

@@ -130,11 +130,11 @@ def test_csv_unlisted_columns_are_auto_typed_when_included() -> None:
 # --- json ---------------------------------------------------------------------------------
 
 
-def test_json_object_with_nested_key_and_timestamp() -> None:
+def test_json_object_with_nested_key_and_device_time() -> None:
     config = {
         "format": "json",
         "fields": {"env.t": {"name": "temperature"}, "rssi": {"type": "int"}},
-        "timestamp": {"field": "ts", "format": "unix_ms"},
+        "time_field": {"field": "ts", "format": "epoch_ms"},
     }
     events = parser(config).parse(b'{"env": {"t": 21.5}, "rssi": -61, "ts": 1700000001500}',
                                   RECEIVED)
@@ -156,13 +156,13 @@ def test_json_unlisted_keeps_json_types() -> None:
     assert values(events) == {"a": 1, "b": True, "c": "x"}
 
 
-def test_iso_timestamp() -> None:
+def test_rfc3339_device_time() -> None:
     config = {"format": "json", "fields": {"t": {}},
-              "timestamp": {"field": "at", "format": "iso8601"}}
+              "time_field": {"field": "at", "format": "rfc3339", "on_invalid": "reject"}}
     (event,) = parser(config).parse(b'{"t": 1, "at": "2023-11-14T22:13:20Z"}', RECEIVED)
     assert event.time == 1_700_000_000.0
     assert "no UTC offset" in rejection(config, b'{"t": 1, "at": "2023-11-14T22:13:20"}')
-    assert rejection(config, b'{"t": 1}') == "timestamp field 'at' is missing"
+    assert rejection(config, b'{"t": 1}') == "time field 'at' is missing"
 
 
 # --- regex (an NMEA sentence, after the line framer verified and removed its *hh) --------
@@ -284,7 +284,7 @@ FUZZED_PARSERS = [
     {"format": "kv", "unlisted": "include", "fields": {"a": {"type": "int"}}},
     {"format": "csv", "columns": ["a", "b"], "fields": {"a": {}, "b": {"type": "bool"}}},
     {"format": "json", "unlisted": "include", "fields": {"x.y": {"type": "int"}},
-     "timestamp": {"field": "ts", "format": "iso8601"}},
+     "time_field": {"field": "ts", "format": "rfc3339"}},
     GGA,
     PMS5003_FIELDS,
     {"format": "raw"},
@@ -320,5 +320,5 @@ def test_docstring_examples_load() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", _parsing.__doc__, re.S)
     examples = yaml.safe_load(block)
     assert [PARSE.validate_python(example).format for example in examples] == [
-        "kv", "csv", "kv", "struct",
+        "kv", "csv", "kv", "json", "struct",
     ]

@@ -2,7 +2,8 @@
 
 A real pseudo-terminal behind a by-id style symlink plays a USB serial adapter; GPIO
 chips are files named like /dev/gpiochipN, read through a stand-in for the third-party
-``gpiod`` module where the test needs lines (this machine has no GPIO chip).
+``gpiod`` module where the test needs lines (this machine has no GPIO chip). The
+1-Wire and I²C sections are in test_devices_buses.py.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def test_this_machine_is_described_plainly_and_exits_0() -> None:
         assert "no GPIO chips: nothing matches /dev/gpiochip*" in text
     code, text = run_cli("--json")
     assert code == 0
-    assert set(json.loads(text)) == {"serial_ports", "gpio_chips", "notes"}
+    assert set(json.loads(text)) == {"serial_ports", "gpio_chips", "onewire", "i2c_buses", "notes"}
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 tests/test_late_events.py and tests/test_dedup.py drive the real ``RuleStage``;
 here the whole path is real: a device publishes JSON readings to Mosquitto, the
 gateway's ``mqtt`` driver takes each reading's time from the payload
-(``parse.timestamp``), the rules run in a ``tidegate run`` process and publish
+(``parse.time_field``), the rules run in a ``tidegate run`` process and publish
 to the same broker, where a subscriber records what comes out. Then the same
 config, with the readings sent as its recorded-events file, goes through the
 real ``tidegate rules test`` command, which must give the same output.
@@ -91,7 +91,7 @@ drivers:
         parse:
           format: json
           fields: {{t: {{name: temperature}}}}
-          timestamp: {{field: ts, format: unix}}
+          time_field: {{field: ts, format: epoch_s}}
 rules:
   # The gateway clock has reached the rules once this reports (a stream never seen,
   # stale one tick after the first): the test's way to know the gateway has ticked.

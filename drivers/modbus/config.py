@@ -1,0 +1,245 @@
+"""The ``modbus`` driver: meters, inverters, PLCs and sensors that speak Modbus.
+
+One driver instance is one bus: a serial port with one or many slaves on it (Modbus
+RTU, e.g. an RS-485 line through a USB adapter, ``port:``), or one Modbus TCP
+connection (``host:``; a TCP gateway in front of an RS-485 line has several unit ids).
+Each device under ``devices:`` has its slave (unit) id, a name (the events' ``device``
+tag) and a register map; the driver merges nearby registers of a device into as few
+reads as the protocol allows (125 registers or 2000 bits a read), polls the devices
+one after the other on the one bus, and emits one event per value (``source``: the
+driver's name; ``name``: the register's; tag ``device``: the device's).
+
+Addresses are 0-based within their table: a manual's "30001" is ``table: input,
+address: 0`` and "40101" is ``table: holding, address: 100`` (Modicon numbers are not
+accepted, since 40001 is also a valid 0-based address). Types: u16, i16, u32, i32,
+u64, i64, f32, f64, string, bitfield (named bits become bool events) and bool (coils,
+discrete inputs), with ``byte_order``/``word_order`` for devices that swap them, and
+``scale``/``offset``/``decimals`` for values sent as scaled integers.
+
+An exception reply (illegal data address, device busy, ...) is counted by name in
+``tidegate status`` (``illegal_data_address``, ``device_busy``, ...) and kept as a dead
+letter; a device that does not answer ``retries`` retries goes stale (its readings
+are missing, so absence rules fire) while the others keep being polled, and comes
+back when it answers again; a lost connection is reopened with ``reconnect:``'s backoff.
+
+```yaml
+drivers:
+  - name: meters
+    type: modbus
+    port: /dev/serial/by-id/usb-FTDI_USB_RS485_Cable_FT0A1B2C-if00-port0  # laptop: sim
+    baudrate: 9600
+    parity: none
+    timeout: 500ms                   # per request
+    retries: 1                       # then the device is stale until it answers again
+    interval: 10s                    # default for every device
+    devices:
+      - name: mains                  # an Eastron SDM120 at slave id 1
+        slave: 1
+        registers:
+          - {name: voltage, table: input, address: 0x00, type: f32, unit: V}
+          - {name: current, table: input, address: 0x06, type: f32, unit: A}
+          - {name: power, table: input, address: 0x0C, type: f32, unit: W}
+          - {name: energy, table: input, address: 0x156, type: f32, unit: kWh, interval: 60s}
+      - name: boiler                 # a controller at slave id 7
+        slave: 7
+        interval: 5s
+        registers:
+          - {name: temperature, address: 0, type: i16, scale: 0.1, unit: "°C"}
+          - {name: setpoint, address: 1, type: u16, scale: 0.1, unit: "°C"}
+          - {name: status, address: 2, type: bitfield, bits: {burner: 0, pump: 1, fault: 15}}
+          - {name: enabled, table: coil, address: 0}
+  - name: inverter
+    type: modbus
+    host: 192.168.1.50               # Modbus TCP; laptop: sim
+    tcp_port: 502
+    devices:
+      - name: inverter
+        slave: 1
+        registers:
+          - {name: pv_power, address: 5016, type: u32, word_order: little, unit: W}
+          - {name: model, address: 4999, type: string, length: 10}
+```
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tidegate.backoff import ReconnectSection
+from tidegate.config.types import Duration, Name, Section
+from tidegate.driver import DriverConfig
+from tidegate.drivers.modbus.plan import MAX_READ_REGISTERS
+from tidegate.drivers.modbus.registers import RegisterSpec
+from tidegate.drivers.modbus.sim_config import ModbusSimSection
+
+SIM = "sim"
+"""``port: sim`` / ``host: sim``: poll a simulated bus instead of a real one."""
+
+
+
+class ModbusDevice(Section):
+    """One slave on the bus and its register map."""
+
+    name: Name = Field(description="The device's name: the `device` tag of its events.")
+    slave: int = Field(
+        ge=0,
+        le=255,
+        description="Slave (unit) id: 1-247 on a serial bus; on TCP often 1, or the id "
+        "behind a TCP-to-RTU gateway (0 and 255 are what some TCP devices answer to).",
+    )
+    interval: Duration | None = Field(
+        None, gt=0, description="How often to read this device (default: the driver's)."
+    )
+    max_gap: int = Field(
+        4,
+        ge=0,
+        le=MAX_READ_REGISTERS - 2,
+        description="Read through up to this many unmapped registers (or bits) to merge two "
+        "reads into one; 0 if the device answers 'illegal data address' to them.",
+    )
+    max_read: int = Field(
+        MAX_READ_REGISTERS,
+        ge=1,
+        le=MAX_READ_REGISTERS,
+        description="Most registers in one read, for devices that allow fewer than the "
+        "protocol's 125 (bit reads stay limited to 2000).",
+    )
+    registers: list[RegisterSpec] = Field(
+        min_length=1, description="The values to read, each at its table and address."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> ModbusDevice:
+        for register in self.registers:
+            if register.table not in ("coil", "discrete") and register.words > self.max_read:
+                raise ValueError(
+                    f"device {self.name!r}: register {register.name!r} spans {register.words} "
+                    f"registers, more than one read of `max_read: {self.max_read}`"
+                )
+        seen: set[str] = set()
+        for register in self.registers:
+            for name in {register.name, *register.event_names()}:
+                if name in seen:
+                    raise ValueError(
+                        f"device {self.name!r}: two registers or bits are named {name!r}"
+                    )
+                seen.add(name)
+        return self
+
+    def register(self, name: str) -> RegisterSpec | None:
+        return next((r for r in self.registers if r.name == name), None)
+
+
+class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusDriver"):
+    """A Modbus bus: RTU on a serial port (`port:`) or TCP (`host:`)."""
+
+    type: Literal["modbus"] = Field("modbus", description="Driver kind.")
+    port: str | None = Field(
+        None,
+        min_length=1,
+        description="Modbus RTU: the serial device (better a stable /dev/serial/by-id/... "
+        "name); `sim` polls a simulated bus on a pseudo-terminal. Give `port` or `host`.",
+    )
+    baudrate: int = Field(9600, gt=0, le=16_000_000, description="RTU: bits per second.")
+    parity: Literal["none", "even", "odd"] = Field(
+        "none", description="RTU: parity (the standard says even; many meters ship with none)."
+    )
+    bytesize: Literal[7, 8] = Field(8, description="RTU: data bits (8 for RTU).")
+    stopbits: Literal[1, 2] = Field(1, description="RTU: stop bits.")
+    host: str | None = Field(
+        None,
+        min_length=1,
+        description="Modbus TCP: the device's or gateway's address; `sim` polls a simulated "
+        "device on a loopback port. Give `port` or `host`.",
+    )
+    tcp_port: int = Field(502, ge=1, le=65535, description="Modbus TCP: the TCP port.")
+    timeout: Duration = Field(
+        1.0, gt=0, le=60, description="How long to wait for each answer."
+    )
+    retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="Retries of a request that got no answer, before its device is marked "
+        "stale (it is polled again at its next interval).",
+    )
+    frame_gap: Duration | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Silence between the end of an answer and the next request on the bus. "
+        "Default: 3.5 character times at `baudrate` (at least 1.75 ms), as RTU requires; "
+        "0 on TCP. Some slow devices need more (e.g. 50ms).",
+    )
+    interval: Duration = Field(
+        10.0, gt=0, description="How often each device is read (a device's own `interval` wins)."
+    )
+    devices: list[ModbusDevice] = Field(
+        min_length=1, description="The slaves on this bus, polled in turn."
+    )
+    reconnect: ReconnectSection = Field(
+        default_factory=ReconnectSection,
+        description="Backoff when the port or the TCP connection is lost.",
+    )
+    sim: ModbusSimSection | None = Field(
+        None,
+        description="The simulated bus for `port: sim` / `host: sim`: how each register's "
+        "value moves and which faults the devices inject. Ignored with a real port or host, "
+        "so that switching between laptop and device is the one line.",
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> ModbusConfig:
+        if self.port is not None and self.host is not None:
+            raise ValueError("give `port` (Modbus RTU) or `host` (Modbus TCP), not both")
+        if self.port is None and self.host is None:
+            raise ValueError("give `port` (Modbus RTU: a serial device) or `host` (Modbus TCP)")
+        names = [device.name for device in self.devices]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two devices are named {twice[0]!r}")
+        slaves = [device.slave for device in self.devices]
+        shared = sorted({s for s in slaves if slaves.count(s) > 1})
+        if shared:
+            raise ValueError(f"two devices have slave id {shared[0]}; one bus, one device per id")
+        if self.simulated and self.sim is not None:
+            # Only a simulated bus reads `sim:`, and its checks import the codec: a real
+            # port's config never loads them.
+            from tidegate.drivers.modbus.sim_values import (  # noqa: PLC0415
+                SimConfigError,
+                check_values,
+            )
+
+            try:
+                check_values(self.sim, self.devices)
+            except SimConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def tcp(self) -> bool:
+        return self.host is not None
+
+    @property
+    def simulated(self) -> bool:
+        return SIM in (self.port, self.host)
+
+    @property
+    def gap_seconds(self) -> float:
+        """The silence kept between the end of one exchange and the next request."""
+        if self.frame_gap is not None:
+            return self.frame_gap
+        if self.tcp:
+            return 0.0
+        # 11 bits a character (start, 8 data, parity or second stop, stop); fixed
+        # 1.75 ms above 19200 baud, as the Modbus over serial line spec says.
+        return max(3.5 * 11 / self.baudrate, 0.00175)
+
+    def device(self, name: str) -> ModbusDevice | None:
+        return next((d for d in self.devices if d.name == name), None)
+
+    def device_interval(self, device: ModbusDevice) -> float:
+        return device.interval if device.interval is not None else self.interval
+
