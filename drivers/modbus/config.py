@@ -7,7 +7,8 @@ Each device under ``devices:`` has its slave (unit) id, a name (the events' ``de
 tag) and a register map; the driver merges nearby registers of a device into as few
 reads as the protocol allows (125 registers or 2000 bits a read), polls the devices
 one after the other on the one bus, and emits one event per value (``source``: the
-driver's name; ``name``: the register's; tag ``device``: the device's).
+driver's name; ``name``: ``<device>.<register>``, e.g. ``mains.voltage``, or
+``<device>.<bit>`` for a bitfield's named bits; tag ``device``: the device's name).
 
 Addresses are 0-based within their table: a manual's "30001" is ``table: input,
 address: 0`` and "40101" is ``table: holding, address: 100`` (Modicon numbers are not
@@ -82,7 +83,10 @@ SIM = "sim"
 class ModbusDevice(Section):
     """One slave on the bus and its register map."""
 
-    name: Name = Field(description="The device's name: the `device` tag of its events.")
+    name: Name = Field(
+        description="The device's name: the `device` tag of its events and the first part "
+        "of their names (`mains.voltage`)."
+    )
     slave: int = Field(
         ge=0,
         le=255,

@@ -167,12 +167,15 @@ class Poller:
             except FrameRejected as exc:
                 self.refuse(_words_bytes(part), f"device {group.device.name!r}: {exc}")
                 continue
+            # `<device>.<register>`, as the i2c driver names its chips' quantities: rule
+            # state is kept per (source, name), so two meters' `voltage` must differ.
+            prefix = group.device.name + "."
             if isinstance(value, dict):
                 events += (
-                    new_event(self.source, flag, on, tags=group.tags, time=now)
+                    new_event(self.source, prefix + flag, on, tags=group.tags, time=now)
                     for flag, on in value.items()
                 )
             else:
-                events.append(new_event(self.source, spec.name, value, unit=spec.unit,
+                events.append(new_event(self.source, prefix + spec.name, value, unit=spec.unit,
                                         tags=group.tags, time=now))
         return events

@@ -42,7 +42,9 @@ class RegisterSpec(Section):
     """One value in a device's register map: a named reading (and, on writable
     tables, a value ``write`` can set)."""
 
-    name: Name = Field(description="The event's name (and the name `write` takes).")
+    name: Name = Field(
+        description="The register's name: its events are `<device>.<name>`; `write` takes it."
+    )
     table: Table = Field(
         "holding",
         description="holding (FC3, writable), input (FC4, read-only), coil (FC1, writable "

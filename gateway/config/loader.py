@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from tidegate.config.paths import (
     CONFIG_ENV,
@@ -20,7 +20,6 @@ from tidegate.config.paths import (
     resolve_config_path,
 )
 from tidegate.config.schema import GatewayConfig
-from tidegate.config.validation_errors import line_col, translate_validation_error
 from tidegate.config.yaml_source import SourceMap, load_yaml_file, load_yaml_text
 from tidegate.driver_kinds import driver_types
 from tidegate.errors import ConfigError
@@ -62,6 +61,16 @@ def config_model(kinds: tuple[str, ...] | None = None, rules: bool = True) -> ty
         ),
     )
     return model
+
+
+def translate_validation_error(
+    exc: ValidationError, root: type[BaseModel], data: Any, smap: SourceMap
+) -> ConfigError:
+    """``tidegate.config.validation_errors.translate_validation_error``, imported when
+    there is an error to translate: a valid file does without it (and difflib)."""
+    from tidegate.config import validation_errors  # noqa: PLC0415 - only on an error
+
+    return validation_errors.translate_validation_error(exc, root, data, smap)
 
 
 def used_driver_kinds(data: dict[str, Any]) -> tuple[str, ...] | None:
@@ -151,6 +160,7 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
+        from tidegate.config.validation_errors import line_col  # noqa: PLC0415 - on an error
         from tidegate.rules.expr.location import split_expression_errors  # noqa: PLC0415
 
         messages, rest = split_expression_errors(exc, smap)

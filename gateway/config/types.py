@@ -14,11 +14,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from tidegate.config.pydantic_plugins import install as install_plugin_loader
+
 # pydantic looks for its plugins (the `pydantic` entry-point group) when it builds the
 # first validator, reading every installed distribution's metadata: ~25 ms of every
 # `tidegate check`. tidegate uses none; a value set in the environment is kept (any
 # value that names no plugin, e.g. `PYDANTIC_DISABLE_PLUGINS=none`, turns them back on).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+# ... and its plugin loader imports importlib.metadata even so: not on a known pydantic.
+install_plugin_loader()
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}

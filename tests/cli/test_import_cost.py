@@ -23,6 +23,10 @@ DEMO = ROOT / "config" / "simulate.yaml"
 HEAVY = {"numpy", "sqlite_utils", "paho", "aiomqtt", "serial", "gpiod"}
 """Runtime libraries no command imports unless it needs them."""
 
+METADATA = {"importlib.metadata", "email", "zipfile", "csv"}
+"""What reading installed distributions' metadata imports (pydantic's plugin loader did,
+even with plugins disabled: ``tidegate.config.pydantic_plugins``)."""
+
 PROBE = """
 import sys
 from pathlib import Path
@@ -100,6 +104,10 @@ def test_check_imports_only_the_schemas_a_file_uses(tmp_path: Path) -> None:
     rule_engine = {"tidegate.rules.config", "tidegate.rules.expr", "tidegate.rules.operators"}
     assert not modules & rule_engine, sorted(modules & rule_engine)
     assert not {m.split(".")[0] for m in modules} & {"typer", "asyncio", *HEAVY}
+    # A valid file needs no error translation; pydantic's plugin loader is stood in for.
+    assert not modules & {"tidegate.config.validation_errors", *METADATA}, sorted(
+        modules & {"tidegate.config.validation_errors", *METADATA}
+    )
 
 
 def test_check_of_the_demo_imports_the_schemas_of_its_kinds(tmp_path: Path) -> None:
@@ -111,6 +119,7 @@ def test_check_of_the_demo_imports_the_schemas_of_its_kinds(tmp_path: Path) -> N
     runtimes = {"tidegate.drivers.sim.driver", "tidegate.drivers.serial.driver",
                 "tidegate.drivers.gpio.driver"}
     assert not modules & runtimes
+    assert not modules & {"tidegate.config.validation_errors", *METADATA}
 
 
 def test_only_the_buffer_commands_import_sqlite_utils(tmp_path: Path) -> None:
@@ -154,6 +163,9 @@ def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: b
     assert "asyncio" in modules
     assert not modules & {"typer", "sqlite_utils", "aiomqtt", "serial", "gpiod", "numpy"}, modules
     assert ("paho" in modules) == broker
+    # paho (urllib.request, http.client) brings email in itself; the metadata stays out.
+    unwanted = {"importlib.metadata"} if broker else METADATA
+    assert not dotted & unwanted, sorted(dotted & unwanted)
     # No rules: the rule schemas, the operators and the expression language stay out of memory.
     assert not dotted & {
         "tidegate.rules.config",

@@ -85,10 +85,14 @@ async def on_bus(
 
 
 def latest(probe: Probe, device: str) -> dict[str, Any]:
+    """The last value of each of ``device``'s registers, by register name (its events
+    are named ``<device>.<register>``)."""
     found: dict[str, Any] = {}
     for event in probe.events:
         if event.tags == {"device": device}:
-            found[event.name] = event.value
+            register = event.name.removeprefix(device + ".")
+            assert register != event.name, f"{event.name!r} is not named after {device!r}"
+            found[register] = event.value
     return found
 
 
@@ -115,7 +119,9 @@ def test_polls_several_slaves_on_one_bus(transport: str) -> None:
             }
             assert latest(probe, "pump") == {"hours": 0x12345678, "running": True}
             units = {e.name: e.unit for e in probe.events}
-            assert (units["temperature"], units["power"], units["hours"]) == ("°C", "W", None)
+            assert (units["meter.temperature"], units["meter.power"], units["pump.hours"]) == (
+                "°C", "W", None
+            )
             assert {e.source for e in probe.events} == {"bus"}
             # The meter's three holding registers are one read, its coil another.
             meter_batches = sum(1 for b in probe.batches if b[0].tags == {"device": "meter"})

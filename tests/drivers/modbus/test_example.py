@@ -21,7 +21,8 @@ def test_the_energy_meter_example_runs_on_the_simulated_bus() -> None:
     config = load_config_text(text.replace(real_port, "port: sim"), str(EXAMPLE))
     (driver_config,) = config.drivers
     assert isinstance(driver_config, ModbusConfig) and driver_config.simulated
-    names = {r.name for r in driver_config.devices[0].registers}
+    meter = driver_config.devices[0]
+    names = {f"{meter.name}.{r.name}" for r in meter.registers}
 
     async def scenario() -> None:
         probe = Probe()
@@ -30,10 +31,11 @@ def test_the_energy_meter_example_runs_on_the_simulated_bus() -> None:
             await probe.wait_for_events(len(names))
         first = {e.name: e for e in probe.events[: len(names)]}
         assert set(first) == names
-        assert 215 < first["voltage"].value < 245  # type: ignore[operator]
-        assert first["voltage"].unit == "V" and first["voltage"].tags == {"device": "sdm120"}
-        assert 49.9 < first["frequency"].value < 50.1  # type: ignore[operator]
-        assert 1520.5 <= first["import_energy"].value < 1521  # type: ignore[operator]
+        assert 215 < first["sdm120.voltage"].value < 245  # type: ignore[operator]
+        voltage = first["sdm120.voltage"]
+        assert voltage.unit == "V" and voltage.tags == {"device": "sdm120"}
+        assert 49.9 < first["sdm120.frequency"].value < 50.1  # type: ignore[operator]
+        assert 1520.5 <= first["sdm120.import_energy"].value < 1521  # type: ignore[operator]
         assert (driver.health.errors, probe.rejects) == (0, [])
 
     asyncio.run(scenario())

@@ -76,7 +76,9 @@ def device_of(event: Event) -> str | None:
 
 
 def latest(probe: Probe, name: str, device: str) -> Any:
-    values = [e.value for e in probe.events if e.name == name and device_of(e) == device]
+    values = [
+        e.value for e in probe.events if e.name == f"{device}.{name}" and device_of(e) == device
+    ]
     return values[-1] if values else None
 
 
