@@ -164,10 +164,13 @@ class Acceptor:
         if delta is None:
             return
         # Only events stamped by the old clock move: a quiet source's event stamped
-        # after the step is already right.
+        # after the step is already right, and so is a device's own time.
         now = self.clock.now()
         batch[:] = [
-            _shifted(o, delta) if abs(o.event.time - (now - delta)) < abs(o.event.time - now) else o
+            _shifted(o, delta)
+            if o.event.time_source is None
+            and abs(o.event.time - (now - delta)) < abs(o.event.time - now)
+            else o
             for o in batch
         ]
         self._uncorrected_step += delta

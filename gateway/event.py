@@ -4,19 +4,24 @@ Immutable. ``id`` is a UUIDv7 made when the event is created, so every copy a
 retry or a crash produces carries the same id and the cloud side can
 deduplicate. ``seq`` counts accepted events per source: the outbox assigns it
 when it commits the event, so a gap in ``seq`` at the receiver always means an
-event was dropped (and counted), never that it was filtered out.
+event was dropped (and counted), never that it was filtered out. ``time_source``
+says whose clock ``time`` came from: None for the gateway's, ``"device"`` for a
+time the device sent (``parse.time_field``); a correction after the gateway's
+clock steps moves only the gateway's times.
 """
 
 from __future__ import annotations
 
 import time as _time
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 from tidegate.ids import uuid7
 
 Scalar: TypeAlias = int | float | bool | str
 Value: TypeAlias = Scalar | dict[str, Scalar]
+TimeSource: TypeAlias = Literal["device"] | None
+"""Whose clock an event's time came from: None is the gateway's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,9 @@ class Event:
     """0 until the outbox accepts the event."""
     unit: str | None = None
     tags: dict[str, str] | None = None
+    time_source: TimeSource = None
+    """``"device"``: ``time`` is the device's own (checked against the gateway's clock
+    when it arrived), so a step of the gateway's clock does not move it."""
 
 
 def new_event(
@@ -41,7 +49,8 @@ def new_event(
     unit: str | None = None,
     tags: dict[str, str] | None = None,
     time: float | None = None,
+    time_source: TimeSource = None,
 ) -> Event:
     """Build an event stamped now (or at ``time``) with a fresh id."""
     t = _time.time() if time is None else time
-    return Event(source, name, value, t, uuid7(int(t * 1000)), 0, unit, tags)
+    return Event(source, name, value, t, uuid7(int(t * 1000)), 0, unit, tags, time_source)

@@ -5,11 +5,14 @@
  "value": 21.4, "time": "2026-11-26T13:05:00.125000Z", "seq": 1042, "unit": "°C",
  "tags": {"room": "north"}}
 ```
-``unit`` and ``tags`` are left out when the event has none. ``time_synced:
-false`` marks an event accepted while the wall clock could not be trusted
+``unit`` and ``tags`` are left out when the event has none. ``time_source:
+"device"`` marks a time the device sent (``parse.time_field``) rather than the
+gateway's clock at arrival; it is left out otherwise. ``time_synced: false``
+marks an event stamped by the gateway while its wall clock could not be trusted
 (earlier than this release: a device without a real-time clock before NTP);
 ``time_corrected: true`` an event whose time was corrected after the clock
-stepped. With
+stepped. Neither is ever on a device's time: the gateway's clock did not make
+it, and a step of that clock does not move it. With
 ``mqtt.events_per_message`` above 1, a message is a JSON array of such
 objects, all for the same topic, oldest first.
 """
@@ -56,13 +59,19 @@ def event_document(
         doc["unit"] = event.unit
     if event.tags:
         doc["tags"] = event.tags
+    if event.time_source is not None:
+        doc["time_source"] = event.time_source
     return doc
 
 
 def encode_event(event: Event, seq: int, gateway: str, *, synced: bool = True) -> bytes:
-    """The payload of one event on the wire (what the outbox stores)."""
+    """The payload of one event on the wire (what the outbox stores).
+
+    ``synced`` is whether the gateway's clock was trusted at acceptance: it marks
+    only a time that clock made (a device's time does not depend on it).
+    """
     doc = event_document(event, gateway=gateway, seq=seq)
-    if not synced:
+    if not synced and event.time_source is None:
         doc["time_synced"] = False
     # NaN/inf are not JSON: orjson writes null for them, which is what a reader can parse.
     return orjson.dumps(doc)

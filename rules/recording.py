@@ -36,7 +36,10 @@ from tidegate.outgoing import Outgoing
 from tidegate.payload import event_document
 from tidegate.rules.compiler import Route
 
-_KEYS = frozenset({"source", "name", "value", "time", "unit", "tags", "id", "seq", "gateway"})
+_KEYS = frozenset(
+    {"source", "name", "value", "time", "unit", "tags", "id", "seq", "gateway", "time_source",
+     "time_synced", "time_corrected"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,7 @@ def event_from_json(doc: Any) -> Event:
         seq,
         unit,
         _tags(doc.get("tags")),
+        "device" if doc.get("time_source") == "device" else None,
     )
 
 

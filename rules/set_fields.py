@@ -152,7 +152,7 @@ _NO_EVENT = Event(source="", name="", value=0, time=0.0, id="")
 """Evaluates constant expressions; they read nothing from it."""
 
 # The positions of Event's fields, in its constructor's order.
-_SOURCE, _NAME, _VALUE, _TIME, _ID, _SEQ, _UNIT, _TAGS = range(8)
+_SOURCE, _NAME, _VALUE, _TIME, _ID, _SEQ, _UNIT, _TAGS, _TIME_SOURCE = range(9)
 _FIELD_INDEX = {"source": _SOURCE, "name": _NAME, "value": _VALUE, "time": _TIME, "unit": _UNIT}
 
 
@@ -267,9 +267,12 @@ class SetFields:
             event.seq,
             event.unit,
             event.tags,
+            event.time_source,
         ]
         for index, get, check, constant in self._fields:
             fields[index] = constant if get is None else check(get(event))
+            if index == _TIME:
+                fields[_TIME_SOURCE] = None  # a time the rule set is not the device's
         if self._entries:
             fields[_VALUE] = self._set_entries(event, fields[_VALUE])
         if self._tags:

@@ -76,7 +76,10 @@ class Route:
         if self.name is not None:
             name = self.name
             return [
-                Event(e.source, name, e.value, e.time, e.id, e.seq, e.unit, e.tags) for e in events
+                Event(
+                    e.source, name, e.value, e.time, e.id, e.seq, e.unit, e.tags, e.time_source
+                )
+                for e in events
             ]
         if self.field_name is not None:
             template, levels = self.field_name
@@ -90,6 +93,7 @@ class Route:
                     e.seq,
                     e.unit,
                     e.tags,
+                    e.time_source,
                 )
                 for e in events
             ]

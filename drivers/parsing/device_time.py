@@ -296,10 +296,14 @@ class DeviceClock:
             )
         return moment
 
-    def event_time(self, source: Mapping[str, Any] | bytes, received: float) -> float:
-        """The time for the events of a frame (a record's raw values, or a binary frame):
-        the device's, checked, else ``received``; raises ``FrameRejected`` with
-        ``on_invalid: reject``."""
+    def event_time(self, source: Mapping[str, Any] | bytes, received: float) -> float | None:
+        """The device's time for the events of a frame (a record's raw values, or a
+        binary frame), checked; None when they get the gateway's clock (``received``)
+        instead. Raises ``FrameRejected`` with ``on_invalid: reject``.
+
+        None rather than ``received``: the events must say whose clock they carry,
+        because a later step of the gateway's clock corrects only the gateway's times.
+        """
         try:
             moment = self.checked(self._read(source, received), received)
         except Unusable as exc:
@@ -307,6 +311,6 @@ class DeviceClock:
             self.report.invalid(exc.problem, str(exc), fallback=fallback)
             if not fallback:
                 raise FrameRejected(str(exc)) from None
-            return received
+            return None
         self.report.used()
         return moment

@@ -9,7 +9,9 @@ resolution they give; never a wrong number), attach units and tags, and shape th
 events: one event per field (``as: events``, the default) or one event whose value
 maps field names to values (``as: mapping``). The events are stamped with the
 frame's arrival time, or with the time the frame carries (``time_field:``, read and
-checked against the gateway's clock by ``device_time``, which counts the choice).
+checked against the gateway's clock by ``device_time``, which counts the choice);
+events that carry the device's time say so (``time_source="device"``), so that a
+later step of the gateway's clock leaves their time alone.
 The schema of the section is in ``config``; importing it costs no parser.
 
 A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that is
@@ -80,7 +82,7 @@ from tidegate.drivers.parsing.conversions import (
 )
 from tidegate.drivers.parsing.device_time import DeviceClock, TimeReport
 from tidegate.drivers.parsing.records import Extractor, FrameRejected, decode, record_extractor
-from tidegate.event import Event, Scalar, Value, new_event
+from tidegate.event import Event, Scalar, TimeSource, Value, new_event
 
 __all__ = [  # the config classes, re-exported for the drivers and the simulated device
     "CsvParse", "Encoding", "FieldSpec", "FieldType", "FrameParser", "FrameRejected", "JsonParse",
@@ -218,13 +220,17 @@ class FrameParser:
                 )
             )
 
-    def readings(self, frame: bytes, received: float) -> tuple[list[Reading], float]:
-        """The frame's converted fields, and their time: the one the frame carries
-        (``time_field:``, checked against ``received``) or ``received``."""
+    def readings(
+        self, frame: bytes, received: float
+    ) -> tuple[list[Reading], float, TimeSource]:
+        """The frame's converted fields, their time and whose clock gave it: the one
+        the frame carries (``time_field:``, checked against ``received``), ``"device"``;
+        or ``received``, None."""
         clock = self._clock
         if self._extract is None:  # struct (``parse`` takes a raw frame whole)
             values = self._struct_values(frame)
-            return values, received if clock is None else clock.event_time(frame, received)
+            device = None if clock is None else clock.event_time(frame, received)
+            return (values, *_stamp(device, received))
         record = self._extract(frame)
         found: list[Reading] = []
         for out in self._outputs:
@@ -247,7 +253,8 @@ class FrameParser:
         if not found:
             raise FrameRejected("no configured field in the frame")
         # Last: a frame rejected for its values is not counted as a device time.
-        return found, received if clock is None else clock.event_time(record, received)
+        device = None if clock is None else clock.event_time(record, received)
+        return (found, *_stamp(device, received))
 
     def _struct_values(self, frame: bytes) -> list[Reading]:
         found: list[Reading] = []
@@ -279,11 +286,24 @@ class FrameParser:
                     time=received,
                 )
             ]
-        found, when = self.readings(frame, received)
+        found, when, time_source = self.readings(frame, received)
         if self._mapping:
             value: Value = {reading.name: reading.value for reading in found}
-            return [new_event(self.source, config.name, value, tags=self._tags, time=when)]
+            return [
+                new_event(
+                    self.source, config.name, value, tags=self._tags, time=when,
+                    time_source=time_source,
+                )
+            ]
         return [
-            new_event(self.source, r.name, r.value, unit=r.unit, tags=r.tags, time=when)
+            new_event(
+                self.source, r.name, r.value, unit=r.unit, tags=r.tags, time=when,
+                time_source=time_source,
+            )
             for r in found
         ]
+
+
+def _stamp(device: float | None, received: float) -> tuple[float, TimeSource]:
+    """The events' time and its source: the device's checked time, else arrival."""
+    return (received, None) if device is None else (device, "device")

@@ -3,7 +3,8 @@
 Both work on the ``Outbox``'s tables inside one transaction each, and only on
 what the clock can vouch for: an event's age is known only if its time was
 taken on a trusted clock (or corrected since), and a step is applied only to
-the events of the boot it was measured in.
+the events of the boot it was measured in, and only to times the gateway's clock
+made: a device's own time (``"time_source": "device"``) was right and stays.
 """
 
 from __future__ import annotations
@@ -76,10 +77,13 @@ def purge_expired(box: Outbox, now: float) -> int:
 def correct_clock(box: Outbox, delta: float) -> int:
     """Shift this boot's undelivered events by a measured wall-clock step.
 
-    Their ``time`` (in the payload) and acceptance time move by ``delta``;
-    the payload loses ``time_synced: false`` and gains ``time_corrected: true``,
-    and a new checksum. A payload that fails its checksum is left as it is (a new
-    checksum would make damage look sound): ``take`` dead-letters it.
+    Their acceptance time moves by ``delta`` and counts as synced. Their ``time``
+    (in the payload) moves too, unless the device gave it (``time_source:
+    "device"``): the payload loses ``time_synced: false`` and gains
+    ``time_corrected: true``, and a new checksum. A device's time and its payload
+    stay as they are. A payload that fails its checksum is left as it is (a new
+    checksum would make damage look sound): ``take`` dead-letters it. Returns how
+    many events' times were corrected.
     """
     db = box.db
     corrected = 0
@@ -91,15 +95,24 @@ def correct_clock(box: Outbox, delta: float) -> int:
                 (box._boot_row,),
             ).fetchall()
             updates = []
+            kept = []
             for row_id, payload, crc in rows:
-                if intact(payload, crc):
-                    shifted = _shift_payload(payload, delta)
-                    new_crc = None if crc is None else checksum(shifted)
-                    updates.append((shifted, new_crc, delta, row_id))
+                if not intact(payload, crc):
+                    continue
+                shifted = _shift_payload(payload, delta)
+                if shifted is None:
+                    kept.append((delta, row_id))  # acceptance was still on the old clock
+                    continue
+                new_crc = None if crc is None else checksum(shifted)
+                updates.append((shifted, new_crc, delta, row_id))
             db.executemany(
                 f"UPDATE {table} SET payload = ?, crc = ?, accepted = accepted + ?, "  # noqa: S608
                 "synced = 1 WHERE id = ?",
                 updates,
+            )
+            db.executemany(
+                f"UPDATE {table} SET accepted = accepted + ?, synced = 1 WHERE id = ?",  # noqa: S608
+                kept,
             )
             corrected += len(updates)
         box._bump(db, "clock_corrections", 1)
@@ -112,11 +125,14 @@ def correct_clock(box: Outbox, delta: float) -> int:
     return corrected
 
 
-def _shift_payload(payload: bytes, delta: float) -> bytes:
+def _shift_payload(payload: bytes, delta: float) -> bytes | None:
+    """The payload with its time moved by ``delta``; None when the device gave the time."""
     try:
         doc = orjson.loads(payload)
+        if doc.get("time_source") == "device":
+            return None
         doc["time"] = rfc3339(datetime.fromisoformat(doc["time"]).timestamp() + delta)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
         return payload  # not ours to fix: leave it as it is
     doc.pop("time_synced", None)
     doc["time_corrected"] = True
