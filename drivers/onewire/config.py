@@ -5,8 +5,8 @@ The driver reads the kernel's w1 sysfs interface (the ``w1-gpio`` overlay; see
 ``/sys/bus/w1/devices/<id>/w1_slave`` in a worker thread (the kernel takes about
 750 ms per sensor, so the event loop never waits on it) and emits one event per
 good reading: named after the sensor, its value in ``unit`` (°C by default),
-tagged ``sensor: <id>``. Families: 28 DS18B20, 10 DS18S20, 22 DS1822, 3b DS1825,
-42 DS28EA00.
+tagged ``sensor: <id>``. Families: 28 DS18B20, 10 DS18S20, 22 DS1822, 3b DS1825
+(and the MAX31850 thermocouple interface, which shares that code), 42 DS28EA00.
 
 With ``discover`` every sensor of those families on the bus is read, named by
 its id, and a sensor plugged in later is picked up at the next reading; listed
@@ -15,17 +15,22 @@ discovers when no sensor is listed.
 
 Never published, each counted (``tidegate status``) and kept as a dead letter with
 the raw ``w1_slave`` text: a CRC line that says NO (``crc_error``), the 85.000 °C
-power-on value (``power_on_85``; a real 85 °C reads the same, so set
-``accept_85: true`` for a sensor that gets that hot), an all-zero scratchpad
-(``stuck_low``: the data line is shorted, and the kernel's CRC says YES),
-a value outside -55..125 °C (``out_of_range``) and text that is not what the
-kernel prints (``malformed``). An empty ``w1_slave`` (``read_failed``: how newer
-kernels report a sensor that did not answer or failed its CRC five times) and an
-unreadable one (``read_error``) are counted as device errors. A sensor whose
-folder disappears is ``vanished``: it goes stale in ``tidegate status`` (absence
-rules fire on it) while the others keep being read, and it comes back
-(``returned``) when its folder does. A sensor whose readings are rejected or fail
-three times in a row goes stale too, until its next good reading.
+power-on value (``power_on_85``: 85 °C with the power-on mark in scratchpad byte 6,
+the kernel's own test; a DS18B20 that really reads 85 °C has no mark and is
+published; a DS18S20 cannot be told apart, so set ``accept_85: true`` for one that
+gets that hot), an all-zero scratchpad (``stuck_low``: the data line is shorted,
+and the kernel's CRC says YES), a value outside the sensor's range
+(``out_of_range``: -55..125 °C; -270..1800 °C for family 3b, where MAX31850
+thermocouple interfaces live; a listed sensor's ``range:`` overrides it) and text
+that is not what the kernel prints (``malformed``). An empty ``w1_slave``
+(``read_failed``: how newer kernels report a sensor that did not answer or failed
+its CRC five times) and an unreadable one (``read_error``) are counted as device
+errors. A sensor whose folder disappears is ``vanished``: it goes stale in
+``tidegate status`` (absence rules fire on it) while the others keep being read,
+and it comes back (``returned``) when its folder does. A listed sensor that was
+never on the bus is ``not_found``: stale, and its error names the ids that are
+there. A sensor whose readings are rejected or fail three times in a row goes
+stale too, until its next good reading.
 
 ```yaml
 drivers:
@@ -35,7 +40,8 @@ drivers:
     sensors:
       - {id: 28-0316a2795cff, name: water_top}
       - {id: 28-0316a27a11ff, name: water_bottom, offset: -0.25}   # calibrated in ice water
-      - {id: 3b-0000001a2b3c, name: flue, unit: "°F"}
+      - {id: 3b-0000001a2b3c, name: flue, unit: "°F"}               # a MAX31850
+      - 28-0316a27b22ff                      # a bare id: named by its id
   - name: loft
     type: onewire           # every sensor on the bus, each named by its id
     path: sim               # a simulated bus on a laptop; remove on the Pi
@@ -44,7 +50,9 @@ drivers:
 
 ``path: sim`` builds a fake sysfs tree in a temporary folder and a simulator that
 rewrites each sensor's ``w1_slave`` with drifting values and the faults of
-``sim:``; the driver reads it with exactly the code that reads the real one.
+``sim:``; the driver reads it with exactly the code that reads the real one. The
+folder is named in the log at start (``simulated 1-Wire bus in /tmp/…``), so its
+``w1_slave`` files can be looked at; it is removed when the driver stops.
 """
 
 from __future__ import annotations
@@ -68,7 +76,8 @@ _ID_HELP = "The sensor's folder name in /sys/bus/w1/devices: family, dash, 12 he
 
 
 class SensorSpec(Section):
-    """One listed sensor: which, what it is called, and its calibration."""
+    """One listed sensor: which, what it is called, and its calibration. A bare id
+    (``- 28-0316a2795cff``) is the same as ``- id: 28-0316a2795cff``."""
 
     id: str = Field(description=f"{_ID_HELP} (`28-0316a2795cff`; `tidegate devices` lists them).")
     name: Name | None = Field(None, description="Event name; default: the id.")
@@ -78,8 +87,35 @@ class SensorSpec(Section):
     )
     scale: float = Field(1.0, gt=0, description="The value (in `unit`) is multiplied by this.")
     accept_85: bool | None = Field(
-        None, description="Publish 85.000 °C readings of this sensor; default: the driver's."
+        None,
+        description="Publish 85.000 °C readings that carry the power-on mark (scratchpad "
+        "byte 6 = 0x0C); default: the driver's. Only a DS18S20 or a clone needs it.",
     )
+    range: tuple[float, float] | None = Field(
+        None,
+        description="`[low, high]` in °C: readings outside are rejected as `out_of_range`; "
+        "default: -55..125, and -270..1800 for family 3b (DS1825 or a MAX31850 "
+        "thermocouple interface, which shares its family code).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, value: object) -> object:
+        # `sensors: [28-0316a2795cff]` is what people write first.
+        return {"id": value} if isinstance(value, str) else value
+
+    @field_validator("range")
+    @classmethod
+    def _low_below_high(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(f"range {list(value)} must be [low, high] with low < high (°C)")
+        return value
+
+    def limits(self) -> tuple[int, int] | None:
+        """``range`` in millidegrees, as the parser takes it; None: the family's."""
+        if self.range is None:
+            return None
+        return round(self.range[0] * 1000), round(self.range[1] * 1000)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -164,7 +200,7 @@ class OneWireConfig(DriverConfig, runtime="tidegate.drivers.onewire.driver:OneWi
         default_factory=lambda: list(FAMILY_CODES),
         min_length=1,
         description="Family codes `discover` reads: 28 DS18B20, 10 DS18S20, 22 DS1822, "
-        "3b DS1825, 42 DS28EA00.",
+        "3b DS1825 (or MAX31850), 42 DS28EA00; `[28, 10]` and `['28', '10']` both work.",
     )
     sensors: list[SensorSpec] = Field(
         default_factory=list, description="Sensors by id, with names and calibration."
@@ -172,8 +208,10 @@ class OneWireConfig(DriverConfig, runtime="tidegate.drivers.onewire.driver:OneWi
     unit: Unit = Field("°C", description="Unit of discovered sensors' values.")
     accept_85: bool = Field(
         False,
-        description="Publish 85.000 °C readings: by default they are rejected as the "
-        "power-on value, which a real 85 °C cannot be told from.",
+        description="Publish 85.000 °C readings that carry the power-on mark (scratchpad "
+        "byte 6 = 0x0C). A DS18B20, DS1822, DS1825 or DS28EA00 that really reads 85 °C "
+        "writes 0x10 there and is published anyway; a DS18S20 (and some clones) cannot "
+        "be told apart, so set this where one really gets that hot.",
     )
     reconnect: ReconnectSection = Field(
         default_factory=ReconnectSection,
@@ -183,6 +221,14 @@ class OneWireConfig(DriverConfig, runtime="tidegate.drivers.onewire.driver:OneWi
         default_factory=OneWireSim,
         description="The simulated bus of `path: sim`; ignored otherwise.",
     )
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _families_as_text(cls, value: object) -> object:
+        # YAML reads `[28, 10]` as numbers; the codes are the folder names' text.
+        if isinstance(value, list):
+            return [str(code) if isinstance(code, int) else code for code in value]
+        return value
 
     @model_validator(mode="after")
     def _listed_once(self) -> OneWireConfig:

@@ -20,8 +20,14 @@ Sensors are found by listing the bus folder each cycle (the ``<family>-<id>``
 entries, the same set as ``w1_bus_master1/w1_master_slaves``), so a discovering
 driver picks up a sensor plugged in while it runs. A sensor whose folder is gone
 (ENOENT) or that the kernel removed mid-read (ENODEV, ENXIO) is marked stale once
-and read again every cycle until it answers. A bus folder that is missing
-altogether (the overlay not loaded) is looked for again with ``reconnect``'s waits.
+and read again every cycle until it answers; a listed sensor that was never on
+the bus is reported as not found, with the ids that are. A bus folder that is
+missing altogether (the overlay not loaded, or a mistyped ``path:``) is looked for
+again with ``reconnect``'s waits: one driver error per outage, and every sensor
+stale with that message.
+
+Each good reading is emitted as soon as it is read, so with many sensors the
+first does not wait for the last, and stopping mid-cycle loses nothing read.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from tidegate.driver import Driver, DriverContext, DriverState, Emit
 from tidegate.drivers.onewire.config import SIM_PATH, OneWireConfig, SensorSpec, Unit
 from tidegate.drivers.onewire.sim import W1Tree, simulate_bus, simulated_ids
 from tidegate.drivers.onewire.sysfs import (
+    DEFAULT_BUS,
+    FAMILIES,
+    OVERLAY_HINT,
     VANISHED_ERRNOS,
     Rejected,
     family_of,
@@ -54,11 +63,6 @@ _log = logging.getLogger(__name__)
 
 STALE_AFTER = 3
 """Readings rejected in a row after which a sensor counts as stale, not just noisy."""
-
-OVERLAY_HINT = (
-    "add `dtoverlay=w1-gpio,gpiopin=4` (Pi 5: `w1-gpio-pi5`) to /boot/firmware/config.txt "
-    "and reboot (hardware/onewire-i2c.md)"
-)
 
 
 def convert(millidegrees: int, unit: Unit, scale: float = 1.0, offset: float = 0.0) -> float:
@@ -83,14 +87,17 @@ class OneWireDriver(Driver[OneWireConfig]):
         self.known: set[str] = set(self.listed)
         """Sensors read each cycle: the listed ones and every one discovered so far."""
         self.vanished: set[str] = set()
+        self.not_found: set[str] = set()
+        """Listed sensors reported as never on the bus (once each)."""
+        self._seen: set[str] = set()
+        """Sensors whose folder has been on the bus since the driver started."""
+        self._present: list[str] = []
+        """The folder names of the last listing."""
         self._bad_in_a_row: dict[str, int] = {}
-        self.base: Path | None = None
-        """The folder read; set by ``run`` (a temporary one for ``path: sim``)."""
 
     async def run(self, emit: Emit) -> None:
         try:
             async with self._bus() as base:
-                self.base = base
                 await self._poll(base, emit)
         finally:
             self.health.set_state(DriverState.STOPPED)
@@ -107,8 +114,10 @@ class OneWireDriver(Driver[OneWireConfig]):
             simulate_bus(tree, simulated_ids(self.config), self.config.sim),
             name=f"{self.name}-simulated-bus",
         )
-        await asyncio.sleep(0)  # let it write the first readings before the first cycle
+        _log.info("%s: simulated 1-Wire bus in %s", self.name, folder)
         try:
+            # Inside the try: a cancel here still stops the player and removes the folder.
+            await asyncio.sleep(0)  # let it write the first readings before the first cycle
             yield folder
         finally:
             player.cancel()
@@ -120,36 +129,46 @@ class OneWireDriver(Driver[OneWireConfig]):
         loop = asyncio.get_running_loop()
         backoff = Backoff(self.config.reconnect)
         next_at = loop.time()
+        outage: str | None = None  # the message of the bus outage going on, if any
         while True:
             try:
                 present = await asyncio.to_thread(list_sensors, base)
             except OSError as exc:
-                missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
-                message = (
-                    f"no 1-Wire bus at {base}: {OVERLAY_HINT}" if missing
-                    else f"cannot list {base}: {exc.strerror or exc}"
-                )
-                self.health.set_state(DriverState.RECONNECTING, message)
-                for sensor_id in self.known:  # no bus, no readings: every sensor is stale
-                    self.health.device(sensor_id).stale = True
+                message = self._no_bus(base, exc)
                 delay = backoff.next_delay()
-                _log.warning("%s: %s; looking again in %.1fs", self.name, message, delay)
+                if message != outage:  # one error per outage, not one per look
+                    outage = message
+                    self.health.set_state(DriverState.RECONNECTING, message)
+                    for sensor_id in self.known:  # no bus, no readings: every sensor is stale
+                        device = self.health.device(sensor_id)  # one error, counted above
+                        device.stale, device.last_error = True, message
+                    _log.warning("%s: %s; looking again in %.1fs", self.name, message, delay)
+                else:
+                    _log.debug("%s: still %s; looking again in %.1fs", self.name, message, delay)
                 await asyncio.sleep(delay)
                 next_at = loop.time()
                 continue
+            outage = None
             self.health.set_state(DriverState.RUNNING)
             backoff.reset()
+            self._present = present
+            self._seen.update(present)
             self._discover(present)
-            events: list[Event] = []
             for sensor_id in sorted(self.known):
                 event = await self._read(base, sensor_id)
-                if event is not None:
-                    events.append(event)
-            if events:
-                await emit(events)
-                self.health.count(len(events))
+                if event is not None:  # at once: the next sensor takes another ~750 ms
+                    await emit([event])
+                    self.health.count(1)
             next_at = max(next_at + self.config.interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
+
+    def _no_bus(self, base: Path, exc: OSError) -> str:
+        """What to tell the user when the bus folder cannot be listed."""
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"cannot list {base}: {exc.strerror or exc}"
+        if str(base) == DEFAULT_BUS:
+            return f"no 1-Wire bus at {base}: {OVERLAY_HINT}"
+        return f"no folder {base}: check `path:` (the kernel's 1-Wire bus is {DEFAULT_BUS})"
 
     def _discover(self, present: list[str]) -> None:
         if not self.config.discovers():
@@ -174,7 +193,10 @@ class OneWireDriver(Driver[OneWireConfig]):
         accept_85 = self.config.accept_85
         if spec is not None and spec.accept_85 is not None:
             accept_85 = spec.accept_85
-        parsed = parse_w1_slave(text, accept_85=accept_85)
+        parsed = parse_w1_slave(
+            text, accept_85=accept_85, family=family_of(sensor_id),
+            limits=spec.limits() if spec is not None else None,
+        )
         if isinstance(parsed, Rejected):
             if parsed.counter == "read_failed":  # nothing to keep as a dead letter
                 self._failed(sensor_id, parsed.counter, parsed.reason)
@@ -185,6 +207,9 @@ class OneWireDriver(Driver[OneWireConfig]):
             self.vanished.discard(sensor_id)
             self.health.tally("returned")
             _log.info("%s: sensor %s is back", self.name, sensor_id)
+        if sensor_id in self.not_found:
+            self.not_found.discard(sensor_id)
+            _log.info("%s: sensor %s found", self.name, sensor_id)
         self._bad_in_a_row.pop(sensor_id, None)
         self.health.device_answered(sensor_id)
         if spec is None:
@@ -211,13 +236,28 @@ class OneWireDriver(Driver[OneWireConfig]):
 
     def _unreadable(self, sensor_id: str, exc: OSError) -> None:
         if exc.errno in VANISHED_ERRNOS:
-            if sensor_id not in self.vanished:
+            if sensor_id not in self._seen:
+                self._never_there(sensor_id)
+            elif sensor_id not in self.vanished:
                 self.vanished.add(sensor_id)
                 self.health.tally("vanished")
                 self.health.device_failed(sensor_id, "vanished", stale=True)
                 _log.warning("%s: sensor %s vanished from the bus", self.name, sensor_id)
             return
         self._failed(sensor_id, "read_error", f"cannot read w1_slave: {exc.strerror or exc}")
+
+    def _never_there(self, sensor_id: str) -> None:
+        """A listed sensor whose folder was never on the bus: most likely a typo in
+        its id, so say which ids are there (once)."""
+        if sensor_id in self.not_found:
+            return
+        self.not_found.add(sensor_id)
+        self.health.tally("not_found")
+        found = [i for i in self._present if family_of(i) in FAMILIES]
+        there = f"found: {', '.join(found)}" if found else "no thermometer found"
+        error = f"not on the bus ({there}; `tidegate devices` lists them)"
+        self.health.device_failed(sensor_id, error, stale=True)
+        _log.warning("%s: sensor %s is %s", self.name, sensor_id, error)
 
     def _failed(self, sensor_id: str, counter: str, error: str) -> None:
         """A read that gave nothing: counted, and stale after STALE_AFTER in a row."""

@@ -45,21 +45,34 @@ def crc8(data: bytes) -> int:
 
 
 def scratchpad(celsius: float) -> bytes:
-    """A DS18B20's 9 scratchpad bytes at 12 bits for ``celsius`` (in 1/16 °C steps)."""
+    """A DS18B20's 9 scratchpad bytes at 12 bits for ``celsius`` (in 1/16 °C steps),
+    after a conversion: byte 6 is ``0x10 - (t & 0x0f)``, as a genuine DS18B20
+    writes it (0x10 at 85.000 °C; 0x0C only after power-on)."""
     raw = max(-0x8000, min(0x7FFF, round(celsius * 16)))
     low, high = (raw & 0xFFFF).to_bytes(2, "little")
     body = bytes([low, high, 0x4B, 0x46, 0x7F, 0xFF, 0x10 - (raw & 0x0F), 0x10])
     return body + bytes([crc8(body)])
 
 
-def w1_slave_text(pad: bytes) -> str:
-    """The ``w1_slave`` text the kernel prints for a scratchpad read off the wire."""
-    hex_bytes = " ".join(f"{b:02x}" for b in pad) + " "
+def _hex(pad: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in pad) + " "
+
+
+def w1_slave_text(pad: bytes, last_good: bytes = bytes(9)) -> str:
+    """The ``w1_slave`` text a kernel that prints failed reads (before the 2020
+    rewrite) shows for a DS18B20 scratchpad ``pad`` read off the wire.
+
+    Line 1 is ``pad`` and the CRC verdict. Line 2 is the scratchpad the kernel
+    keeps: ``pad`` when its CRC is good, otherwise ``last_good``, the last one that
+    passed (zeros until one has), as ``w1_slave_show`` copies only verified reads;
+    its ``t=`` is still worked out from ``pad``."""
     crc = crc8(pad[:8])
-    verdict = "YES" if crc == pad[8] else "NO"
+    good = crc == pad[8]
     raw = int.from_bytes(pad[:2], "little", signed=True)
     millidegrees = int(raw * 1000 / 16)  # the kernel's C division truncates toward zero
-    return f"{hex_bytes}: crc={crc:02x} {verdict}\n{hex_bytes}t={millidegrees}\n"
+    kept = pad if good else last_good
+    return (f"{_hex(pad)}: crc={crc:02x} {'YES' if good else 'NO'}\n"
+            f"{_hex(kept)}t={millidegrees}\n")
 
 
 def damaged(pad: bytes) -> bytes:
@@ -72,6 +85,7 @@ class W1Tree:
 
     def __init__(self, base: Path) -> None:
         self.base = base
+        self._last_good: dict[str, bytes] = {}
         (base / MASTER).mkdir(parents=True, exist_ok=True)
         self._list_slaves()
 
@@ -94,19 +108,25 @@ class W1Tree:
 
     def write(self, sensor_id: str, celsius: float) -> None:
         """A good reading of ``celsius`` (rounded to the sensor's 1/16 °C steps)."""
-        self.write_text(sensor_id, w1_slave_text(scratchpad(celsius)))
+        self.write_pad(sensor_id, scratchpad(celsius))
+
+    def write_pad(self, sensor_id: str, pad: bytes) -> None:
+        """What the kernel shows after reading ``pad`` off the wire."""
+        self.write_text(sensor_id, w1_slave_text(pad, self._last_good.get(sensor_id, bytes(9))))
+        if crc8(pad[:8]) == pad[8]:
+            self._last_good[sensor_id] = pad
 
     def crc_error(self, sensor_id: str, celsius: float = 21.0) -> None:
-        self.write_text(sensor_id, w1_slave_text(damaged(scratchpad(celsius))))
+        self.write_pad(sensor_id, damaged(scratchpad(celsius)))
 
     def power_on(self, sensor_id: str) -> None:
         """The power-on scratchpad (a conversion that never ran): 85.000 °C, and
         byte 6 at its reset value 0x0C."""
-        self.write_text(sensor_id, w1_slave_text(POWER_ON_SCRATCHPAD))
+        self.write_pad(sensor_id, POWER_ON_SCRATCHPAD)
 
     def stuck_low(self, sensor_id: str) -> None:
         """Nine zero bytes: a shorted data line; their CRC is zero too, so it says YES."""
-        self.write_text(sensor_id, w1_slave_text(bytes(9)))
+        self.write_pad(sensor_id, bytes(9))
 
     def read_failed(self, sensor_id: str) -> None:
         """What kernels since 5.10 show when every try failed: nothing."""
@@ -115,6 +135,7 @@ class W1Tree:
     def vanish(self, sensor_id: str) -> None:
         """The sensor leaves the bus: the kernel removes its folder."""
         shutil.rmtree(self.folder(sensor_id), ignore_errors=True)
+        self._last_good.pop(sensor_id, None)  # a returning sensor is a new kernel device
         self._list_slaves()
 
     def _list_slaves(self) -> None:

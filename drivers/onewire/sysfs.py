@@ -21,13 +21,24 @@ guesses:
   CRC fails, print nothing;
 - ``crc=.. NO``: the scratchpad was damaged on the wire (long cable, weak
   pull-up, interference); older kernels print the failed read like this;
-- ``t=85000``: the DS18B20's power-on value, read before a conversion finished
-  (a brown-out or a parasite-powered sensor starving). A real 85.000 °C reads the
-  same, so it is rejected unless the driver says ``accept_85: true``;
+- ``t=85000`` with scratchpad byte 6 at 0x0C (``power_on_85``): the DS18B20's
+  power-on value, read before a conversion finished (a brown-out, or a
+  parasite-powered sensor starving). After a real conversion byte 6 of a
+  DS18B20, DS1822, DS1825 or DS28EA00 holds ``0x10 - (t & 0x0f)``: 0x10 at
+  85.000 °C, so a genuine 85 °C (a boiler, a flue) is published. This is the
+  kernel's own test (``W1_THERM_CHECK_RESULT`` in ``convert_t``, off unless
+  ``features`` is written). On a DS18S20 (family 10) 85.000 °C always comes
+  with byte 6 at 0x0C, and some DS18B20 clones keep 0x0C there: such a reading
+  is rejected unless the driver or sensor says ``accept_85: true``;
+- ``t=127937`` with byte 6 at 0x0C (``power_on_85`` too): the kernel's other
+  "conversion never ran" signature (not enough power);
 - an all-zero scratchpad: the data line is stuck low (shorted or a sensor
   half-connected) and the CRC of nine zero bytes is zero, so the kernel says YES;
-- a temperature outside the sensors' -55..125 °C range, such as the -127 °C or
-  4095 values some stacks report for a failed read;
+- a temperature outside the sensor's range (``out_of_range``), such as the
+  -127 °C some stacks report for a failed read: -55..125 °C, except family 3b,
+  which is the DS1825 and also the MAX31850 thermocouple interface
+  (-270..+1800 °C; the kernel reads it as a DS1825, same millidegrees); a
+  listed sensor's ``range:`` overrides it;
 - anything else the kernel would not print (a missing line, no ``t=``).
 
 No I/O here but ``read_w1_slave`` and ``list_sensors``, both blocking: the
@@ -58,8 +69,30 @@ SENSOR_ID = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{12})$")
 POWER_ON_MILLIDEGREES = 85_000
 """The DS18B20's scratchpad after power-on, before any conversion: 85.000 °C."""
 
-LOWEST, HIGHEST = -55_000, 125_000
-"""The sensors' measuring range in millidegrees; anything outside it is a failed read."""
+NO_CONVERSION_MARK = 0x0C
+"""Scratchpad byte 6 after power-on (its reset value). A DS18B20-family
+conversion overwrites it with ``0x10 - (t & 0x0f)``, which is 0x10 at 85 °C."""
+
+NO_CONVERSION = frozenset({bytes.fromhex("5005"), bytes.fromhex("ff07")})
+"""Bytes 0-1 that, with byte 6 at ``NO_CONVERSION_MARK``, mean no conversion ran:
+the kernel's ``W1_THERM_CHECK_RESULT`` test (85.000 °C power-on value; 127.937 °C,
+not enough power). A DS18S20's 85.000 °C (``aa 00``) always has byte 6 at 0x0c."""
+
+RANGE = (-55_000, 125_000)
+"""The thermometers' measuring range in millidegrees; outside it is a failed read."""
+
+FAMILY_RANGES: dict[str, tuple[int, int]] = {"3b": (-270_000, 1_800_000)}
+"""Families whose range differs: 3b is the DS1825 and also the MAX31850
+thermocouple interface (-270..+1800 °C), which the kernel reads the same way."""
+
+OVERLAY_HINT = (
+    "add `dtoverlay=w1-gpio,gpiopin=4` (Pi 5: `w1-gpio-pi5`) to /boot/firmware/config.txt "
+    "and reboot (wiring: hardware/onewire-i2c.md)"
+)
+"""How to bring up the Pi's 1-Wire bus: said by the driver and by ``tidegate devices``."""
+
+DEFAULT_BUS = "/sys/bus/w1/devices"
+"""Where the kernel puts the 1-Wire slaves; missing means the overlay is not loaded."""
 
 VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO})
 """What reading a sensor that left the bus raises: its folder is gone (ENOENT), or
@@ -101,8 +134,24 @@ def family_name(sensor_id: str) -> str:
     return FAMILIES.get(family, f"family 0x{family}")
 
 
-def parse_w1_slave(text: str, *, accept_85: bool = False) -> Reading | Rejected:
-    """What a ``w1_slave`` file's text says; see the module docstring for each rejection."""
+def family_range(family: str | None) -> tuple[int, int]:
+    """The range in millidegrees outside which a reading of ``family`` is rejected."""
+    return FAMILY_RANGES.get(family or "", RANGE)
+
+
+def _range_text(limits: tuple[int, int]) -> str:
+    return f"{limits[0] / 1000:g}..{limits[1] / 1000:g} °C"
+
+
+def parse_w1_slave(
+    text: str,
+    *,
+    accept_85: bool = False,
+    family: str | None = None,
+    limits: tuple[int, int] | None = None,
+) -> Reading | Rejected:
+    """What a ``w1_slave`` file's text says; see the module docstring for each
+    rejection. ``limits`` (millidegrees) default to ``family``'s range."""
     lines = text.strip().splitlines()
     if not lines:
         return Rejected(
@@ -121,15 +170,22 @@ def parse_w1_slave(text: str, *, accept_85: bool = False) -> Reading | Rejected:
     if not crc.group(1).strip().replace("00", "").replace(" ", ""):
         return Rejected("stuck_low", "all-zero scratchpad: the data line is stuck low")
     millidegrees = int(temp.group(2))
-    if millidegrees == POWER_ON_MILLIDEGREES and not accept_85:
+    pad = bytes.fromhex(crc.group(1))
+    no_conversion = pad[6] == NO_CONVERSION_MARK and (
+        millidegrees == POWER_ON_MILLIDEGREES or pad[:2] in NO_CONVERSION
+    )
+    if no_conversion and not accept_85:
         return Rejected(
             "power_on_85",
-            "85.000 °C power-on value: read before a conversion finished "
-            "(set accept_85: true if the sensor really gets that hot)",
+            f"t={millidegrees} with scratchpad byte 6 at 0x0c: no conversion ran "
+            "(power-on value or not enough power; a DS18S20 or a clone that really reads "
+            "85 °C needs accept_85: true)",
         )
-    if not LOWEST <= millidegrees <= HIGHEST:
+    low, high = limits if limits is not None else family_range(family)
+    if not low <= millidegrees <= high:
         return Rejected(
-            "out_of_range", f"t={millidegrees} is outside the sensors' -55..125 °C range"
+            "out_of_range",
+            f"t={millidegrees} is outside the sensor's {_range_text((low, high))} range",
         )
     return Reading(millidegrees)
 

@@ -3,7 +3,8 @@
 Each slave the bus master found is a folder ``<family>-<id>`` in
 ``/sys/bus/w1/devices``. A thermometer (DS18B20 family) is read once, through the
 driver's own parser, so the listing shows a temperature (hold a sensor in your
-hand to tell which id it is) or why there is none. A read takes about 750 ms per
+hand to tell which id it is) or why there is none. The hint for a missing bus is
+the driver's own (``OVERLAY_HINT``), so the two never disagree. A read takes about 750 ms per
 sensor: the kernel starts a conversion and waits for it.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from tidegate.drivers.onewire.sysfs import (
     FAMILIES,
+    OVERLAY_HINT,
     Rejected,
     family_name,
     family_of,
@@ -23,12 +25,7 @@ from tidegate.drivers.onewire.sysfs import (
     parse_w1_slave,
     read_w1_slave,
 )
-from tidegate.ops.devices.paths import CONFIG_TXT, SYSTEM, DevicePaths
-
-W1_HINT = (
-    f"add `dtoverlay=w1-gpio,gpiopin=4` (Pi 5: `w1-gpio-pi5`) to {CONFIG_TXT} and reboot "
-    "(wiring: hardware/onewire-i2c.md)"
-)
+from tidegate.ops.devices.paths import SYSTEM, DevicePaths
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +47,7 @@ def _read_once(folder: Path) -> tuple[float | None, str | None]:
         return None, "not readable: permission denied"
     except OSError as exc:
         return None, f"not readable: {exc.strerror or exc}"
-    parsed = parse_w1_slave(text)
+    parsed = parse_w1_slave(text, family=family_of(folder.name))
     if isinstance(parsed, Rejected):
         return None, f"reading rejected: {parsed.reason}"
     return parsed.celsius, None
@@ -65,7 +62,7 @@ def find_onewire(
         ids = list_sensors(paths.w1_devices)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return [], [f"no 1-Wire bus ({paths.w1_devices} is missing): {W1_HINT}"]
+            return [], [f"no 1-Wire bus ({paths.w1_devices} is missing): {OVERLAY_HINT}"]
         return [], [f"cannot list {paths.w1_devices}: {exc.strerror or exc}"]
     if not ids:
         return [], [

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
 from tidegate.ops.devices.gpio import GpioChip
 from tidegate.ops.devices.i2c import I2cBus
 from tidegate.ops.devices.onewire import OneWireSensor
 from tidegate.ops.devices.ports import SerialPort
 from tidegate.ops.devices.report import DeviceReport
 from tidegate.wording import count
+
+T = TypeVar("T")
 
 
 def _describe_port(port: SerialPort) -> list[str]:
@@ -57,32 +62,26 @@ def _describe_bus(bus: I2cBus) -> list[str]:
     return lines
 
 
+def _section(header: str, items: Sequence[T], describe: Callable[[T], list[str]]) -> list[str]:
+    """A header, then each item's lines, or `none found`."""
+    lines = [header]
+    for item in items:
+        lines += describe(item)
+    return lines if items else [*lines, "  none found"]
+
+
 def render_report(report: DeviceReport) -> str:
     """The text ``tidegate devices`` prints."""
-    out = ["Serial ports (use a by-id name in `port:`; it survives replugging):"]
-    if report.serial_ports:
-        for port in report.serial_ports:
-            out += _describe_port(port)
-    else:
-        out.append("  none found")
-    out.append("GPIO chips (`chip:` and `line:` of a gpio driver):")
-    if report.gpio_chips:
-        for chip in report.gpio_chips:
-            out += _describe_chip(chip)
-    else:
-        out.append("  none found")
-    out.append("1-Wire sensors (`id:` of a onewire driver's `sensors:`):")
-    if report.onewire:
-        for sensor in report.onewire:
-            out += _describe_sensor(sensor)
-    else:
-        out.append("  none found")
-    out.append("I²C buses (`bus:` and `address:` of an i2c driver):")
-    if report.i2c_buses:
-        for bus in report.i2c_buses:
-            out += _describe_bus(bus)
-    else:
-        out.append("  none found")
+    out = [
+        *_section("Serial ports (use a by-id name in `port:`; it survives replugging):",
+                  report.serial_ports, _describe_port),
+        *_section("GPIO chips (`chip:` and `line:` of a gpio driver):",
+                  report.gpio_chips, _describe_chip),
+        *_section("1-Wire sensors (`id:` of a onewire driver's `sensors:`):",
+                  report.onewire, _describe_sensor),
+        *_section("I²C buses (`bus:` and `address:` of an i2c driver):",
+                  report.i2c_buses, _describe_bus),
+    ]
     if report.notes:
         out.append("Notes:")
         out += [f"  - {note}" for note in report.notes]

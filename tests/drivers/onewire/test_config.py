@@ -20,8 +20,9 @@ def test_the_yaml_example_loads() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", onewire_config.__doc__ or "", re.S)
     tank, loft = load_config_text(block, "onewire/config.py").drivers
     assert isinstance(tank, OneWireConfig) and isinstance(loft, OneWireConfig)
-    assert (tank.interval, len(tank.sensors), tank.discovers()) == (30.0, 3, False)
+    assert (tank.interval, len(tank.sensors), tank.discovers()) == (30.0, 4, False)
     assert tank.sensors[1].offset == -0.25 and tank.sensors[2].unit == "°F"
+    assert (tank.sensors[3].id, tank.sensors[3].name) == ("28-0316a27b22ff", None)
     assert (loft.path, loft.discovers(), loft.sim.sensors) == ("sim", True, 3)
     assert loft.sim.faults.vanish_every == 600.0
 
@@ -46,6 +47,10 @@ def test_defaults_read_every_thermometer_on_the_kernels_bus() -> None:
                       {"id": "28-0316a27a11ff", "name": "t"}]}, "sensor name 't' is listed twice"),
         ({"interval": 0}, "greater than 0"),
         ({"families": ["2d"]}, "'10', '22', '28', '3b' or '42'"),
+        ({"families": [45]}, "'10', '22', '28', '3b' or '42'"),
+        ({"sensors": [{"id": "3b-0000001a2b3c", "range": [1800, -270]}]},
+         "must be [low, high] with low < high"),
+        ({"sensors": ["28-0316a2795c"]}, "is not a 1-Wire id"),
         ({"sim": {"sensors": 500}}, "0 to 100 sensors"),
         ({"sim": {"sensors": ["nope"]}}, "is not a 1-Wire id"),
     ],
@@ -54,6 +59,18 @@ def test_a_mistake_is_one_line_that_says_what_to_do(keys: dict[str, object], mes
     with pytest.raises(ValidationError) as caught:
         OneWireConfig.model_validate({"name": "w1", **keys})
     assert message in str(caught.value)
+
+
+def test_what_people_write_first_is_understood() -> None:
+    # YAML reads `[28, 10]` as numbers; a bare id is a sensor with just an id.
+    config = OneWireConfig.model_validate(
+        {"name": "w1", "families": [28, 10, "3b", 42],
+         "sensors": ["28-0316A2795CFF", {"id": "3b-0000001a2b3c", "range": [-270, 1372]}]}
+    )
+    assert config.families == ["28", "10", "3b", "42"]
+    assert [s.id for s in config.sensors] == ["28-0316a2795cff", "3b-0000001a2b3c"]
+    assert config.sensors[0].limits() is None
+    assert config.sensors[1].limits() == (-270_000, 1_372_000)
 
 
 def test_the_loader_points_at_the_line() -> None:

@@ -4,6 +4,10 @@ real reading code turns it into events, rejects and stale sensors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from tests.drivers.harness import Probe, eventually, running
@@ -11,13 +15,21 @@ from tidegate.drivers.onewire.config import OneWireConfig
 from tidegate.drivers.onewire.driver import OneWireDriver
 from tidegate.drivers.onewire.sim import MASTER, simulated_ids
 
+NAME = f"loft{os.getpid()}"
+"""The driver's name, which its temporary folder carries: unique to this run."""
+
 
 def sim_driver(probe: Probe, **sim: Any) -> OneWireDriver:
     config = OneWireConfig.model_validate(
-        {"name": "loft", "path": "sim", "interval": 0.02,
+        {"name": NAME, "path": "sim", "interval": 0.02,
          "sim": {"seed": 7, "update": 0.01, **sim}}
     )
     return OneWireDriver(config, probe.context)
+
+
+def sim_folders() -> list[Path]:
+    """The simulated buses' folders there are now (``tidegate-w1-<name>-…``)."""
+    return sorted(Path(tempfile.gettempdir()).glob(f"tidegate-w1-{NAME}-*"))
 
 
 def test_the_simulated_bus_is_read_like_the_real_one_and_removed_after() -> None:
@@ -26,8 +38,8 @@ def test_the_simulated_bus_is_read_like_the_real_one_and_removed_after() -> None
         driver = sim_driver(probe, sensors=3, base=4.0, amplitude=1.0, noise=0.0)
         async with running(driver, probe):
             await eventually(lambda: len({e.name for e in probe.events}) == 3, "3 sensors")
-            base = driver.base
-            assert base is not None and (base / MASTER / "w1_master_slaves").is_file()
+            (base,) = sim_folders()
+            assert (base / MASTER / "w1_master_slaves").is_file()
             slaves = (base / MASTER / "w1_master_slaves").read_text().split()
             assert slaves == sorted({e.name for e in probe.events})
         assert all(3.0 <= e.value <= 5.0 for e in probe.events if isinstance(e.value, float))
@@ -57,6 +69,23 @@ def test_injected_faults_are_rejected_and_counted_by_the_real_driver() -> None:
         assert rejected == len(probe.rejects)
         assert 85.0 not in {e.value for e in probe.events}
         assert 0.0 not in {e.value for e in probe.events}
+
+    asyncio.run(scenario())
+
+
+def test_a_driver_cancelled_as_it_starts_leaves_no_simulator_behind() -> None:
+    async def scenario() -> None:
+        probe = Probe()
+        driver = sim_driver(probe)
+        before = set(asyncio.all_tasks())
+        task = asyncio.create_task(driver.run(probe.emit))
+        await asyncio.sleep(0)  # run() has started the simulator and yielded once
+        assert len(sim_folders()) == 1
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert set(asyncio.all_tasks()) == before
+        assert sim_folders() == []
 
     asyncio.run(scenario())
 
