@@ -8,13 +8,24 @@ profiles: ``bme280`` (also BMP280: °C, hPa, %RH, with the factory calibration),
 differential inputs), ``bh1750`` (lx). Each reading is an event named
 ``<device>.<quantity>`` (``garden.temperature``) tagged ``device: <device>``.
 
-A chip that stops answering (a NACK) is counted, marked stale in ``tidegate
-status`` and retried at its interval while the other chips are read; a reading
-that fails its CRC is rejected with its bytes (dead letter) and counted. A
-missing ``/dev/i2c-N`` (I²C not enabled: ``dtparam=i2c_arm=on`` in
-``/boot/firmware/config.txt``) is retried with the ``reconnect:`` backoff.
-``bus: sim`` reads simulated chips that answer like the parts, through the same
-driver code: the one line to change on a laptop.
+Every NACK (a chip that does not answer) is counted (``nack``) and retried at
+the device's interval while the other chips are read; three failed reads in a
+row mark the chip stale in ``tidegate status`` (one glitch does not), and it
+comes back by itself. A reading that fails its CRC, or a conversion that never
+finishes, is rejected with its bytes (dead letter) and counted; a chip that
+sends nothing else goes stale the same way, with the reason. The wrong chip at
+an address (its id register says so) is stale at once. A missing
+``/dev/i2c-N`` (I²C not enabled: ``sudo raspi-config nonint do_i2c 0``) is
+retried with the ``reconnect:`` backoff, every chip stale meanwhile; a bus that
+times out on every transfer is reported as stuck (SDA or SCL held low). The
+service that ``tidegate service install`` writes may open ``/dev/i2c-*``
+(``DeviceAllow=char-i2c rw``, group ``i2c``). ``bus: sim`` reads simulated
+chips that answer like the parts, through the same driver code: the one line
+to change on a laptop.
+
+``bus: 1`` and ``bus: "1"`` are the same; ``chip:`` is matched in any case
+(``BME280``). An address is hex (``0x76``): ``address: 76`` is decimal 76, i.e.
+0x4c, and is refused with a hint for a profile that cannot be there.
 
 ```yaml
 drivers:
@@ -53,7 +64,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tidegate.backoff import ReconnectSection
 from tidegate.config.types import Duration, Section
@@ -80,8 +91,9 @@ class I2cConfig(DriverConfig, runtime="tidegate.drivers.i2c.driver:I2cDriver"):
 
     type: Literal["i2c"] = Field("i2c", description="Driver kind: `i2c`.")
     bus: Annotated[int, Field(ge=0)] | Literal["sim"] | str = Field(
-        description="The bus: its number (`1` is /dev/i2c-1, the Pi's header pins), a path "
-        "(`/dev/i2c-1`), or `sim` for simulated chips."
+        description="The bus: its number (`1` is /dev/i2c-1, the Pi's header pins; `\"1\"` "
+        "too), a path (`/dev/i2c-1`), or `sim` for simulated chips. `tidegate devices` "
+        "lists the buses."
     )
     interval: Duration = Field(10.0, gt=0, description="How often each device is read.")
     devices: list[Device] = Field(min_length=1, description="The chips on the bus.")
@@ -94,10 +106,24 @@ class I2cConfig(DriverConfig, runtime="tidegate.drivers.i2c.driver:I2cDriver"):
         description="`bus: sim`: faults of the simulated chips; ignored on a real bus.",
     )
 
+    @field_validator("bus", mode="before")
+    @classmethod
+    def _a_bus(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.isdigit():
+            return int(text)  # `bus: "1"`: the number, quoted
+        if text == SIM_BUS or text.startswith("/"):
+            return text
+        if text.startswith("i2c-") and text[4:].isdigit():
+            raise ValueError(f"write `bus: {text[4:]}` or `bus: /dev/{text}`, not '{text}'")
+        raise ValueError(
+            f"must be a number (`1` is /dev/i2c-1), a /dev path or `sim`, not '{text[:20]}'"
+        )
+
     @model_validator(mode="after")
     def _distinct(self) -> I2cConfig:
-        if isinstance(self.bus, str) and self.bus != SIM_BUS and not self.bus.startswith("/"):
-            raise ValueError(f"bus must be a number, a /dev path or `sim`, not '{self.bus[:20]}'")
         seen: dict[int, str] = {}
         names: set[str] = set()
         for device in self.devices:

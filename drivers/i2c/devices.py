@@ -60,8 +60,16 @@ class _Device(Section):
             choices = " or ".join(f"0x{a:02x}" for a in self.ADDRESSES)
             raise ValueError(
                 f"a {self.LABEL} answers at {choices}, not at 0x{self.address:02x}"
+                + _as_hex(self.address, self.ADDRESSES)
             )
         return self
+
+
+def _as_hex(address: int, choices: tuple[int, ...]) -> str:
+    """`` (76 decimal; did you mean 0x76?)`` when the decimal digits, read as hex, are
+    an address the chip has: ``address: 76`` with the ``0x`` forgotten."""
+    meant = int(str(address), 16)
+    return f" ({address} decimal; did you mean 0x{meant:02x}?)" if meant in choices else ""
 
 
 class Bme280Oversampling(Section):
@@ -229,6 +237,16 @@ class GenericDevice(_Device):
 
 CHIPS = ["bme280", "sht3x", "ads1115", "bh1750", "generic"]
 
+
+def _chip_in_lower_case(data: Any) -> Any:
+    """``chip: BME280`` is ``bme280``: a part number is written either way."""
+    if isinstance(data, dict) and isinstance(data.get("chip"), str):
+        chip = data["chip"].strip().lower()
+        if chip in CHIPS:
+            return {**data, "chip": chip}
+    return data
+
+
 Device = Annotated[
     Annotated[Bme280Device, Tag("chip: bme280")]
     | Annotated[Sht3xDevice, Tag("chip: sht3x")]
@@ -236,5 +254,6 @@ Device = Annotated[
     | Annotated[Bh1750Device, Tag("chip: bh1750")]
     | Annotated[GenericDevice, Tag("chip: generic")],
     pick_by("chip", CHIPS, default="generic"),
+    BeforeValidator(_chip_in_lower_case),
 ]
 """One chip on the bus: a built-in profile by ``chip``, or registers read as they are."""

@@ -11,11 +11,17 @@ keeps the current slave address between its ``ioctl`` calls); while one chip
 converts, the others are read. Closing the bus is queued on the same thread, so
 it happens after a step that a cancellation left running.
 
-Each device has its own loop. A NACK marks that device stale (once per
-outage), is counted (``nack``) and retried at its interval: when the chip
-answers again it is set up anew (calibration read again: it may have been
-power-cycled). A bad reading (CRC) is rejected with its bytes. An adapter that
-goes away ends the session; the bus is reopened with the ``reconnect:`` backoff.
+Each device has its own loop. Every NACK is counted (``nack``) and retried at
+the device's interval; a chip is marked stale (one driver error per outage)
+after ``STALE_AFTER`` failed reads in a row, so one glitch on the wire does not
+flip it down and up. When the chip answers again it is set up anew (calibration
+read again: it may have been power-cycled). A bad reading (CRC, a conversion
+that never finished) is rejected with its bytes and counted each time; the
+device's ``last_error`` says why, and ``STALE_AFTER`` of them in a row mark it
+stale too: a chip that only sends garbage is not "up". The wrong chip at the
+address is stale at once (no glitch makes a chip id). An adapter that goes away
+ends the session: every device is marked stale with the bus's message, and the
+bus is reopened with the ``reconnect:`` backoff.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from typing import Any, TypeVar
 
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
-from tidegate.drivers.i2c.bus import is_bus_lost, is_nack, open_failure, open_real
+from tidegate.drivers.i2c.bus import (
+    STUCK_HINT,
+    is_bus_lost,
+    is_nack,
+    is_stuck,
+    open_failure,
+    open_real,
+)
 from tidegate.drivers.i2c.chips.base import BadReading, Bus, Chip, Measurement, Reading, WrongChip
 from tidegate.drivers.i2c.config import SIM_BUS, I2cConfig
 from tidegate.drivers.i2c.devices import Device
@@ -42,9 +55,29 @@ T = TypeVar("T")
 
 NACK = "no answer (NACK)"
 
+STALE_AFTER = 3
+"""Failed reads in a row (NACK, I/O error, bad reading) that mark a device stale."""
+
 
 class _BusLost(Exception):
     """The adapter failed under us; the message says how."""
+
+
+class _Outage:
+    """One device's failed reads in a row, and the reason it was marked stale for."""
+
+    __slots__ = ("down", "in_a_row", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.in_a_row = 0
+        self.down: str | None = None
+        """What the device was marked stale for (its error, or the kind of bad
+        reading); None while it is not."""
+
+    def clear(self) -> None:
+        self.in_a_row = 0
+        self.down = None
 
 
 def _step(measurement: Measurement) -> tuple[bool, Any]:
@@ -82,8 +115,6 @@ class I2cDriver(Driver[I2cConfig]):
         """With ``bus: sim``: the simulated bus, made at the first open."""
         self._opener = bus if bus is not None else self._open_configured
         self.backoff = Backoff(config.reconnect)
-        self.readings = 0
-        """Readings published (an event each)."""
         self._executor: ThreadPoolExecutor | None = None
         self._tags = {name: {"device": name} for name in self.chips}
 
@@ -151,6 +182,12 @@ class I2cDriver(Driver[I2cConfig]):
             # One outage is one error; the message stays current.
             self.health.set_state(DriverState.RECONNECTING)
             self.health.last_error = message
+        # No bus, no chip answers: each is stale with the bus's reason (the outage is
+        # the driver's one error, not one more per device).
+        for name in self.chips:
+            device = self.health.device(name)
+            device.stale = True
+            device.last_error = message
 
     async def _session(self, bus: Bus, emit: Emit) -> None:
         """Read every device until the bus is lost (``_BusLost``) or we are cancelled."""
@@ -165,7 +202,7 @@ class I2cDriver(Driver[I2cConfig]):
         loop = asyncio.get_running_loop()
         period = self.config.interval_of(device)
         ready = False
-        failure: str | None = None  # the device's current outage, if any
+        outage = _Outage(name)
         due = loop.time()
         while True:
             try:
@@ -178,29 +215,36 @@ class I2cDriver(Driver[I2cConfig]):
                     raise _BusLost(f"bus {self.config.bus}: {exc.strerror or exc}") from None
                 ready = False
                 self.health.tally("nack" if is_nack(exc) else "io_error")
-                failure = self._device_down(name, NACK if is_nack(exc) else
-                                            f"I/O error: {exc.strerror or exc}", failure)
+                self._failed(outage, self._io_error(exc))
             except WrongChip as exc:
                 ready = False
                 self.health.tally("wrong_chip")
-                failure = self._device_down(name, str(exc), failure)
+                self._failed(outage, str(exc), at_once=True)
             except BadReading as exc:
                 self._bad_reading(name, exc)
+                self._failed(outage, exc.reason, counted=True, kind=exc.counter)
             except Exception as exc:  # a profile's bug must not stop the other devices
                 log.exception("%s: %s: unexpected error", self.name, name)
                 ready = False
                 self.health.tally("error")
-                failure = self._device_down(name, f"unexpected error: {exc!r}", failure)
+                self._failed(outage, f"unexpected error: {exc!r}", at_once=True)
             else:
-                if failure is not None:
+                if outage.down is not None:
                     log.info("%s: %s answers again", self.name, name)
-                    failure = None
+                outage.clear()
                 self.health.device_answered(name)
                 await self._publish(name, readings, emit)
             due += period
             now = loop.time()
             due = max(due, now)  # late (a long emit): read now, then keep the period from here
             await asyncio.sleep(due - now)
+
+    def _io_error(self, exc: OSError) -> str:
+        if is_nack(exc):
+            return NACK
+        if is_stuck(exc):
+            return f"bus {self.config.bus}: {exc.strerror or exc}: {STUCK_HINT}"
+        return f"I/O error: {exc.strerror or exc}"
 
     async def _measure(self, chip: Chip, bus: Bus) -> list[Reading]:
         measurement = chip.measure(bus)
@@ -222,20 +266,32 @@ class I2cDriver(Driver[I2cConfig]):
                 # Given up half-way (cancelled): closed on the bus thread, after its step.
                 self._executor.submit(measurement.close)
 
-    def _device_down(self, name: str, error: str, failure: str | None) -> str:
-        """Count a device's outage once, when it starts or changes; keep it current."""
-        if failure != error:
-            log.warning("%s: %s: %s", self.name, name, error)
-            self.health.device_failed(name, error, stale=True)
+    def _failed(self, outage: _Outage, error: str, *, at_once: bool = False,
+                counted: bool = False, kind: str | None = None) -> None:
+        """A failed read of a device: its ``last_error`` says why at once; it is stale
+        (one driver error per outage, again when the reason changes) after
+        ``STALE_AFTER`` in a row, or ``at_once``. ``counted``: the failure already
+        counted a driver error (a reject), so going stale adds none. ``kind``: what
+        makes two failures the same outage, when their messages differ (each bad
+        CRC names its bytes)."""
+        device = self.health.device(outage.name)
+        device.last_error = error
+        outage.in_a_row += 1
+        if not at_once and outage.in_a_row < STALE_AFTER:
+            return
+        if outage.down == (kind or error):
+            return  # the same outage goes on
+        outage.down = kind or error
+        log.warning("%s: %s: %s", self.name, outage.name, error)
+        if counted:
+            device.stale = True
         else:
-            self.health.device(name).last_error = error
-        return error
+            self.health.device_failed(outage.name, error, stale=True)
 
     def _bad_reading(self, name: str, exc: BadReading) -> None:
         """The chip answered with bytes that are no reading: rejected, counted."""
         reason = f"{name}: {exc.reason}"
         self.health.tally(exc.counter)
-        self.health.device_answered(name)
         self.health.set_state(self.health.state, reason)
         self.context.reject(exc.raw or b"\x00", reason)
 
@@ -248,4 +304,3 @@ class I2cDriver(Driver[I2cConfig]):
         if events:
             await emit(events)
             self.health.count(len(events))
-            self.readings += len(events)

@@ -104,6 +104,11 @@ class Bme280Sim(RegisterSim):
         self.clock = clock
         self.done_at: float | None = None
         self.conversions = 0
+        self.slowness = 0.8
+        """Conversion time as a fraction of the datasheet's maximum: 0.8 is about the
+        typical time; above 1 a part slower than its datasheet."""
+        self.nvm_copying = 0
+        """Status reads that still show ``im_update`` (a chip just powered on)."""
         self._last: tuple[tuple[float, ...], bytes] | None = None
         self.memory[bme280.CHIP_ID] = chip_id
         self.memory[bme280.CALIB_TP : bme280.CALIB_TP + 24] = struct.pack(
@@ -132,7 +137,7 @@ class Bme280Sim(RegisterSim):
         if self.memory[bme280.CHIP_ID] != bme280.BME280_ID:
             h_os = 0
         # Typical time (§9.1): a little under the maximum the driver waits.
-        self.done_at = self.clock() + 0.8 * bme280.measurement_time(t_os, p_os, h_os)
+        self.done_at = self.clock() + self.slowness * bme280.measurement_time(t_os, p_os, h_os)
         self.memory[bme280.STATUS] |= bme280.MEASURING
         self._pending = self.raw_values(t_os, p_os, h_os)
 
@@ -169,6 +174,11 @@ class Bme280Sim(RegisterSim):
             self.memory[bme280.CTRL_MEAS] &= 0b11111100  # back to sleep mode
             self.done_at = None
             self.conversions += 1
+        if self.pointer == bme280.STATUS and self.nvm_copying > 0:
+            self.nvm_copying -= 1
+            self.memory[bme280.STATUS] |= bme280.IM_UPDATE
+        else:
+            self.memory[bme280.STATUS] &= ~bme280.IM_UPDATE & 0xFF
 
 
 class Sht3xSim(SimChip):
@@ -223,6 +233,8 @@ class Ads1115Sim(RegisterSim):
         self.pending = 0
         self.memory[0:8] = bytes.fromhex("0000 8583 8000 7fff".replace(" ", ""))
         self.conversions = 0
+        self.slowness = 1.0
+        """Conversion time in periods (1/DR): above 1.1 a part slower than its datasheet."""
 
     def write(self, data: bytes) -> None:
         # A 16-bit register: the pointer byte, then MSB and LSB (§9.5.3).
@@ -245,7 +257,7 @@ class Ads1115Sim(RegisterSim):
         volts = [_value(v) for v in self.inputs]
         v = volts[mux - 4] if mux >= 4 else volts[pairs[mux][0]] - volts[pairs[mux][1]]
         self.pending = max(-32768, min(32767, round(v / fsr * 32768)))
-        self.done_at = self.clock() + 1.0 / rate
+        self.done_at = self.clock() + self.slowness / rate
 
     def read(self, length: int) -> bytes:
         if self.done_at is not None and self.clock() >= self.done_at:

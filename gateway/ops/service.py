@@ -8,7 +8,8 @@ symlink ``systemctl enable`` would make.
 
 The user comes from a sysusers.d file applied with ``systemd-sysusers``
 (``--root`` aware, and re-applied at boot), so the account, its group and its
-device groups (``dialout`` for serial ports, ``gpio`` for GPIO chips) are
+device groups (``dialout`` for serial ports, ``gpio`` for GPIO chips, ``i2c`` for
+I²C buses) are
 declared in one place rather than made by a sequence of ``useradd`` calls.
 """
 

@@ -24,9 +24,10 @@ STATE_DIR = PurePosixPath(DEFAULT_DATA_DIR)
 UNIT_DIR = PurePosixPath("/etc/systemd/system")
 WANTS_DIR = UNIT_DIR / "multi-user.target.wants"
 SYSUSERS_FILE = PurePosixPath("/etc/sysusers.d/tidegate.conf")
-DEVICE_GROUPS = ("dialout", "gpio")
-"""Groups of serial ports (Debian, Raspberry Pi OS) and GPIO chips (Raspberry Pi OS;
-hardware/ has the udev rule that gives other boards' chips to ``gpio``)."""
+DEVICE_GROUPS = ("dialout", "gpio", "i2c")
+"""Groups of serial ports (Debian, Raspberry Pi OS), GPIO chips and I²C buses
+(Raspberry Pi OS; hardware/ has the udev rules that give other boards' devices to
+``gpio`` and ``i2c``). A group that does not exist yet is created by the install."""
 HOME_TREES = ("/home/", "/root/", "/run/user/")
 """ProtectHome=yes hides these; a program or config inside needs ProtectHome=read-only."""
 
@@ -68,13 +69,14 @@ LoadCredential=mqtt:{credentials}
 UMask=0077
 
 # Hardening. Device access is the one thing a sensor gateway cannot give up:
-# serial ports and GPIO chips are allowed by device group, nothing else.
+# serial ports, GPIO chips and I²C buses are allowed by device group, nothing else.
 DevicePolicy=closed
 DeviceAllow=char-ttyS rw
 DeviceAllow=char-ttyUSB rw
 DeviceAllow=char-ttyACM rw
 DeviceAllow=char-ttyAMA rw
 DeviceAllow=char-gpiochip rw
+DeviceAllow=char-i2c rw
 NoNewPrivileges=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -108,7 +110,7 @@ WantedBy=multi-user.target
 """
 
 SYSUSERS_TEMPLATE = """\
-# tidegate's service user, and the groups that own serial ports and GPIO chips.
+# tidegate's service user, and the groups that own serial ports, GPIO chips and I²C buses.
 # Written by `tidegate service install`; applied by systemd-sysusers at boot.
 u {user} - "tidegate gateway" {state}
 {memberships}

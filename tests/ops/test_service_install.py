@@ -100,7 +100,7 @@ def test_install_writes_the_expected_tree(tmp_path: Path) -> None:
     assert (root / "etc/passwd").read_text().splitlines() == [
         f"tidegate:x:{uid}:{gid}:tidegate gateway:/var/lib/tidegate:/usr/sbin/nologin"
     ]
-    for group in ("dialout", "gpio"):
+    for group in ("dialout", "gpio", "i2c"):  # i2c is created where it did not exist
         assert DEFAULT_USER in passwd_ids(root, "group", group)[1], group
     if os.geteuid() == 0:  # ownership needs root; an unprivileged build leaves it to the image
         assert files["var/lib/tidegate"][2:] == (uid, gid)
@@ -111,6 +111,9 @@ def test_install_writes_the_expected_tree(tmp_path: Path) -> None:
     unit = files[UNIT][0]
     assert f"ExecStart={default_exec_start()} run --config /etc/tidegate/tidegate.yaml" in unit
     assert "ExecReload=" in unit and " reload --config /etc/tidegate/tidegate.yaml" in unit
+    # An i2c driver can open /dev/i2c-* under DevicePolicy=closed, as a member of i2c.
+    assert "\nDeviceAllow=char-i2c rw\n" in unit
+    assert "\nSupplementaryGroups=dialout gpio i2c\n" in unit
     # The example config is a working config.
     config = load_config(root / "etc/tidegate/tidegate.yaml")
     assert str(config.gateway.data_dir) == "/var/lib/tidegate"

@@ -1,5 +1,8 @@
 """Texas Instruments ADS1115 16-bit ADC (also ADS1113/ADS1114 on AIN0-AIN1).
 
+The ADS1113 has no PGA: its range is always ±2.048 V, so with an ADS1113 keep
+``full_scale: 2.048`` (the default); any other value gives wrong volts.
+
 Datasheet: ADS111x, SBAS444D (TI, revised 2018). Each channel is one single-shot
 conversion (§9.4.2): write the Config register (0x01, Table 8) with OS = 1, the
 input multiplexer (MUX), the full-scale range (PGA) and the data rate (DR), MODE
@@ -7,7 +10,9 @@ input multiplexer (MUX), the full-scale range (PGA) and the data rate (DR), MODE
 internal oscillator's tolerance, §7.5); read Config again until OS = 1 (no
 conversion running); read the Conversion register (0x00): a 16-bit two's
 complement, MSB first, where 0x7FFF is +FSR·(2¹⁵-1)/2¹⁵ and 0x8000 is -FSR
-(§9.3.3, Table 3: at ±2.048 V, 0x7FFF → 2.047938 V, 0x8000 → -2.048 V).
+(§9.3.3, Table 3: at ±2.048 V, 0x7FFF → 2.047938 V, 0x8000 → -2.048 V). OS is
+checked once more after each extra wait before a conversion is given up
+(``not_ready``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class Ads1115(Chip):
     """Single-shot conversions on the configured channels, one after the other."""
 
     POLLS = 5
+    """Extra waits (a quarter conversion each) before a conversion is given up."""
 
     def __init__(self, address: int, channels: list[Channel], data_rate: int = 128) -> None:
         super().__init__(address)
@@ -84,14 +90,14 @@ class Ads1115(Chip):
             word = config_word(channel, self.data_rate)
             bus.write_i2c_block_data(self.address, CONFIG, [word >> 8, word & 0xFF])
             yield self.conversion_time
-            for _ in range(self.POLLS):
+            for extra in range(self.POLLS + 1):  # a check after each wait, the last one too
                 status = bus.read_i2c_block_data(self.address, CONFIG, 2)
                 if status[0] & 0x80:
                     break
+                if extra == self.POLLS:
+                    raise BadReading(bytes(status),
+                                     f"{channel.name}: the conversion did not finish", "not_ready")
                 yield self.conversion_time / 4
-            else:
-                raise BadReading(bytes(status), f"{channel.name}: the conversion did not finish",
-                                 "not_ready")
             raw = bytes(bus.read_i2c_block_data(self.address, CONVERSION, 2))
             value = volts(raw, channel.full_scale) * channel.scale + channel.offset
             places = decimals(channel.full_scale, channel.scale)

@@ -6,10 +6,22 @@ a BMP280 (one profile reads both; a BMP280 has no humidity). The factory
 calibration (0x88-0xA1 and 0xE1-0xE7, BME280 §5.4.6 Table 16) is read at setup;
 each measurement is a forced-mode conversion (§3.3.3): write ``ctrl_hum``, then
 ``ctrl_meas`` with mode 01, wait the maximum measurement time (§9.1), and read
-the raw values from 0xF7. The compensation is the datasheet's integer code
-(BME280 §4.2.3: 32-bit temperature and humidity, 64-bit pressure), which
-reproduces the BMP280 datasheet's worked example exactly (§3.12: t_fine 128422,
-T 25.08 °C, p 25767236/256 = 100653.27 Pa).
+the raw values from 0xF7; the status register is checked once more after each
+extra wait before the reading is given up (``not_ready``). The compensation is
+the datasheet's integer code (BME280 §4.2.3: 32-bit temperature and humidity,
+64-bit pressure). On the BMP280 datasheet's worked example (§3.12) it gives the
+table's t_fine 128422 and T 25.08 °C exactly. For pressure the table prints
+25767236 (1/256 Pa, 100653.27 Pa), but executing the published 64-bit code gives
+25767233 = 100653.25 Pa, 0.01 Pa lower (other implementations report the same
+3-count gap; the table itself warns that the integer result may deviate
+slightly from the floating-point 100653.27). Published, both are 1006.53 hPa;
+``tests/drivers/i2c/test_datasheets.py`` pins 25767233.
+
+Setup waits for the chip to have copied its calibration from NVM (``status``
+bit 0, ``im_update``, set for about 2 ms after power-on) and refuses a
+calibration with ``dig_T1`` or ``dig_P1`` zero (an all-zero read, a chip still
+starting): the reading would be garbage, and pressure would divide by zero.
+Neither is ever published; the setup is tried again at the next interval.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ BME280_ID = 0x60
 BMP280_ID = 0x58
 MEASURING = 0x08
 """``status`` bit 3: a conversion is running."""
+IM_UPDATE = 0x01
+"""``status`` bit 0: the calibration is being copied from NVM (after power-on, a reset)."""
 SKIPPED_20BIT = 0x80000
 """What a 20-bit result register holds when its measurement was skipped (or never ran)."""
 
@@ -150,7 +164,10 @@ class Bme280(Chip):
     """A BME280 or BMP280 in forced mode; oversampling xn per quantity (0: skip)."""
 
     POLLS = 5
-    """Status checks after the maximum time before the reading is given up."""
+    """Extra waits (a quarter of the maximum time each) for a conversion still running
+    at the maximum time, each followed by a status check, before it is given up."""
+    SETUP_POLLS = 5
+    """Status reads while ``im_update`` is set before the setup gives up for now."""
 
     def __init__(self, address: int, *, temperature: int = 1, pressure: int = 1,
                  humidity: int = 1) -> None:
@@ -168,13 +185,27 @@ class Bme280(Chip):
                 "nor a BMP280 (0x58): check `chip:` and `address:`"
             )
         self.humidity = found == BME280_ID
+        # Each status read is a transaction (~0.3 ms at 100 kHz): the polls span the
+        # ~2 ms copy; a chip still copying after them is tried again next interval.
+        for _ in range(self.SETUP_POLLS):
+            status = bus.read_byte_data(self.address, STATUS)
+            if not status & IM_UPDATE:
+                break
+        else:
+            raise BadReading(bytes([status]), "the calibration is still being copied from "
+                             "NVM (status im_update)", "not_ready")
         tp = bytes(bus.read_i2c_block_data(self.address, CALIB_TP, 24))
         if self.humidity:
             h1 = bus.read_byte_data(self.address, CALIB_H1)
             h = bytes(bus.read_i2c_block_data(self.address, CALIB_H, 7))
-            self.calibration = parse_calibration(tp, h1, h)
+            calibration = parse_calibration(tp, h1, h)
         else:
-            self.calibration = parse_calibration(tp)
+            calibration = parse_calibration(tp)
+        if calibration.T1 == 0 or calibration.P1 == 0:
+            raise BadReading(tp, "calibration reads dig_T1 or dig_P1 = 0: no valid "
+                             "calibration (a chip starting up, or not a BME280)",
+                             "bad_calibration")
+        self.calibration = calibration
 
     def measure(self, bus: Bus) -> Measurement:
         cal = self.calibration
@@ -190,14 +221,14 @@ class Bme280(Chip):
         bus.write_byte_data(self.address, CTRL_MEAS, control)
         wait = measurement_time(t_os, p_os, h_os)
         yield wait
-        for _ in range(self.POLLS):
+        for extra in range(self.POLLS + 1):  # a check after the maximum, and after each extra
             status = bus.read_byte_data(self.address, STATUS)
             if not status & MEASURING:
                 break
+            if extra == self.POLLS:
+                raise BadReading(bytes([status]), "the measurement did not finish in time",
+                                 "not_ready")
             yield wait / 4
-        else:
-            raise BadReading(bytes([status]), "the measurement did not finish in time",
-                             "not_ready")
         data = bytes(bus.read_i2c_block_data(self.address, DATA, 8 if self.humidity else 6))
         adc_t = _raw20(data, 3)
         if adc_t == SKIPPED_20BIT:
@@ -207,7 +238,11 @@ class Bme280(Chip):
         readings = [Reading("temperature", temperature(fine) / 100, "°C")]
         adc_p = _raw20(data, 0)
         if p_os and adc_p != SKIPPED_20BIT:
-            hpa = round(pressure(adc_p, fine, cal) / 25600, 2)  # 1/256 Pa -> hPa, to 1 Pa
+            q24_8 = pressure(adc_p, fine, cal)
+            if q24_8 == 0:  # the datasheet's division-by-zero guard: no pressure, not 0 hPa
+                raise BadReading(data, "pressure compensation divides by zero (calibration?)",
+                                 "bad_reading")
+            hpa = round(q24_8 / 25600, 2)  # 1/256 Pa -> hPa, to 1 Pa
             readings.append(Reading("pressure", hpa, "hPa"))
         if h_os:
             adc_h = (data[6] << 8) | data[7]

@@ -73,7 +73,35 @@ def test_a_hex_string_address_and_a_bus_path_are_accepted() -> None:
     env = I2cConfig.model_validate({"name": "env", "bus": "/dev/i2c-3", "devices": [
         {"name": "x", "address": "0x29", "registers": [{"name": "a", "register": 1}]}]})
     assert env.devices[0].address == 0x29
-    assert "a number, a /dev path or `sim`" in error("      - {name: g, chip: sht3x}\n", "two")
+
+
+def test_a_quoted_bus_number_and_an_upper_case_chip_are_accepted() -> None:
+    (env,) = load_config_text(
+        "drivers:\n  - {name: env, type: i2c, bus: '1', devices: [{name: g, chip: BME280}]}\n",
+        "i2c.yaml").drivers
+    assert isinstance(env, I2cConfig) and env.bus == 1
+    assert isinstance(env.devices[0], Bme280Device)
+
+
+@pytest.mark.parametrize(
+    ("bus", "devices", "message"),
+    [
+        ("two", "      - {name: g, chip: sht3x}\n",
+         "i2c.yaml:4:10: drivers[0].bus: must be a number (`1` is /dev/i2c-1), a /dev path "
+         "or `sim`, not 'two'"),
+        ("i2c-1", "      - {name: g, chip: sht3x}\n",
+         "i2c.yaml:4:10: drivers[0].bus: write `bus: 1` or `bus: /dev/i2c-1`, not 'i2c-1'"),
+        ("1", "      - {name: g, chip: bme280, address: 76}\n",
+         "i2c.yaml:6:9: drivers[0].devices[0]: a BME280/BMP280 answers at 0x76 or 0x77, not "
+         "at 0x4c (76 decimal; did you mean 0x76?)"),
+        ("1", "      - {name: g, chip: sht3x, address: 45}\n",
+         "i2c.yaml:6:9: drivers[0].devices[0]: a SHT3x answers at 0x44 or 0x45, not at 0x2d "
+         "(45 decimal; did you mean 0x45?)"),
+    ],
+)
+def test_bus_and_address_mistakes_say_what_was_meant(bus: str, devices: str,
+                                                     message: str) -> None:
+    assert error(devices, bus) == message
 
 
 def open_files() -> set[str]:
@@ -96,8 +124,9 @@ def test_the_constructor_does_no_io(tmp_path: Path) -> None:
         async with running(driver, probe):
             await eventually(lambda: driver.health.state is DriverState.RECONNECTING, "retrying")
             assert driver.health.last_error == (
-                f"{tmp_path / 'i2c-77'} does not exist: enable I²C: `dtparam=i2c_arm=on` in "
-                "/boot/firmware/config.txt (or `sudo raspi-config nonint do_i2c 0`), then reboot"
+                f"{tmp_path / 'i2c-77'} does not exist: enable I²C: `sudo raspi-config nonint "
+                "do_i2c 0` (or `dtparam=i2c_arm=on` in /boot/firmware/config.txt and `i2c-dev` in "
+                "/etc/modules-load.d/i2c.conf), then reboot (hardware/onewire-i2c.md)"
             )
 
     asyncio.run(scenario())

@@ -5,6 +5,7 @@ The profiles run against them step by step on a hand-moved clock (no sleeping)."
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 
 import pytest
 from smbus2 import i2c_msg
@@ -18,6 +19,7 @@ from tidegate.drivers.i2c.chips.bme280 import Bme280
 from tidegate.drivers.i2c.chips.sht3x import Sht3x
 from tidegate.drivers.i2c.sim_bus import SimChip, SimulatedBus
 from tidegate.drivers.i2c.sim_chips import (
+    EXAMPLE_CALIBRATION,
     Ads1115Sim,
     Bh1750Sim,
     Bme280Sim,
@@ -104,6 +106,67 @@ def test_bme280_sim_is_busy_until_the_conversion_time_passed() -> None:
     assert {r.quantity: r.value for r in measure(chip, bus, clock)}["temperature"] == 21.0
 
 
+@pytest.mark.parametrize(("slowness", "finishes"), [(2.2, True), (2.3, False)])
+def test_bme280_checks_the_status_after_its_last_wait(slowness: float, finishes: bool) -> None:
+    # The profile waits the maximum time, then up to POLLS quarters of it (2.25 x in
+    # all); a conversion done within the last quarter is read, not given up.
+    clock = ManualClock()
+    sim = Bme280Sim(21.0, clock=clock)
+    sim.slowness = slowness
+    bus = SimulatedBus({0x76: sim})
+    chip = Bme280(0x76)
+    chip.setup(bus)
+    assert 1 + Bme280.POLLS / 4 == 2.25
+    if finishes:
+        assert measure(chip, bus, clock)[0].value == 21.0
+    else:
+        with pytest.raises(BadReading, match="did not finish") as caught:
+            measure(chip, bus, clock)
+        assert caught.value.counter == "not_ready"
+
+
+def test_bme280_setup_waits_for_the_calibration_copy() -> None:
+    clock = ManualClock()
+    sim = Bme280Sim(21.0, clock=clock)
+    bus = SimulatedBus({0x76: sim})
+    sim.nvm_copying = Bme280.SETUP_POLLS - 1  # done before the polls run out
+    chip = Bme280(0x76)
+    chip.setup(bus)
+    assert sim.nvm_copying == 0
+    sim.nvm_copying = Bme280.SETUP_POLLS + 1  # still copying: tried again later
+    again = Bme280(0x76)
+    with pytest.raises(BadReading, match="im_update") as caught:
+        again.setup(bus)
+    assert caught.value.counter == "not_ready" and again.calibration is None
+    again.setup(bus)  # the copy is over by the next try
+    assert measure(again, bus, clock)[0].value == 21.0
+
+
+@pytest.mark.parametrize("zeroed", ["T1", "P1"])
+def test_bme280_refuses_a_calibration_without_t1_or_p1(zeroed: str) -> None:
+    clock = ManualClock()
+    bus = SimulatedBus({0x76: Bme280Sim(
+        clock=clock, calibration=replace(EXAMPLE_CALIBRATION, **{zeroed: 0}))})
+    chip = Bme280(0x76)
+    with pytest.raises(BadReading, match="dig_T1 or dig_P1 = 0") as caught:
+        chip.setup(bus)
+    assert caught.value.counter == "bad_calibration" and len(caught.value.raw) == 24
+    assert chip.calibration is None  # measure() cannot run on it
+
+
+def test_bme280_never_publishes_the_pressure_guard_zero() -> None:
+    clock = ManualClock()
+    bus = SimulatedBus({0x76: Bme280Sim(clock=clock)})
+    chip = Bme280(0x76)
+    chip.setup(bus)
+    assert chip.calibration is not None
+    # A calibration that makes the compensation's divisor 0 (dig_P1 = 0 got past setup).
+    chip.calibration = replace(chip.calibration, P1=0)
+    with pytest.raises(BadReading, match="divides by zero") as caught:
+        measure(chip, bus, clock)
+    assert caught.value.counter == "bad_reading"
+
+
 def test_bmp280_has_no_humidity_and_another_chip_is_refused() -> None:
     clock = ManualClock()
     bus = SimulatedBus({0x76: Bme280Sim(chip_id=0x58, clock=clock),
@@ -162,6 +225,21 @@ def test_ads1115_waits_for_the_os_bit() -> None:
     assert bus.read_i2c_block_data(0x48, 0x01, 2)[0] & 0x80 == 0  # converting
     clock.advance(1 / 8)
     assert bus.read_i2c_block_data(0x48, 0x01, 2)[0] & 0x80  # done
+
+
+@pytest.mark.parametrize(("slowness", "finishes"), [(2.2, True), (2.3, False)])
+def test_ads1115_checks_the_os_bit_after_its_last_wait(slowness: float, finishes: bool) -> None:
+    clock = ManualClock()
+    sim = Ads1115Sim((1.5, 0.0, 0.0, 0.0), clock=clock)
+    chip = Ads1115(0x48, [Channel("a0", "AIN0")], 860)
+    # Done at `slowness` conversion waits; the profile checks until 1 + POLLS/4 = 2.25.
+    sim.slowness = slowness * chip.conversion_time * 860
+    bus = SimulatedBus({0x48: sim})
+    if finishes:
+        assert measure(chip, bus, clock)[0].value == 1.5
+    else:
+        with pytest.raises(BadReading, match="did not finish"):
+            measure(chip, bus, clock)
 
 
 def test_bh1750_one_time_measurement() -> None:
