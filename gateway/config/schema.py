@@ -21,7 +21,6 @@ from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.driver import DriverConfig
 from tidegate.mqtt.connection import MqttConnection, TlsSection
 from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
-from tidegate.rules.topic import TopicTemplateError, check_template
 
 if TYPE_CHECKING:  # the loader types `rules` with it, for files that have rules
     from tidegate.rules.config import RuleConfig
@@ -56,6 +55,9 @@ class GatewaySection(Section):
 
 
 def _check_topic(value: str) -> str:
+    # Imported when an `mqtt:` section is validated: a file without one does without it.
+    from tidegate.rules.topic import TopicTemplateError, check_template  # noqa: PLC0415
+
     try:
         check_template(value)
     except TopicTemplateError as exc:
