@@ -9,9 +9,13 @@ array of events, as with ``mqtt.events_per_message`` > 1, gives several):
 ```
 ``source``, ``name``, ``value`` and ``time`` are required; ``time`` is RFC 3339
 (UTC when it has no offset) or epoch seconds. ``unit``, ``tags``, ``id``,
-``seq`` and ``gateway`` may be given; other keys are refused (they are
-usually typos). Blank lines and lines starting with ``#`` are skipped. A
-line that cannot be read is reported with its number and skipped, never fatal.
+``seq`` and ``gateway`` may be given, and so may the marks a published event
+carries about its time: ``time_source: "device"`` (the time is the device's own;
+it is kept, so the output says it too), ``time_synced`` and ``time_corrected``
+(true/false; they describe the gateway's clock when it was published, and are
+not carried over). Other keys are refused (they are usually typos). Blank
+lines and lines starting with ``#`` are skipped. A line that cannot be read is
+reported with its number and skipped, never fatal.
 
 Output: one object per routed event — the route (``rule``, ``topic``,
 ``qos``, ``retain``, ``priority``), then the event as on the wire without
@@ -123,6 +127,12 @@ def event_from_json(doc: Any) -> Event:
     event_id = doc.get("id")
     if event_id is not None and not isinstance(event_id, str):
         raise _Refused("`id` must be text")
+    clock = doc.get("time_source")
+    if clock not in (None, "device"):
+        raise _Refused("`time_source` must be \"device\" (or left out: the gateway's clock)")
+    for mark in ("time_synced", "time_corrected"):
+        if not isinstance(doc.get(mark, False), bool):
+            raise _Refused(f"`{mark}` must be true or false")
     return Event(
         _text(doc, "source"),
         _text(doc, "name"),
@@ -132,7 +142,7 @@ def event_from_json(doc: Any) -> Event:
         seq,
         unit,
         _tags(doc.get("tags")),
-        "device" if doc.get("time_source") == "device" else None,
+        "device" if clock == "device" else None,
     )
 
 

@@ -94,7 +94,9 @@ def _max_ahead() -> Any:
         ge=0,
         description="How far ahead of the gateway's clock the device time may be (its "
         "clock drifting, or two clocks a little apart), e.g. `2m` (the default, 120 s). "
-        "Further ahead is invalid.",
+        "Further ahead is invalid. Right after boot, a gateway without a real-time clock "
+        "(a Raspberry Pi) runs on a stale time until NTP syncs it: a correct device time "
+        "then looks ahead, and the events get that stale clock (corrected when it steps).",
     )
 
 
@@ -103,11 +105,21 @@ def _on_invalid() -> Any:
         "clock",
         description="A device time that is missing, unparsable or outside the tolerance: "
         "`clock` stamps the events with the gateway's clock instead (counted as "
-        "`clock_fallback`); `reject` puts the frame in the dead letters with the reason.",
+        "`clock_fallback`, logged once an hour per driver and reason); `reject` puts the "
+        "frame in the dead letters with the reason.",
     )
 
 
 OnInvalid: TypeAlias = Literal["clock", "reject"]
+
+_OLD_FORMATS = {"unix": "epoch_s", "unix_ms": "epoch_ms", "iso8601": "rfc3339"}
+"""The formats of the old ``timestamp:``, by their names under ``time_field:``."""
+
+
+def _renamed_format(value: Any) -> Any:
+    if isinstance(value, str) and value in _OLD_FORMATS:
+        raise ValueError(f"`{value}` is now `{_OLD_FORMATS[value]}`")
+    return value
 
 
 class TimeFieldSpec(Section):
@@ -116,23 +128,36 @@ class TimeFieldSpec(Section):
     Which time was used is counted per driver: `device_time`, or `clock_fallback`
     with the reason (`device_time_ahead`, `device_time_behind`,
     `device_time_missing`, `device_time_unparsable`), shown by `tidegate status`
-    and the metrics.
+    and the metrics; a fallback is logged once an hour per driver and reason.
+    Events with the device's time carry `"time_source": "device"`.
+
+    The tolerance is checked against the gateway's clock. Right after boot, a
+    gateway without a real-time clock (a Raspberry Pi) runs on a stale time until
+    NTP syncs it: a correct device time (a GPS's) then looks ahead and the events
+    get that stale clock instead (they are corrected when the clock steps).
+    A leap second (`23:59:60`) is read as `23:59:59.999`.
     """
 
-    field: str = Field(min_length=1, description="Key of the field holding the time.")
+    field: str = Field(
+        min_length=1,
+        description="Key of the field holding the time (csv: one of `columns`; regex: a "
+        "named group; json: a dotted key such as `meta.ts` reaches into nested objects).",
+    )
     format: TimeFormat = Field(
         "epoch_s",
-        description="`epoch_s` / `epoch_ms`: seconds / milliseconds since 1970 (a number, "
-        "fractions allowed); `rfc3339`: `2026-12-02T06:55:00.5Z` or with an offset "
+        description="`epoch_s` / `epoch_ms`: seconds / milliseconds since 1970 (a number or "
+        "its digits, fractions allowed); `rfc3339`: `2026-12-02T06:55:00.5Z` or with an offset "
         "(`+01:00`), the offset is required; `hhmmss`: a UTC time of day as NMEA sends "
         "it (`123519` or `123519.25`), on the date of `date_field`, or without one on the "
         "UTC date that puts it nearest to the gateway's clock (a fix at 23:59:59.9 read "
-        "just after midnight is yesterday's).",
+        "just after midnight is yesterday's). The old `timestamp:` formats `unix`, "
+        "`unix_ms` and `iso8601` are now `epoch_s`, `epoch_ms` and `rfc3339`.",
     )
     date_field: str | None = Field(
         None,
         min_length=1,
-        description="With `format: hhmmss`: key of the field holding the UTC date.",
+        description="With `format: hhmmss`: key of the field holding the UTC date (csv: "
+        "one of `columns`; regex: a named group).",
     )
     date_format: DateFormat | None = Field(
         None,
@@ -142,6 +167,8 @@ class TimeFieldSpec(Section):
     max_behind: Duration = _max_behind()
     max_ahead: Duration = _max_ahead()
     on_invalid: OnInvalid = _on_invalid()
+
+    _old_format = field_validator("format", mode="before")(_renamed_format)
 
     @model_validator(mode="after")
     def _date_goes_with_hhmmss(self) -> TimeFieldSpec:
@@ -158,7 +185,9 @@ class StructTimeField(Section):
     """A binary frame's own time: an unsigned integer since 1970 at a fixed offset."""
 
     offset: int = Field(ge=0, le=65535, description="Byte offset in the frame (from byte 0).")
-    type: Literal["u32", "u64"] = Field("u32", description="`u32` or `u64`.")
+    type: Literal["u32", "u64"] = Field(
+        "u32", description="`u32` (seconds only) or `u64` (seconds or milliseconds)."
+    )
     byte_order: ByteOrder | None = Field(None, description="Override the parser's byte order.")
     format: Literal["epoch_s", "epoch_ms"] = Field(
         "epoch_s", description="Seconds or milliseconds since 1970."
@@ -166,6 +195,16 @@ class StructTimeField(Section):
     max_behind: Duration = _max_behind()
     max_ahead: Duration = _max_ahead()
     on_invalid: OnInvalid = _on_invalid()
+
+    _old_format = field_validator("format", mode="before")(_renamed_format)
+
+    @model_validator(mode="after")
+    def _milliseconds_fit(self) -> StructTimeField:
+        if self.type == "u32" and self.format == "epoch_ms":
+            raise ValueError(
+                "a u32 holds milliseconds since 1970 only until 1970-02-19: use `type: u64`"
+            )
+        return self
 
 
 def time_keys(spec: TimeFieldSpec | None) -> set[str]:
@@ -229,6 +268,16 @@ class _RecordParse(_ParseBase):
         return self
 
 
+def _time_keys_among(config: _RecordParse, keys: list[str], where: str) -> None:
+    """Refuse a time or date field the record can never hold (every frame would fall back)."""
+    spec = config.time_field
+    if spec is None:
+        return
+    for what, key in (("time_field", spec.field), ("date_field", spec.date_field)):
+        if key is not None and key not in keys:
+            raise ValueError(f"{what} '{key}' is not in {where} {keys}")
+
+
 def _no_unlisted_reject(config: _RecordParse, why: str) -> None:
     if config.unlisted == "reject":
         raise ValueError(f"`unlisted: reject` is for kv and json: {why}")
@@ -257,6 +306,7 @@ class CsvParse(_RecordParse):
         unknown = [key for key in self.fields if key not in self.columns]
         if unknown:
             raise ValueError(f"fields {unknown} are not in `columns`")
+        _time_keys_among(self, self.columns, "`columns`")
         _no_unlisted_reject(self, "`columns` already fixes a csv record's keys")
         return self
 
@@ -305,6 +355,7 @@ class RegexParse(_RecordParse):
     @model_validator(mode="after")
     def _groups_are_fixed(self) -> RegexParse:
         _no_unlisted_reject(self, "the pattern already fixes a regex record's keys")
+        _time_keys_among(self, list(re.compile(self.pattern).groupindex), "the pattern's groups")
         return self
 
 

@@ -9,13 +9,25 @@ driver passes in (``received``): tests give any clock they like, nothing here re
 the wall clock. A time more than ``max_ahead`` ahead of it or ``max_behind`` behind
 it, one that cannot be read, or a missing one is invalid: the events get the
 gateway's clock instead (``on_invalid: clock``) or the frame is rejected
-(``on_invalid: reject``).
+(``on_invalid: reject``). Events that got the device's time say so
+(``time_source="device"``).
+
+The check trusts the gateway's clock. Right after boot, a gateway without a
+real-time clock (a Raspberry Pi) runs on a stale time until NTP syncs it: a
+correct device time (a GPS's) then looks ahead and is replaced by that stale
+clock (those events are corrected when the clock steps, see ``outbox.clock``), and
+a device time that happens to lie within the tolerance of the stale clock is used.
+
+A leap second (``23:59:60``, RFC 3339 and NMEA allow it) is read as
+``23:59:59.999``: the times stay in order and need no leap-second table.
 
 Every choice is counted through ``TimeReport`` (the driver's ``health.tally``):
 ``device_time`` when the device's time was used, ``clock_fallback`` when the
 gateway's was, and the reason as ``device_time_ahead`` / ``_behind`` /
-``_missing`` / ``_unparsable`` in both modes. The first fallback of a driver is
-logged once; the counters tell the rest.
+``_missing`` / ``_unparsable`` in both modes. A fallback is logged once an hour
+per driver and problem (``ahead``, ``behind``, ``missing``, ``unparsable``), through
+the log's rate limiter (``tidegate.ops.log_limit``); the counters tell the rest.
+A device clock that goes wrong a week after the start is logged then.
 
 ```yaml
 - format: json                        # {"t": 21.5, "ts": 1796194500123}
@@ -35,12 +47,14 @@ import logging
 import math
 import re
 import struct
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal, TypeAlias
 
 from tidegate.drivers.parsing.config import StructTimeField, TimeFieldSpec
 from tidegate.drivers.parsing.records import FrameRejected
+from tidegate.ops.log_limit import RepeatLimiter
 
 log = logging.getLogger("tidegate.drivers.parsing")
 
@@ -48,13 +62,20 @@ Problem: TypeAlias = Literal["ahead", "behind", "missing", "unparsable"]
 
 DAY = 86400.0
 
+# [0-9], not \d: \d also matches other scripts' digits, which int() would read.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,9})?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
-_HHMMSS = re.compile(r"(\d{2})(\d{2})(\d{2})(\.\d{1,9})?")
-_DDMMYY = re.compile(r"(\d{2})(\d{2})(\d{2})")
-_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_HHMMSS = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})(\.[0-9]{1,9})?")
+_DDMMYY = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})")
+_ISO_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+"""An epoch as text: digits with an optional fraction (not 1_000, 1e9, nan or inf)."""
+LEAP = 0.999
+"""A leap second (``:60``) is read as this much into second 59."""
+_NEAR = 366 * 86400.0
+"""A time in the wrong epoch unit is off by years; in the right one, within a year."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -77,12 +98,9 @@ def epoch_seconds(raw: Any, key: str, *, millis: bool) -> float:
     """A number (or numeric text) of seconds or milliseconds since 1970, as seconds."""
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} is not a number")
-    try:
-        value = float(raw)
-    except (ValueError, OverflowError):
-        raise Unusable(
-            "unparsable", f"time field '{key}': {_shown(raw)} is not a number"
-        ) from None
+    if isinstance(raw, str) and _DECIMAL.fullmatch(raw.strip()) is None:
+        raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} is not a number")
+    value = float(raw)
     if not math.isfinite(value):
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} is not a finite number")
     return value / 1000.0 if millis else value
@@ -96,13 +114,18 @@ def rfc3339(raw: Any, key: str) -> float:
         local = text is not None and _RFC3339.fullmatch(text + "Z") is not None
         why = "has no UTC offset" if local else "is not an RFC 3339 time"
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} {why}")
+    assert text is not None
+    leap = found[6] == "60"
+    if leap:  # 23:59:60(.5) is read as 23:59:59 + LEAP (the standard library has no :60)
+        text = text[: found.start(6)] + "59" + text[found.end(7 if found[7] else 6) :]
     try:
         # The pattern made sure it is RFC 3339 with an offset; the standard library's
         # reader (several times faster than building the datetime here) checks the
         # calendar and takes the upper case it wants.
-        return datetime.fromisoformat(found.group(0).upper()).timestamp()
+        moment = datetime.fromisoformat(text.upper()).timestamp()
     except ValueError as exc:  # 2026-02-30, 25:00, an offset of 24 hours or more
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)}: {exc}") from None
+    return moment + LEAP if leap else moment
 
 
 def _digits(raw: Any, width: int) -> str | None:
@@ -127,8 +150,10 @@ def time_of_day(raw: Any, key: str) -> float:
     if found is None:
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} is not hhmmss(.ss)")
     hours, minutes, seconds = int(found[1]), int(found[2]), int(found[3])
-    if hours > 23 or minutes > 59 or seconds > 59:
+    if hours > 23 or minutes > 59 or seconds > 60:
         raise Unusable("unparsable", f"time field '{key}': {_shown(raw)} is not a time of day")
+    if seconds == 60:  # a leap second: 59 + LEAP, as for RFC 3339
+        return hours * 3600.0 + minutes * 60.0 + 59 + LEAP
     return hours * 3600.0 + minutes * 60.0 + seconds + (float(found[4]) if found[4] else 0.0)
 
 
@@ -191,16 +216,27 @@ def device_time(spec: TimeFieldSpec, key: str, now: float) -> str | int | float:
 
 
 class TimeReport:
-    """Counts, for one driver, which clock its events got; logs its first fallback.
+    """Counts, for one driver, which clock its events got; logs its fallbacks, once an
+    hour per problem.
 
     One per driver, shared by all its parsers (the mqtt driver has one per source), so
-    that the log line comes once per driver, not once per frame or per source.
+    that a log line comes once per driver and problem, not once per frame or per source.
+    The lines go through a ``RepeatLimiter`` of its own (one line per ``per`` seconds of
+    each kind; the next line says how many were left out), then through the log's own.
     """
 
-    def __init__(self, driver: str, tally: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        driver: str,
+        tally: Callable[[str], None] | None = None,
+        *,
+        per: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.driver = driver
         self._tally = tally if tally is not None else (lambda counter: None)
-        self._logged = False
+        self._gate = RepeatLimiter(burst=1, per=per, clock=clock)
+        self._gate.handler = _ToLog()  # where it writes "N more lines like ..."
 
     def used(self) -> None:
         self._tally("device_time")
@@ -210,13 +246,28 @@ class TimeReport:
         if not fallback:
             return  # the frame goes to the dead letters, with the reason
         self._tally("clock_fallback")
-        if not self._logged:
-            self._logged = True
-            log.warning(
-                "%s: %s; using the gateway's clock (further fallbacks are counted as "
-                "clock_fallback, not logged)",
-                self.driver, reason,
-            )
+        if not log.isEnabledFor(logging.WARNING):
+            return
+        # The limiter tells kinds apart by the text arguments: the driver and the problem.
+        # The reason (its numbers change every frame) is part of the message instead.
+        message = (
+            "%s: " + reason.replace("%", "%%") + "; using the gateway's clock (counted as "
+            "clock_fallback and device_time_%s)"
+        )
+        path, line, function, _ = log.findCaller()
+        record = log.makeRecord(
+            log.name, logging.WARNING, path, line, message, (self.driver, problem), None,
+            function,
+        )
+        if self._gate.filter(record):
+            log.handle(record)
+
+
+class _ToLog(logging.Handler):
+    """Writes the limiter's summaries to this module's log (and its handlers)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.handle(record)
 
 
 def _describe(seconds: float) -> str:
@@ -227,6 +278,11 @@ def _describe(seconds: float) -> str:
     if seconds >= 120:
         return f"{seconds / 60:.1f} min"
     return f"{seconds:.3f} s"
+
+
+def _limit(seconds: float) -> str:
+    """A configured tolerance, as a user would write it: 30 s, 2.0 min, 7.0 d."""
+    return _describe(seconds) if seconds >= 120 else f"{seconds:g} s"
 
 
 class DeviceClock:
@@ -286,15 +342,24 @@ class DeviceClock:
             raise Unusable(
                 "ahead",
                 f"device time is {_describe(ahead)} ahead of the gateway's clock "
-                f"(max_ahead {spec.max_ahead:g} s)",
+                f"(max_ahead {_limit(spec.max_ahead)}{self._unit_hint(moment, received)})",
             )
         if -ahead > spec.max_behind:
             raise Unusable(
                 "behind",
                 f"device time is {_describe(-ahead)} behind the gateway's clock "
-                f"(max_behind {spec.max_behind:g} s)",
+                f"(max_behind {_limit(spec.max_behind)}{self._unit_hint(moment, received)})",
             )
         return moment
+
+    def _unit_hint(self, moment: float, received: float) -> str:
+        """A hint when the time is right in the other epoch unit (ms read as s, or s as ms)."""
+        spec = self.spec
+        if spec.format == "epoch_s" and abs(moment / 1000 - received) < _NEAR:
+            return "; milliseconds? use `format: epoch_ms`"
+        if spec.format == "epoch_ms" and abs(moment * 1000 - received) < _NEAR:
+            return "; seconds? use `format: epoch_s`"
+        return ""
 
     def event_time(self, source: Mapping[str, Any] | bytes, received: float) -> float | None:
         """The device's time for the events of a frame (a record's raw values, or a

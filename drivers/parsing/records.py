@@ -57,7 +57,11 @@ def record_extractor(config: JsonParse | CsvParse | KvParse | RegexParse) -> Ext
         known = set(config.fields) | {key.split(".", 1)[0] for key in config.fields}
     if config.unlisted != "reject":
         return extract
-    known |= time_keys(config.time_field)
+    times = time_keys(config.time_field)
+    known |= times
+    if isinstance(config, JsonParse):
+        # A dotted time key (`meta.ts`) lives under the top-level key `meta`, as fields do.
+        known |= {key.split(".", 1)[0] for key in times}
 
     def strict(frame: bytes) -> dict[str, Any]:
         record = extract(frame)

@@ -83,6 +83,14 @@ def _pack_struct(parse: StructParse, values: Mapping[str, SimValue], length: int
                 0, (1 << bits) - 1)
             packed = struct.pack(order + code, min(max(round(raw), low), high))
         frame[spec.offset : spec.offset + len(packed)] = packed
+    clock = parse.time_field
+    if clock is not None:  # a device with a good clock: now, in its unit
+        now = time.time()
+        order = ">" if (clock.byte_order or parse.byte_order) == "big" else "<"
+        layout = struct.Struct(order + ("I" if clock.type == "u32" else "Q"))
+        frame[clock.offset : clock.offset + layout.size] = layout.pack(
+            int(now * 1000) if clock.format == "epoch_ms" else int(now)
+        )
     return frame
 
 
@@ -94,9 +102,12 @@ def _struct_length(config: SerialSimConfig, parse: StructParse) -> int:
         return framing.length
     if isinstance(framing, BinaryFraming) and isinstance(framing.length, int):
         return framing.length
-    end = max(
+    ends = [
         spec.offset + struct.calcsize(_STRUCT_CODES[spec.type]) for spec in parse.fields.values()
-    )
+    ]
+    if parse.time_field is not None:
+        ends.append(parse.time_field.offset + (4 if parse.time_field.type == "u32" else 8))
+    end = max(ends)
     if isinstance(framing, BinaryFraming):
         tail = CHECKSUMS[framing.checksum.type].size if framing.checksum else 0
         return max(end, framing.header_length) + tail + framing.tail_length

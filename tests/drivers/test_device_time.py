@@ -15,13 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from tidegate.config.loader import load_config_text
 from tidegate.drivers.parsing.config import TimeFieldSpec
 from tidegate.drivers.parsing.device_time import device_time
 from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, ParseConfig, TimeReport
-from tidegate.errors import ConfigError
 
 PARSE: TypeAdapter[ParseConfig] = TypeAdapter(ParseConfig)
 
@@ -92,11 +90,15 @@ def test_epoch_seconds_and_milliseconds() -> None:
         ("2026-12-01T23:54:00-07:00", "2026-12-02T06:54:00+00:00"),  # the day before, local
         ("2026-12-02T06:54:59.125Z", "2026-12-02T06:54:59.125+00:00"),
         ("2026-12-02T06:54:59.000001+00:00", "2026-12-02T06:54:59.000001+00:00"),
+        # A leap second (u-blox receivers send it) is the last moment of second 59.
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999+00:00"),
+        ("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.999+00:00"),
+        ("2017-01-01T00:59:60+01:00", "2016-12-31T23:59:59.999+00:00"),
     ],
 )
 def test_rfc3339_with_offsets_and_fractions(sent: str, expected: str) -> None:
     device = Device({"format": "json", "fields": {"t": {}},
-                     "time_field": {"field": "at", "format": "rfc3339"}})
+                     "time_field": {"field": "at", "format": "rfc3339", "max_behind": "3650d"}})
     frame = b'{"t": 1, "at": "%s"}' % sent.encode()
     assert device.time(frame) == pytest.approx(at(expected), abs=1e-6)
     assert device.counters == {"device_time": 1}
@@ -110,6 +112,9 @@ def test_rfc3339_with_offsets_and_fractions(sent: str, expected: str) -> None:
         ("2026-02-30T06:54:00Z", "day is out of range for month"),
         ("2026-12-02T24:00:00Z", "hour must be in 0..23"),
         ("1796194500", "is not an RFC 3339 time"),
+        # Digits of other scripts (full-width here) are not RFC 3339's ASCII digits.
+        ("\uff12\uff10\uff12\uff16-12-02T06:54:00Z", "is not an RFC 3339 time"),
+        ("2026-12-02T06:54:61Z", "second must be in 0..59"),
     ],
 )
 def test_rfc3339_unparsable_falls_back_and_says_why(sent: str, why: str) -> None:
@@ -145,6 +150,19 @@ def test_hhmmss_with_an_nmea_date() -> None:
     # With a date, a fix is on that date: one a day old is behind, not "nearest".
     assert device.time(rmc("065500", "011226"), received=NOW + 5) == at("2026-12-01T06:55:00")
     assert device.counters == {"device_time": 3}
+
+
+def test_hhmmss_leap_second_and_foreign_digits() -> None:
+    device = Device(RMC)
+    leap = at("2016-12-31T23:59:59.999")
+    assert device.time(rmc("235960.00", "311216"), received=leap) == leap
+    assert device.time(rmc("235961", "311216"), received=leap) == leap  # not a time
+    assert device.counters == {"device_time": 1, "clock_fallback": 1,
+                               "device_time_unparsable": 1}
+    # Arabic-Indic digits: int() reads them, a receiver never sends them.
+    nearest = Device(HHMMSS)
+    assert nearest.time("t=1,utc=\u0660\u0666\u0665\u0664\u0665\u0665".encode()) == NOW
+    assert nearest.counters == {"clock_fallback": 1, "device_time_unparsable": 1}
 
 
 def test_hhmmss_with_an_iso_date() -> None:
@@ -238,20 +256,23 @@ def test_missing_and_unparsable_times_fall_back_and_are_counted() -> None:
     assert device.time(b"t=1") == NOW
     assert device.time(b"t=1,ts=yesterday") == NOW
     assert device.time(b"t=1,ts=nan") == NOW
+    # Python's float() reads these; a device's epoch is digits with a fraction.
+    for text in (b"1_796_194_500", b"1.7961945e9", b"inf", b"0x6b0f8f44"):
+        assert device.time(b"t=1,ts=" + text) == NOW
     assert device.counters == {
-        "clock_fallback": 3,
+        "clock_fallback": 7,
         "device_time_missing": 1,
-        "device_time_unparsable": 2,
+        "device_time_unparsable": 6,
     }
 
 
 def test_reject_mode_sends_the_frame_to_the_dead_letters_with_the_reason() -> None:
     device = Device(kv({"field": "ts", "on_invalid": "reject"}))
     assert device.rejection(b"t=1,ts=%d" % (NOW + 3 * 3600)) == (
-        "device time is 3.0 h ahead of the gateway's clock (max_ahead 120 s)"
+        "device time is 3.0 h ahead of the gateway's clock (max_ahead 2.0 min)"
     )
     assert device.rejection(b"t=1,ts=%d" % (NOW - 30 * 86400)) == (
-        "device time is 30.0 d behind the gateway's clock (max_behind 604800 s)"
+        "device time is 30.0 d behind the gateway's clock (max_behind 7.0 d)"
     )
     assert device.rejection(b"t=1") == "time field 'ts' is missing"
     assert device.rejection(b"t=1,ts=soon") == "time field 'ts': 'soon' is not a number"
@@ -273,21 +294,65 @@ def test_a_frame_rejected_for_its_values_counts_no_time() -> None:
     assert device.counters == {}
 
 
-def test_the_first_fallback_of_a_driver_is_logged_once(
+def test_fallbacks_are_logged_once_an_hour_per_driver_and_problem(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     counters = Tallies()
-    report = TimeReport("gps", counters.tally)
+    clock = [0.0]  # the rate limiter's monotonic clock, stepped by the test
+    report = TimeReport("gps", counters.tally, clock=lambda: clock[0])
     # The mqtt driver has a parser per source; they share the driver's report.
     first, second = Device(kv({"field": "ts"}), report), Device(kv({"field": "ts"}), report)
     with caplog.at_level(logging.WARNING, logger="tidegate.drivers.parsing"):
         for device in (first, second, first):
             device.time(b"t=1,ts=%d" % (NOW + 3600))
-    assert counters == {"clock_fallback": 3, "device_time_ahead": 3}
+        second.time(b"t=1")  # another problem: its own line
+        first.time(b"t=1")
+        clock[0] = 3599.0
+        first.time(b"t=1,ts=%d" % (NOW + 7200))  # the same problem within the hour
+        clock[0] = 3600.0
+        first.time(b"t=1,ts=%d" % (NOW + 7200))  # an hour later: logged again
+    assert counters == {"clock_fallback": 7, "device_time_ahead": 5, "device_time_missing": 2}
+    note = "[limit of 1 like this per 60 min reached; more are suppressed for 60 min]"
     assert [r.getMessage() for r in caplog.records] == [
-        "gps: device time is 60.0 min ahead of the gateway's clock (max_ahead 120 s); using "
-        "the gateway's clock (further fallbacks are counted as clock_fallback, not logged)"
+        "gps: device time is 60.0 min ahead of the gateway's clock (max_ahead 2.0 min); using "
+        f"the gateway's clock (counted as clock_fallback and device_time_ahead) {note}",
+        "gps: time field 'ts' is missing; using the gateway's clock (counted as "
+        f"clock_fallback and device_time_missing) {note}",
+        "3 more lines like “%s: device time is 60.0 min ahead of the gateway's clock "
+        "(max_ahead 2.0 min);...” were suppressed in 60 min",
+        "gps: device time is 2.0 h ahead of the gateway's clock (max_ahead 2.0 min); using "
+        f"the gateway's clock (counted as clock_fallback and device_time_ahead) {note}",
     ]
+
+
+def test_two_drivers_are_logged_apart_and_a_rejection_is_not_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gps = Device(kv({"field": "ts"}), TimeReport("gps"))
+    logger = Device(kv({"field": "ts", "on_invalid": "reject"}), TimeReport("logger"))
+    other = Device(kv({"field": "ts"}), TimeReport("meter"))
+    with caplog.at_level(logging.WARNING, logger="tidegate.drivers.parsing"):
+        gps.time(b"t=1")
+        other.time(b"t=1")
+        logger.rejection(b"t=1")  # a dead letter says why; no log line
+    assert [r.getMessage().split(";")[0] for r in caplog.records] == [
+        "gps: time field 'ts' is missing", "meter: time field 'ts' is missing",
+    ]
+
+
+def test_an_epoch_in_the_other_unit_gets_a_hint() -> None:
+    seconds = Device(kv({"field": "ts", "on_invalid": "reject"}))
+    assert seconds.rejection(b"t=1,ts=%d" % (NOW * 1000)).endswith(
+        "ahead of the gateway's clock (max_ahead 2.0 min; milliseconds? use `format: epoch_ms`)"
+    )
+    millis = Device(kv({"field": "ts", "format": "epoch_ms", "on_invalid": "reject"}))
+    assert millis.rejection(b"t=1,ts=%d" % NOW).endswith(
+        "behind the gateway's clock (max_behind 7.0 d; seconds? use `format: epoch_s`)"
+    )
+    # A time merely wrong (a device clock reset to 2000) gets no hint.
+    assert millis.rejection(b"t=1,ts=946684800000") == (
+        "device time is 9832.3 d behind the gateway's clock (max_behind 7.0 d)"
+    )
 
 
 # --- where the time fields sit in a record --------------------------------------------
@@ -309,6 +374,16 @@ def test_a_dotted_json_key_reaches_a_nested_time() -> None:
     assert device.time(b'{"t": 1, "meta": {"ts": 1796194499000}}') == NOW - 1
 
 
+def test_a_dotted_json_time_key_is_known_with_unlisted_reject() -> None:
+    device = Device({"format": "json", "fields": {"env.t": {}}, "unlisted": "reject",
+                     "time_field": {"field": "meta.ts", "format": "epoch_ms"}})
+    assert device.time(b'{"env": {"t": 1}, "meta": {"ts": 1796194499000}}') == NOW - 1
+    assert device.rejection(
+        b'{"env": {"t": 1}, "meta": {"ts": 1796194499000}, "x": 2}'
+    ).startswith("unexpected key 'x'")
+    assert device.counters == {"device_time": 1}
+
+
 def test_struct_time_field_u32_seconds_and_u64_milliseconds() -> None:
     layout = {"format": "struct", "fields": {"t": {"offset": 0, "type": "i16"}}}
     seconds = Device({**layout, "time_field": {"offset": 2, "type": "u32"}})
@@ -321,60 +396,6 @@ def test_struct_time_field_u32_seconds_and_u64_milliseconds() -> None:
     assert seconds.rejection(struct.pack(">hH", 215, 1)) == (
         "frame of 4 bytes is too short for the time field (bytes 2..5)"
     )
-
-
-# --- the configuration ----------------------------------------------------------------
-
-
-def drivers_yaml(parse: str) -> str:
-    return f"""
-gateway: {{id: t, data_dir: /tmp/unused}}
-drivers:
-  - name: gps
-    type: serial
-    port: /dev/ttyUSB0
-    parse:
-{parse}"""
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text, "gw.yaml")
-    return caught.value.messages
-
-
-def test_the_old_timestamp_key_says_it_is_now_time_field() -> None:
-    (message,) = problems(drivers_yaml(
-        "      format: kv\n      fields: {t: {}}\n      timestamp: {field: ts, format: unix}\n"
-    ))
-    assert message.startswith("gw.yaml:")
-    assert "`timestamp:` is now `time_field:`" in message and "\n" not in message
-
-
-@pytest.mark.parametrize(
-    ("time_field", "says"),
-    [
-        ("{field: ts, date_field: d}", "`date_field` goes with `format: hhmmss` only"),
-        ("{field: ts, format: hhmmss, date_format: ddmmyy}", "`date_format` needs a `date_field`"),
-        ("{field: ts, format: hhmmss, date_field: ts}", "must be different fields"),
-        ("{field: ts, format: unix}", "'epoch_s', 'epoch_ms', 'rfc3339' or 'hhmmss'"),
-        ("{field: ts, max_ahead: soon}", "'soon' is not a duration"),
-        ("{field: ts, max_behind: -1d}", "is not a duration"),
-        ("{field: ts, on_invalid: drop}", "'clock' or 'reject'"),
-    ],
-)
-def test_time_field_mistakes_are_one_line(time_field: str, says: str) -> None:
-    (message,) = problems(drivers_yaml(
-        f"      format: kv\n      fields: {{t: {{}}}}\n      time_field: {time_field}\n"
-    ))
-    assert says in message and "\n" not in message
-
-
-def test_durations_read_like_the_other_config_durations() -> None:
-    spec = TimeFieldSpec.model_validate({"field": "ts", "max_ahead": "2m", "max_behind": "12h"})
-    assert (spec.max_ahead, spec.max_behind) == (120.0, 43200.0)
-    with pytest.raises(ValidationError):
-        TimeFieldSpec.model_validate({"field": "ts", "date_format": "mmddyy"})
 
 
 # --- what a simulated device sends ----------------------------------------------------

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tests.drivers.devices import mqtt_config, mqtt_on, publish, q1, serial_on, sim_for
 from tests.drivers.harness import Probe, eventually
+from tests.drivers.test_serial_sim_port import running
+from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 
 HOUR = 3600.0
@@ -41,16 +43,20 @@ def test_serial_gps_times_are_used_checked_and_counted(tmp_path: Path) -> None:
         with sim_for(tmp_path, framing={"type": "line"}, parse=parse) as sim:
             async with serial_on(sim, probe) as driver:
                 fix = time.time() - 30  # a fix half a minute old: used
+                before = time.time()
                 sim.write_bytes(f"{hhmmss(fix)},{ddmmyy(fix)},1.5\n".encode())
                 late = time.time() + HOUR  # the receiver's clock an hour ahead
                 sim.write_bytes(f"{hhmmss(late)},{ddmmyy(late)},2.5\n".encode())
                 sim.write_bytes(b"123519,310226,3.5\n")  # 31 February
                 await eventually(lambda: len(probe.events) == 3, "three readings")
+                after = time.time()
                 counters = dict(driver.health.counters)
         times = {e.value: e.time for e in probe.events}
         assert abs(times[1.5] - fix) < 0.01  # to the fix's 1/100 s, as hhmmss.ss sends it
-        # The other two got the gateway's clock: within a minute of now, not an hour off.
-        assert abs(times[2.5] - time.time()) < 60 and abs(times[3.5] - time.time()) < 60
+        # The other two got the gateway's clock when they arrived, not the device's.
+        assert before <= times[2.5] <= after and before <= times[3.5] <= after
+        sources = {e.value: e.time_source for e in probe.events}
+        assert sources == {1.5: "device", 2.5: None, 3.5: None}
         assert counters == {
             "device_time": 1,
             "clock_fallback": 2,
@@ -108,16 +114,18 @@ def test_mqtt_sources_share_the_drivers_counters(broker: LocalBroker) -> None:
         probe = Probe()
         async with mqtt_on(config, probe) as driver:
             recorded = time.time() - 2 * HOUR  # uploaded after a network outage: used
+            before = time.time()
             await publish(broker.port, [
                 q1("logger/a/up", f'{{"t": 1, "at": "{rfc3339(recorded)}"}}'),
                 q1("logger/b/up", f'{{"t": 2, "at": "{rfc3339(time.time() + HOUR)}"}}'),
                 q1("logger/b/up", '{"t": 3}'),
             ])
             await eventually(lambda: len(probe.events) == 3, "three readings")
+            after = time.time()
             counters = dict(driver.health.counters)
         times = {(e.source, e.value): e.time for e in probe.events}
         assert abs(times["a", 1] - recorded) < 1e-3
-        assert abs(times["b", 2] - time.time()) < 60 and abs(times["b", 3] - time.time()) < 60
+        assert before <= times["b", 2] <= after and before <= times["b", 3] <= after
         assert counters == {
             "device_time": 1,
             "clock_fallback": 2,
@@ -147,5 +155,93 @@ def test_a_simulated_gps_sends_times_the_driver_uses(tmp_path: Path) -> None:
                 counters = dict(driver.health.counters)
         assert b",utc=" in frame and b",day=20" in frame  # e.g. day=2026-12-02
         assert counters == {"device_time": 1}
+
+    asyncio.run(scenario())
+
+
+SIM_STRUCT_CLOCK = """
+drivers:
+  - name: logger
+    type: serial
+    port: sim
+    framing:
+      type: binary
+      start: "42 4d"
+      length: {offset: 2, size: 2, byte_order: big, adjust: 4}
+      checksum: {type: sum16}
+    parse:
+      format: struct
+      fields: {level: {offset: 4, type: u16}}
+      # After the last value: the simulated frame must be long enough to hold it.
+      time_field: {offset: 6, type: u64, byte_order: little, format: epoch_ms}
+    sim: {rate: 50, seed: 1}
+  - name: meter
+    type: serial
+    port: sim
+    framing: {type: fixed, length: 6}
+    parse:
+      format: struct
+      fields: {a: {offset: 0, type: u16}}
+      time_field: {offset: 2, type: u32}
+    sim: {rate: 50, seed: 1}
+"""
+
+
+def test_a_simulated_struct_device_sends_its_time() -> None:
+    """``port: sim`` with a struct ``time_field``: the frames carry the device's (good)
+    time, so the driver uses it; without it, every frame fell back (a zero time) or
+    was too short."""
+    config = load_config_text(SIM_STRUCT_CLOCK, "test.yaml").drivers
+
+    async def scenario() -> None:
+        probe = Probe()
+        async with running(config[0], probe) as logger, running(config[1], probe) as meter:
+            before = time.time()
+            await eventually(
+                lambda: logger.health.counters.get("device_time", 0) >= 5
+                and meter.health.counters.get("device_time", 0) >= 5,
+                "five frames of each with the device's time",
+            )
+            after = time.time()
+            counts = dict(logger.health.counters), dict(meter.health.counters)
+        assert probe.rejects == []
+        assert all(set(count) == {"device_time"} for count in counts), counts
+        assert {e.time_source for e in probe.events} == {"device"}
+        # The times the devices sent: milliseconds (logger), whole seconds (meter).
+        late = [e for e in probe.events if e.time >= before]
+        assert late and all(e.time <= after for e in late)
+        assert all(e.time == int(e.time) for e in probe.events if e.source == "meter")
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_renamed_events_keep_the_device_time_mark(broker: LocalBroker) -> None:
+    """A subscription's ``name:`` (plain or with ``{field}``) rebuilds the events: they
+    must still say their time is the device's, or a clock step would shift it."""
+    parse = {"format": "json", "fields": {"t": {}, "h": {}},
+             "time_field": {"field": "at", "format": "epoch_ms"}}
+    config = mqtt_config(broker.port, [
+        {"topic": "plain/+", "source": "{topic[1]}", "name": "level", "qos": 1,
+         "parse": parse},
+        {"topic": "field/+", "source": "{topic[1]}", "name": "{topic[1]}.{field}", "qos": 1,
+         "parse": parse},
+    ])
+
+    async def scenario() -> None:
+        probe = Probe()
+        async with mqtt_on(config, probe):
+            recorded = int((time.time() - HOUR) * 1000)  # uploaded an hour late: used
+            await publish(broker.port, [
+                q1("plain/a", f'{{"t": 1, "at": {recorded}}}'),
+                q1("field/b", f'{{"t": 2, "h": 3, "at": {recorded}}}'),
+                q1("field/c", '{"t": 4}'),  # no time: the gateway's clock, no mark
+            ])
+            await eventually(lambda: len(probe.events) == 4, "four readings")
+        marks = {(e.source, e.name): (e.time, e.time_source) for e in probe.events}
+        device = (recorded / 1000, "device")
+        assert {key: mark for key, mark in marks.items() if key != ("c", "c.t")} == {
+            ("a", "level"): device, ("b", "b.t"): device, ("b", "b.h"): device,
+        }
+        assert marks["c", "c.t"][1] is None
 
     asyncio.run(scenario())
