@@ -79,6 +79,8 @@ class Server:
         assert self.process.stdout is not None
         self.where = self.process.stdout.readline().strip()
         if not self.where:
+            self.process.kill()  # whatever it got to, it does not outlive the bench
+            self.process.wait(10)
             raise RuntimeError("the Modbus server did not start")
 
     def target(self) -> dict[str, Any]:

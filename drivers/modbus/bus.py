@@ -3,23 +3,32 @@
 A bus carries one request at a time: an asyncio lock orders polling and writes,
 and on RTU the line is kept silent for ``frame_gap`` between the end of one
 exchange and the next request, as the serial line spec requires (pymodbus does not
-keep that gap itself). pymodbus retries unanswered requests (``retries``); what it
-reports is turned into our errors:
+keep that gap itself). pymodbus retries unanswered requests (``retries``; a read
+may ask for fewer, as the probe of a stale device does); what it reports is turned
+into our errors:
 
 - an exception reply -> ``ExceptionReply`` with its code and name;
-- no answer after the retries -> ``NoAnswer``; if bytes did arrive but never made a
-  frame (a bad CRC, line noise, a TCP frame cut short) the bus says so in
-  ``garbled``, with the bytes, so that the driver counts them apart from silence;
+- no answer after the retries -> ``NoAnswer``;
+- bytes that arrived but were not this request's answer are sorted out when the
+  attempt is over: whole, sound frames (the CRC checks on RTU, the MBAP length is
+  complete on TCP) are a *late reply*, an answer to an earlier request that came
+  after ``timeout`` (``late(slave id)``: the fix is a longer ``timeout``, not the
+  wiring); anything else never made a frame (a bad CRC, line noise, a TCP frame cut
+  short) and goes to ``garbled`` with the bytes;
 - the port or connection gone -> ``BusLost``: the driver reconnects with backoff.
 
 pymodbus's own reconnect is switched off (``reconnect_delay=0``): the driver's
-backoff (``reconnect:``) is the one policy.
+backoff (``reconnect:``) is the one policy. So is pymodbus's habit of closing a TCP
+connection after ``retries + 3`` unanswered requests in a row
+(``set_max_no_responses``): a unit that is switched off is the device's problem,
+shown as its staleness, not a lost connection; a dead socket still shows as one.
 
 pymodbus logs every unanswered request at ERROR, with a dump of the last frames:
 a slave that is switched off would write that into the journal at every poll. The
 driver counts those in ``tidegate status`` and logs when a device goes stale and
-comes back, so pymodbus's logger is set to CRITICAL unless something configured
-it already (set the ``pymodbus`` logger's level to see its frames again).
+comes back, and logs a late reply itself, so pymodbus's logger is set to CRITICAL
+unless something configured it already (set the ``pymodbus`` logger's level to see
+its frames again).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,20 +46,83 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from tidegate.drivers.framing.checksums import crc16_modbus
 from tidegate.drivers.modbus.config import ModbusConfig
 from tidegate.drivers.modbus.exceptions import ExceptionReply, ModbusError, NoAnswer
+from tidegate.drivers.modbus.registers import READ_FUNCTION
 
 _PYMODBUS_LOG = logging.getLogger("pymodbus")
 if _PYMODBUS_LOG.level == logging.NOTSET:
     _PYMODBUS_LOG.setLevel(logging.CRITICAL)
 
 _PARITY = {"none": "N", "even": "E", "odd": "O"}
-_READ = {"holding": 3, "input": 4, "coil": 1, "discrete": 2}
+_TABLE_WORDS = {
+    "holding": "holding registers",
+    "input": "input registers",
+    "coil": "coils",
+    "discrete": "discrete inputs",
+}
 
 
-def _missing(port: str) -> str:
-    """Why a port did not open, where that is plain (pymodbus does not say)."""
-    return "" if os.path.exists(port) else ": no such device (unplugged?)"
+def _why_not_open(port: str) -> str:
+    """Why a serial port did not open (pymodbus does not say): ": <reason>", or ""."""
+    if not os.path.exists(port):
+        return ": no such device (unplugged?)"
+    if not os.access(port, os.R_OK | os.W_OK):
+        return ": permission denied (add the service user to the group that owns it, " \
+            "usually dialout)"
+    import serial  # noqa: PLC0415  # pyserial, pymodbus's dependency: only on this failure
+
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except (OSError, ValueError, serial.SerialException) as exc:
+        text = str(exc)
+        if "exclusive" in text or "Resource temporarily unavailable" in text:
+            return ": busy (another program has it open)"
+        if "Inappropriate ioctl" in text:
+            return ": not a serial port"
+        return f": {text}"
+    return ""
+
+
+def _rtu_frames(data: bytes) -> list[int] | None:
+    """The slave ids of the whole RTU answer frames ``data`` consists of, each with a
+    good CRC; None if it is anything else."""
+    ids: list[int] = []
+    at = 0
+    while at < len(data):
+        if len(data) - at < 5:
+            return None
+        function = data[at + 1]
+        if function & 0x80:
+            size = 5
+        elif function in (1, 2, 3, 4):
+            size = 5 + data[at + 2]
+        elif function in (5, 6, 15, 16):
+            size = 8
+        else:
+            return None
+        frame = data[at : at + size]
+        if len(frame) < size or crc16_modbus(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
+            return None
+        ids.append(data[at])
+        at += size
+    return ids
+
+
+def _tcp_frames(data: bytes) -> list[int] | None:
+    """The unit ids of the whole MBAP frames ``data`` consists of; None otherwise."""
+    ids: list[int] = []
+    at = 0
+    while at < len(data):
+        if len(data) - at < 8 or data[at + 2 : at + 4] != b"\x00\x00":
+            return None
+        length = int.from_bytes(data[at + 4 : at + 6], "big")
+        if length < 2 or len(data) - at < 6 + length:
+            return None
+        ids.append(data[at + 6])
+        at += 6 + length
+    return ids
 
 
 class BusLost(ModbusError):
@@ -72,16 +145,22 @@ class Bus:
     """A connected pymodbus client, one request at a time."""
 
     def __init__(
-        self, config: ModbusConfig, target: Target, garbled: Callable[[str, bytes], None]
+        self,
+        config: ModbusConfig,
+        target: Target,
+        garbled: Callable[[str, bytes], None],
+        late: Callable[[int], None],
     ) -> None:
         self.config = config
         self.target = target
         self._garbled = garbled
+        self._late = late
         self._gap = config.gap_seconds
         self._lock = asyncio.Lock()
         self._quiet_since = 0.0
         self._received = b""
-        self._framed = False
+        self._framed = 0
+        """Answers pymodbus made of ``_received``."""
         self._device = ""
         """The device the request on the line is for."""
         self.client: AsyncModbusSerialClient | AsyncModbusTcpClient
@@ -100,6 +179,7 @@ class Bus:
                 bytesize=config.bytesize,
                 parity=_PARITY[config.parity],
                 stopbits=config.stopbits,
+                handle_local_echo=config.local_echo,
                 **common,  # type: ignore[arg-type]
             )
         else:
@@ -107,6 +187,8 @@ class Bus:
             self.client = AsyncModbusTcpClient(
                 target.host, port=target.tcp_port, **common  # type: ignore[arg-type]
             )
+        # Never drop a TCP connection for want of answers: see the module docstring.
+        self.client.set_max_no_responses(sys.maxsize)
 
     # --- pymodbus's trace hooks: what came in, and whether it made a frame -----------
 
@@ -121,14 +203,21 @@ class Bus:
 
     def _pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
         if not sending:
-            self._framed = True
+            self._framed += 1
         return pdu
 
     def _attempt_over(self) -> None:
-        """Bytes since the last request that made no frame: garbled."""
-        if self._received and not self._framed:
-            self._garbled(self._device, self._received)
-        self._received, self._framed = b"", False
+        """Sort out the bytes since the last request that were not its answer."""
+        received, framed = self._received, self._framed
+        self._received, self._framed = b"", 0
+        if not received:
+            return
+        frames = (_tcp_frames if self.target.port is None else _rtu_frames)(received)
+        if frames is not None:
+            if len(frames) > framed:
+                self._late(frames[0])  # an answer that came after its request's timeout
+        elif not framed:
+            self._garbled(self._device, received)
 
     # --- connection -------------------------------------------------------------------
 
@@ -137,11 +226,18 @@ class Bus:
             port = self.target.port
             if port is None:
                 raise BusLost(f"cannot connect to {self.target}")
-            raise BusLost(f"cannot open {port}{_missing(port)}")
+            why = await asyncio.to_thread(_why_not_open, port)
+            raise BusLost(f"cannot open {port}{why}")
         self._quiet_since = time.monotonic()
 
     def close(self) -> None:
         self.client.close()
+
+    def _gone(self) -> str:
+        port = self.target.port
+        if port is not None and not os.path.exists(port):
+            return f"{port}: the port went away (unplugged?)"
+        return f"{self.target}: the connection is gone"
 
     @property
     def connected(self) -> bool:
@@ -149,9 +245,10 @@ class Bus:
 
     # --- requests ---------------------------------------------------------------------
 
-    async def read(self, device: str, slave: int, table: str, address: int, count: int
-                   ) -> Sequence[int]:
-        """``count`` registers (or bits, as 0/1) of ``table`` from ``address``."""
+    async def read(self, device: str, slave: int, table: str, address: int, count: int,
+                   *, retries: int | None = None) -> Sequence[int]:
+        """``count`` registers (or bits, as 0/1) of ``table`` from ``address``; with
+        ``retries``, that many retries instead of the config's."""
         client = self.client
         reader = {
             "holding": client.read_holding_registers,
@@ -160,7 +257,11 @@ class Bus:
             "discrete": client.read_discrete_inputs,
         }[table]
         reply = await self._exchange(
-            device, _READ[table], partial(reader, address, count=count, device_id=slave)
+            device,
+            READ_FUNCTION[table],
+            partial(reader, address, count=count, device_id=slave),
+            retries=retries,
+            what=f"{_TABLE_WORDS[table]} {address}+{count}",
         )
         if table in ("coil", "discrete"):
             # A bit reply is padded to whole bytes: the bits past `count` are filler.
@@ -168,44 +269,102 @@ class Bus:
         return reply.registers
 
     async def write_registers(self, device: str, slave: int, address: int,
-                              words: Sequence[int]) -> None:
-        """FC6 for one register, FC16 for several."""
+                              words: Sequence[int], *, fc16: bool = False) -> None:
+        """FC6 for one register (unless ``fc16``), FC16 for several."""
+        async with self._lock:
+            await self._write_registers(device, slave, address, words, fc16=fc16)
+
+    async def update_registers(
+        self,
+        device: str,
+        slave: int,
+        address: int,
+        count: int,
+        change: Callable[[Sequence[int]], Sequence[int]],
+        *,
+        fc16: bool = False,
+    ) -> Sequence[int]:
+        """Read ``count`` holding registers, write back ``change(words)``, with no other
+        request between the two (a read-modify-write); returns what was written."""
+        async with self._lock:
+            reply = await self._unlocked(
+                device, 3,
+                partial(self.client.read_holding_registers, address, count=count,
+                        device_id=slave),
+                what=f"holding registers {address}+{count}",
+            )
+            words = change(reply.registers)
+            await self._write_registers(device, slave, address, words, fc16=fc16)
+            return words
+
+    async def _write_registers(self, device: str, slave: int, address: int,
+                               words: Sequence[int], *, fc16: bool) -> None:
         client = self.client
-        if len(words) == 1:
-            await self._exchange(
-                device, 6, lambda: client.write_register(address, words[0], device_id=slave)
+        what = f"writing holding registers {address}+{len(words)}"
+        if len(words) == 1 and not fc16:
+            await self._unlocked(
+                device, 6, lambda: client.write_register(address, words[0], device_id=slave),
+                what=what,
             )
         else:
-            await self._exchange(
-                device, 16, lambda: client.write_registers(address, list(words), device_id=slave)
+            await self._unlocked(
+                device, 16,
+                lambda: client.write_registers(address, list(words), device_id=slave),
+                what=what,
             )
 
     async def write_coil(self, device: str, slave: int, address: int, value: bool) -> None:
         """FC5."""
         client = self.client
         await self._exchange(
-            device, 5, lambda: client.write_coil(address, value, device_id=slave)
+            device, 5, lambda: client.write_coil(address, value, device_id=slave),
+            what=f"writing coil {address}",
         )
 
     async def _exchange(
-        self, device: str, function: int, call: Callable[[], Awaitable[ModbusPDU]]
+        self,
+        device: str,
+        function: int,
+        call: Callable[[], Awaitable[ModbusPDU]],
+        *,
+        retries: int | None = None,
+        what: str = "",
     ) -> ModbusPDU:
         async with self._lock:
-            wait = self._quiet_since + self._gap - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._received, self._framed, self._device = b"", False, device
-            try:
-                reply = await call()
-            except ConnectionException as exc:
-                raise BusLost(f"{self.target}: {exc}") from None
-            except ModbusException as exc:
-                self._attempt_over()
-                if not self.client.connected:
-                    raise BusLost(f"{self.target}: connection lost ({exc})") from None
-                raise NoAnswer(f"device {device!r} did not answer function {function}") from None
-            finally:
-                self._quiet_since = time.monotonic()
-            if reply.isError():
-                raise ExceptionReply(device, function, reply.exception_code)
-            return reply
+            return await self._unlocked(device, function, call, retries=retries, what=what)
+
+    async def _unlocked(
+        self,
+        device: str,
+        function: int,
+        call: Callable[[], Awaitable[ModbusPDU]],
+        *,
+        retries: int | None = None,
+        what: str = "",
+    ) -> ModbusPDU:
+        """One request and its answer; the caller holds the lock."""
+        wait = self._quiet_since + self._gap - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._attempt_over()  # what came in between two exchanges: the last device's
+        self._device = device
+        # pymodbus reads its retries per request from its transaction manager.
+        ctx = self.client.ctx
+        configured = ctx.retries
+        if retries is not None:
+            ctx.retries = retries
+        try:
+            reply = await call()
+        except ConnectionException:
+            raise BusLost(self._gone()) from None
+        except ModbusException:
+            self._attempt_over()
+            if not self.client.connected:
+                raise BusLost(self._gone()) from None
+            raise NoAnswer(f"device {device!r} did not answer ({what})") from None
+        finally:
+            ctx.retries = configured
+            self._quiet_since = time.monotonic()
+        if reply.isError():
+            raise ExceptionReply(device, function, reply.exception_code)
+        return reply

@@ -118,12 +118,14 @@ class RegisterCodec:
                     raw = shortest_f32(raw)
             return raw if self._convert is None else self._convert(raw)
         if kind == "string":
+            # Text ends at the first NUL (devices leave garbage after a C terminator);
+            # padding spaces go too. Bytes that are not UTF-8 are Latin-1, which every
+            # byte is (a meter's "°" is often 0xB0).
+            text = data.split(b"\x00", 1)[0].rstrip(b" ")
             try:
-                return data.rstrip(b"\x00 ").decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise FrameRejected(
-                    f"register '{self.spec.name}': not UTF-8 text at byte {exc.start}"
-                ) from None
+                return text.decode("utf-8")
+            except UnicodeDecodeError:
+                return text.decode("latin-1")
         number = int.from_bytes(data, "big")  # bitfield
         if self.spec.bits is None:
             return number
@@ -152,6 +154,18 @@ class RegisterCodec:
         if kind == "bitfield":
             return self._words(self._bitfield(value).to_bytes(2 * self.words, "big"))
         return self._words(self._number(value))
+
+    def merge_bits(self, flags: Mapping[str, bool], words: Sequence[int]) -> list[int]:
+        """A bitfield's ``words`` with the named ``flags`` set or cleared and its other
+        bits kept (the change of a read-modify-write)."""
+        bits = self.spec.bits or {}
+        unknown = sorted(set(flags) - set(bits))
+        if unknown:
+            raise ValueOutOfRange(f"register '{self.spec.name}': no bit named {unknown[0]!r}")
+        number = int.from_bytes(self._bytes(words), "big")
+        for flag, on in flags.items():
+            number = number | 1 << bits[flag] if on else number & ~(1 << bits[flag])
+        return self._words(number.to_bytes(2 * self.words, "big"))
 
     def _bitfield(self, value: Writable) -> int:
         name, top = self.spec.name, 2 ** (16 * self.words) - 1

@@ -18,10 +18,24 @@ discrete inputs), with ``byte_order``/``word_order`` for devices that swap them,
 ``scale``/``offset``/``decimals`` for values sent as scaled integers.
 
 An exception reply (illegal data address, device busy, ...) is counted by name in
-``tidegate status`` (``illegal_data_address``, ``device_busy``, ...) and kept as a dead
-letter; a device that does not answer ``retries`` retries goes stale (its readings
-are missing, so absence rules fire) while the others keep being polled, and comes
-back when it answers again; a lost connection is reopened with ``reconnect:``'s backoff.
+``tidegate status`` (``illegal_data_address``, ``device_busy``, ...), logged once and
+kept as a dead letter; a read refused for the unmapped registers it reads through is
+split into gapless reads. A device that does not answer ``retries`` retries (or that a
+TCP gateway reports unreachable, exception 0x0A/0x0B) goes stale: its readings are
+missing, so absence rules fire, and it is then asked once a round, its first read
+without retries, so that it holds the bus for the others as little as possible; it
+comes back when it answers again. An answer that comes after ``timeout`` is counted
+as ``late_reply`` (raise ``timeout``; it is not a damaged frame, ``bad_crc``), and a
+group that starts well after it was due as ``late_polls`` (the bus has more to ask
+than its intervals allow). A lost port or connection is reopened with
+``reconnect:``'s backoff; every device shows stale meanwhile.
+
+``tidegate check`` refuses slave ids a serial bus cannot have (0 is the RTU broadcast
+address; 1-247) and, on RTU, a ``timeout`` shorter than the largest planned read's
+time on the wire at ``baudrate`` (a 125-register answer takes 1.1 s at 2400 baud),
+naming the ``timeout`` or ``max_read`` that would fit. ``local_echo: true`` drops the
+echo of each request that some RS-485 circuits send back; a device's
+``write_function: 16`` makes ``write`` use function 16 for a single register too.
 
 ```yaml
 drivers:
@@ -64,15 +78,16 @@ drivers:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tidegate.backoff import ReconnectSection
 from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import DriverConfig
-from tidegate.drivers.modbus.plan import MAX_READ_REGISTERS
-from tidegate.drivers.modbus.registers import RegisterSpec
+from tidegate.drivers.modbus.plan import MAX_READ_REGISTERS, plan_reads
+from tidegate.drivers.modbus.registers import BIT_TABLES, RegisterSpec
 from tidegate.drivers.modbus.sim_config import ModbusSimSection
 
 SIM = "sim"
@@ -90,8 +105,9 @@ class ModbusDevice(Section):
     slave: int = Field(
         ge=0,
         le=255,
-        description="Slave (unit) id: 1-247 on a serial bus; on TCP often 1, or the id "
-        "behind a TCP-to-RTU gateway (0 and 255 are what some TCP devices answer to).",
+        description="Slave (unit) id: 1-247 on a serial bus (0 is the broadcast address, "
+        "which no slave answers); on TCP often 1, or the id behind a TCP-to-RTU gateway "
+        "(0 and 255 are what some TCP devices answer to; `host: sim` serves 1-247).",
     )
     interval: Duration | None = Field(
         None, gt=0, description="How often to read this device (default: the driver's)."
@@ -110,12 +126,18 @@ class ModbusDevice(Section):
         description="Most registers in one read, for devices that allow fewer than the "
         "protocol's 125 (bit reads stay limited to 2000).",
     )
+    write_function: Literal["auto", 16] = Field(
+        "auto",
+        description="How `write` sets holding registers: `auto` sends function 6 for one "
+        "register and 16 for several; `16` always sends function 16 (Write Multiple "
+        "Registers), for devices that refuse function 6.",
+    )
     registers: list[RegisterSpec] = Field(
         min_length=1, description="The values to read, each at its table and address."
     )
 
     @model_validator(mode="after")
-    def _distinct_names(self) -> ModbusDevice:
+    def _fits_and_distinct(self) -> ModbusDevice:
         for register in self.registers:
             if register.table not in ("coil", "discrete") and register.words > self.max_read:
                 raise ValueError(
@@ -150,8 +172,15 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
     parity: Literal["none", "even", "odd"] = Field(
         "none", description="RTU: parity (the standard says even; many meters ship with none)."
     )
-    bytesize: Literal[7, 8] = Field(8, description="RTU: data bits (8 for RTU).")
+    bytesize: Literal[8] = Field(
+        8, description="RTU: data bits; always 8 (7 data bits is Modbus ASCII, not supported)."
+    )
     stopbits: Literal[1, 2] = Field(1, description="RTU: stop bits.")
+    local_echo: bool = Field(
+        False,
+        description="RTU: drop the echo of each request that some RS-485 circuits send back "
+        "(a transceiver whose receiver stays on while sending: every read would time out).",
+    )
     host: str | None = Field(
         None,
         min_length=1,
@@ -160,14 +189,24 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
     )
     tcp_port: int = Field(502, ge=1, le=65535, description="Modbus TCP: the TCP port.")
     timeout: Duration = Field(
-        1.0, gt=0, le=60, description="How long to wait for each answer."
+        1.0,
+        gt=0,
+        le=60,
+        description="How long to wait for each answer, per attempt, from the request to the "
+        "answer's last byte: on RTU it must cover both frames' time on the wire (about 4.6 ms "
+        "a byte at 2400 baud; a 125-register answer is 255 bytes), which `tidegate check` "
+        "verifies for the largest read. A silent device costs `(retries + 1) x timeout` of "
+        "bus time each time it is asked.",
     )
     retries: int = Field(
         1,
         ge=0,
         le=10,
         description="Retries of a request that got no answer, before its device is marked "
-        "stale (it is polled again at its next interval).",
+        "stale. A stale device is then asked once a round (its first read, no retries), at "
+        "its interval doubled after each silent round up to `reconnect.max_delay`, and its "
+        "other reads wait until it answers, so it holds the bus for the others as little "
+        "as possible.",
     )
     frame_gap: Duration | None = Field(
         None,
@@ -194,6 +233,16 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
         "so that switching between laptop and device is the one line.",
     )
 
+    @field_validator("port", mode="before")
+    @classmethod
+    def _a_device_path(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(
+                "`port` is the RTU serial device (e.g. /dev/ttyUSB0); the Modbus TCP port "
+                "is `tcp_port`, with `host`"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_transport(self) -> ModbusConfig:
         if self.port is not None and self.host is not None:
@@ -208,6 +257,12 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
         shared = sorted({s for s in slaves if slaves.count(s) > 1})
         if shared:
             raise ValueError(f"two devices have slave id {shared[0]}; one bus, one device per id")
+        if self.port is not None or self.host == SIM:
+            for device in self.devices:
+                _serial_slave_id(device, rtu=self.port is not None)
+        if self.port is not None:
+            for device in self.devices:
+                _fits_timeout(self, device)
         if self.simulated and self.sim is not None:
             # Only a simulated bus reads `sim:`, and its checks import the codec: a real
             # port's config never loads them.
@@ -221,6 +276,11 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
             except SimConfigError as exc:
                 raise ValueError(str(exc)) from None
         return self
+
+    @property
+    def char_bits(self) -> int:
+        """Bits one character takes on the serial line: start, data, parity, stop."""
+        return 1 + self.bytesize + (self.parity != "none") + self.stopbits
 
     @property
     def tcp(self) -> bool:
@@ -247,3 +307,57 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
     def device_interval(self, device: ModbusDevice) -> float:
         return device.interval if device.interval is not None else self.interval
 
+
+
+def _serial_slave_id(device: ModbusDevice, *, rtu: bool) -> None:
+    """Refuse a slave id that no serial slave (nor the TCP simulation) can have."""
+    if 1 <= device.slave <= 247:
+        return
+    if device.slave == 0 and rtu:
+        raise ValueError(
+            f"device {device.name!r}: slave id 0 is the RTU broadcast address (no slave "
+            "answers a read); give its own id, 1..247"
+        )
+    where = "on a serial bus" if rtu else "with `host: sim`"
+    raise ValueError(f"device {device.name!r}: slave id {device.slave} {where}: use 1..247")
+
+
+REPLY_MARGIN = 0.02
+"""Seconds a slave is given, on top of the wire time, to turn a request around."""
+
+
+def wire_seconds(config: ModbusConfig, table: str, count: int) -> float:
+    """The time a read of ``count`` registers (bits) and its answer take on the RTU line:
+    an 8-byte request; an answer of id, function, byte count, data and CRC."""
+    data = (count + 7) // 8 if table in BIT_TABLES else 2 * count
+    return (8 + 5 + data) * config.char_bits / config.baudrate
+
+
+def _fits_timeout(config: ModbusConfig, device: ModbusDevice) -> None:
+    """Refuse an RTU plan whose largest read cannot arrive within ``timeout``: pymodbus
+    times out before the answer's last byte, at every poll."""
+    reads = plan_reads(
+        device.registers,
+        interval=config.device_interval(device),
+        max_gap=device.max_gap,
+        max_read=device.max_read,
+    )
+    worst = max(reads, key=lambda r: wire_seconds(config, r.table, r.count))
+    needed = wire_seconds(config, worst.table, worst.count) + REPLY_MARGIN
+    if needed <= config.timeout:
+        return
+    hint = f"raise `timeout` to {math.ceil(needed * 10) / 10:g}s"
+    if worst.table not in BIT_TABLES:
+        fits = max(
+            (n for n in range(1, worst.count) if
+             wire_seconds(config, worst.table, n) + REPLY_MARGIN <= config.timeout),
+            default=0,
+        )
+        if fits >= max(r.words for r in device.registers):
+            hint += f" or set the device's `max_read: {fits}`"
+    raise ValueError(
+        f"device {device.name!r}: its read of {worst.table} {worst.address}+{worst.count} "
+        f"takes {wire_seconds(config, worst.table, worst.count):.2f} s on the wire at "
+        f"{config.baudrate} baud, plus {REPLY_MARGIN * 1000:g} ms for the slave, more than "
+        f"`timeout: {config.timeout:g}s`: {hint}"
+    )

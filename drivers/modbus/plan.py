@@ -39,11 +39,6 @@ class Read:
     interval: float
     registers: tuple[RegisterSpec, ...]
 
-    def words_of(self, register: RegisterSpec, words: Sequence[int]) -> Sequence[int]:
-        """The part of this read's answer that holds ``register``."""
-        start = register.address - self.address
-        return words[start : start + register.words]
-
 
 def limit(table: str, max_read: int = MAX_READ_REGISTERS) -> int:
     """The most registers (or bits) one read of ``table`` may return."""

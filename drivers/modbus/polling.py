@@ -6,12 +6,22 @@ as one batch. The outcome of each read goes to the driver's health:
 
 - values -> events (tag ``device``), and the device counts as answering;
 - an exception reply -> a counter named after the code (``illegal_data_address``,
-  ``device_busy``, ...), a dead letter with the exception PDU and the request, and
-  the next read of the group goes on (the device is alive);
+  ``device_busy``, ...), a dead letter with the exception PDU and the request, a
+  WARNING the first time for that read and code, and the next read of the group
+  goes on (the device is alive). ``illegal_data_address`` for a read that goes
+  through unmapped registers (``max_gap``) splits it into gapless reads from the
+  next round on, with a WARNING suggesting ``max_gap: 0``;
 - no answer -> the ``timeout`` counter; the device goes stale (one driver error at
   the change, not one per poll) and the rest of its group is skipped this round:
-  a silent device would only hold the bus for the others. It is polled again at
-  its next interval, and an answer makes it fresh again;
+  a silent device would only hold the bus for the others. So is a TCP gateway's
+  "no answer" for the device behind it (exception 0x0A ``gateway_path_unavailable``
+  or 0x0B ``gateway_target_failed``: counted under its name, no dead letter);
+- a stale device is *probed*: the driver asks only its first read, without retries,
+  once a round, at an interval that doubles after each silent round up to
+  ``max(interval, reconnect.max_delay)``, and skips its other groups; an answer
+  makes it fresh again and its reads resume;
+- an answer that came after ``timeout`` (``late_reply``) is counted and logged once
+  per slave (raise ``timeout``); it is not a damaged frame;
 - a value that is not one (NaN, bytes that are not UTF-8) -> a dead letter with
   the register's words; the other registers of the read still publish.
 """
@@ -24,17 +34,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tidegate.driver import DriverHealth, Reject
-from tidegate.drivers.modbus.bus import Bus
+from tidegate.drivers.modbus.bus import Bus, BusLost
 from tidegate.drivers.modbus.codec import RegisterCodec
 from tidegate.drivers.modbus.config import ModbusConfig, ModbusDevice
 from tidegate.drivers.modbus.exceptions import ExceptionReply, NoAnswer
 from tidegate.drivers.modbus.plan import Read, plan_reads
+from tidegate.drivers.modbus.registers import READ_FUNCTION
 from tidegate.drivers.parsing.records import FrameRejected
 from tidegate.event import Event, new_event
 
 log = logging.getLogger("tidegate.drivers.modbus")
 
-_FUNCTION = {"holding": 3, "input": 4, "coil": 1, "discrete": 2}
+ILLEGAL_DATA_ADDRESS = 0x02
+GATEWAY_NO_ANSWER = frozenset({0x0A, 0x0B})
+"""Exception codes with which a TCP gateway says the device behind it did not answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +66,16 @@ class Group:
     interval: float
     reads: list[PlannedRead]
     tags: dict[str, str]
+    lead: bool = False
+    """The device's first group: the one that probes it while it is stale."""
     due: float = 0.0
     """When it is next due, on the monotonic clock."""
+
+
+def with_codecs(read: Read) -> PlannedRead:
+    """``read`` with the codecs of its registers."""
+    codecs = tuple((RegisterCodec(r), r.address - read.address) for r in read.registers)
+    return PlannedRead(read, codecs)
 
 
 def schedule(config: ModbusConfig) -> list[Group]:
@@ -70,10 +91,9 @@ def schedule(config: ModbusConfig) -> list[Group]:
         tags = {"device": device.name}
         by_interval: dict[float, list[PlannedRead]] = {}
         for read in reads:
-            codecs = tuple((RegisterCodec(r), r.address - read.address) for r in read.registers)
-            by_interval.setdefault(read.interval, []).append(PlannedRead(read, codecs))
-        for interval, planned in sorted(by_interval.items()):
-            groups.append(Group(device, interval, planned, tags))
+            by_interval.setdefault(read.interval, []).append(with_codecs(read))
+        for n, (interval, planned) in enumerate(sorted(by_interval.items())):
+            groups.append(Group(device, interval, planned, tags, lead=n == 0))
     return groups
 
 
@@ -92,6 +112,10 @@ class Poller:
     clock: Callable[[], float] = time.time
     stale: set[str] = field(default_factory=set)
     """Devices that stopped answering (until they answer again)."""
+    slow: set[int] = field(default_factory=set)
+    """Slave ids whose late answers were logged already."""
+    told: set[tuple[str, str, int, int]] = field(default_factory=set)
+    """(device, table, address, code) of the exception replies logged already."""
 
     def refuse(self, raw: bytes, reason: str) -> None:
         """Input that cannot become events: a dead letter and a driver error."""
@@ -104,25 +128,67 @@ class Poller:
         self.health.tally(what)
         self.refuse(raw, f"device {device!r}: a reply that is not a Modbus frame ({what})")
 
-    async def poll(self, bus: Bus, group: Group) -> list[Event]:
-        """One round of ``group``'s reads; raises BusLost when the bus is gone."""
+    def late(self, slave: int) -> None:
+        """A whole answer that came after its request's timeout."""
+        self.health.tally("late_reply")
+        if slave not in self.slow:
+            self.slow.add(slave)
+            log.warning(
+                "%s: slave %d answers after `timeout` (%s): raise `timeout`; its late "
+                "answers are counted as late_reply", self.source, slave,
+                "it waits for each answer" if self.rtu else "per request",
+            )
+
+    async def poll(
+        self, bus: Bus, group: Group, *, probe: bool = False
+    ) -> tuple[list[Event], BusLost | None]:
+        """One round of ``group``'s reads: the events, and the BusLost that ended the
+        round early if the bus went away (the events read before it are kept). With
+        ``probe`` the first read is asked once, without retries, and the round ends
+        there if the device is still silent."""
         device = group.device
         batch: list[Event] = []
-        for planned in group.reads:
-            read = planned.read
+        for n, each in enumerate(list(group.reads)):
+            read = each.read
             try:
                 words = await bus.read(
-                    device.name, device.slave, read.table, read.address, read.count
+                    device.name, device.slave, read.table, read.address, read.count,
+                    retries=0 if probe and n == 0 else None,
                 )
             except ExceptionReply as exc:
+                if exc.code in GATEWAY_NO_ANSWER:
+                    self._silent(device, f"{exc}: the gateway got no answer from it",
+                                 error=exc.name)
+                    break
                 self._exception(device, read, exc)
+                if exc.code == ILLEGAL_DATA_ADDRESS:
+                    self._split(group, each)
                 continue
             except NoAnswer as exc:
                 self._silent(device, str(exc))
                 break
+            except BusLost as exc:
+                return batch, exc
             self._answered(device)
-            batch += self.events_of(group, planned, words, self.clock())
-        return batch
+            batch += self.events_of(group, each, words, self.clock())
+        return batch, None
+
+    def _split(self, group: Group, merged: PlannedRead) -> None:
+        """A read through unmapped registers got 'illegal data address': read its
+        registers without gaps from the next round on (the device may refuse the gap)."""
+        read, device = merged.read, group.device
+        parts = plan_reads(read.registers, interval=read.interval, max_gap=0,
+                           max_read=device.max_read)
+        if len(parts) < 2:
+            return  # no gap in it: a register of the map itself is refused
+        at = group.reads.index(merged)
+        group.reads[at : at + 1] = [with_codecs(part) for part in parts]
+        log.warning(
+            "%s: device %r refused %s %d+%d, which reads through unmapped registers; "
+            "reading it as %d requests from now on (set `max_gap: 0` on the device to "
+            "plan it so)", self.source, device.name, read.table, read.address, read.count,
+            len(parts),
+        )
 
     def _answered(self, device: ModbusDevice) -> None:
         self.health.device_answered(device.name)
@@ -131,14 +197,15 @@ class Poller:
             log.info("%s: device %r (slave %d) answers again", self.source, device.name,
                      device.slave)
 
-    def _silent(self, device: ModbusDevice, message: str) -> None:
-        self.health.tally("timeout")
+    def _silent(self, device: ModbusDevice, message: str, *, error: str = "timeout") -> None:
+        """The device did not answer: counted under ``error``; stale at the change."""
+        self.health.tally(error)
         if device.name in self.stale:
-            self.health.device(device.name).last_error = "timeout"
+            self.health.device(device.name).last_error = error
             return
         self.stale.add(device.name)
         log.warning("%s: %s; it is stale until it answers", self.source, message)
-        self.health.device_failed(device.name, "timeout", stale=True)
+        self.health.device_failed(device.name, error, stale=True)
         self.health.last_error = message
 
     def _exception(self, device: ModbusDevice, read: Read, exc: ExceptionReply) -> None:
@@ -149,8 +216,12 @@ class Poller:
             f"+{read.count}: exception {exc.code} ({exc.name})"
         )
         self.health.device(device.name).last_error = exc.name
+        key = (device.name, read.table, read.address, exc.code)
+        if key not in self.told:  # once: a device that refuses a read does so every poll
+            self.told.add(key)
+            log.warning("%s: %s (counted as %s; logged once)", self.source, reason, exc.name)
         # The dead letter: the exception PDU, then the request PDU it answered.
-        request = bytes([_FUNCTION[read.table]]) + read.address.to_bytes(2, "big")
+        request = bytes([READ_FUNCTION[read.table]]) + read.address.to_bytes(2, "big")
         request += read.count.to_bytes(2, "big")
         self.refuse(bytes([exc.function | 0x80, exc.code & 0xFF]) + request, reason)
 

@@ -27,6 +27,8 @@ Order = Literal["big", "little"]
 
 BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
 """Tables of single bits (read with FC1/FC2); the others hold 16-bit registers."""
+READ_FUNCTION: dict[str, int] = {"holding": 3, "input": 4, "coil": 1, "discrete": 2}
+"""The function code that reads each table."""
 WRITABLE_TABLES: frozenset[str] = frozenset({"holding", "coil"})
 """Tables a master can write; input registers and discrete inputs are read-only."""
 

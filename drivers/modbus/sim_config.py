@@ -147,4 +147,9 @@ class ModbusSimSection(Section):
     reply_delay: Duration = Field(
         0.0, ge=0, le=10, description="Time a device takes before it replies (processing time)."
     )
+    echo: bool = Field(
+        False,
+        description="RTU: the line echoes each request back before the answer, as an RS-485 "
+        "circuit that keeps its receiver on while sending does (the driver's `local_echo`).",
+    )
     seed: int | None = Field(None, description="Random seed, for a repeatable run.")

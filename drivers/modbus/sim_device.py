@@ -128,7 +128,7 @@ async def simulated_bus(config: ModbusConfig) -> AsyncIterator[SimEndpoint]:
     bus: RtuBus | TcpBus = (
         TcpBus(by_id, reply_delay=sim.reply_delay)
         if config.tcp
-        else RtuBus(by_id, reply_delay=sim.reply_delay)
+        else RtuBus(by_id, reply_delay=sim.reply_delay, echo=sim.echo)
     )
     endpoint = SimEndpoint(bus, slaves, feeders)
     try:  # from here on, whatever happens (a cancellation too), it is all stopped

@@ -65,10 +65,15 @@ class _Bus:
 
 
 class RtuBus(_Bus):
-    """An RS-485 line on a pty; ``path`` is what the client opens."""
+    """An RS-485 line on a pty; ``path`` is what the client opens. With ``echo`` every
+    byte the client sends comes back to it first, as from a transceiver whose receiver
+    stays on while it sends."""
 
-    def __init__(self, slaves: Mapping[int, SimSlave], *, reply_delay: float = 0.0) -> None:
+    def __init__(
+        self, slaves: Mapping[int, SimSlave], *, reply_delay: float = 0.0, echo: bool = False
+    ) -> None:
         super().__init__(slaves, reply_delay=reply_delay)
+        self.echo = echo
         self._master: int | None = None
         self._slave_fd: int | None = None
         self._path: str | None = None
@@ -122,6 +127,8 @@ class RtuBus(_Bus):
             if exc.errno == errno.EIO:  # the client closed its side: nothing to read
                 return
             raise
+        if self.echo:
+            self._write(data)
         self._buffer += data
         if len(self._buffer) > _RTU_KEEP:  # noise without a silence: no frame is this long
             del self._buffer[:-_RTU_KEEP]

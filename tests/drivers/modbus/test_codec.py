@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import ModbusTcpClient
 
-from tidegate.drivers.modbus.codec import decode, encode
+from tidegate.drivers.modbus.codec import RegisterCodec, decode, encode
 from tidegate.drivers.modbus.exceptions import ValueOutOfRange
 from tidegate.drivers.modbus.registers import RegisterSpec
 from tidegate.drivers.parsing.records import FrameRejected
@@ -67,6 +67,11 @@ DECODE_ONLY: list[tuple[RegisterSpec, list[int], Any]] = [
     # Devices pad strings with spaces as often as with NULs; both are dropped.
     (spec("string", length=3), [0x4142, 0x2020, 0x0000], "AB"),
     (spec("string", length=2), [0x2041, 0x2020], " A"),
+    # Text ends at the first NUL: what a device leaves after a C terminator is not text.
+    (spec("string", length=4), [0x4142, 0x0000, 0x5858, 0x5858], "AB"),
+    (spec("string", length=2), [0x4100, 0x4243], "A"),
+    # Bytes that are not UTF-8 are read as Latin-1: a meter's unit "°C" as B0 43.
+    (spec("string", length=2), [0x32B0, 0x4300], "2\u00b0C"),
 ]
 
 
@@ -129,7 +134,6 @@ def test_refuses_values_the_register_cannot_hold(
     [
         (spec("f32"), [0x7FC0, 0x0000], "nan is not a number"),
         (spec("f32"), [0x7F80, 0x0000], "inf is not a number"),
-        (spec("string", length=1), [0xFF41], "not UTF-8"),
         (spec("u32"), [1], "1 words, expected 2"),
     ],
 )
@@ -192,3 +196,37 @@ def test_bitfields_agree_with_pymodbus(word: int) -> None:
     assert isinstance(ours, dict) and isinstance(theirs, list)
     assert [ours[f"b{n}"] for n in range(16)] == [theirs[n ^ 8] for n in range(16)]
     assert encode(register, ours) == [word]
+
+
+PACK = {"u16": "H", "i16": "h", "u32": "I", "i32": "i", "u64": "Q", "i64": "q", "f32": "f",
+        "f64": "d"}
+
+
+@given(data=st.data(), kind=st.sampled_from(sorted(FIXED)), word_order=ORDERS)
+def test_byte_swapped_numbers_agree_with_struct(
+    data: st.DataObject, kind: str, word_order: str
+) -> None:
+    # `byte_order: little`: each register's two bytes are swapped, done here by hand
+    # from struct's big-endian bytes (pymodbus has no byte-swapped orders to compare).
+    value = data.draw(FIXED[kind][1])
+    raw = struct.pack(">" + PACK[kind], value)
+    words = [raw[i + 1] << 8 | raw[i] for i in range(0, len(raw), 2)]
+    if word_order == "little":
+        words.reverse()
+    register = spec(kind, byte_order="little", word_order=word_order)
+    assert encode(register, value) == words
+    back = decode(register, words)
+    if kind == "f32":
+        assert struct.pack(">f", back) == raw
+    else:
+        assert back == value
+
+
+def test_merging_bits_keeps_the_unnamed_ones() -> None:
+    register = spec("bitfield", bits={"burner": 0, "pump": 1, "fault": 15})
+    codec = RegisterCodec(register)
+    # 0x8011: fault and burner on, and bit 4, which has no name.
+    assert codec.merge_bits({"pump": True}, [0x8011]) == [0x8013]
+    assert codec.merge_bits({"burner": False, "fault": False}, [0x8011]) == [0x0010]
+    with pytest.raises(ValueOutOfRange, match="no bit named 'valve'"):
+        codec.merge_bits({"valve": True}, [0])

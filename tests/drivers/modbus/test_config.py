@@ -80,6 +80,29 @@ def register(**fields: Any) -> dict[str, Any]:
          "spans 2 registers, more than one read of `max_read: 1`"),
         ({"timeout": "soon"}, "is not a duration"),
         ({"parity": "mark"}, "'none', 'even' or 'odd'"),
+        # Slave 0 is the serial broadcast address: no slave answers a read to it.
+        ({"devices": [{"name": "m", "slave": 0, "registers": [{"name": "v", "address": 0}]}]},
+         "device 'm': slave id 0 is the RTU broadcast address (no slave answers a read)"),
+        ({"devices": [{"name": "m", "slave": 248, "registers": [{"name": "v", "address": 0}]}]},
+         "device 'm': slave id 248 on a serial bus: use 1..247"),
+        ({"port": None, "host": "sim",
+          "devices": [{"name": "m", "slave": 255, "registers": [{"name": "v", "address": 0}]}]},
+         "device 'm': slave id 255 with `host: sim`: use 1..247"),
+        ({"bytesize": 7}, "bytesize"),
+        ({"host": "10.0.0.2", "port": 502}, "`port` is the RTU serial device (e.g. "
+         "/dev/ttyUSB0); the Modbus TCP port is `tcp_port`, with `host`"),
+        # 125 registers at 2400 baud: 263 bytes of 10 bits, 1.10 s, over the default 1 s;
+        # 111 registers: (13 + 222) x 10 / 2400 + 0.02 = 0.999 s.
+        ({"baudrate": 2400,
+          "devices": [{"name": "m", "slave": 1, "max_gap": 123, "registers": [
+              {"name": "a", "table": "input", "address": 0},
+              {"name": "b", "table": "input", "address": 124}]}]},
+         "device 'm': its read of input 0+125 takes 1.10 s on the wire at 2400 baud, plus "
+         "20 ms for the slave, more than `timeout: 1s`: raise `timeout` to 1.2s or set the "
+         "device's `max_read: 111`"),
+        ({"baudrate": 2400, "timeout": "200ms", "devices": [{"name": "m", "slave": 1, "registers": [
+            {"name": "a", "table": "input", "address": 0, "type": "string", "length": 32}]}]},
+         "takes 0.32 s on the wire at 2400 baud"),
     ],
 )
 def test_bad_config_is_refused_in_one_line_with_its_place(
@@ -88,6 +111,16 @@ def test_bad_config_is_refused_in_one_line_with_its_place(
     message = refusal(driver)
     assert re.match(r"gw\.yaml:\d+:\d+: ", message), message
     assert expected in message, message
+
+
+def test_ids_and_timeouts_a_serial_bus_refuses_are_fine_where_they_apply() -> None:
+    # TCP devices may answer to unit 0 or 255; a fast line fits a 125-register read.
+    tcp = {"port": None, "host": "10.0.0.2",
+           "devices": [{"name": "m", "slave": 0, "registers": [{"name": "v", "address": 0}]}]}
+    assert load_config_text(document(tcp), "gw.yaml").drivers
+    fast = {"baudrate": 19200, "devices": [{"name": "m", "slave": 1, "max_gap": 123, "registers": [
+        {"name": "a", "address": 0}, {"name": "b", "address": 124}]}]}
+    assert load_config_text(document(fast), "gw.yaml").drivers
 
 
 def test_a_good_config_loads_with_its_defaults() -> None:

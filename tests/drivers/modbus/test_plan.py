@@ -52,7 +52,8 @@ def test_overlapping_registers_share_their_words() -> None:
     registers = [reg("word", 7), reg("flags", 7, "bitfield", bits={"on": 0}), reg("pair", 6, "u32")]
     (read,) = plan_reads(registers, interval=1)
     assert (read.address, read.count) == (6, 2)
-    assert read.words_of(registers[1], [10, 20]) == [20]
+    assert sorted(r.name for r in read.registers) == ["flags", "pair", "word"]
+    assert [r.address - read.address for r in registers] == [1, 1, 0]  # offsets in the read
 
 
 # --- properties ------------------------------------------------------------------------

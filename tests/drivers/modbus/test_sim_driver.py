@@ -18,6 +18,7 @@ import yaml
 from tests.drivers.harness import Probe, eventually, running
 from tidegate.drivers.modbus.config import ModbusConfig
 from tidegate.drivers.modbus.driver import ModbusDriver
+from tidegate.drivers.modbus.exceptions import ValueOutOfRange
 from tidegate.drivers.modbus.sim_device import Fault, SimEndpoint
 from tidegate.drivers.modbus.sim_device import running as buses
 from tidegate.event import Event
@@ -183,7 +184,7 @@ def test_a_silent_slave_goes_stale_while_the_other_is_polled_then_comes_back(
             await eventually(lambda: not health.devices["boiler"].stale, "the boiler back")
             await eventually(lambda: count(probe, "boiler") > boiler, "boiler readings again")
         assert health.counters["timeout"] >= 1
-        assert set(health.counters) == {"timeout"}
+        assert set(health.counters) <= {"timeout", "late_polls"}  # late: a loaded machine
 
     run(scenario)
 
@@ -203,7 +204,8 @@ def test_configured_fault_chances_are_counted_and_the_driver_goes_on() -> None:
             )
             before = len(probe.events)
             await eventually(lambda: len(probe.events) > before + 5, "values still coming")
-        assert set(counters) == {"timeout", "bad_crc", "device_failure"}
+        # Polls fall behind while the bus waits for the silent ones: late_polls.
+        assert set(counters) - {"late_polls"} == {"timeout", "bad_crc", "device_failure"}
 
     run(scenario)
 
@@ -234,5 +236,72 @@ def test_a_write_changes_what_the_device_serves(transport: str) -> None:
             await driver.write("mains", "setpoint", -3.5)
             assert endpoint.slave("mains").tables.holding[40] == 0x10000 - 35
             await eventually(lambda: latest(probe, "setpoint", "mains") == -3.5, "the new value")
+
+    run(scenario)
+
+
+@TRANSPORTS
+def test_writing_some_bits_of_a_bitfield_keeps_the_others(transport: str) -> None:
+    async def scenario() -> None:
+        probe = Probe()
+        data = yaml.safe_load(BUS)
+        data[transport] = "sim"
+        data["sim"]["values"]["status"] = 0x8012  # pump on, and bits 4 and 15, unnamed
+        driver = ModbusDriver(ModbusConfig.model_validate(data), probe.context)
+        async with running(driver, probe):
+            endpoint = await endpoint_of("meters")
+            boiler = endpoint.slave("boiler")
+            await eventually(lambda: latest(probe, "pump", "boiler") is True, "the pump on")
+            assert await driver.write("boiler", "status", {"burner": True}) == {
+                "burner": True, "pump": True,
+            }
+            assert boiler.tables.holding[1] == 0x8013
+            await driver.write("boiler", "status", {"pump": False})
+            assert boiler.tables.holding[1] == 0x8011
+            await eventually(lambda: latest(probe, "pump", "boiler") is False, "the pump off")
+            # The whole integer still sets every bit; the value comes back as it reads.
+            await driver.write("boiler", "status", 2)
+            assert boiler.tables.holding[1] == 2
+            assert await driver.write("mains", "setpoint", 22.77) == 22.8  # scale 0.1
+
+    run(scenario)
+
+
+def test_a_write_longer_than_one_request_is_refused_before_sending() -> None:
+    data = yaml.safe_load(BUS)
+    data["port"] = "sim"
+    data["devices"][0]["registers"].append(
+        {"name": "label", "address": 100, "type": "string", "length": 124}
+    )
+    driver = ModbusDriver(ModbusConfig.model_validate(data), Probe().context)
+    # Not connected: the refusal comes first, from the map alone.
+    with pytest.raises(ValueOutOfRange, match=r"spans 124 registers; one write .* at most 123"):
+        asyncio.run(driver.write("mains", "label", "x"))
+
+
+@pytest.mark.parametrize(("write_function", "expected"), [("auto", 6), (16, 16)])
+def test_write_function_16_writes_one_register_with_fc16(
+    write_function: str | int, expected: int
+) -> None:
+    async def scenario() -> None:
+        probe = Probe()
+        data = yaml.safe_load(BUS)
+        data["host"] = "sim"
+        data["devices"][0]["write_function"] = write_function
+        driver = ModbusDriver(ModbusConfig.model_validate(data), probe.context)
+        functions: list[int] = []
+        async with running(driver, probe):
+            mains = (await endpoint_of("meters")).slave("mains")
+            answer = mains.answer
+
+            def record(pdu: bytes) -> Any:
+                functions.append(pdu[0])
+                return answer(pdu)
+
+            mains.answer = record  # type: ignore[method-assign]
+            await driver.write("mains", "setpoint", 19.5)
+            assert mains.tables.holding[40] == 195
+        assert expected in functions
+        assert ({6, 16} - {expected}).isdisjoint(functions)  # not the other one
 
     run(scenario)
