@@ -3,12 +3,19 @@
 A bus carries one request at a time: an asyncio lock orders polling and writes,
 and on RTU the line is kept silent for ``frame_gap`` between the end of one
 exchange and the next request, as the serial line spec requires (pymodbus does not
-keep that gap itself). pymodbus retries unanswered requests (``retries``; a read
-may ask for fewer, as the probe of a stale device does); what it reports is turned
-into our errors:
+keep that gap itself). An RTU answer has no transaction id: after an unanswered
+attempt the next request to that slave (a retry, or its next read) waits
+``settle_seconds`` (``timeout``) more and for a quiet line, so a late answer is
+dropped and counted (``late_reply``), not taken for it; other slaves are asked
+meanwhile (pymodbus skips another slave id's frame). pymodbus would resend at once
+after a timeout, so it makes one attempt a call and the retries are ours
+(``retries``; fewer for a stale device's probe). Every answer is checked against its
+request (``replies.mismatch``); one that does not fit is never decoded but counted
+(``mismatched``), and the request retried. pymodbus's outcomes become our errors:
 
 - an exception reply -> ``ExceptionReply`` with its code and name;
-- no answer after the retries -> ``NoAnswer``;
+- no answer after the retries -> ``NoAnswer``; only mismatched ones ->
+  ``MismatchedReply``;
 - bytes that arrived but were not this request's answer are sorted out when the
   attempt is over: whole, sound frames (the CRC checks on RTU, the MBAP length is
   complete on TCP) are a *late reply*, an answer to an earlier request that came
@@ -23,12 +30,9 @@ connection after ``retries + 3`` unanswered requests in a row
 (``set_max_no_responses``): a unit that is switched off is the device's problem,
 shown as its staleness, not a lost connection; a dead socket still shows as one.
 
-pymodbus logs every unanswered request at ERROR, with a dump of the last frames:
-a slave that is switched off would write that into the journal at every poll. The
-driver counts those in ``tidegate status`` and logs when a device goes stale and
-comes back, and logs a late reply itself, so pymodbus's logger is set to CRITICAL
-unless something configured it already (set the ``pymodbus`` logger's level to see
-its frames again).
+pymodbus logs every unanswered request at ERROR, with a dump of the last frames,
+at every poll of a switched-off slave; the driver counts and logs these itself, so
+pymodbus's logger is set to CRITICAL unless something configured it already.
 """
 
 from __future__ import annotations
@@ -46,10 +50,15 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from tidegate.drivers.framing.checksums import crc16_modbus
 from tidegate.drivers.modbus.config import ModbusConfig
-from tidegate.drivers.modbus.exceptions import ExceptionReply, ModbusError, NoAnswer
+from tidegate.drivers.modbus.exceptions import (
+    ExceptionReply,
+    MismatchedReply,
+    ModbusError,
+    NoAnswer,
+)
 from tidegate.drivers.modbus.registers import READ_FUNCTION
+from tidegate.drivers.modbus.replies import mismatch, pdu_bytes, rtu_frames, tcp_frames
 
 _PYMODBUS_LOG = logging.getLogger("pymodbus")
 if _PYMODBUS_LOG.level == logging.NOTSET:
@@ -85,46 +94,6 @@ def _why_not_open(port: str) -> str:
     return ""
 
 
-def _rtu_frames(data: bytes) -> list[int] | None:
-    """The slave ids of the whole RTU answer frames ``data`` consists of, each with a
-    good CRC; None if it is anything else."""
-    ids: list[int] = []
-    at = 0
-    while at < len(data):
-        if len(data) - at < 5:
-            return None
-        function = data[at + 1]
-        if function & 0x80:
-            size = 5
-        elif function in (1, 2, 3, 4):
-            size = 5 + data[at + 2]
-        elif function in (5, 6, 15, 16):
-            size = 8
-        else:
-            return None
-        frame = data[at : at + size]
-        if len(frame) < size or crc16_modbus(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
-            return None
-        ids.append(data[at])
-        at += size
-    return ids
-
-
-def _tcp_frames(data: bytes) -> list[int] | None:
-    """The unit ids of the whole MBAP frames ``data`` consists of; None otherwise."""
-    ids: list[int] = []
-    at = 0
-    while at < len(data):
-        if len(data) - at < 8 or data[at + 2 : at + 4] != b"\x00\x00":
-            return None
-        length = int.from_bytes(data[at + 4 : at + 6], "big")
-        if length < 2 or len(data) - at < 6 + length:
-            return None
-        ids.append(data[at + 6])
-        at += 6 + length
-    return ids
-
-
 class BusLost(ModbusError):
     """The port or the TCP connection is gone."""
 
@@ -150,23 +119,31 @@ class Bus:
         target: Target,
         garbled: Callable[[str, bytes], None],
         late: Callable[[int], None],
+        mismatched: Callable[[str, str], None] | None = None,
     ) -> None:
         self.config = config
         self.target = target
         self._garbled = garbled
         self._late = late
+        self._mismatched = mismatched or (lambda device, what: None)
         self._gap = config.gap_seconds
+        self._settle = config.settle_seconds
         self._lock = asyncio.Lock()
         self._quiet_since = 0.0
+        self._last_byte = 0.0
+        """When the last byte came in (monotonic clock)."""
+        self._owed: dict[int, float] = {}
+        """Slave id -> when an attempt of its went unanswered (or got another request's
+        answer): its own answer may still come, so its next request waits ``settle``."""
         self._received = b""
         self._framed = 0
-        """Answers pymodbus made of ``_received``."""
+        """Answers pymodbus made of ``_received`` and took for the request's."""
         self._device = ""
         """The device the request on the line is for."""
         self.client: AsyncModbusSerialClient | AsyncModbusTcpClient
         common = {
             "timeout": config.timeout,
-            "retries": config.retries,
+            "retries": 0,  # one attempt a call: the retries are ours (see `_unlocked`)
             "reconnect_delay": 0.0,  # our backoff decides when to try again
             "name": config.name,
             "trace_packet": self._packet,
@@ -195,14 +172,18 @@ class Bus:
     def _packet(self, sending: bool, data: bytes) -> bytes:
         if sending:
             self._attempt_over()
-        elif data.startswith(self._received):
+            return data
+        self._last_byte = time.monotonic()
+        if data.startswith(self._received):
             self._received = data  # pymodbus hands over its whole receive buffer
         else:
             self._received += data
         return data
 
     def _pdu(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
-        if not sending:
+        # pymodbus takes a frame for the answer only while a request waits for one (its
+        # response future is not done); a frame that comes after is dropped: late.
+        if not sending and not self.client.ctx.response_future.done():
             self._framed += 1
         return pdu
 
@@ -212,10 +193,10 @@ class Bus:
         self._received, self._framed = b"", 0
         if not received:
             return
-        frames = (_tcp_frames if self.target.port is None else _rtu_frames)(received)
+        frames = (tcp_frames if self.target.port is None else rtu_frames)(received)
         if frames is not None:
-            if len(frames) > framed:
-                self._late(frames[0])  # an answer that came after its request's timeout
+            for slave in frames[: max(len(frames) - framed, 0)]:
+                self._late(slave)  # an answer that came after its request's timeout
         elif not framed:
             self._garbled(self._device, received)
 
@@ -258,10 +239,13 @@ class Bus:
         }[table]
         reply = await self._exchange(
             device,
+            slave,
             READ_FUNCTION[table],
             partial(reader, address, count=count, device_id=slave),
             retries=retries,
             what=f"{_TABLE_WORDS[table]} {address}+{count}",
+            count=count,
+            bits=table in ("coil", "discrete"),
         )
         if table in ("coil", "discrete"):
             # A bit reply is padded to whole bytes: the bits past `count` are filler.
@@ -288,10 +272,11 @@ class Bus:
         request between the two (a read-modify-write); returns what was written."""
         async with self._lock:
             reply = await self._unlocked(
-                device, 3,
+                device, slave, 3,
                 partial(self.client.read_holding_registers, address, count=count,
                         device_id=slave),
                 what=f"holding registers {address}+{count}",
+                count=count,
             )
             words = change(reply.registers)
             await self._write_registers(device, slave, address, words, fc16=fc16)
@@ -303,12 +288,12 @@ class Bus:
         what = f"writing holding registers {address}+{len(words)}"
         if len(words) == 1 and not fc16:
             await self._unlocked(
-                device, 6, lambda: client.write_register(address, words[0], device_id=slave),
+                device, slave, 6, lambda: client.write_register(address, words[0], device_id=slave),
                 what=what,
             )
         else:
             await self._unlocked(
-                device, 16,
+                device, slave, 16,
                 lambda: client.write_registers(address, list(words), device_id=slave),
                 what=what,
             )
@@ -317,54 +302,100 @@ class Bus:
         """FC5."""
         client = self.client
         await self._exchange(
-            device, 5, lambda: client.write_coil(address, value, device_id=slave),
+            device, slave, 5, lambda: client.write_coil(address, value, device_id=slave),
             what=f"writing coil {address}",
         )
 
     async def _exchange(
         self,
         device: str,
+        slave: int,
         function: int,
         call: Callable[[], Awaitable[ModbusPDU]],
         *,
         retries: int | None = None,
         what: str = "",
+        count: int | None = None,
+        bits: bool = False,
     ) -> ModbusPDU:
         async with self._lock:
-            return await self._unlocked(device, function, call, retries=retries, what=what)
+            return await self._unlocked(device, slave, function, call, retries=retries,
+                                        what=what, count=count, bits=bits)
+
+    async def _quiet(self, slave: int) -> None:
+        """Wait until the line may carry a request to ``slave``: quiet for ``frame_gap``
+        since the last byte and, if an attempt of ``slave``'s went unanswered, ``settle``
+        after it: its answer may still come, and an RTU answer carries no transaction id.
+        What came meanwhile is sorted out (a late answer is dropped and counted, never
+        taken for the next request's). Other slaves are not held up: pymodbus skips a
+        frame from another slave id."""
+        owed = self._owed.get(slave)
+        ready = time.monotonic() if owed is None else owed + self._settle
+        # A late answer is no longer than `timeout` on the wire (`tidegate check`); a
+        # line that babbles longer does not hold the bus: its bytes go to `garbled`.
+        give_up = max(ready, time.monotonic()) + 2 * self._settle + 3 * self._gap
+        while True:
+            since = max(self._quiet_since, self._last_byte)
+            left = min(max(since + self._gap, ready), give_up) - time.monotonic()
+            if left > 0:
+                await asyncio.sleep(left)
+                continue
+            if owed is None or time.monotonic() >= give_up:
+                break
+            # Bytes already read by the loop but not yet handed over would be missed:
+            # let their callback run, then look again.
+            await asyncio.sleep(0)
+            if max(self._quiet_since, self._last_byte) == since:
+                break
+        self._owed.pop(slave, None)
+        self._attempt_over()  # what came in between two exchanges: the last device's
 
     async def _unlocked(
         self,
         device: str,
+        slave: int,
         function: int,
         call: Callable[[], Awaitable[ModbusPDU]],
         *,
         retries: int | None = None,
         what: str = "",
+        count: int | None = None,
+        bits: bool = False,
     ) -> ModbusPDU:
-        """One request and its answer; the caller holds the lock."""
-        wait = self._quiet_since + self._gap - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        self._attempt_over()  # what came in between two exchanges: the last device's
-        self._device = device
-        # pymodbus reads its retries per request from its transaction manager.
-        ctx = self.client.ctx
-        configured = ctx.retries
-        if retries is not None:
-            ctx.retries = retries
-        try:
-            reply = await call()
-        except ConnectionException:
-            raise BusLost(self._gone()) from None
-        except ModbusException:
-            self._attempt_over()
-            if not self.client.connected:
+        """One request and its answer, checked against it (``count`` registers or, with
+        ``bits``, bits for a read); the caller holds the lock. The retries are ours, not
+        pymodbus's: pymodbus would resend at once, into a late answer still on the line."""
+        attempts = (self.config.retries if retries is None else retries) + 1
+        wrong: tuple[str, bytes] | None = None
+        for _ in range(attempts):
+            await self._quiet(slave)
+            self._device = device
+            try:
+                reply = await call()
+            except ConnectionException:
                 raise BusLost(self._gone()) from None
-            raise NoAnswer(f"device {device!r} did not answer ({what})") from None
-        finally:
-            ctx.retries = configured
-            self._quiet_since = time.monotonic()
-        if reply.isError():
-            raise ExceptionReply(device, function, reply.exception_code)
-        return reply
+            except ModbusException:
+                if not self.client.connected:
+                    raise BusLost(self._gone()) from None
+                if self._settle:
+                    self._owed[slave] = time.monotonic()
+                else:
+                    self._attempt_over()
+                wrong = None
+                continue
+            finally:
+                self._quiet_since = time.monotonic()
+            why = mismatch(function, reply, count, bits=bits)
+            if why is None:
+                if reply.isError():
+                    raise ExceptionReply(device, function, reply.exception_code)
+                return reply
+            # Another request's answer (most likely a late one): never decoded; its own
+            # answer may still come, so the line settles before the retry.
+            if self._settle:
+                self._owed[slave] = time.monotonic()
+            wrong = (f"device {device!r} answered {what} with {why}", pdu_bytes(reply))
+            self._mismatched(device, wrong[0])
+        if wrong is not None:
+            raise MismatchedReply(*wrong)
+        raise NoAnswer(f"device {device!r} did not answer ({what})")

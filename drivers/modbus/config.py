@@ -25,7 +25,11 @@ TCP gateway reports unreachable, exception 0x0A/0x0B) goes stale: its readings a
 missing, so absence rules fire, and it is then asked once a round, its first read
 without retries, so that it holds the bus for the others as little as possible; it
 comes back when it answers again. An answer that comes after ``timeout`` is counted
-as ``late_reply`` (raise ``timeout``; it is not a damaged frame, ``bad_crc``), and a
+as ``late_reply`` (raise ``timeout``; it is not a damaged frame, ``bad_crc``); on RTU
+the next request to a slave that left one unanswered waits another ``timeout``, so
+that a late answer is dropped rather than taken for the next request's. Every answer is
+checked against its request (function, number of registers or bits): one that does
+not fit is never decoded, but counted as ``mismatched_reply`` and the read retried. A
 group that starts well after it was due as ``late_polls`` (the bus has more to ask
 than its intervals allow). A lost port or connection is reopened with
 ``reconnect:``'s backoff; every device shows stale meanwhile.
@@ -195,8 +199,11 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
         description="How long to wait for each answer, per attempt, from the request to the "
         "answer's last byte: on RTU it must cover both frames' time on the wire (about 4.6 ms "
         "a byte at 2400 baud; a 125-register answer is 255 bytes), which `tidegate check` "
-        "verifies for the largest read. A silent device costs `(retries + 1) x timeout` of "
-        "bus time each time it is asked.",
+        "verifies for the largest read. On RTU, after an unanswered attempt the next request "
+        "to that slave (a retry too) waits another `timeout`: a late answer that comes "
+        "meanwhile is dropped, counted as `late_reply`, never taken for the next request's. "
+        "So a silent device costs `(2 x retries + 1) x timeout` of bus time when it goes "
+        "stale (on TCP `(retries + 1) x timeout`), then one `timeout` per probe.",
     )
     retries: int = Field(
         1,
@@ -300,6 +307,15 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
         # 11 bits a character (start, 8 data, parity or second stop, stop); fixed
         # 1.75 ms above 19200 baud, as the Modbus over serial line spec says.
         return max(3.5 * 11 / self.baudrate, 0.00175)
+
+    @property
+    def settle_seconds(self) -> float:
+        """RTU: how long after an unanswered attempt the next request to that slave
+        waits, so that a late answer is not taken for the next one's (an RTU answer
+        carries no transaction id). One more ``timeout``, which `_fits_timeout` makes
+        longer than the largest planned answer on the wire. 0 on TCP, whose
+        transaction ids tell answers apart."""
+        return 0.0 if self.tcp else self.timeout
 
     def device(self, name: str) -> ModbusDevice | None:
         return next((d for d in self.devices if d.name == name), None)

@@ -8,7 +8,8 @@ the RTU inter-frame gap), polls each device's read groups when they are due
 connection is reopened with ``reconnect:``'s backoff; a session in which a device
 answered starts the waits again from ``initial_delay``. While the bus is down every
 device shows as stale (one driver error for the outage, not one per device). A group
-that starts later than ``frame_gap + timeout`` after it was due is counted as
+that starts later than one unanswered request (its retries, and on RTU the
+settling before each) after it was due is counted as
 ``late_polls`` (logged once a connection): the bus has more to ask than its
 intervals allow, most often because silent devices hold it; the readings become
 rarer. With ``port: sim`` /
@@ -81,9 +82,11 @@ class ModbusDriver(Driver[ModbusConfig]):
         self._answered_since_connect = False
         self._probe_wait: dict[str, float] = {}
         """Per stale device, the wait before its next probe."""
-        self._slack = config.gap_seconds + (config.retries + 1) * config.timeout + _LATE_MARGIN
+        self._slack = (config.gap_seconds + (config.retries + 1) * config.timeout
+                       + config.retries * config.settle_seconds + _LATE_MARGIN)
         """How late a group may start before it counts as a late poll: more than one
-        unanswered request (with its retries) can hold it up."""
+        unanswered request (with its retries, each of them after the settling on RTU)
+        can hold it up."""
 
     # --- the run loop -------------------------------------------------------------------
 
@@ -123,7 +126,8 @@ class ModbusDriver(Driver[ModbusConfig]):
         self.backoff.reset()
         failing = False  # within a streak of failures only the first counts as an error
         while True:
-            bus = Bus(self.config, target, self.poller.garbled, self.poller.late)
+            bus = Bus(self.config, target, self.poller.garbled, self.poller.late,
+                      self.poller.mismatched)
             try:
                 await bus.connect()
                 self.connects += 1

@@ -47,6 +47,15 @@ class NoAnswer(ModbusError):
     """The slave did not answer, after the retries."""
 
 
+class MismatchedReply(ModbusError):
+    """Every answer taken for a request, after the retries, was no answer to it: another
+    function, or another number of registers or bits (``raw``: the last one's PDU)."""
+
+    def __init__(self, message: str, raw: bytes) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
 class WriteRefused(ModbusError):
     """A write the driver will not send: the reason is in the message."""
 

@@ -22,6 +22,11 @@ as one batch. The outcome of each read goes to the driver's health:
   makes it fresh again and its reads resume;
 - an answer that came after ``timeout`` (``late_reply``) is counted and logged once
   per slave (raise ``timeout``); it is not a damaged frame;
+- an answer that does not fit its request (another function, another number of
+  registers or bits: on RTU most likely a late answer to an earlier request of the
+  same slave) is never decoded: ``mismatched_reply`` is counted for each, logged
+  once per device, and the read retried; if every retry gets one, the last is a
+  dead letter and the group goes on (the device is there);
 - a value that is not one (NaN, bytes that are not UTF-8) -> a dead letter with
   the register's words; the other registers of the read still publish.
 """
@@ -37,7 +42,7 @@ from tidegate.driver import DriverHealth, Reject
 from tidegate.drivers.modbus.bus import Bus, BusLost
 from tidegate.drivers.modbus.codec import RegisterCodec
 from tidegate.drivers.modbus.config import ModbusConfig, ModbusDevice
-from tidegate.drivers.modbus.exceptions import ExceptionReply, NoAnswer
+from tidegate.drivers.modbus.exceptions import ExceptionReply, MismatchedReply, NoAnswer
 from tidegate.drivers.modbus.plan import Read, plan_reads
 from tidegate.drivers.modbus.registers import READ_FUNCTION
 from tidegate.drivers.parsing.records import FrameRejected
@@ -115,6 +120,8 @@ class Poller:
     slow: set[int] = field(default_factory=set)
     """Slave ids whose late answers were logged already."""
     told: set[tuple[str, str, int, int]] = field(default_factory=set)
+    mixed: set[str] = field(default_factory=set)
+    """Devices whose mismatched answers were logged already."""
     """(device, table, address, code) of the exception replies logged already."""
 
     def refuse(self, raw: bytes, reason: str) -> None:
@@ -137,6 +144,17 @@ class Poller:
                 "%s: slave %d answers after `timeout` (%s): raise `timeout`; its late "
                 "answers are counted as late_reply", self.source, slave,
                 "it waits for each answer" if self.rtu else "per request",
+            )
+
+    def mismatched(self, device: str, what: str) -> None:
+        """An answer that does not fit the request it was taken for: not decoded."""
+        self.health.tally("mismatched_reply")
+        if device not in self.mixed:
+            self.mixed.add(device)
+            log.warning(
+                "%s: %s: not its answer (a late answer to an earlier request, or a device "
+                "that does not follow the request); never decoded, the read is retried; "
+                "counted as mismatched_reply", self.source, what,
             )
 
     async def poll(
@@ -167,6 +185,11 @@ class Poller:
             except NoAnswer as exc:
                 self._silent(device, str(exc))
                 break
+            except MismatchedReply as exc:
+                self._answered(device)  # something answered: the device is there
+                self.health.device(device.name).last_error = "mismatched_reply"
+                self.refuse(exc.raw, str(exc))
+                continue
             except BusLost as exc:
                 return batch, exc
             self._answered(device)

@@ -9,6 +9,10 @@ otherwise. Faults come three ways, checked in this order for each request:
    the next two requests fail that way, exactly;
 3. chance, per request: ``SimFaults.timeout``, ``bad_crc``, ``exception``.
 
+``delay(seconds, address=...)`` makes one answer (the next, or the next to a request
+at that start address) leave ``seconds`` after its request instead of the bus's
+``reply_delay``: a slave that answers one request after the master's timeout.
+
 The transport (``sim_transport``) frames the reply and, for ``Fault.BAD_CRC``,
 damages it in the way its framing can be damaged.
 """
@@ -33,6 +37,9 @@ class Fault(enum.StrEnum):
     """A reply that arrives damaged."""
     EXCEPTION = "exception"
     """An exception reply (code from the injection or ``SimFaults.exception_code``)."""
+    WRONG_COUNT = "wrong_count"
+    """A read's answer one register (bits: one byte) short: not the answer asked for.
+    Injected only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,8 @@ class Reply:
 
     pdu: bytes | None
     fault: Fault | None = None
+    delay: float | None = None
+    """Seconds before it leaves, instead of the bus's ``reply_delay``."""
 
 
 class SimSlave:
@@ -68,6 +77,7 @@ class SimSlave:
         self._started = clock()
         self._silent_until: float | None = None
         self._injected: deque[tuple[Fault, int | None]] = deque()
+        self._delays: list[tuple[float, int | None]] = []
         self.requests = 0
         self.replies = 0
         self.faults_served: Counter[Fault] = Counter()
@@ -83,14 +93,31 @@ class SimSlave:
             raise ValueError("count must be at least 1")
         self._injected.extend([(fault, code)] * count)
 
+    def delay(self, seconds: float, *, address: int | None = None, count: int = 1) -> None:
+        """Make the next ``count`` answers (to requests that start at ``address``, if
+        given) leave ``seconds`` after their request."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self._delays.extend([(seconds, address)] * count)
+
+    def _delay_for(self, pdu: bytes) -> float | None:
+        start = int.from_bytes(pdu[1:3], "big") if len(pdu) >= 3 else None
+        for n, (seconds, address) in enumerate(self._delays):
+            if address is None or address == start:
+                del self._delays[n]
+                return seconds
+        return None
+
     def silence(self, seconds: float | None = None) -> None:
         """Stop answering, for ``seconds`` or until ``resume()``."""
         self._silent_until = float("inf") if seconds is None else self._clock() + seconds
 
     def resume(self) -> None:
-        """Answer again (ends ``silence`` and clears injected faults not yet served)."""
+        """Answer again (ends ``silence``; clears injected faults and delays not yet
+        served)."""
         self._silent_until = None
         self._injected.clear()
+        self._delays.clear()
 
     @property
     def silent(self) -> bool:
@@ -136,13 +163,18 @@ class SimSlave:
             if fault is Fault.EXCEPTION:
                 function = pdu[0] if pdu else 0
                 self.replies += 1
-                return Reply(exception_pdu(function, code or self.faults.exception_code), fault)
+                return Reply(exception_pdu(function, code or self.faults.exception_code),
+                             fault, self._delay_for(pdu))
         else:
             fault = None
         if self.refresh is not None:
             self.refresh(self.tables)
         self.replies += 1
-        return Reply(handle_pdu(self.tables, pdu), fault)
+        out = handle_pdu(self.tables, pdu)
+        if fault is Fault.WRONG_COUNT and out[0] in (1, 2, 3, 4) and out[1] > 1:
+            short = out[1] - (1 if out[0] in (1, 2) else 2)
+            out = bytes((out[0], short)) + out[2 : 2 + short]
+        return Reply(out, fault, self._delay_for(pdu))
 
     def broadcast(self, pdu: bytes) -> None:
         """A request to slave id 0: writes are carried out, nobody replies."""

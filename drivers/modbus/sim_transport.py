@@ -193,8 +193,9 @@ class RtuBus(_Bus):
         out = with_crc(bytes((slave_id,)) + reply.pdu)
         if reply.fault is Fault.BAD_CRC:
             out = _damaged_rtu(out)
-        if self.reply_delay > 0 and self._loop is not None:
-            handle = self._loop.call_later(self.reply_delay, self._write_later, out)
+        delay = self.reply_delay if reply.delay is None else reply.delay
+        if delay > 0 and self._loop is not None:
+            handle = self._loop.call_later(delay, self._write_later, out)
             self._pending.add(handle)
         else:
             self._write(out)
@@ -268,11 +269,11 @@ class TcpBus(_Bus):
                 pdu = await reader.readexactly(length - 1)
                 if header[2:4] != b"\x00\x00":
                     continue  # another protocol id: not ours to answer
-                out = self._reply(header[6], pdu)
+                out, delay = self._reply(header[6], pdu)
                 if out is None:
                     continue
-                if self.reply_delay > 0:
-                    await asyncio.sleep(self.reply_delay)
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 writer.write(header[:4] + (len(out) + 1).to_bytes(2, "big") + header[6:7] + out)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -287,15 +288,17 @@ class TcpBus(_Bus):
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _reply(self, unit: int, pdu: bytes) -> bytes | None:
+    def _reply(self, unit: int, pdu: bytes) -> tuple[bytes | None, float]:
+        """The reply PDU to send (None: none), and the delay before it."""
         if unit not in self.slaves and unit != 0 and self.absent_exception is not None:
             self.unanswered += 1
-            return exception_pdu(pdu[0] if pdu else 0, self.absent_exception)
+            return exception_pdu(pdu[0] if pdu else 0, self.absent_exception), self.reply_delay
         reply = self._serve(unit, pdu)
         if reply is None or reply.pdu is None:
-            return None
+            return None, 0.0
+        delay = self.reply_delay if reply.delay is None else reply.delay
         if reply.fault is Fault.BAD_CRC:
             # TCP has its own checksums; a damaged reply is what a TCP-to-RTU gateway
             # makes of a bad CRC on the line behind it.
-            return exception_pdu(pdu[0] if pdu else 0, GATEWAY_TARGET_FAILED)
-        return reply.pdu
+            return exception_pdu(pdu[0] if pdu else 0, GATEWAY_TARGET_FAILED), delay
+        return reply.pdu, delay
