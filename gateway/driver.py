@@ -29,7 +29,7 @@ import enum
 import time
 import types
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, Union, get_args, get_origin
 
@@ -144,6 +144,23 @@ class DriverHealth:
     def count(self, n: int) -> None:
         self.events += n
         self.last_event_monotonic = time.monotonic()
+
+    def reconnecting(self, message: str, *, first: bool) -> None:
+        """The device or bus is out of reach. The first failure of an outage is one
+        error; the retries after it keep the message current without counting again."""
+        if first:
+            self.set_state(DriverState.RECONNECTING, message)
+        else:
+            self.set_state(DriverState.RECONNECTING)
+            self.last_error = message
+
+    def devices_unreachable(self, labels: Iterable[str], message: str) -> None:
+        """Every device behind a lost bus is stale with the bus's message: the outage
+        is the driver's one error, not one more per device; a device's next answer
+        makes it fresh."""
+        for label in labels:
+            found = self.device(label)
+            found.stale, found.last_error = True, message
 
     def tally(self, counter: str, n: int = 1) -> None:
         """Add ``n`` to a driver-specific counter (created at 0)."""

@@ -177,17 +177,8 @@ class I2cDriver(Driver[I2cConfig]):
     def _bus_failed(self, message: str, *, first: bool) -> None:
         if first:
             log.warning("%s: %s; retrying", self.name, message)
-            self.health.set_state(DriverState.RECONNECTING, message)
-        else:
-            # One outage is one error; the message stays current.
-            self.health.set_state(DriverState.RECONNECTING)
-            self.health.last_error = message
-        # No bus, no chip answers: each is stale with the bus's reason (the outage is
-        # the driver's one error, not one more per device).
-        for name in self.chips:
-            device = self.health.device(name)
-            device.stale = True
-            device.last_error = message
+        self.health.reconnecting(message, first=first)
+        self.health.devices_unreachable(self.chips, message)  # no bus, no chip answers
 
     async def _session(self, bus: Bus, emit: Emit) -> None:
         """Read every device until the bus is lost (``_BusLost``) or we are cancelled."""

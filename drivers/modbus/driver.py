@@ -149,16 +149,12 @@ class ModbusDriver(Driver[ModbusConfig]):
     def _lost(self, message: str, *, first: bool) -> None:
         if first:
             log.warning("%s: %s; reconnecting", self.name, message)
-            self.health.set_state(DriverState.RECONNECTING, message)
-        else:
-            self.health.set_state(DriverState.RECONNECTING)
-            self.health.last_error = message
-        # Every device is out of reach with the bus: stale in status, without one
-        # error each (the outage counted once); its next answer makes it fresh.
-        for device in self.config.devices:
-            found = self.health.device(device.name)
-            if not found.stale:
-                found.stale, found.last_error = True, "bus lost"
+        self.health.reconnecting(message, first=first)
+        # A device already stale keeps its own reason (e.g. the timeout that made it so).
+        self.health.devices_unreachable(
+            (d.name for d in self.config.devices if not self.health.device(d.name).stale),
+            "bus lost",
+        )
 
     async def _poll(self, bus: Bus, emit: Emit) -> NoReturn:
         """Poll each group when it is due; returns only by raising BusLost."""

@@ -139,9 +139,7 @@ class OneWireDriver(Driver[OneWireConfig]):
                 if message != outage:  # one error per outage, not one per look
                     outage = message
                     self.health.set_state(DriverState.RECONNECTING, message)
-                    for sensor_id in self.known:  # no bus, no readings: every sensor is stale
-                        device = self.health.device(sensor_id)  # one error, counted above
-                        device.stale, device.last_error = True, message
+                    self.health.devices_unreachable(self.known, message)  # no bus, no readings
                     _log.warning("%s: %s; looking again in %.1fs", self.name, message, delay)
                 else:
                     _log.debug("%s: still %s; looking again in %.1fs", self.name, message, delay)

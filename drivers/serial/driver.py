@@ -89,11 +89,7 @@ class SerialDriver(Driver[SerialConfig]):
     def _device_failed(self, message: str, *, first: bool) -> None:
         if first:
             log.warning("%s: %s; reconnecting", self.name, message)
-            self.health.set_state(DriverState.RECONNECTING, message)
-        else:
-            # One unplug is one error, not one per retry; the message still stays current.
-            self.health.set_state(DriverState.RECONNECTING)
-            self.health.last_error = message
+        self.health.reconnecting(message, first=first)  # one unplug is one error
 
     # --- the device ---------------------------------------------------------------------
 
