@@ -12,6 +12,7 @@ from tidegate.config.annotations import models_in
 from tidegate.config.docgen import GROUPS, Reference, anchor, reference
 from tidegate.config.loader import config_model, load_config_text
 from tidegate.config.types import Section
+from tidegate.drivers.modbus.config import ModbusConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -210,3 +211,18 @@ def test_yaml_configuration_examples_validate() -> None:
     assert len(examples) >= 4
     for example in examples:
         load_config_text(example, "README.md example")
+
+
+def test_the_modbus_sim_block_of_the_devices_page_fits_its_example() -> None:
+    """docs/devices.md shows a Modbus example and, below it, a `sim:` block for it: with
+    `port: sim` (what a laptop user sets) the two together are one valid driver."""
+    page = (ROOT / "docs" / "devices.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", page, re.S)
+    (example,) = [b for b in blocks if "type: modbus" in b]
+    (sim,) = [b for b in blocks if b.lstrip().startswith("sim:")]
+    simulated = re.sub(r"(?m)^(    port:) \S+.*$", r"\1 sim", example, count=1)
+    assert "port: sim" in simulated
+    gateway = "gateway: {id: docs, data_dir: data}\n"
+    config = load_config_text(gateway + simulated + sim, "docs/devices.md example")
+    (driver,) = config.drivers
+    assert isinstance(driver, ModbusConfig) and driver.sim is not None
