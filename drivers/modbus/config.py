@@ -11,8 +11,8 @@ driver's name; ``name``: ``<device>.<register>``, e.g. ``mains.voltage``, or
 ``<device>.<bit>`` for a bitfield's named bits; tag ``device``: the device's name).
 
 Addresses are 0-based within their table: a manual's "30001" is ``table: input,
-address: 0`` and "40101" is ``table: holding, address: 100`` (Modicon numbers are not
-accepted, since 40001 is also a valid 0-based address). Types: u16, i16, u32, i32,
+address: 0`` and "40101" is ``table: holding, address: 100`` (a Modicon number is read
+literally: ``address: 30001`` is input register 30001). Types: u16, i16, u32, i32,
 u64, i64, f32, f64, string, bitfield (named bits become bool events) and bool (coils,
 discrete inputs), with ``byte_order``/``word_order`` for devices that swap them, and
 ``scale``/``offset``/``decimals`` for values sent as scaled integers.

@@ -2,9 +2,11 @@
 
 Addresses are the 0-based addresses on the wire (the PDU address), with the table
 named apart: a manual's "register 30001" or "3x0001" is ``table: input, address: 0``,
-"40101" is ``table: holding, address: 100``. The 5- and 6-digit "Modicon" numbers
-are not accepted as addresses: 40001 is also a valid 0-based address, and guessing
-which one was meant could read the wrong register. Hex works too: ``address: 0x0C``.
+"40101" is ``table: holding, address: 100``. A 5- or 6-digit "Modicon" number is
+not translated: ``address: 30001`` reads input register 30001 (some devices, SMA
+inverters for one, really have registers above 30000, so guessing which was meant
+could read the wrong register): subtract 30001 (input) or 40001 (holding). Hex needs
+its ``0x``: ``address: 0x0C``.
 
 A value spans as many registers as its type needs (u16/i16: 1, u32/i32/f32: 2,
 u64/i64/f64: 4, string and bitfield: ``length``); coils and discrete inputs are one
