@@ -34,6 +34,7 @@ import yaml
 from yaml.nodes import Node
 
 from tidegate.config.paths import permission_hint
+from tidegate.config.yaml_errors import explain
 from tidegate.config.yaml_numbers import (
     FLOAT_TAG,
     INT_TAG,
@@ -204,8 +205,10 @@ def peek_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else f"{path}:1:1"
-        what = "" if isinstance(exc, YamlLimitError) else "YAML syntax error: "
-        raise ConfigError([f"{where}: {what}{exc.problem or exc.context}"]) from None
+        if isinstance(exc, YamlLimitError):
+            raise ConfigError([f"{where}: {exc.problem}"]) from None
+        problem = explain(exc, text) or exc.problem or exc.context
+        raise ConfigError([f"{where}: YAML syntax error: {problem}"]) from None
     except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
         # The values PyYAML cannot build (`2020-13-01`) included.
         raise ConfigError([f"{path}:1:1: YAML error: {exc}"]) from None

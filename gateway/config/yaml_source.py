@@ -17,6 +17,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.reader import ReaderError
 
+from tidegate.config.yaml_errors import explain
 from tidegate.config.yaml_limits import (
     LimitedLoader,
     YamlLimitError,
@@ -187,7 +188,7 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else f"{file}:1:1"
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = explain(exc, text) or exc.problem or exc.context or "invalid YAML"
         raise ConfigError([f"{where}: YAML syntax error: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError([f"{file}:1:1: YAML error: {exc}"]) from None
