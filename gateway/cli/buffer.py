@@ -19,7 +19,7 @@ import typer
 
 from tidegate.cli.options import ConfigOption, command_group
 from tidegate.config.paths import resolve_config_path
-from tidegate.errors import TidegateError
+from tidegate.errors import BufferError_, TidegateError
 from tidegate.wording import count, noun
 
 if TYPE_CHECKING:
@@ -55,14 +55,30 @@ SourceOption = Annotated[
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
-def _outbox_path(config: Path | None, db: Path | None) -> Path:
+def _outbox_path(config: Path | None, db: Path | None, command: str) -> Path:
+    """``--db``, else the config's outbox. When the config's gateway has never run here
+    but `tidegate simulate -c` of it has, the one line says which ``--db`` to use: -c
+    keeps meaning the config's own outbox (a purge must not land on another file)."""
     if config is not None and db is not None:
         raise typer.BadParameter("give -c CONFIG or --db PATH, not both")
     if db is not None:
         return db
     from tidegate.config.loader import load_config  # noqa: PLC0415
+    from tidegate.demo.state import simulated_dir  # noqa: PLC0415 - with load_config
 
-    return load_config(resolve_config_path(config)).outbox_path
+    file = resolve_config_path(config)
+    cfg = load_config(file)
+    path = cfg.outbox_path
+    if not path.is_file():
+        given_id = cfg.gateway.id if "id" in cfg.gateway.model_fields_set else None
+        simulated = simulated_dir(file, given_id) / "outbox.db"
+        if simulated.is_file() and simulated != path:
+            raise BufferError_(
+                f"no outbox at {path} (has the gateway run with this configuration?); "
+                f"`tidegate simulate -c {file}` keeps its own: "
+                f"tidegate buffer {command} --db {simulated}"
+            )
+    return path
 
 
 def _confirm(question: str, yes: bool) -> None:
@@ -93,7 +109,7 @@ def stats(
     from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
     from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
 
-    path = _outbox_path(config, db)
+    path = _outbox_path(config, db, "stats")
     handle = admin.open_for_reading(path)
     try:
         result = admin.read_stats(handle, path, top)
@@ -119,7 +135,7 @@ def peek(
     from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
     from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
 
-    handle = admin.open_for_reading(_outbox_path(config, db))
+    handle = admin.open_for_reading(_outbox_path(config, db, "peek"))
     now = time.time()
     shown = 0
     try:
@@ -160,7 +176,7 @@ def export(
     from tidegate.outbox.admin import format as fmt  # noqa: PLC0415
     from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
 
-    handle = admin.open_for_reading(_outbox_path(config, db))
+    handle = admin.open_for_reading(_outbox_path(config, db, "export"))
     try:
         records = fmt.records(handle, dead, source, None)
         with fmt.output(output) as out:
@@ -194,7 +210,7 @@ def replay(
     from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
     from tidegate.outbox.admin import replay as buffer_replay  # noqa: PLC0415
 
-    path = _outbox_path(config, db)
+    path = _outbox_path(config, db, "replay")
     handle = admin.open_for_writing(path)
     try:
         plan = buffer_replay.plan_replay(handle, reason)
@@ -263,7 +279,7 @@ def purge(
     from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
     from tidegate.outbox.admin import purge as buffer_purge  # noqa: PLC0415
 
-    path = _outbox_path(config, db)
+    path = _outbox_path(config, db, "purge")
     handle = admin.open_for_writing(path)
     try:
         planned = buffer_purge.count_for_purge(handle, outbox=outbox, dead=dead)

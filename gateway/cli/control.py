@@ -67,7 +67,7 @@ def tail(
 
     shown = 0
     try:
-        for line in control_client(socket, config).tail(source, name):
+        for line in control_client(socket, config, command="tail").tail(source, name):
             if "event" in line:
                 event = line["event"]
                 typer.echo(orjson.dumps(event).decode() if json_output else event_line(event))
@@ -93,7 +93,7 @@ def reload(socket: SocketOption = None, config: ControlConfigOption = None) -> N
     """Re-read the configuration's rules and apply them without a restart."""
     from tidegate.ops.control_client import ControlError  # noqa: PLC0415
 
-    outcome = control_client(socket, config, RELOAD_TIMEOUT).reload()
+    outcome = control_client(socket, config, RELOAD_TIMEOUT, "reload").reload()
     if not outcome.ok:
         for detail in outcome.details:
             typer.echo(detail, err=True)

@@ -48,10 +48,11 @@ def check_report(file: Path | None, config: Path | None) -> str:
 
 
 def control_client(
-    socket: Path | None, config: Path | None, timeout: float = 10.0
+    socket: Path | None, config: Path | None, timeout: float = 10.0, command: str = "status"
 ) -> ControlClient:
     """A client for the gateway of ``--socket``, else of the config (see
-    ``tidegate.ops.control_socket``)."""
+    ``tidegate.ops.control_socket``); when none runs, its line names the `tidegate
+    command --socket …` that reaches a simulated one that does."""
     from tidegate.ops.control_client import ControlClient  # noqa: PLC0415
 
     if socket is not None:
@@ -59,7 +60,7 @@ def control_client(
     from tidegate.ops.control_socket import locate_socket  # noqa: PLC0415 - reads YAML
 
     target = locate_socket(socket, config)
-    return ControlClient(target.path, timeout, target.not_running)
+    return ControlClient(target.path, timeout, lambda: target.explain(command))
 
 
 def status_report(json_output: bool, socket: Path | None, config: Path | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from tidegate.cli.serve import serve
 from tidegate.config.loader import load_config
 from tidegate.config.schema import GatewayConfig, MqttSection
 from tidegate.demo.local_broker import LocalBroker, find_mosquitto
-from tidegate.demo.state import demo_data_dir
+from tidegate.demo.state import demo_data_dir, simulated_dir
 from tidegate.demo.watch import WatchCounts, watch
 from tidegate.errors import BufferError_, TidegateError
 from tidegate.mqtt.connection import MqttConnection
@@ -76,7 +77,13 @@ async def _simulate(cfg: GatewayConfig, duration: float | None, broker: LocalBro
     if broker is not None:
         counts = WatchCounts()
         watcher = asyncio.create_task(
-            watch(broker.host, broker.port, f"{cfg.topic_prefix}/#", counts)
+            watch(
+                broker.host,
+                broker.port,
+                f"{cfg.topic_prefix}/#",
+                counts,
+                status_topic=f"{cfg.topic_prefix}/status",
+            )
         )
     try:
         await serve(cfg, duration=duration, every_second=StatusLine(counts))
@@ -86,9 +93,10 @@ async def _simulate(cfg: GatewayConfig, duration: float | None, broker: LocalBro
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
     if counts is not None:
+        status = f", and {count(counts.status, 'status message')}" if counts.status else ""
         typer.echo(
             f"the local broker received {count(counts.events, 'event')} in "
-            f"{count(counts.messages, 'message')}"
+            f"{count(counts.messages, 'message')}{status}"
         )
 
 
@@ -104,25 +112,25 @@ def _program() -> str:
 
 
 def how_to_reach(cfg: GatewayConfig) -> str:
-    """The commands that reach this gateway from another terminal."""
+    """The commands that reach this gateway, and its outbox, from another terminal."""
+    program = _program()
+    outbox = f"{program} buffer peek --db {cfg.outbox_path}"
     if not cfg.control.enabled:
-        return "the control API is off (control.enabled: false)"
+        return f"the control API is off (control.enabled: false); its outbox: {outbox}"
     socket = cfg.control.socket or data_dir_socket(cfg.gateway.data_dir)
     try:
         found_by_default = locate_socket(None, None).path.resolve() == socket.resolve()
     except TidegateError:
         found_by_default = False
     where = "" if found_by_default else f" --socket {socket}"
-    program = _program()
-    return f"from another terminal: {program} status{where} · {program} tail{where}"
+    return f"from another terminal: {program} status{where} · {program} tail{where} · {outbox}"
 
 
 def state_dir(config: Path, cfg: GatewayConfig) -> Path:
     """A config's own folder below the demo's: named after its gateway id when the file
     gives one (the default id, the host name, would be the same for every file), else
     after the file."""
-    name = cfg.gateway.id if "id" in cfg.gateway.model_fields_set else config.stem
-    return demo_data_dir() / name
+    return simulated_dir(config, cfg.gateway.id if "id" in cfg.gateway.model_fields_set else None)
 
 
 def on_a_laptop(cfg: GatewayConfig, data_dir: Path) -> GatewayConfig:
@@ -147,6 +155,40 @@ def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection
         }
     )
     return MqttSection(host=broker.host, port=broker.port, **kept)
+
+
+DEVICE_KEYS = ("port", "path", "bus")
+"""The keys that name a device file (serial, modbus, onewire, i2c) and take ``sim``."""
+
+
+def missing_devices(config: Path, cfg: GatewayConfig) -> list[str]:
+    """One line per driver whose device is not on this machine: the line of ``config``
+    to switch to ``sim`` (said once, before the driver's own reconnect warnings)."""
+    try:
+        lines = config.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    said = []
+    for driver in cfg.drivers:
+        for key in DEVICE_KEYS:
+            value = getattr(driver, key, None)
+            if key == "bus" and isinstance(value, int) and not isinstance(value, bool):
+                device = Path(f"/dev/i2c-{value}")
+            elif isinstance(value, str) and value.startswith("/"):
+                device = Path(value)
+            else:
+                continue
+            if device.exists():
+                continue
+            written = re.compile(rf"\s*(- )?{key}:\s*['\"]?{re.escape(str(value))}\b")
+            at = next((n for n, line in enumerate(lines, 1) if written.match(line)), None)
+            where = f"{config}:{at}" if at is not None else f"{config}, driver '{driver.name}'"
+            change = "change it to" if at is not None else "add"
+            said.append(
+                f"{driver.name}: {key} {device} is not on this machine; to simulate it, "
+                f"{change} `{key}: sim` ({where})"
+            )
+    return said
 
 
 def refuse_if_in_use(cfg: GatewayConfig) -> None:
@@ -199,4 +241,6 @@ def simulate(
             err=True,
         )
         typer.echo(how_to_reach(cfg), err=True)
+        for line in missing_devices(config, cfg) if config is not None else []:
+            typer.echo(line, err=True)
         asyncio.run(_simulate(cfg, duration, local))

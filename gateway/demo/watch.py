@@ -17,18 +17,28 @@ import orjson
 @dataclass(slots=True)
 class WatchCounts:
     messages: int = 0
+    """Messages that carry events."""
     events: int = 0
+    status: int = 0
+    """The gateway's own status messages (online, and the broker's offline will): not
+    events, so not in ``events`` or ``messages``, which a user compares with delivered."""
     connected: bool = False
 
 
-async def watch(host: str, port: int, topic: str, counts: WatchCounts) -> None:
-    """Count messages and events under ``topic`` until cancelled; reconnect if needed."""
+async def watch(
+    host: str, port: int, topic: str, counts: WatchCounts, status_topic: str | None = None
+) -> None:
+    """Count messages and events under ``topic``, and apart from them the messages on
+    ``status_topic``, until cancelled; reconnect if needed."""
     while True:
         try:
             async with aiomqtt.Client(host, port, identifier=None) as client:
                 await client.subscribe(topic, qos=1)
                 counts.connected = True
                 async for message in client.messages:
+                    if status_topic is not None and message.topic.matches(status_topic):
+                        counts.status += 1
+                        continue
                     counts.messages += 1
                     payload = message.payload
                     if isinstance(payload, bytes | bytearray) and payload[:1] == b"[":

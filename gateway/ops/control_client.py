@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import grp
 import socket
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,24 @@ def encode_line(doc: Mapping[str, Any]) -> bytes:
 class ControlClient:
     """Blocking client for the CLI: one request per connection."""
 
-    def __init__(self, path: Path, timeout: float = 10.0, not_running: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        timeout: float = 10.0,
+        not_running: str | Callable[[], str] | None = None,
+    ) -> None:
         self.path = path
         self.timeout = timeout
+        # The one line when nothing listens; a callable is asked only then (it may
+        # look for the gateway elsewhere, which costs a few connects).
         self.not_running = not_running or f"no gateway is running (nothing listens on {path})"
 
     def _connect(self) -> socket.socket:
         try:
             return unix_socket.connect(self.path, self.timeout)
         except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError):
-            raise GatewayNotRunning(self.not_running) from None
+            said = self.not_running
+            raise GatewayNotRunning(said if isinstance(said, str) else said()) from None
         except PermissionError:
             raise ControlError(self._permission_hint()) from None
         except OSError as exc:

@@ -11,6 +11,13 @@ config file (``-c``) reaches that file's gateway and no other.
 Without ``-c`` or ``$TIDEGATE_CONFIG`` a client uses the service's config,
 /etc/tidegate/tidegate.yaml; where there is none, it talks to the laptop
 demo (`tidegate simulate`), the one gateway that runs without a file.
+
+`tidegate simulate -c FILE` runs FILE's gateway with its socket in a folder
+of its own below the demo's (``tidegate.demo.state.simulated_dir``), not in
+FILE's data_dir: ``-c FILE`` still means the gateway of FILE's data_dir (a
+reload or a buffer purge must not land on another gateway than the file
+says). When nothing listens there but the simulated one does, the "no
+gateway is running" line says so, with the command that reaches it.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from tidegate.config.paths import (
     resolve_config_path,
 )
 from tidegate.config.yaml_limits import lenient_load, peek_yaml
-from tidegate.demo.state import demo_data_dir
+from tidegate.demo.state import demo_data_dir, given_gateway_id, simulated_dir
+from tidegate.ops import unix_socket
 from tidegate.ops.control_client import ControlError
 
 SOCKET_NAME = "control.sock"
@@ -56,6 +64,28 @@ def serving_path(
 def data_dir_socket(data_dir: Path) -> Path:
     """Where clients look for a gateway of this data directory (maybe a link)."""
     return data_dir / SOCKET_NAME
+
+
+def answers(path: Path) -> bool:
+    """Whether a gateway listens on ``path`` (a socket left by a killed one does not)."""
+    try:
+        unix_socket.connect(path, 2.0).close()  # the server takes a silent hang-up quietly
+    except OSError:
+        return False
+    return True
+
+
+def simulated_socket(config_path: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Where `tidegate simulate -c config_path` listens (without --data-dir)."""
+    data = peek_yaml(config_path)
+    return data_dir_socket(simulated_dir(config_path, given_gateway_id(data), environ))
+
+
+def running_simulations(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The sockets of the `tidegate simulate -c` gateways that run now."""
+    return [
+        path for path in sorted(demo_data_dir(environ).glob(f"*/{SOCKET_NAME}")) if answers(path)
+    ]
 
 
 def configured_socket(
@@ -93,6 +123,31 @@ class Target:
     path: Path
     not_running: str | None = None
     """The one line for "no gateway is running" when the default would mislead."""
+    config: Path | None = None
+    """The config file whose gateway this is; with ``named``, the `simulate -c` to look for."""
+    named: bool = False
+    """The user named ``config`` (``-c``, ``$TIDEGATE_CONFIG``); else look for any
+    `simulate -c` gateway, as a user who names none may mean one of those."""
+    environ: Mapping[str, str] | None = None
+
+    def explain(self, command: str = "status") -> str:
+        """The one line for "no gateway is running", for `tidegate command`; it names
+        the command that reaches a simulated gateway when one runs (looked for only
+        now, when nothing listens on ``path``)."""
+        line = self.not_running or f"no gateway is running (nothing listens on {self.path})"
+        if self.config is not None and self.named:
+            simulated = simulated_socket(self.config, self.environ)
+            if simulated != self.path and answers(simulated):
+                line += (
+                    f"; the simulated one of this file (`tidegate simulate -c {self.config}`) "
+                    f"runs: tidegate {command} --socket {simulated}"
+                )
+            return line
+        line += "".join(
+            f"; a simulated gateway '{path.parent.name}' runs: tidegate {command} --socket {path}"
+            for path in running_simulations(self.environ)
+        )
+        return line
 
 
 def locate_socket(
@@ -110,5 +165,9 @@ def locate_socket(
             demo,
             f"no gateway is running: there is no {path} ({HOW_TO_NAME_ONE}), and the demo "
             f"(`tidegate simulate`) does not run either (nothing listens on {demo})",
+            environ=environ,
         )
-    return Target(configured_socket(require_config_file(path), environ, named=named))
+    file = require_config_file(path)
+    return Target(
+        configured_socket(file, environ, named=named), config=file, named=named, environ=environ
+    )

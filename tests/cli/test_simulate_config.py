@@ -65,7 +65,13 @@ def test_a_starting_point_runs_on_a_laptop_as_the_readme_says(
     assert "started a private Mosquitto" in proc.stderr
     if "\nmqtt:" in example.read_text():
         assert "in place of the config's broker" in proc.stderr
-    assert received_events(proc.stdout) > 0
+    if set(re.findall(r"(?m)^\s+type: (\w+)", example.read_text())) == {"mqtt"}:
+        # A bridge's devices publish to a broker on the device; on a laptop none does,
+        # so no event comes in: the gateway's own status message proves the way out.
+        assert "received 0 events in 0 messages, and " in proc.stdout
+        assert "status message" in proc.stdout
+    else:
+        assert received_events(proc.stdout) > 0
     demo = tmp_path / "state" / "tidegate" / "simulate"
     assert not (demo / "outbox.db").exists()  # not the demo's outbox
     (own,) = [path.parent for path in demo.glob("*/outbox.db")]
