@@ -25,7 +25,7 @@ from tidegate.driver import Driver, DriverContext, DriverState, Emit
 from tidegate.drivers.mqtt.config import MqttInputConfig, Subscription
 from tidegate.drivers.mqtt.link import READ_BURST, BrokerLink, ConnectFailed
 from tidegate.drivers.mqtt.routing import Router, Unroutable
-from tidegate.drivers.parsing.parse import FrameRejected, TimeReport
+from tidegate.drivers.parsing.parse import FrameRejected, FrameSkipped, TimeReport
 from tidegate.event import Event
 
 __all__ = ["MqttDriver", "MqttInputConfig", "Subscription"]
@@ -213,6 +213,8 @@ class MqttDriver(Driver[MqttInputConfig]):
             return
         try:
             out += route.events(payload, topic, received)
+        except FrameSkipped:  # another kind of message (`select:`): not damage
+            self.health.tally("skipped")
         except FrameRejected as exc:
             self._reject(payload, f"topic '{topic}': {exc}")
         except Exception as exc:  # a parser bug must not take the subscription down

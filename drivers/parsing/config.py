@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from tidegate.config.types import Duration, Name, Section
 from tidegate.drivers.framing.checksums import ByteOrder
+from tidegate.drivers.parsing.selection import SELECT_DESCRIPTION, Prefixes, prefixes_encode
 
 FieldType: TypeAlias = Literal["number", "int", "bool", "string"]
 WireType: TypeAlias = Literal["u8", "i8", "u16", "i16", "u32", "i32", "f32", "f64"]
@@ -255,6 +256,8 @@ class _RecordParse(_ParseBase):
         "time, within a tolerance of the gateway's clock.",
     )
     encoding: Encoding = Field("utf-8", description="Text encoding of the frame.")
+    select: Prefixes | None = Field(None, description=SELECT_DESCRIPTION)
+    _select_encodes = field_validator("select")(prefixes_encode)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""Parsing: turning one frame (bytes) into events, as the ``parse:`` section says.
+r"""Parsing: turning one frame (bytes) into events, as the ``parse:`` section says.
 
 Shared by the drivers that receive frames: ``serial`` (a frame per line or binary
 packet) and ``mqtt`` (a frame per message payload). A parse happens in two steps:
@@ -18,8 +18,11 @@ A frame that cannot be parsed (invalid UTF-8, not a JSON object, a number that i
 not a number, a missing required field) or that is ambiguous (a repeated key, a
 wrong column count, two records run together) raises ``FrameRejected`` with the
 reason; the caller hands the frame and the reason to ``context.reject`` and goes on
-with the next frame. Either the whole frame becomes events or none of it does: a
-frame with one corrupt value is likely corrupt elsewhere too.
+with the next frame. A frame of another kind than the one the parser is for
+(``select:``, a prefix) raises ``FrameSkipped``, a ``FrameRejected`` that the drivers
+count as ``skipped`` instead: it is not damage, and not a dead letter. Either the
+whole frame becomes events or none of it does: a frame with one corrupt value is
+likely corrupt elsewhere too.
 
 ```yaml
 - format: kv                          # "T=21.5,H=40"
@@ -38,6 +41,12 @@ frame with one corrupt value is likely corrupt elsewhere too.
 - format: json                        # {"t": 21.5, "at": "2026-12-02T07:54:00+01:00"}
   fields: {t: {name: temperature, unit: "°C"}}
   time_field: {field: at, format: rfc3339, max_ahead: 2m, max_behind: 7d}
+- format: regex                       # a GPS's RMC sentences; GGA, GSV... are skipped
+  select: ["$GPRMC,", "$GNRMC,"]
+  match: full
+  pattern: '\$G[PN]RMC,(?P<utc>[\d.]+),A,([^,]*,){4}(?P<speed>[\d.]+),[\d.]*,(?P<date>\d{6}),.*'
+  fields: {speed: {unit: kn}}
+  time_field: {field: utc, format: hhmmss, date_field: date}
 - format: struct                      # Plantower PMS5003, 32-byte frames
   byte_order: big
   fields:
@@ -81,11 +90,19 @@ from tidegate.drivers.parsing.conversions import (
     shortest_f32,
 )
 from tidegate.drivers.parsing.device_time import DeviceClock, TimeReport
-from tidegate.drivers.parsing.records import Extractor, FrameRejected, decode, record_extractor
+from tidegate.drivers.parsing.records import (
+    Extractor,
+    FrameRejected,
+    FrameSkipped,
+    decode,
+    record_extractor,
+)
+from tidegate.drivers.parsing.selection import encoded_prefixes
 from tidegate.event import Event, Scalar, TimeSource, Value, new_event
 
 __all__ = [  # the config classes, re-exported for the drivers and the simulated device
-    "CsvParse", "Encoding", "FieldSpec", "FieldType", "FrameParser", "FrameRejected", "JsonParse",
+    "CsvParse", "Encoding", "FieldSpec", "FieldType", "FrameParser", "FrameRejected",
+    "FrameSkipped", "JsonParse",
     "KvParse", "ParseConfig", "RawParse", "RawValue", "Reading", "RegexParse", "StructField",
     "StructParse", "StructTimeField", "TimeFieldSpec", "TimeReport", "WireType",
 ]
@@ -164,6 +181,7 @@ class FrameParser:
         self._extract: Extractor | None = None
         self._outputs: list[_Output] = []
         self._struct: list[_StructOutput] = []
+        self._select: tuple[bytes, ...] | None = None
         self._clock: DeviceClock | None = None
         if not isinstance(config, RawParse) and config.time_field is not None:
             self._clock = DeviceClock(
@@ -178,6 +196,7 @@ class FrameParser:
 
     def _compile_record(self, config: JsonParse | CsvParse | KvParse | RegexParse) -> None:
         self._extract = record_extractor(config)
+        self._select = encoded_prefixes(config.select, config.encoding)
         self._outputs = [
             _Output(
                 key,
@@ -231,6 +250,8 @@ class FrameParser:
             values = self._struct_values(frame)
             device = None if clock is None else clock.event_time(frame, received)
             return (values, *_stamp(device, received))
+        if self._select is not None and not frame.startswith(self._select):
+            raise FrameSkipped(f"not selected: {frame[:16]!r}")
         record = self._extract(frame)
         found: list[Reading] = []
         for out in self._outputs:

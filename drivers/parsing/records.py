@@ -31,6 +31,12 @@ class FrameRejected(TidegateError):
     """A frame that cannot become events; ``str(exc)`` is the reason."""
 
 
+class FrameSkipped(FrameRejected):
+    """A frame of a kind the parser is not for (``select:``): not damage. A driver
+    counts it as ``skipped`` instead of rejecting it; one that does not know this
+    kind of frame rejects it, as it did before ``select:`` existed."""
+
+
 def decode(frame: bytes, encoding: str) -> str:
     try:
         return frame.decode(encoding)

@@ -30,7 +30,7 @@ import serial
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
 from tidegate.drivers.framing.lines import make_framer
-from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, TimeReport
+from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, FrameSkipped, TimeReport
 from tidegate.drivers.serial.commands import command_bytes
 from tidegate.drivers.serial.config import SIM_PORT, SerialConfig
 from tidegate.drivers.serial.sim import SerialSim, SimDeviceError
@@ -305,6 +305,8 @@ class SerialDriver(Driver[SerialConfig]):
         for frame in frames:
             try:
                 batch += parser.parse(frame, now)
+            except FrameSkipped:  # another kind of record (`select:`): not damage
+                self.health.tally("skipped")
             except FrameRejected as exc:
                 self._reject(frame, str(exc))
             except Exception as exc:  # a parser bug must not take the port down

@@ -107,6 +107,13 @@ def check_encodable(parse: ParseConfig, template: str | None, *, where: str = "t
         raise ValueError(f"a regex parser cannot be inverted: give `{where}`")
     if isinstance(parse, StructParse) and template is not None:
         raise ValueError(f"`{where}` is for text formats, not `struct`")
+    select = None if isinstance(parse, StructParse | RawParse) else parse.select
+    if select is not None and template is not None and not template.startswith(tuple(select)):
+        # Else every simulated frame would be skipped: a demo that shows nothing.
+        raise ValueError(
+            f"with `select:` the simulated frames must begin with a selected prefix: "
+            f"start `{where}` with {select[0]!r}"
+        )
 
 
 class SerialSimConfig(SimDeviceOptions):

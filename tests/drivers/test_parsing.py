@@ -320,5 +320,5 @@ def test_docstring_examples_load() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", _parsing.__doc__, re.S)
     examples = yaml.safe_load(block)
     assert [PARSE.validate_python(example).format for example in examples] == [
-        "kv", "csv", "kv", "json", "struct",
+        "kv", "csv", "kv", "json", "regex", "struct",
     ]
