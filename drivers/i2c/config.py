@@ -67,6 +67,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tidegate.backoff import ReconnectSection
+from tidegate.config.located_errors import ProblemList
 from tidegate.config.types import Duration, Section
 from tidegate.driver import DriverConfig
 from tidegate.drivers.i2c.devices import Device
@@ -124,17 +125,21 @@ class I2cConfig(DriverConfig, runtime="tidegate.drivers.i2c.driver:I2cDriver"):
 
     @model_validator(mode="after")
     def _distinct(self) -> I2cConfig:
-        seen: dict[int, str] = {}
+        problems = ProblemList()
+        seen: dict[int, int] = {}
         names: set[str] = set()
-        for device in self.devices:
+        for index, device in enumerate(self.devices):
             if device.name in names:
-                raise ValueError(f"two devices are named '{device.name}'")
+                problems.add(f"two devices are named '{device.name}'", "devices", index, "name")
             names.add(device.name)
-            other = seen.setdefault(device.address, device.name)
-            if other != device.name:
-                raise ValueError(
-                    f"'{other}' and '{device.name}' both use address 0x{device.address:02x}"
+            first = seen.setdefault(device.address, index)
+            if first != index:
+                problems.add(
+                    f"'{self.devices[first].name}' and '{device.name}' both use address "
+                    f"0x{device.address:02x}",
+                    "devices", index, "address",
                 )
+        problems.raise_if_any()
         return self
 
     def interval_of(self, device: Device) -> float:

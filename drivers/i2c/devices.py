@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, Tag, field_validator, model_validator
 
+from tidegate.config.located_errors import LocatedError
 from tidegate.config.types import Duration, Name, Section
 from tidegate.drivers.framing.checksums import ByteOrder
 from tidegate.drivers.kinds import pick_by
@@ -58,9 +59,10 @@ class _Device(Section):
     def _known_address(self) -> _Device:
         if self.ADDRESSES and self.address not in self.ADDRESSES:
             choices = " or ".join(f"0x{a:02x}" for a in self.ADDRESSES)
-            raise ValueError(
+            raise LocatedError(
                 f"a {self.LABEL} answers at {choices}, not at 0x{self.address:02x}"
-                + _as_hex(self.address, self.ADDRESSES)
+                + _as_hex(self.address, self.ADDRESSES),
+                "address",
             )
         return self
 
@@ -168,7 +170,10 @@ class Ads1115Device(_Device):
     def _unique_channels(self) -> Ads1115Device:
         names = [c.name for c in self.channels]
         if len(set(names)) != len(names):
-            raise ValueError("two channels have the same name")
+            twice = next(i for i, name in enumerate(names) if name in names[:i])
+            raise LocatedError(
+                f"two channels are named {names[twice]!r}", "channels", twice, "name"
+            )
         return self
 
 
@@ -200,7 +205,7 @@ class RegisterValue(Section):
     @model_validator(mode="after")
     def _shift_on_integers(self) -> RegisterValue:
         if self.shift and self.type == "f32":
-            raise ValueError("`shift` applies to integer types only")
+            raise LocatedError("`shift` applies to integer types only", "shift")
         return self
 
 
@@ -231,7 +236,10 @@ class GenericDevice(_Device):
     def _unique_values(self) -> GenericDevice:
         names = [r.name for r in self.registers]
         if len(set(names)) != len(names):
-            raise ValueError("two registers have the same name")
+            twice = next(i for i, name in enumerate(names) if name in names[:i])
+            raise LocatedError(
+                f"two registers are named {names[twice]!r}", "registers", twice, "name"
+            )
         return self
 
 

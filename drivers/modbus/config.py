@@ -82,16 +82,17 @@ drivers:
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from tidegate.backoff import ReconnectSection
+from tidegate.config.located_errors import ProblemList
 from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import DriverConfig
-from tidegate.drivers.modbus.plan import MAX_READ_REGISTERS, plan_reads
-from tidegate.drivers.modbus.registers import BIT_TABLES, RegisterSpec
+from tidegate.drivers.modbus.config_checks import distinct_devices, fits_timeout, serial_slave_id
+from tidegate.drivers.modbus.plan import MAX_READ_REGISTERS
+from tidegate.drivers.modbus.registers import RegisterSpec
 from tidegate.drivers.modbus.sim_config import ModbusSimSection
 
 SIM = "sim"
@@ -142,20 +143,24 @@ class ModbusDevice(Section):
 
     @model_validator(mode="after")
     def _fits_and_distinct(self) -> ModbusDevice:
-        for register in self.registers:
+        problems = ProblemList()
+        for index, register in enumerate(self.registers):
             if register.table not in ("coil", "discrete") and register.words > self.max_read:
-                raise ValueError(
+                problems.add(
                     f"device {self.name!r}: register {register.name!r} spans {register.words} "
-                    f"registers, more than one read of `max_read: {self.max_read}`"
+                    f"registers, more than one read of `max_read: {self.max_read}`",
+                    "registers", index,
                 )
         seen: set[str] = set()
-        for register in self.registers:
-            for name in {register.name, *register.event_names()}:
+        for index, register in enumerate(self.registers):
+            for name in sorted({register.name, *register.event_names()}):
                 if name in seen:
-                    raise ValueError(
-                        f"device {self.name!r}: two registers or bits are named {name!r}"
+                    problems.add(
+                        f"device {self.name!r}: two registers or bits are named {name!r}",
+                        "registers", index,
                     )
                 seen.add(name)
+        problems.raise_if_any()
         return self
 
     def register(self, name: str) -> RegisterSpec | None:
@@ -197,8 +202,9 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
         gt=0,
         le=60,
         description="How long to wait for each answer, per attempt, from the request to the "
-        "answer's last byte: on RTU it must cover both frames' time on the wire (about 4.6 ms "
-        "a byte at 2400 baud; a 125-register answer is 255 bytes), which `tidegate check` "
+        "answer's last byte: on RTU it must cover both frames' time on the wire (about 4.2 ms "
+        "a byte at 2400 baud 8N1, 4.6 ms with parity or two stop bits; a 125-register "
+        "answer is 255 bytes), which `tidegate check` "
         "verifies for the largest read. On RTU, after an unanswered attempt the next request "
         "to that slave (a retry too) waits another `timeout`: a late answer that comes "
         "meanwhile is dropped, counted as `late_reply`, never taken for the next request's. "
@@ -252,36 +258,29 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
 
     @model_validator(mode="after")
     def _one_transport(self) -> ModbusConfig:
+        problems = ProblemList()
         if self.port is not None and self.host is not None:
-            raise ValueError("give `port` (Modbus RTU) or `host` (Modbus TCP), not both")
+            problems.add("give `port` (Modbus RTU) or `host` (Modbus TCP), not both", "host")
         if self.port is None and self.host is None:
             raise ValueError("give `port` (Modbus RTU: a serial device) or `host` (Modbus TCP)")
-        names = [device.name for device in self.devices]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"two devices are named {twice[0]!r}")
-        slaves = [device.slave for device in self.devices]
-        shared = sorted({s for s in slaves if slaves.count(s) > 1})
-        if shared:
-            raise ValueError(f"two devices have slave id {shared[0]}; one bus, one device per id")
+        distinct_devices(self.devices, problems)
         if self.port is not None or self.host == SIM:
-            for device in self.devices:
-                _serial_slave_id(device, rtu=self.port is not None)
+            for index, device in enumerate(self.devices):
+                wrong = serial_slave_id(device, rtu=self.port is not None)
+                if wrong:
+                    problems.add(wrong, "devices", index, "slave")
         if self.port is not None:
             for device in self.devices:
-                _fits_timeout(self, device)
+                too_short = fits_timeout(self, device)
+                if too_short:
+                    problems.add(too_short, "timeout")
         if self.simulated and self.sim is not None:
             # Only a simulated bus reads `sim:`, and its checks import the codec: a real
             # port's config never loads them.
-            from tidegate.drivers.modbus.sim_values import (  # noqa: PLC0415
-                SimConfigError,
-                check_values,
-            )
+            from tidegate.drivers.modbus.sim_values import sim_problems  # noqa: PLC0415
 
-            try:
-                check_values(self.sim, self.devices)
-            except SimConfigError as exc:
-                raise ValueError(str(exc)) from None
+            problems.found += sim_problems(self.sim, self.devices)
+        problems.raise_if_any()
         return self
 
     @property
@@ -312,7 +311,7 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
     def settle_seconds(self) -> float:
         """RTU: how long after an unanswered attempt the next request to that slave
         waits, so that a late answer is not taken for the next one's (an RTU answer
-        carries no transaction id). One more ``timeout``, which `_fits_timeout` makes
+        carries no transaction id). One more ``timeout``, which `fits_timeout` makes
         longer than the largest planned answer on the wire. 0 on TCP, whose
         transaction ids tell answers apart."""
         return 0.0 if self.tcp else self.timeout
@@ -322,58 +321,3 @@ class ModbusConfig(DriverConfig, runtime="tidegate.drivers.modbus.driver:ModbusD
 
     def device_interval(self, device: ModbusDevice) -> float:
         return device.interval if device.interval is not None else self.interval
-
-
-
-def _serial_slave_id(device: ModbusDevice, *, rtu: bool) -> None:
-    """Refuse a slave id that no serial slave (nor the TCP simulation) can have."""
-    if 1 <= device.slave <= 247:
-        return
-    if device.slave == 0 and rtu:
-        raise ValueError(
-            f"device {device.name!r}: slave id 0 is the RTU broadcast address (no slave "
-            "answers a read); give its own id, 1..247"
-        )
-    where = "on a serial bus" if rtu else "with `host: sim`"
-    raise ValueError(f"device {device.name!r}: slave id {device.slave} {where}: use 1..247")
-
-
-REPLY_MARGIN = 0.02
-"""Seconds a slave is given, on top of the wire time, to turn a request around."""
-
-
-def wire_seconds(config: ModbusConfig, table: str, count: int) -> float:
-    """The time a read of ``count`` registers (bits) and its answer take on the RTU line:
-    an 8-byte request; an answer of id, function, byte count, data and CRC."""
-    data = (count + 7) // 8 if table in BIT_TABLES else 2 * count
-    return (8 + 5 + data) * config.char_bits / config.baudrate
-
-
-def _fits_timeout(config: ModbusConfig, device: ModbusDevice) -> None:
-    """Refuse an RTU plan whose largest read cannot arrive within ``timeout``: pymodbus
-    times out before the answer's last byte, at every poll."""
-    reads = plan_reads(
-        device.registers,
-        interval=config.device_interval(device),
-        max_gap=device.max_gap,
-        max_read=device.max_read,
-    )
-    worst = max(reads, key=lambda r: wire_seconds(config, r.table, r.count))
-    needed = wire_seconds(config, worst.table, worst.count) + REPLY_MARGIN
-    if needed <= config.timeout:
-        return
-    hint = f"raise `timeout` to {math.ceil(needed * 10) / 10:g}s"
-    if worst.table not in BIT_TABLES:
-        fits = max(
-            (n for n in range(1, worst.count) if
-             wire_seconds(config, worst.table, n) + REPLY_MARGIN <= config.timeout),
-            default=0,
-        )
-        if fits >= max(r.words for r in device.registers):
-            hint += f" or set the device's `max_read: {fits}`"
-    raise ValueError(
-        f"device {device.name!r}: its read of {worst.table} {worst.address}+{worst.count} "
-        f"takes {wire_seconds(config, worst.table, worst.count):.2f} s on the wire at "
-        f"{config.baudrate} baud, plus {REPLY_MARGIN * 1000:g} ms for the slave, more than "
-        f"`timeout: {config.timeout:g}s`: {hint}"
-    )

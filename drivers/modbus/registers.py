@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from tidegate.config.located_errors import LocatedError
 from tidegate.config.types import Duration, Name, Section
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -115,32 +116,38 @@ class RegisterSpec(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RegisterSpec:
+        # Each at the key to change (tidegate.config.located_errors), not the register's line.
         where = f"register {self.name!r}"
         if (self.table in BIT_TABLES) != (self.type == "bool"):
-            raise ValueError(
+            raise LocatedError(
                 f"{where}: type bool goes with tables coil and discrete, and only there"
                 if self.type == "bool"
-                else f"{where}: a {self.table} holds single bits: leave `type` out (bool)"
+                else f"{where}: a {self.table} holds single bits: leave `type` out (bool)",
+                "type",
             )
         if self.type == "string" and self.length is None:
-            raise ValueError(f"{where}: a string needs `length` (registers, 2 characters each)")
+            raise LocatedError(
+                f"{where}: a string needs `length` (registers, 2 characters each)", "type"
+            )
         if self.length is not None and self.type not in ("string", "bitfield"):
-            raise ValueError(f"{where}: `length` is for string and bitfield only")
+            raise LocatedError(f"{where}: `length` is for string and bitfield only", "length")
         if self.bits is not None:
             if self.type != "bitfield":
-                raise ValueError(f"{where}: `bits` is for type bitfield only")
+                raise LocatedError(f"{where}: `bits` is for type bitfield only", "bits")
             top = 16 * self.words - 1
             wrong = sorted(k for k, bit in self.bits.items() if not 0 <= bit <= top)
             if wrong:
-                raise ValueError(f"{where}: bit {wrong[0]!r} is not within 0..{top}")
+                raise LocatedError(
+                    f"{where}: bit {wrong[0]!r} is not within 0..{top}", "bits", wrong[0]
+                )
         if self.scale == 0:
-            raise ValueError(f"{where}: `scale: 0` would make every reading the same")
+            raise LocatedError(f"{where}: `scale: 0` would make every reading the same", "scale")
         numeric = self.type in NUMERIC
         for key in ("scale", "offset", "decimals"):
             if getattr(self, key) is not None and not numeric:
-                raise ValueError(f"{where}: `{key}` is for numeric types, not {self.type}")
+                raise LocatedError(f"{where}: `{key}` is for numeric types, not {self.type}", key)
         if self.address + self.words - 1 > MAX_ADDRESS:
-            raise ValueError(f"{where}: it would run past address {MAX_ADDRESS}")
+            raise LocatedError(f"{where}: it would run past address {MAX_ADDRESS}", "address")
         return self
 
     @property

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
+from tidegate.config.located_errors import LocatedError
 from tidegate.drivers.modbus.codec import RegisterCodec, Writable
 from tidegate.drivers.modbus.config import ModbusDevice
 from tidegate.drivers.modbus.registers import BIT_TABLES, RegisterSpec
@@ -192,25 +193,44 @@ def pick_value(values: Mapping[str, SimValue], device: str, spec: RegisterSpec) 
 
 
 def check_values(sim: ModbusSimSection, devices: list[ModbusDevice]) -> None:
-    """Refuse a ``sim:`` block that does not fit the register maps: a value for no
-    register (a typo would be ignored), a device that is not there, a value the
-    register cannot hold (text for a number, 99999 for an i16)."""
+    """``SimConfigError`` on the first of ``sim_problems``."""
+    problems = sim_problems(sim, devices)
+    if problems:
+        first = problems[0]
+        where = ".".join(str(elem) for elem in first.at[:2])  # sim.values, or devices
+        raise SimConfigError(f"{where}: {first}")
+
+
+def sim_problems(sim: ModbusSimSection, devices: list[ModbusDevice]) -> list[LocatedError]:
+    """Where a ``sim:`` block does not fit the register maps, each at the key at fault
+    (relative to the driver): a value for no register (a typo would be ignored), a device
+    that is not there, a value the register cannot hold (text for a number, 99999 for
+    an i16)."""
+    problems: list[LocatedError] = []
     known = {spec.name for device in devices for spec in device.registers}
     known |= {f"{device.name}.{spec.name}" for device in devices for spec in device.registers}
     for key in sim.values:
         if key not in known:
-            raise SimConfigError(
-                f"sim.values: {key!r} names no register (give a register name or device.register)"
-            )
+            problems.append(LocatedError(
+                f"{key!r} names no register (give a register name or device.register)",
+                "sim", "values", key, key=True,
+            ))
     names = {device.name for device in devices}
     for key in sim.device_faults:
         if key not in names:
-            raise SimConfigError(f"sim.device_faults: no device is named {key!r}")
+            problems.append(LocatedError(
+                f"no device is named {key!r}", "sim", "device_faults", key, key=True
+            ))
     rng = random.Random(0)
-    for device in devices:
-        for spec in device.registers:
+    for index, device in enumerate(devices):
+        for number, spec in enumerate(device.registers):
             generator = Generator(pick_value(sim.values, device.name, spec), spec, rng)
             try:
                 RegisterCodec(spec).encode(generator.at(0.0))
             except ValueError as exc:
-                raise SimConfigError(f"sim.values for device {device.name!r}: {exc}") from None
+                given = next(
+                    (k for k in (f"{device.name}.{spec.name}", spec.name) if k in sim.values), None
+                )
+                at = ("sim", "values", given) if given else ("devices", index, "registers", number)
+                problems.append(LocatedError(f"device {device.name!r}: {exc}", *at))
+    return problems

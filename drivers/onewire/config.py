@@ -62,6 +62,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from tidegate.backoff import ReconnectSection
+from tidegate.config.located_errors import ProblemList
 from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import DriverConfig
 
@@ -232,12 +233,20 @@ class OneWireConfig(DriverConfig, runtime="tidegate.drivers.onewire.driver:OneWi
 
     @model_validator(mode="after")
     def _listed_once(self) -> OneWireConfig:
-        ids = [sensor.id for sensor in self.sensors]
-        names = [sensor.name or sensor.id for sensor in self.sensors]
-        for what, values in (("id", ids), ("name", names)):
-            twice = sorted({v for v in values if values.count(v) > 1})
-            if twice:
-                raise ValueError(f"sensor {what} {twice[0]!r} is listed twice")
+        problems = ProblemList()
+        ids: set[str] = set()
+        names: set[str] = set()
+        for index, sensor in enumerate(self.sensors):
+            if sensor.id in ids:
+                problems.add(f"sensor id {sensor.id!r} is listed twice", "sensors", index, "id")
+            elif (sensor.name or sensor.id) in names:
+                problems.add(
+                    f"sensor name {sensor.name or sensor.id!r} is listed twice",
+                    "sensors", index, "name" if sensor.name else "id",
+                )
+            ids.add(sensor.id)
+            names.add(sensor.name or sensor.id)
+        problems.raise_if_any()
         return self
 
     def discovers(self) -> bool:

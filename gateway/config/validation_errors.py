@@ -4,7 +4,9 @@ Each error's location is followed through the YAML data and the schema at
 once, so that a message points at the key or value at fault, suggests the
 closest known name ("did you mean …?"), and, inside a section that comes in
 kinds (a driver's ``type``, a gpio ``mode``, a signal's or window's
-``kind``), knows which kind a key belongs to.
+``kind``), knows which kind a key belongs to. A key that belongs one section
+down is said to belong there, and a check that spans keys reports each of its
+problems at its own key (``tidegate.config.located_errors``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from tidegate.config.located_errors import expand
 from tidegate.config.yaml_source import PathKey, SourceMap
 from tidegate.errors import ConfigError
 
@@ -190,6 +193,46 @@ def _allowed_keys(annotation: Any) -> list[str]:
     return [field.alias or name for name, field in models[0].model_fields.items()]
 
 
+def _homes(annotation: Any, key: str) -> list[str]:
+    """The sections of a mapping of this schema whose keys include ``key``: ``under
+    `sim:` ``, ``in an item of `devices:` (indented under it)``."""
+    homes: list[str] = []
+    models = _models(_union_members(annotation)[0])
+    if len(models) != 1:
+        return homes
+    for name, field in models[0].model_fields.items():
+        child, listed = field.annotation, False
+        members, _ = _union_members(child)
+        if len(members) == 1 and get_origin(members[0]) is list and get_args(members[0]):
+            child, listed = get_args(members[0])[0], True
+        owners = _models(_union_members(child)[0])
+        if any(key in (f.alias or n for n, f in m.model_fields.items()) for m in owners):
+            section = field.alias or name
+            homes.append(
+                f"in an item of `{section}:` (indented under it)"
+                if listed
+                else f"under `{section}:`"
+            )
+    return homes
+
+
+_SAME_AS = {
+    # Type names other languages and manuals use, for the ones a Literal takes.
+    "float": "f32", "float32": "f32", "real": "f32", "single": "f32",
+    "double": "f64", "float64": "f64",
+    "int16": "i16", "short": "i16", "uint16": "u16", "word": "u16",
+    "int32": "i32", "uint32": "u32", "dword": "u32", "int64": "i64", "uint64": "u64",
+    "int8": "i8", "uint8": "u8", "byte": "u8",
+    "str": "string", "text": "string", "boolean": "bool",
+}
+
+
+def _same_as(word: str, options: Sequence[str]) -> str:
+    """`` (did you mean 'f32'?)`` for ``float``: another name of an allowed value."""
+    meant = _SAME_AS.get(word.strip().lower())
+    return f" (did you mean '{meant}'?)" if meant in options else ""
+
+
 def _dotted(path: Sequence[str | int]) -> str:
     out = ""
     for elem in path:
@@ -225,9 +268,16 @@ def _message(error: Any, root: type[BaseModel], data: Any, smap: SourceMap) -> t
         key = path[-1]
         _, _, parent, pick = _walk(root, data, loc[:-1])
         allowed = _allowed_keys(parent)
-        hint = _did_you_mean(str(key), allowed)
-        where = smap.locate(path, key=True)
         kinds = _kinds_with(pick, str(key))
+        homes = [] if kinds else _homes(parent, str(key))
+        # A key of a section one level down was dedented: say where it goes, not a
+        # look-alike of this level's keys.
+        hint = (
+            f" here: it belongs {' or '.join(homes)}"
+            if homes
+            else _did_you_mean(str(key), allowed)
+        )
+        where = smap.locate(path, key=True)
         listing = f"; allowed: {', '.join(allowed)}" if allowed and not hint and not kinds else ""
         return path, f"{where}: {_dotted(path)}: unknown key '{key}'{hint}{kinds}{listing}"
     if kind == "missing":
@@ -262,7 +312,7 @@ def _message(error: Any, root: type[BaseModel], data: Any, smap: SourceMap) -> t
             expected = [
                 s.strip(" '") for s in str(error["ctx"]["expected"]).replace(" or ", ",").split(",")
             ]
-            hint = _did_you_mean(error["input"], expected)
+            hint = _did_you_mean(error["input"], expected) or _same_as(error["input"], expected)
         return path, f"{where}: {label}: {msg[0].lower()}{msg[1:]}, got {got}{hint}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return (
@@ -280,12 +330,42 @@ def line_col(message: str) -> tuple[int, int]:
         return (0, 0)
 
 
+def _located(error: Any, root: type[BaseModel], data: Any, smap: SourceMap) -> list[str] | None:
+    """A validator's ``LocatedError``/``Problems`` (tidegate.config.located_errors):
+    one line each, at its key below the error's location (the key, not its value,
+    when the value is a section: the line that names it)."""
+    problems = expand(error.get("ctx", {}).get("error")) if error["type"] == "value_error" else None
+    if problems is None:
+        return None
+    lines: list[str] = []
+    for problem in problems:
+        loc = (*error["loc"], *problem.at)
+        path, missing, _, _ = _walk(root, data, loc)
+        key = missing is None and bool(problem.at and path) and isinstance(path[-1], str) and (
+            problem.key or isinstance(_value_at(data, path), dict | list)
+        )
+        where = smap.locate(path, key=key)
+        full = (*path, missing) if missing is not None else path
+        lines.append(f"{where}: {_dotted(full) or '(top level)'}: {problem}")
+    return lines
+
+
+def _value_at(data: Any, path: PathKey) -> Any:
+    for elem in path:
+        data = data[elem]
+    return data
+
+
 def translate_validation_error(
     exc: ValidationError, root: type[BaseModel], data: Any, smap: SourceMap
 ) -> ConfigError:
     seen: set[PathKey] = set()
     messages: list[str] = []
     for error in exc.errors():
+        located = _located(error, root, data, smap)
+        if located is not None:
+            messages += [line for line in located if line not in messages]
+            continue
         path, message = _message(error, root, data, smap)
         # A union reports one error per member; one line per place is enough.
         if path in seen and error["type"] not in ("extra_forbidden", "missing"):

@@ -47,8 +47,8 @@ def error(devices: str, bus: str = "1") -> str:
     ("devices", "message"),
     [
         ("      - {name: g, chip: bme280, address: 0x44}\n",
-         "i2c.yaml:6:9: drivers[0].devices[0]: a BME280/BMP280 answers at 0x76 or 0x77, "
-         "not at 0x44"),
+         "i2c.yaml:6:42: drivers[0].devices[0].address: a BME280/BMP280 answers at 0x76 or "
+         "0x77, not at 0x44"),
         ("      - {name: g, chip: bme28}\n",
          "i2c.yaml:6:25: drivers[0].devices[0].chip: unknown chip 'bme28' (did you mean "
          "'bme280'?); known: bme280, sht3x, ads1115, bh1750, generic"),
@@ -59,7 +59,22 @@ def error(devices: str, bus: str = "1") -> str:
          "i2c.yaml:6:28: drivers[0].devices[0].address: '0x2g' is not an address; write e.g. "
          "0x76"),
         ("      - {name: g, chip: sht3x}\n      - {name: h, chip: sht3x}\n",
-         "i2c.yaml:2:5: drivers[0]: 'g' and 'h' both use address 0x44"),
+         # The second chip, at its default address: its item, the key named.
+         "i2c.yaml:7:9: drivers[0].devices[1].address: 'g' and 'h' both use address 0x44"),
+        ("      - {name: g, chip: sht3x, address: 0x44}\n      - {name: g, chip: sht3x, "
+         "address: 0x44}\n",
+         "i2c.yaml:7:16: drivers[0].devices[1].name: two devices are named 'g'\n"
+         "i2c.yaml:7:41: drivers[0].devices[1].address: 'g' and 'g' both use address 0x44"),
+        ("      - {name: g, address: 0x20, registers: [{name: x, register: 1, type: f32, "
+         "shift: 4}]}\n",
+         "i2c.yaml:6:87: drivers[0].devices[0].registers[0].shift: `shift` applies to integer "
+         "types only"),
+        ("      - {name: g, chip: ads1115, channels: [{name: a, input: AIN0}, "
+         "{name: a, input: AIN1}]}\n",
+         "i2c.yaml:6:76: drivers[0].devices[0].channels[1].name: two channels are named 'a'"),
+        ("      - {name: g, address: 0x20, registers: [{name: x, register: 1}, "
+         "{name: x, register: 2}]}\n",
+         "i2c.yaml:6:77: drivers[0].devices[0].registers[1].name: two registers are named 'x'"),
         ("      - {name: g, chip: ads1115, channels: [{name: a, input: AIN0, full_scale: 3.3}]}\n",
          "i2c.yaml:6:80: drivers[0].devices[0].channels[0].full_scale: must be one of 6.144, "
          "4.096, 2.048, 1.024, 0.512, 0.256 (volts)"),
@@ -92,11 +107,11 @@ def test_a_quoted_bus_number_and_an_upper_case_chip_are_accepted() -> None:
         ("i2c-1", "      - {name: g, chip: sht3x}\n",
          "i2c.yaml:4:10: drivers[0].bus: write `bus: 1` or `bus: /dev/i2c-1`, not 'i2c-1'"),
         ("1", "      - {name: g, chip: bme280, address: 76}\n",
-         "i2c.yaml:6:9: drivers[0].devices[0]: a BME280/BMP280 answers at 0x76 or 0x77, not "
-         "at 0x4c (76 decimal; did you mean 0x76?)"),
+         "i2c.yaml:6:42: drivers[0].devices[0].address: a BME280/BMP280 answers at 0x76 or "
+         "0x77, not at 0x4c (76 decimal; did you mean 0x76?)"),
         ("1", "      - {name: g, chip: sht3x, address: 45}\n",
-         "i2c.yaml:6:9: drivers[0].devices[0]: a SHT3x answers at 0x44 or 0x45, not at 0x2d "
-         "(45 decimal; did you mean 0x45?)"),
+         "i2c.yaml:6:41: drivers[0].devices[0].address: a SHT3x answers at 0x44 or 0x45, not "
+         "at 0x2d (45 decimal; did you mean 0x45?)"),
     ],
 )
 def test_bus_and_address_mistakes_say_what_was_meant(bus: str, devices: str,

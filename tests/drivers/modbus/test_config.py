@@ -71,7 +71,7 @@ def register(**fields: Any) -> dict[str, Any]:
         (register(table="holdings"), "'holding', 'input', 'coil' or 'discrete'"),
         ({"devices": [{"name": "a", "slave": 1, "registers": [{"name": "v", "address": 0}]},
                       {"name": "b", "slave": 1, "registers": [{"name": "v", "address": 0}]}]},
-         "two devices have slave id 1"),
+         "device 'b': slave id 1 is taken by 'a' (devices[0]); one bus, one device per id"),
         ({"devices": [{"name": "a", "slave": 1, "registers": [{"name": "v", "address": 0},
                                                                {"name": "v", "address": 1}]}]},
          "two registers or bits are named 'v'"),
@@ -97,7 +97,8 @@ def register(**fields: Any) -> dict[str, Any]:
           "devices": [{"name": "m", "slave": 1, "max_gap": 123, "registers": [
               {"name": "a", "table": "input", "address": 0},
               {"name": "b", "table": "input", "address": 124}]}]},
-         "device 'm': its read of input 0+125 takes 1.10 s on the wire at 2400 baud, plus "
+         "device 'm': its read of input registers 0\u2013124 (125 registers) takes 1.10 s on "
+         "the wire at 2400 baud, plus "
          "20 ms for the slave, more than `timeout: 1s`: raise `timeout` to 1.2s or set the "
          "device's `max_read: 111`"),
         ({"baudrate": 2400, "timeout": "200ms", "devices": [{"name": "m", "slave": 1, "registers": [
@@ -130,3 +131,114 @@ def test_a_good_config_loads_with_its_defaults() -> None:
     assert (driver.timeout, driver.retries, driver.interval, driver.sim) == (1.0, 1, 10.0, None)
     (device,) = driver.devices
     assert (device.max_gap, device.max_read, device.registers[0].type) == (4, 125, "u16")
+
+
+METER = """\
+drivers:
+  - name: mains
+    type: modbus
+    port: /dev/ttyUSB0
+    baudrate: 2400
+    timeout: 100ms
+    devices:
+      - name: sdm120
+        slave: 0
+        registers:
+          - {name: voltage, table: input, address: 0x0000, type: f32}
+          - {name: current, table: input, address: 0x0006, type: f32}
+          - {name: power, table: input, address: 0x000C, type: f32}
+      - name: sdm120
+        slave: 2
+        registers:
+          - {name: voltage, table: input, address: 0, type: f32}
+      - name: boiler
+        slave: 2
+        registers:
+          - {name: t, address: 0}
+"""
+
+
+def test_cross_key_mistakes_are_each_reported_at_their_own_key() -> None:
+    """Not at the driver's `- name:` line, and the first does not hide the others."""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(METER, "m.yaml")
+    assert caught.value.messages == [
+        # 14 registers (0-13) of 10 bits a byte: (13 + 28) x 10 / 2400 = 0.17 s; every
+        # register is an f32, so the max_read that fits is a whole number of them.
+        "m.yaml:6:14: drivers[0].timeout: device 'sdm120': its read of input registers "
+        "0\u201313 (14 registers) takes 0.17 s on the wire at 2400 baud, plus 20 ms for the "
+        "slave, more than `timeout: 0.1s`: raise `timeout` to 0.2s or set the device's "
+        "`max_read: 2`",
+        "m.yaml:9:16: drivers[0].devices[0].slave: device 'sdm120': slave id 0 is the RTU "
+        "broadcast address (no slave answers a read); give its own id, 1..247",
+        "m.yaml:14:15: drivers[0].devices[1].name: two devices are named 'sdm120' "
+        "(devices[0] too)",
+        "m.yaml:19:16: drivers[0].devices[2].slave: device 'boiler': slave id 2 is taken by "
+        "'sdm120' (devices[1]); one bus, one device per id",
+    ]
+
+
+def test_a_timeout_left_at_its_default_is_named_at_its_driver() -> None:
+    text = (
+        "drivers:\n  - name: slow\n    type: modbus\n    port: /dev/ttyUSB0\n"
+        "    baudrate: 1200\n    devices:\n      - name: m\n        slave: 1\n"
+        "        max_gap: 100\n        registers:\n"
+        "          - {name: a, table: input, address: 0}\n"
+        "          - {name: b, table: input, address: 60}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "m.yaml")
+    # No `timeout:` line to point at: the driver's, with the key it is about named.
+    # max_read 52: (13 + 2 x 52) x 10 / 1200 + 0.02 = 0.995 s.
+    assert caught.value.messages == [
+        "m.yaml:2:5: drivers[0].timeout: device 'm': its read of input registers 0\u201360 "
+        "(61 registers) takes 1.12 s on the wire at 1200 baud, plus 20 ms for the slave, "
+        "more than `timeout: 1s`: raise `timeout` to 1.2s or set the device's `max_read: 52`"
+    ]
+
+
+def test_two_registers_of_one_name_are_reported_at_the_second() -> None:
+    text = METER.replace("timeout: 100ms", "timeout: 1s").replace("slave: 0", "slave: 1")
+    text = text.replace("name: sdm120\n        slave: 2", "name: other\n        slave: 4")
+    text = text.replace("{name: power,", "{name: current,")
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "m.yaml")
+    assert caught.value.messages == [
+        "m.yaml:13:13: drivers[0].devices[0].registers[2]: device 'sdm120': two registers or "
+        "bits are named 'current'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "value", "message"),
+    [
+        ("scale: 0", "scale", "0", "`scale: 0` would make every reading the same"),
+        ("type: string", "type", "string",
+         "a string needs `length` (registers, 2 characters each)"),
+        ("type: bitfield, bits: {alarm: 16}", "bits.alarm", "16",
+         "bit 'alarm' is not within 0..15"),
+        ("type: u32, length: 2", "length", "2", "`length` is for string and bitfield only"),
+    ],
+)
+def test_a_register_that_contradicts_itself_is_refused_at_the_key(
+    fields: str, key: str, value: str, message: str
+) -> None:
+    line = "          - {name: v, address: 0, " + fields + "}\n"
+    text = METER.partition("          - {name: voltage")[0] + line
+    text = text.replace("slave: 0", "slave: 1").replace("timeout: 100ms", "timeout: 1s")
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "m.yaml")
+    column = line.rindex(f" {value}") + 2  # the value of the key at fault
+    assert caught.value.messages == [
+        f"m.yaml:11:{column}: drivers[0].devices[0].registers[0].{key}: register 'v': {message}"
+    ]
+
+
+def test_the_timeout_description_gives_the_byte_times_the_check_uses() -> None:
+    description = ModbusConfig.model_fields["timeout"].description or ""
+    plain = ModbusConfig.model_validate({**yaml.safe_load(document({}))["drivers"][0],
+                                         "baudrate": 2400})
+    parity = plain.model_copy(update={"parity": "even"})
+    # 10 bits a byte on 8N1, 11 with a parity bit (or a second stop bit).
+    assert f"{1000 * plain.char_bits / 2400:.1f} ms a byte at 2400 baud 8N1" in description
+    assert f"{1000 * parity.char_bits / 2400:.1f} ms with parity or two stop bits" in description

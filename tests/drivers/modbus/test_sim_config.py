@@ -95,23 +95,50 @@ def test_mistakes_are_one_line_at_their_place(block: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("block", "message"),
     [
-        ("values: {voltag: 1.0}", "sim.values: 'voltag' names no register"),
-        ("values: {mains.voltag: 1.0}", "sim.values: 'mains.voltag' names no register"),
-        ("device_faults: {boilr: {timeout: 0.5}}", "sim.device_faults: no device is named 'boilr'"),
-        ("values: {model: 12}", "register 'model': expects text"),
-        ("values: {model: too long for two}", "do not fit in 4"),
-        ("values: {relay: 'on'}", "register 'relay': a bit is true or false"),
-        ("values: {setpoint: 99999}", "outside i16"),
-        ("values: {voltage: {kind: toggle}}", "register 'voltage': expects a number"),
+        # A name that fits no register: at the name (the key), each one.
+        ("values: {voltag: 1.0}",
+         "meters.yaml:15:16: drivers[0].sim.values.voltag: 'voltag' names no register"),
+        ("values: {mains.voltag: 1.0}",
+         "meters.yaml:15:16: drivers[0].sim.values.mains.voltag: 'mains.voltag' names no "
+         "register"),
+        ("device_faults: {boilr: {timeout: 0.5}}",
+         "meters.yaml:15:23: drivers[0].sim.device_faults.boilr: no device is named 'boilr'"),
+        # A value the register cannot hold: at the value.
+        ("values: {model: 12}",
+         "meters.yaml:15:23: drivers[0].sim.values.model: device 'mains': register 'model': "
+         "expects text"),
+        ("values: {model: too long for two}",
+         "meters.yaml:15:23: drivers[0].sim.values.model: device 'mains': register 'model': "
+         "16 bytes of text do not fit in 4"),
+        ("values: {relay: 'on'}",
+         "meters.yaml:15:23: drivers[0].sim.values.relay: device 'mains': register 'relay': "
+         "a bit is true or false"),
+        ("values: {setpoint: 99999}",
+         "meters.yaml:15:26: drivers[0].sim.values.setpoint: device 'mains': register "
+         "'setpoint': 99999 is raw 999990, outside i16"),
+        ("values: {voltage: {kind: toggle}}",
+         "meters.yaml:15:16: drivers[0].sim.values.voltage: device 'mains': register "
+         "'voltage': expects a number"),
     ],
 )
-def test_a_sim_block_that_does_not_fit_the_map_is_refused_by_check(
+def test_a_sim_block_that_does_not_fit_the_map_is_refused_at_its_key(
     block: str, message: str
 ) -> None:
-    with pytest.raises(ConfigError, match=message) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_config_text(HEAD + "      " + block + "\n", "meters.yaml")
-    assert str(caught.value).startswith("meters.yaml:3:5: drivers[0]: ")
-    assert "\n" not in str(caught.value).strip()
+    (text,) = caught.value.messages
+    assert text.startswith(message), text
+
+
+def test_every_misfit_of_a_sim_block_is_reported_at_once() -> None:
+    block = "      values: {voltag: 1.0, setpoint: 99999}\n      device_faults: {boilr: {}}\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(HEAD + block, "meters.yaml")
+    assert [m.split(": ")[1] for m in caught.value.messages] == [
+        "drivers[0].sim.values.voltag",
+        "drivers[0].sim.values.setpoint",
+        "drivers[0].sim.device_faults.boilr",
+    ]
 
 
 def test_a_real_port_ignores_the_sim_block() -> None:

@@ -80,6 +80,21 @@ def test_the_loader_points_at_the_line() -> None:
     assert "gw.yaml:5" in str(caught.value) and "not a 1-Wire id" in str(caught.value)
 
 
+def test_sensors_listed_twice_are_each_reported_at_the_second_listing() -> None:
+    text = (
+        "drivers:\n  - name: w1\n    type: onewire\n    sensors:\n"
+        "      - {id: 28-0316a2795cff, name: top}\n"
+        "      - {id: 28-0316A2795CFF, name: bottom}\n"
+        "      - {id: 28-0316a27a11ff, name: top}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "gw.yaml")
+    assert caught.value.messages == [
+        "gw.yaml:6:14: drivers[0].sensors[1].id: sensor id '28-0316a2795cff' is listed twice",
+        "gw.yaml:7:37: drivers[0].sensors[2].name: sensor name 'top' is listed twice",
+    ]
+
+
 HARDWARE_NOTE = Path(__file__).resolve().parents[3] / "hardware" / "onewire-i2c.md"
 
 
