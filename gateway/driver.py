@@ -129,9 +129,10 @@ class DriverHealth:
     since_monotonic: float = field(default_factory=time.monotonic)
     counters: dict[str, int] = field(default_factory=dict)
     """Driver-specific tallies by name (``device_time``, ``clock_fallback``,
-    ``illegal_address``, …): shown by ``status`` and exported as metrics."""
+    ``illegal_data_address``, …): shown by ``status`` and exported as metrics."""
     devices: dict[str, DeviceHealth] = field(default_factory=dict)
-    """Per-device state, by a label the driver picks (``slave 3``, ``28-0316…``)."""
+    """Per-device state, by a label the driver picks (a Modbus device's or an I²C chip's
+    name, a 1-Wire sensor's id)."""
 
     def set_state(self, state: DriverState, error: str | None = None) -> None:
         if state is not self.state:
