@@ -10,7 +10,19 @@ against a private Mosquitto, and reports:
 - bytes written to disk per event (``/proc/self/io`` write_bytes: the outbox's
   WAL and database pages), next to the average JSON payload size.
 
-Run: ``./dev bench full_path [--events N] [--batched-events N]``.
+Then, for issue 12 ("The durable path near the hardware's limit"), in the same
+run and on the same broker:
+
+- the MQTT client library alone (``bench._paho_bare``: a bare paho-mqtt publish
+  loop, QoS 1, the same payload size and window, counted at PUBACK) next to the
+  one-event-per-message gateway, with the ratio of their CPU per message,
+- the latency from a sim event's due time to its PUBACK at a steady 1,000
+  events/s with 50 ms group commits (``bench._full_path_latency``),
+- each goal of the issue this bench covers as a ``goal: …, now: …`` row.
+  Figures only: nothing here fails when a goal is missed.
+
+Run: ``./dev bench full_path [--events N] [--batched-events N] [--pairs K]
+[--latency-seconds S]``.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench._full_path_latency import run_latency
+from bench._paho_bare import run_bare
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.event import new_event
@@ -83,6 +97,95 @@ drivers:
     }
 
 
+LATENCY_RATE = 1000
+"""Events/s of the latency run (issue 12's goal is stated at this rate)."""
+
+
+def _cpu_us(run: dict[str, float]) -> float:
+    return run["cpu"] / run.get("events", run.get("messages", 1.0)) * 1e6
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median CPU per message (the upper one of an even count)."""
+    return sorted(runs, key=_cpu_us)[len(runs) // 2]
+
+
+def print_goals(
+    by_per_message: dict[int, dict[str, float]],
+    pairs: list[tuple[dict[str, float], dict[str, float], dict[str, float]]],
+    latency: dict[str, float] | None,
+    payload: int,
+) -> None:
+    """The library-alone comparison and issue 12's goals next to this run's figures.
+
+    ``pairs``: (gateway at one event per message, bare paho loop, paho on the asyncio
+    bridge), run one after the other; the table shows the median run of each.
+    """
+    one = _median_run([p[0] for p in pairs])
+    bare = _median_run([p[1] for p in pairs])
+    bridged = _median_run([p[2] for p in pairs])
+    gw_cpu = _cpu_us(one)
+    lib_cpu = _cpu_us(bare)
+    print()
+    print(
+        f"one event per message vs the MQTT client library alone (paho-mqtt, {payload} B; "
+        f"median of {len(pairs)} alternated run(s) each)"
+    )
+    print("{:>28} {:>9} {:>10} {:>10} {:>9}".format("", "messages", "msgs/s", "CPU µs/msg", "RSS"))
+    bridged_cpu = _cpu_us(bridged)
+    for label, r, n, cpu in (
+        ("paho-mqtt bare publish loop", bare, bare["messages"], lib_cpu),
+        ("paho-mqtt on asyncio bridge", bridged, bridged["messages"], bridged_cpu),
+        ("tidegate full path", one, one["events"], gw_cpu),
+    ):
+        print(
+            f"{label:>28} {int(n):>9} {n / r['seconds']:>10,.0f} {cpu:>10.1f} "
+            f"{r['rss_kib'] / 1024:>7.0f}MB"
+        )
+    ratio = gw_cpu / lib_cpu
+    print(f"{'CPU ratio tidegate / paho':>28} {ratio:.2f}x  (goal ≤ 1.25x; vs the bare loop)")
+    if len(pairs) > 1:
+        each = sorted(_cpu_us(g) / _cpu_us(b) for g, b, _ in pairs)
+        print(f"{'ratio of each pair':>28} " + ", ".join(f"{r:.2f}x" for r in each))
+    print(f"{'tidegate / paho on bridge':>28} {gw_cpu / bridged_cpu:.2f}x  (for reference)")
+    hundred = by_per_message[100]
+    peak_rss = max(r["rss_kib"] for r in by_per_message.values()) / 1024
+    goals = [
+        (
+            "100/msg ≥ 250,000 events/s",
+            f"{hundred['events'] / hundred['seconds']:,.0f} events/s",
+        ),
+        ("100/msg ≤ 4 µs CPU/event", f"{hundred['cpu'] / hundred['events'] * 1e6:.1f} µs"),
+        (
+            "1/msg CPU/event ≤ 1.25 x paho's CPU/msg",
+            f"{ratio:.2f}x ({gw_cpu:.1f} vs {lib_cpu:.1f} µs)",
+        ),
+        ("RSS under load ≤ 50 MB", f"{peak_rss:.0f} MB (peak of the three scenarios)"),
+        (
+            "disk ≤ 1.5 x payload per event (batch, 50 ms)",
+            # Full speed, so commits are mostly cut by commit_max_events, not the interval.
+            ", ".join(
+                f"{n}/msg {r['written'] / r['events'] / payload:.1f}x"
+                for n, r in by_per_message.items()
+            )
+            + f" (of ≈{payload} B)",
+        ),
+    ]
+    if latency is not None:
+        goals.append(
+            (
+                f"due→PUBACK p99 ≤ 60 ms at {LATENCY_RATE:,}/s, 50 ms commits",
+                f"p50 {latency['p50'] * 1e3:.1f} ms, p99 {latency['p99'] * 1e3:.1f} ms, "
+                f"max {latency['max'] * 1e3:.1f} ms ({int(latency['counted']):,} events)",
+            )
+        )
+    print()
+    print("issue 12 goals covered here (figures only, nothing asserted):")
+    width = max(len(g) for g, _ in goals)
+    for goal, now in goals:
+        print(f"  goal: {goal:<{width}}  now: {now}")
+
+
 def _payload_size() -> int:
     return len(encode_event(new_event("fast", "power", 1523.4567, unit="W"), 123456, "bench"))
 
@@ -118,6 +221,18 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--batched-events", type=int, default=1_000_000, help="events, batched")
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--protocol", choices=["3.1.1", "5"], default="5")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="runs of (gateway one per message, bare paho) for the library comparison",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=10.0,
+        help="seconds of the steady 1,000 events/s latency run (0: skip it)",
+    )
     args = parser.parse_args(argv)
     payload = _payload_size()
     rows = []
@@ -129,6 +244,32 @@ def main(argv: list[str]) -> None:
         ):
             r = _scenario(broker.port, events, per_message, args.inflight, args.protocol)
             rows.append((per_message, r))
+        # The machine's load moves CPU figures by ±15-20 % between runs: the ratio is
+        # taken over alternated runs, the first gateway run being the table's row.
+        pairs = []
+        for i in range(max(1, args.pairs)):
+            gateway = (
+                rows[0][1]
+                if i == 0
+                else _scenario(broker.port, args.events, 1, args.inflight, args.protocol)
+            )
+            bare, bridged = (
+                run_bare(
+                    mode,
+                    broker.port,
+                    messages=args.events,
+                    payload_bytes=payload,
+                    inflight=args.inflight,
+                    protocol=args.protocol,
+                )
+                for mode in ("loop", "asyncio")
+            )
+            pairs.append((gateway, bare, bridged))
+        latency = (
+            run_latency(broker.port, LATENCY_RATE, args.latency_seconds)
+            if args.latency_seconds > 0
+            else None
+        )
     print(
         f"full path, QoS 1, delivered = PUBACKed; payload ≈ {payload} B/event; "
         f"max_inflight {args.inflight}; MQTT {args.protocol}"
@@ -141,6 +282,7 @@ def main(argv: list[str]) -> None:
             f"{r['cpu'] / r['events'] * 1e6:>10.1f} {r['rss_kib'] / 1024:>7.0f}MB "
             f"{r['written'] / r['events']:>10.0f}"
         )
+    print_goals(dict(rows), pairs, latency, payload)
 
 
 if __name__ == "__main__":
