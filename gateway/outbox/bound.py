@@ -113,6 +113,7 @@ def drop_oldest(box: Outbox, db: sqlite3.Connection, need: int, down_to: int) ->
             ).fetchall()
             if not rows:
                 break
+            box._rows_changed()
             size = sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
             freed += size
             dropped += len(rows)

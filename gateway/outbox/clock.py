@@ -56,6 +56,7 @@ def purge_expired(box: Outbox, now: float) -> int:
                     f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
                     (last,),
                 ).fetchall()
+                box._rows_changed()
                 box.stats.depth_by_priority[priority] -= len(rows)
                 box.stats.depth -= len(rows)
                 box.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
@@ -115,6 +116,7 @@ def correct_clock(box: Outbox, delta: float) -> int:
                 kept,
             )
             corrected += len(updates)
+        box._rows_changed()
         box._bump(db, "clock_corrections", 1)
         box._commit()
     except sqlite3.Error as exc:

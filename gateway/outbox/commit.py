@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from tidegate.errors import BufferError_
 from tidegate.outbox.bound import Fitted, make_room, refresh_bound
-from tidegate.outbox.delivery import delete_undeleted
+from tidegate.outbox.delivery import Row, delete_undeleted
 from tidegate.outbox.integrity import checksum
 from tidegate.outbox.limits import OutboxFull
 from tidegate.outbox.schema import (
@@ -92,7 +92,9 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
             box._source_id(source)
         for route in added_routes:
             box._route_id(route)
-        by_class, row_id = _insert(box, db, items[:keep], payloads[:keep], now=now, synced=synced)
+        by_class, row_id, fresh = _insert(
+            box, db, items[:keep], payloads[:keep], now=now, synced=synced
+        )
         db.executemany(
             "UPDATE sources SET last_seq = ? WHERE id = ?",
             [(n, box._source_ids[s]) for s, n in seqs.items() if box._last_seq.get(s) != n],
@@ -124,6 +126,7 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
             ) from None
         raise
     box._next_id = row_id
+    box._fresh.add(fresh, row_id - 1)
     box._last_seq = seqs
     box._accepted_total += keep
     if box._undeleted:
@@ -152,19 +155,24 @@ def _insert(
     *,
     now: float,
     synced: bool,
-) -> tuple[ClassRows, int]:
-    """Insert the rows into their class tables. Returns them and the next row id."""
+) -> tuple[ClassRows, int, list[Row]]:
+    """Insert the rows into their class tables. Returns them, the next row id, and
+    the rows as ``take`` hands them out (kept in memory: ``tidegate.outbox.fresh``)."""
     source_ids, route_ids = box._source_ids, box._route_ids
     boot = box._boot_row
     flag = int(synced)
     by_class: ClassRows = [[], [], []]
+    fresh: list[Row] = []
     row_id = box._next_id
     for outgoing, payload in zip(items, payloads, strict=True):
-        by_class[outgoing.priority].append(
+        topic, qos, retain, priority = (
+            outgoing.topic, outgoing.qos, outgoing.retain, outgoing.priority
+        )
+        by_class[priority].append(
             (
                 row_id,
                 source_ids[outgoing.event.source],
-                route_ids[(outgoing.topic, outgoing.qos, outgoing.retain)],
+                route_ids[(topic, qos, retain)],
                 now,
                 flag,
                 boot,
@@ -172,6 +180,7 @@ def _insert(
                 checksum(payload),
             )
         )
+        fresh.append(Row(row_id, topic, qos, retain, payload, priority))
         row_id += 1
     for priority, rows in enumerate(by_class):
         if rows:
@@ -181,7 +190,7 @@ def _insert(
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-    return by_class, row_id
+    return by_class, row_id, fresh
 
 
 def reserve_seqs(box: Outbox, seqs: dict[str, int]) -> None:

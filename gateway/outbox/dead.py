@@ -50,6 +50,7 @@ def reject(
                 ).fetchone()
                 if row is None:
                     continue
+                box._rows_changed()
                 source_id, route_id, payload, counted, crc = row
                 source = db.execute(
                     "SELECT source FROM sources WHERE id = ?", (source_id,)

@@ -156,3 +156,4 @@ def _load_state(box: Outbox, db: sqlite3.Connection) -> None:
     box._memory_applied = box._read_counter(db, MEMORY_APPLIED)
     box._load_ids(db)
     box.recount()
+    box._rows_changed()  # whatever the file holds is read from it

@@ -41,6 +41,7 @@ from tidegate.outbox.commit import note_memory_drops, put
 from tidegate.outbox.dead import DeadInput, dead_letter_input, reject
 from tidegate.outbox.delivery import Row, ack, take
 from tidegate.outbox.disk import Disk
+from tidegate.outbox.fresh import FreshRows
 from tidegate.outbox.ledger.file import Ledger, ledger_path
 from tidegate.outbox.ledger.sync import snapshot_to_ledger
 from tidegate.outbox.ledger.undelivered import Tracker
@@ -91,6 +92,8 @@ class Outbox:
         self._lock = OutboxLock(path)
         self._tracker = Tracker()
         """Which rows are undelivered, for the ledger (``tidegate.outbox.ledger.undelivered``)."""
+        self._fresh = FreshRows(len(PRIORITIES))
+        """What this run committed and has not handed out yet (``tidegate.outbox.fresh``)."""
 
     # -- the contract ----------------------------------------------------------------
 
@@ -180,6 +183,12 @@ class Outbox:
         with contextlib.suppress(sqlite3.Error):  # no transaction may be open
             self.db.execute("ROLLBACK")
 
+    def _rows_changed(self) -> None:
+        """Stored rows went or changed otherwise than by an ack (a drop, an expiry, a dead
+        letter, a clock correction, an admin change): what memory kept may be gone or
+        stale, so ``take`` reads the file again (``tidegate.outbox.fresh``)."""
+        self._fresh.forget(self._next_id - 1)
+
     def _release_if_full(self, exc: sqlite3.Error) -> bool:
         """SQLite failed: if the disk is full, give back the reserve. True if that made room."""
         return self._disk is not None and self._disk.release_if_full(exc)
@@ -218,6 +227,7 @@ class Outbox:
             self._admin_generation = generation
             self._load_ids(db)
             self.recount()
+            self._rows_changed()
             self._read_drops(db)  # purged_outbox: the ledger's copy must have it too
             self._tracker.stale = True
             if not db.in_transaction:

@@ -23,32 +23,32 @@ def group_messages(
     rows: Sequence[Row],
     per_message: int,
     room: int,
-    cursors: list[int],
     *,
     max_bytes: int,
     too_big: list[Row],
-) -> list[Message]:
-    """Pack rows into at most ``room`` messages and advance ``cursors`` past them.
+) -> tuple[list[Message], int]:
+    """Pack rows into at most ``room`` messages; returns them and how many rows they took.
 
     ``rows`` come highest priority class first, each class in id order; they
-    are consumed as a prefix, so one cursor per class marks what was handed
-    out. A message holds rows of one topic, QoS, retain flag and class, and at
-    most ``max_bytes`` of payload; a row that alone is larger goes to
-    ``too_big`` (no broker would take it: it is dead-lettered, not retried).
+    are consumed as a prefix (the rest waits for room in the window). A message
+    holds rows of one topic, QoS, retain flag and class, and at most
+    ``max_bytes`` of payload; a row that alone is larger goes to ``too_big`` (no
+    broker would take it: it is dead-lettered, not retried).
     """
     messages: list[Message] = []
     open_by_key: dict[tuple[str, int, bool, int], tuple[Message, int]] = {}
+    consumed = 0
     for row in rows:
         size = len(row.payload)
         if size + 2 > max_bytes:
             too_big.append(row)
-            cursors[row.priority] = row.id
+            consumed += 1
             continue
         if per_message == 1:
             if len(messages) >= room:
                 break
             messages.append(Message(row.topic, row.qos, bool(row.retain), [row.id], [row.payload]))
-            cursors[row.priority] = row.id
+            consumed += 1
             continue
         key = (row.topic, row.qos, bool(row.retain), row.priority)
         msg, used = open_by_key.get(key, (None, 0))
@@ -60,5 +60,5 @@ def group_messages(
         msg.ids.append(row.id)
         msg.payloads.append(row.payload)
         open_by_key[key] = (msg, used + size + 1)
-        cursors[row.priority] = row.id
-    return messages
+        consumed += 1
+    return messages, consumed

@@ -28,7 +28,10 @@ class SendWindow:
         self._refill = max(1, mqtt.max_inflight // 2)
         self.inflight: dict[int, Message] = {}
         self.cursors = [0, 0, 0]
-        """Per priority class, the last outbox row handed out on this connection."""
+        """Per priority class, the last outbox row taken on this connection."""
+        self.pending: list[Row] = []
+        """Rows taken but not yet packed (the window filled first): packed before any
+        taken later, so the outbox is not asked for them again."""
 
     def __len__(self) -> int:
         return len(self.inflight)
@@ -39,16 +42,24 @@ class SendWindow:
         return room if room > 0 and (room >= self._refill or not self.inflight) else 0
 
     def rows_to_take(self, room: int) -> int:
-        return min(room * self.per_message, MAX_TAKE)
+        """Rows to ask the outbox for: what ``room`` messages hold, less what is pending."""
+        return max(0, min(room * self.per_message, MAX_TAKE) - len(self.pending))
 
     def pack(
         self, rows: Sequence[Row], room: int, max_bytes: int
     ) -> tuple[list[Message], list[Row]]:
-        """Up to ``room`` messages of ``rows``, and the rows too large for any message."""
+        """Up to ``room`` messages of the pending rows and ``rows`` (just taken), and the
+        rows too large for any message. What does not fit stays pending."""
+        cursors = self.cursors
+        for row in rows:
+            cursors[row.priority] = row.id  # each class comes in id order
+        if self.pending:
+            rows = sorted([*self.pending, *rows], key=lambda r: (r.priority, r.id))
         too_big: list[Row] = []
-        messages = group_messages(
-            rows, self.per_message, room, self.cursors, max_bytes=max_bytes, too_big=too_big
+        messages, consumed = group_messages(
+            rows, self.per_message, room, max_bytes=max_bytes, too_big=too_big
         )
+        self.pending = list(rows[consumed:])
         return messages, too_big
 
     def publish(self, client: paho.Client, messages: Sequence[Message]) -> str | None:
@@ -72,3 +83,4 @@ class SendWindow:
         """The connection is gone: what was in flight is sent again from the outbox."""
         self.inflight.clear()
         self.cursors = [0, 0, 0]
+        self.pending = []

@@ -76,8 +76,26 @@ class OutboxMachine(RuleBasedStateMachine):
     @rule(limit=st.integers(1, 30))
     def take(self, limit: int) -> None:
         for row in self.box.take(limit, self.cursors):
+            # Handed out once per connection, and exactly as the file holds it now (rows
+            # this run committed come from memory: ``tidegate.outbox.fresh``).
+            assert row.id not in self.taken, f"row {row.id} handed out twice"
+            assert row.id > self.cursors[row.priority]
+            assert row.payload == self._payload(row.id), f"row {row.id} is not as stored"
             self.taken[row.id] = row
             self.cursors[row.priority] = row.id
+
+    @rule()
+    def reconnect(self) -> None:
+        # A new broker connection: what was handed out and not acked is sent again.
+        self.taken.clear()
+        self.cursors = [0, 0, 0]
+
+    @rule()
+    def clock_step(self) -> None:
+        try:
+            self.box.correct_clock(30.0)  # rewrites the payloads of this boot's events
+        except BufferError_:
+            assert self.disk_full
 
     @precondition(lambda self: bool(self.taken))
     @rule(data=st.data())
@@ -148,6 +166,10 @@ class OutboxMachine(RuleBasedStateMachine):
         return bool(
             self.box.db.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
         )
+
+    def _payload(self, row_id: int) -> bytes | None:
+        row = self.box.db.execute("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def _in_outbox(self) -> list[tuple[int, int, dict[str, object]]]:
         return [
