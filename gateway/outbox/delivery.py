@@ -98,6 +98,7 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
                 if rows:
                     fresh.handed_out(priority, rows[-1][0])
                 if len(rows) < want:
+                    fresh.caught_up(priority, rows[-1][0] if rows else after)
                     break
                 after = rows[-1][0]
     except sqlite3.Error as exc:

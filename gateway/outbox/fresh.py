@@ -18,6 +18,9 @@ order, and nothing else is. Hence:
   highest id used, which keeps both statements true.
 - It holds at most ``max_bytes``; a commit that would go over it makes it
   ``forget`` instead (a backlog is read from the file, as before).
+- When ``take`` reads a class to its end in the file, nothing stored lies
+  between the cursor and ``after``: ``after`` comes down to the cursor, and
+  memory serves that class again.
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ class FreshRows:
         if out:
             self.after[priority] = out[-1].id
         return out
+
+    def caught_up(self, priority: int, last_id: int) -> None:
+        """``take`` found no stored row of the class after ``last_id`` that memory lacks:
+        the file holds nothing between it and ``after`` (so a class that ``forget`` left
+        behind, or that has no rows at all, is served from memory again)."""
+        self.after[priority] = last_id
 
     def handed_out(self, priority: int, last_id: int) -> None:
         """``take`` read rows up to ``last_id`` of the class from the file."""

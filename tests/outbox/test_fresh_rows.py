@@ -128,3 +128,16 @@ def test_a_payload_held_until_its_puback_costs_its_size_not_a_buffer() -> None:
     finally:
         tracemalloc.stop()
     assert used < 1000 * (len(held[0]) + 200)
+
+
+def test_after_reading_the_file_to_its_end_memory_serves_again(box: Outbox) -> None:
+    box._fresh.max_bytes = 2000
+    publisher = Publisher(box)
+    box.put([item("a", v) for v in range(20)])  # too much to keep: read from the file
+    assert values(publisher.take()) == list(range(20))
+    # Every class, the empty ones too, was read to its end: the next commit comes
+    # from memory, with no read of the file (its rows are damaged there, not in memory).
+    assert all(box._fresh.serves(p, publisher.cursors[p]) for p in range(3))
+    box.put([item("a", 20)])
+    box.db.execute("UPDATE outbox_normal SET crc = crc + 1")
+    assert values(publisher.take()) == [20]
