@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -55,12 +57,22 @@ drivers:
     deliveries = publisher._deliveries
     acked_now = deliveries.acked
     seen: list[tuple[float, bytes]] = []
+    # A message lets go of its payloads once paho has them: keep each one's first.
+    window = publisher._window
+    publish_now = window.publish
+    first_payload: dict[int, bytes] = {}
+
+    def noted_publish(client: Any, messages: Sequence[Message]) -> str | None:
+        for msg in messages:
+            first_payload[msg.ids[0]] = msg.payloads[0]
+        return publish_now(client, messages)
 
     def timed_acked(msg: Message) -> None:
         # One clock read and one append per PUBACK: the parsing waits until the end.
-        seen.append((time.time(), msg.payloads[0]))
+        seen.append((time.time(), first_payload.pop(msg.ids[0])))
         acked_now(msg)
 
+    window.publish = noted_publish  # type: ignore[method-assign]
     deliveries.acked = timed_acked  # type: ignore[method-assign]
     stop = asyncio.Event()
     task = asyncio.create_task(gateway.run(stop))

@@ -17,6 +17,9 @@ class Message:
     retain: bool
     ids: list[int]
     payloads: list[bytes]
+    """Emptied once published (paho holds the message's bytes until its PUBACK)."""
+    size: int = 0
+    """Bytes of its events' payloads, what the outbox counts (kept after publishing)."""
 
 
 def group_messages(

@@ -32,7 +32,7 @@ class Deliveries:
     def acked(self, msg: Message) -> None:
         """The broker acknowledged ``msg``: its rows may be deleted."""
         self._acked.extend(msg.ids)
-        self._acked_bytes += sum(map(len, msg.payloads))
+        self._acked_bytes += msg.size
         self.status.events_delivered += len(msg.ids)
         self.status.messages_delivered += 1
 

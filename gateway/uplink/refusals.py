@@ -103,7 +103,7 @@ class InFlight(Protocol):
 
     topic: str
     ids: list[int]
-    payloads: list[bytes]
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +154,9 @@ class RefusalTracker:
         if self._refusals < REFUSALS_BEFORE_POISON:
             return None
         self._refusals, self._suspect = 0, -1
-        size = sum(len(p) for p in first.payloads)
         return Poison(
             first.ids,
-            f"the broker refused this message ({size} B to {first.topic}) "
+            f"the broker refused this message ({first.size} B to {first.topic}) "
             f"{REFUSALS_BEFORE_POISON} times in a row: DISCONNECT {refusal}",
         )
 

