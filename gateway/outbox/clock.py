@@ -117,6 +117,7 @@ def correct_clock(box: Outbox, delta: float) -> int:
             )
             corrected += len(updates)
         box._rows_changed()
+        box._resized_below = box._next_id
         box._bump(db, "clock_corrections", 1)
         box._commit()
     except sqlite3.Error as exc:

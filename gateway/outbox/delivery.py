@@ -69,6 +69,7 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
                 # Never read back from the file: nothing to check (``tidegate.outbox.fresh``).
                 out += fresh.pop(priority, after, limit - len(out))
                 continue
+            start = len(out)
             while len(out) < limit:
                 want = limit - len(out)
                 # A damaged header byte can make any value another type (a TEXT
@@ -101,6 +102,7 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
                     fresh.caught_up(priority, rows[-1][0] if rows else after)
                     break
                 after = rows[-1][0]
+            fresh.took(priority, cursors[priority], out[start:])
     except sqlite3.Error as exc:
         raise BufferError_(f"cannot read undelivered events from the outbox: {exc}") from None
     for reason, ids in damaged.items():
@@ -122,6 +124,9 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
     commit tries to delete them again.
     """
     id_list = sorted(ids)
+    box._fresh.delivered(id_list)  # even if the delete below fails
+    if id_list and id_list[0] < box._resized_below:
+        payload_bytes = None  # sent before a clock correction resized them
     ranges = _ranges(id_list)
     if box._undeleted:
         ranges = _merge(ranges, box._undeleted)

@@ -21,6 +21,12 @@ order, and nothing else is. Hence:
 - When ``take`` reads a class to its end in the file, nothing stored lies
   between the cursor and ``after``: ``after`` comes down to the cursor, and
   memory serves that class again.
+- The publisher moves its cursor only past the rows it packed; what did not fit
+  in the window comes back at the next ``take``. The rows of the last ``take``
+  of each class (``recent``: all stored rows between the cursor then and
+  ``after``) serve that again, while nothing was forgotten since and the cursor
+  did not go back past it (a reconnect reads the file). An acknowledgement
+  takes its rows out of ``recent`` (they are, or soon will be, gone from the file).
 """
 
 from __future__ import annotations
@@ -47,11 +53,17 @@ class FreshRows:
         self.after = [0] * classes
         self.bytes = 0
         self.max_bytes = max_bytes
+        self.recent: list[list[Row]] = [[] for _ in range(classes)]
+        """Per class, the rows the last ``take`` handed out, ending at ``after``."""
+        self.recent_from = [0] * classes
+        """Per class, the cursor of that ``take``."""
 
     def forget(self, top_id: int) -> None:
         """Keep nothing; ``top_id`` is the highest row id used so far."""
         for rows in self.rows:
             rows.clear()
+        for recent in self.recent:
+            recent.clear()
         self.after = [max(a, top_id) for a in self.after]
         self.bytes = 0
 
@@ -66,13 +78,18 @@ class FreshRows:
         self.bytes += size
 
     def serves(self, priority: int, cursor: int) -> bool:
-        """Whether memory holds every stored row of the class after ``cursor``."""
-        return cursor >= self.after[priority]
+        """Whether memory holds every stored row of the class after ``cursor``: all
+        of them are above ``after``, or the last take's rows cover the rest."""
+        after = self.after[priority]
+        if cursor >= after:
+            return True
+        recent = self.recent[priority]
+        return bool(recent) and self.recent_from[priority] <= cursor and recent[-1].id == after
 
     def pop(self, priority: int, cursor: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows after ``cursor`` (only when ``serves``), handed out."""
+        out = [r for r in self.recent[priority] if r.id > cursor][:limit]
         rows = self.rows[priority]
-        out: list[Row] = []
         freed = 0
         while rows and len(out) < limit:
             row = rows.popleft()
@@ -80,9 +97,28 @@ class FreshRows:
             if row.id > cursor:
                 out.append(row)
         self.bytes -= freed
-        if out:
-            self.after[priority] = out[-1].id
+        self.took(priority, cursor, out)
         return out
+
+    def delivered(self, ids: Sequence[int]) -> None:
+        """The broker has these (sorted) rows: never hand them out again, not even
+        after a reconnect sends the cursors back to where ``recent`` began."""
+        if not ids:
+            return
+        low, high = ids[0], ids[-1]
+        gone: set[int] | None = None
+        for priority, recent in enumerate(self.recent):
+            if recent and low <= recent[-1].id and high >= recent[0].id:
+                gone = set(ids) if gone is None else gone
+                self.recent[priority] = [r for r in recent if r.id not in gone]
+
+    def took(self, priority: int, cursor: int, rows: list[Row]) -> None:
+        """``take`` handed out ``rows`` of the class after ``cursor`` (all the stored
+        rows between them), from memory or from the file."""
+        self.recent[priority] = rows
+        self.recent_from[priority] = cursor
+        if rows and rows[-1].id > self.after[priority]:
+            self.after[priority] = rows[-1].id
 
     def caught_up(self, priority: int, last_id: int) -> None:
         """``take`` found no stored row of the class after ``last_id`` that memory lacks:

@@ -86,6 +86,9 @@ class Outbox:
         self._memory_noted = 0
         """Memory drops noted (ledger), in total; ``_memory_applied`` of them are in the file."""
         self._memory_applied = 0
+        self._resized_below = 0
+        """Rows below this id may have changed size since they were handed out (a clock
+        correction rewrote them): their acks count bytes from the file."""
         self._undeleted: list[tuple[int, int]] = []
         """Delivered row ids whose delete failed (never handed out again)."""
         self._disk: Disk | None = None

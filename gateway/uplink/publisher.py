@@ -315,9 +315,8 @@ class Publisher:
                 return
             room = window.room()
             if room:
-                want = window.rows_to_take(room)
                 try:
-                    rows = await self.outbox.take(want, window.cursors) if want else []
+                    rows = await self.outbox.take(window.rows_to_take(room), window.cursors)
                 except TidegateError as exc:
                     self.status.last_error = str(exc)
                     log.error("cannot read the outbox (%s); retrying in 1 s", exc)
@@ -327,7 +326,7 @@ class Publisher:
                     return
                 if self._deferred:
                     continue  # "quota exceeded" came meanwhile: publish no more
-                if rows or window.pending:
+                if rows:
                     self._caught_up.clear()
                     messages, too_big = window.pack(rows, room, self._max_message)
                     if too_big:

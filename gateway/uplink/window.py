@@ -28,10 +28,8 @@ class SendWindow:
         self._refill = max(1, mqtt.max_inflight // 2)
         self.inflight: dict[int, Message] = {}
         self.cursors = [0, 0, 0]
-        """Per priority class, the last outbox row taken on this connection."""
-        self.pending: list[Row] = []
-        """Rows taken but not yet packed (the window filled first): packed before any
-        taken later, so the outbox is not asked for them again."""
+        """Per priority class, the last outbox row packed on this connection: what did
+        not fit comes back at the next take (the outbox keeps it at hand)."""
 
     def __len__(self) -> int:
         return len(self.inflight)
@@ -42,24 +40,20 @@ class SendWindow:
         return room if room > 0 and (room >= self._refill or not self.inflight) else 0
 
     def rows_to_take(self, room: int) -> int:
-        """Rows to ask the outbox for: what ``room`` messages hold, less what is pending."""
-        return max(0, min(room * self.per_message, MAX_TAKE) - len(self.pending))
+        return min(room * self.per_message, MAX_TAKE)
 
     def pack(
         self, rows: Sequence[Row], room: int, max_bytes: int
     ) -> tuple[list[Message], list[Row]]:
-        """Up to ``room`` messages of the pending rows and ``rows`` (just taken), and the
-        rows too large for any message. What does not fit stays pending."""
-        cursors = self.cursors
-        for row in rows:
-            cursors[row.priority] = row.id  # each class comes in id order
-        if self.pending:
-            rows = sorted([*self.pending, *rows], key=lambda r: (r.priority, r.id))
+        """Up to ``room`` messages of ``rows``, and the rows too large for any message.
+        The cursors move past what was packed; the rest is taken again later."""
         too_big: list[Row] = []
         messages, consumed = group_messages(
             rows, self.per_message, room, max_bytes=max_bytes, too_big=too_big
         )
-        self.pending = list(rows[consumed:])
+        cursors = self.cursors
+        for row in rows[:consumed]:
+            cursors[row.priority] = row.id  # each class comes in id order
         return messages, too_big
 
     def publish(self, client: paho.Client, messages: Sequence[Message]) -> str | None:
@@ -88,4 +82,3 @@ class SendWindow:
         """The connection is gone: what was in flight is sent again from the outbox."""
         self.inflight.clear()
         self.cursors = [0, 0, 0]
-        self.pending = []
