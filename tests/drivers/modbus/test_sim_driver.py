@@ -299,6 +299,8 @@ def test_write_function_16_writes_one_register_with_fc16(
                 return answer(pdu)
 
             mains.answer = record  # type: ignore[method-assign]
+            # Connected once it has read: a write before that is refused (NotConnected).
+            await eventually(lambda: count(probe, "mains") > 0, "a first reading from mains")
             await driver.write("mains", "setpoint", 19.5)
             assert mains.tables.holding[40] == 195
         assert expected in functions
