@@ -92,8 +92,10 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
             box._source_id(source)
         for route in added_routes:
             box._route_id(route)
+        # Rows for memory only if they fit there (a publisher far behind reads the file).
+        kept = box._fresh.fits(keep, incoming)
         by_class, row_id, fresh = _insert(
-            box, db, items[:keep], payloads[:keep], now=now, synced=synced
+            box, db, items[:keep], payloads[:keep], now=now, synced=synced, kept=kept
         )
         db.executemany(
             "UPDATE sources SET last_seq = ? WHERE id = ?",
@@ -126,7 +128,10 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
             ) from None
         raise
     box._next_id = row_id
-    box._fresh.add(fresh, row_id - 1)
+    if kept:
+        box._fresh.add(fresh, row_id - 1)
+    else:
+        box._fresh.forget(row_id - 1)
     box._last_seq = seqs
     box._accepted_total += keep
     if box._undeleted:
@@ -155,6 +160,7 @@ def _insert(
     *,
     now: float,
     synced: bool,
+    kept: bool,
 ) -> tuple[ClassRows, int, list[Row]]:
     """Insert the rows into their class tables. Returns them, the next row id, and
     the rows as ``take`` hands them out (kept in memory: ``tidegate.outbox.fresh``)."""
@@ -180,7 +186,8 @@ def _insert(
                 checksum(payload),
             )
         )
-        fresh.append(Row(row_id, topic, qos, retain, payload, priority))
+        if kept:
+            fresh.append(Row(row_id, topic, qos, retain, payload, priority))
         row_id += 1
     for priority, rows in enumerate(by_class):
         if rows:

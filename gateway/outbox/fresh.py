@@ -67,6 +67,11 @@ class FreshRows:
         self.after = [max(a, top_id) for a in self.after]
         self.bytes = 0
 
+    def fits(self, rows: int, size: int) -> bool:
+        """Whether ``rows`` rows of ``size`` bytes in all (payloads and the outbox's own
+        per-row overhead: a little over) would still fit."""
+        return self.bytes + size + rows * ROW_COST <= self.max_bytes
+
     def add(self, rows: Sequence[Row], top_id: int) -> None:
         """A commit stored ``rows`` (ids up to ``top_id``): keep them, if they fit."""
         size = sum(len(r.payload) for r in rows) + len(rows) * ROW_COST
