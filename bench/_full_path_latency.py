@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from bench._child import run_child
 from tidegate.config.loader import load_config_text
 from tidegate.pipeline import Gateway
 from tidegate.uplink.batches import Message
@@ -108,22 +108,7 @@ def _percentile(ordered: list[float], q: float) -> float:
 def run_latency(port: int, rate: int, seconds: float) -> dict[str, float]:
     """``_child`` in a fresh process: p50/p99/max seconds from due time to PUBACK."""
     with tempfile.TemporaryDirectory(prefix="tidegate-bench-") as data_dir:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench._full_path_latency",
-                str(port),
-                data_dir,
-                str(rate),
-                str(seconds),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+        return run_child("bench._full_path_latency", port, data_dir, rate, seconds)
 
 
 def main(argv: list[str]) -> None:

@@ -24,7 +24,6 @@ import asyncio
 import json
 import resource
 import socket
-import subprocess
 import sys
 import time
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench._child import run_child
 from tidegate.mqtt.paho_bridge import AsyncioPaho
 
 TOPIC = "tidegate/bench/fast/power"
@@ -138,24 +138,7 @@ def run_bare(
 ) -> dict[str, float]:
     """``publish_loop`` (mode ``loop``) or ``publish_asyncio`` (``asyncio``) in a fresh
     child process (its CPU and RSS are its own)."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench._paho_bare",
-            mode,
-            str(port),
-            str(messages),
-            str(payload_bytes),
-            str(inflight),
-            protocol,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return run_child("bench._paho_bare", mode, port, messages, payload_bytes, inflight, protocol)
 
 
 def main(argv: list[str]) -> None:

@@ -31,12 +31,12 @@ import argparse
 import asyncio
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench._child import run_child
 from bench._full_path_latency import run_latency
 from bench._paho_bare import run_bare
 from tidegate.config.loader import load_config_text
@@ -194,25 +194,9 @@ def _scenario(
     port: int, events: int, per_message: int, inflight: int, protocol: str
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="tidegate-bench-") as data_dir:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.full_path",
-                "--child",
-                str(port),
-                data_dir,
-                str(events),
-                str(per_message),
-                str(inflight),
-                protocol,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
+        return run_child(
+            "bench.full_path", "--child", port, data_dir, events, per_message, inflight, protocol
         )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
 
 
 def main(argv: list[str]) -> None:
