@@ -57,6 +57,7 @@ from tidegate.drivers.modbus.exceptions import (
     ModbusError,
     NoAnswer,
 )
+from tidegate.drivers.modbus.port_check import why_not_open
 from tidegate.drivers.modbus.registers import READ_FUNCTION
 from tidegate.drivers.modbus.replies import mismatch, pdu_bytes, rtu_frames, tcp_frames
 
@@ -71,27 +72,6 @@ _TABLE_WORDS = {
     "coil": "coils",
     "discrete": "discrete inputs",
 }
-
-
-def _why_not_open(port: str) -> str:
-    """Why a serial port did not open (pymodbus does not say): ": <reason>", or ""."""
-    if not os.path.exists(port):
-        return ": no such device (unplugged?)"
-    if not os.access(port, os.R_OK | os.W_OK):
-        return ": permission denied (add the service user to the group that owns it, " \
-            "usually dialout)"
-    import serial  # noqa: PLC0415  # pyserial, pymodbus's dependency: only on this failure
-
-    try:
-        serial.Serial(port, exclusive=True).close()
-    except (OSError, ValueError, serial.SerialException) as exc:
-        text = str(exc)
-        if "exclusive" in text or "Resource temporarily unavailable" in text:
-            return ": busy (another program has it open)"
-        if "Inappropriate ioctl" in text:
-            return ": not a serial port"
-        return f": {text}"
-    return ""
 
 
 class BusLost(ModbusError):
@@ -207,7 +187,7 @@ class Bus:
             port = self.target.port
             if port is None:
                 raise BusLost(f"cannot connect to {self.target}")
-            why = await asyncio.to_thread(_why_not_open, port)
+            why = await asyncio.to_thread(why_not_open, port)
             raise BusLost(f"cannot open {port}{why}")
         self._quiet_since = time.monotonic()
 
