@@ -74,13 +74,13 @@ class FreshRows:
 
     def add(self, rows: Sequence[Row], top_id: int) -> None:
         """A commit stored ``rows`` (ids up to ``top_id``): keep them, if they fit."""
-        size = sum(len(r.payload) for r in rows) + len(rows) * ROW_COST
-        if self.bytes + size > self.max_bytes:
+        size = sum(len(r.payload) for r in rows)
+        if not self.fits(len(rows), size):
             self.forget(top_id)
             return
         for row in rows:
             self.rows[row.priority].append(row)
-        self.bytes += size
+        self.bytes += size + len(rows) * ROW_COST
 
     def serves(self, priority: int, cursor: int) -> bool:
         """Whether memory holds every stored row of the class after ``cursor``: all
