@@ -1,7 +1,8 @@
 """What every client of ``./dev bench mqtt_clients`` shares: the message, the window, the meter.
 
 A client is two functions, ``publish(port, messages, meter)`` and
-``receive(port, messages, session, meter)``; each connects, calls ``meter.start()``,
+``receive(port, messages, session, meter)`` (only the first for a client that does
+not subscribe: ``Client.receives``); each connects, calls ``meter.start()``,
 does its work, and returns ``meter.stop(messages)``. Publishing is counted at
 PUBACK; receiving ends when the last of the session's messages was handed to the
 application (every client here acknowledges QoS 1 before or right after that).
@@ -90,6 +91,8 @@ class Client(NamedTuple):
     """``bench._client_*`` module holding ``{prefix}_publish`` and ``{prefix}_receive``;
     imported by the child alone, so a child's RSS holds only its own client."""
     prefix: str
+    receives: bool = True
+    """False for a publishing-only client: no ``{prefix}_receive``, no receive figures."""
 
 
 def deadline_passed(deadline: float) -> bool:

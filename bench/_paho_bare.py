@@ -1,18 +1,15 @@
-"""The MQTT client library alone: a bare paho-mqtt publish loop, QoS 1, counted at PUBACK.
+"""paho-mqtt alone: a bare publish loop, QoS 1, counted at PUBACK.
 
-The reference figure of issue 12's goal "the gateway's CPU per event at most
-25 % above what the client library alone spends per message". Set up as the
-gateway sets up its client (``tidegate.uplink.client``: clean session, paho's
-own in-flight and queue limits off, TCP_NODELAY as ``tidegate.mqtt.paho_bridge``
-sets it) and kept as full as the gateway's send window (refilled once half of
-``inflight`` is acknowledged), but driven by paho's own ``loop()`` in one
-thread: no outbox, no event loop, no rules. CPU is ``time.process_time`` of
-the publish loop only (connecting is left out), in a child process of its own.
+Printed by ``bench/full_path.py`` as a reference beside the goal's baseline
+(``bench/_wire_bare.py``: the uplink's own client, ``tidegate.mqtt.wire``, which
+replaced paho in the publisher). Set up as paho was (clean session, paho's own
+in-flight and queue limits off, TCP_NODELAY) and kept as full as the gateway's
+send window (refilled once half of ``inflight`` is acknowledged), driven by
+paho's own ``loop()`` in one thread. CPU is ``time.process_time`` of the publish
+loop only (connecting is left out), in a child process of its own.
 
 A second mode, ``asyncio``, drives the same client from an asyncio event loop
-through ``tidegate.mqtt.paho_bridge.AsyncioPaho``, as the gateway does: the
-difference between the two is the cost of that way of driving paho, and the
-difference between it and the gateway is everything else (outbox, rules, driver).
+through ``tidegate.mqtt.paho_bridge.AsyncioPaho``, as the ``mqtt`` driver does.
 
 Run alone: ``python -m bench._paho_bare loop|asyncio PORT MESSAGES PAYLOAD_BYTES
 INFLIGHT PROTOCOL`` prints one JSON line.
@@ -22,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import socket
 import sys
 import time
@@ -32,6 +28,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench._child import run_child
+from bench._client_common import peak_rss_kib
 from tidegate.mqtt.paho_bridge import AsyncioPaho
 
 TOPIC = "tidegate/bench/fast/power"
@@ -54,7 +51,7 @@ def _result(messages: int, elapsed: float, cpu: float) -> dict[str, float]:
         "messages": messages,
         "seconds": elapsed,
         "cpu": cpu,
-        "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_kib": peak_rss_kib(),
     }
 
 

@@ -14,15 +14,23 @@ own), MQTT 3.1.1, a ~175 B payload:
   the application. Afterwards the parent resumes the session and counts anything
   Mosquitto sends again (received but never acknowledged): it must be 0.
 
-Clients: ``paho-bare`` (bench/_paho_bare.py's ``loop()``, the reference of issue 12's
-goal), ``paho-thread`` (``loop_start``), ``paho-asyncio`` (the gateway's
-``tidegate.mqtt.paho_bridge.AsyncioPaho``), ``paho-tuned`` (public API, its own
-select loop), ``paho-private`` (also overrides two private socket methods),
-``gmqtt``, ``aiomqtt``, ``zmqtt``, ``amqtt``, and ``floor``, a hand-written protocol
-that is not a client: the least Python can spend per message. Libraries not in the
-venv are skipped with one line (``pip install gmqtt zmqtt amqtt`` for the full set;
-they are not tidegate's dependencies). Rounds alternate the clients' order and the
-table shows each figure's median over the rounds.
+Clients: ``wire`` (``tidegate.mqtt.wire.WireClient``, the gateway's uplink client,
+in bench/_wire_bare.py's loop: the reference of issue 12's goal; it publishes only,
+so its receive columns are empty), ``paho-bare`` (bench/_paho_bare.py's ``loop()``,
+the goal's reference while the uplink published with paho), ``paho-thread``
+(``loop_start``), ``paho-asyncio`` (``tidegate.mqtt.paho_bridge.AsyncioPaho``, as the
+``mqtt`` driver drives paho), ``paho-tuned`` (public API, its own select loop),
+``paho-private`` (also overrides two private socket methods), ``gmqtt``,
+``aiomqtt``, ``zmqtt``, ``amqtt``, and ``floor``, a hand-written protocol that is not
+a client: the least Python can spend per message. Libraries not in the venv are
+skipped with one line (``pip install gmqtt zmqtt amqtt`` for the full set; they are
+not tidegate's dependencies). Rounds alternate the clients' order and the table
+shows each figure's median over the rounds.
+
+What came of it: the gateway's uplink publishes with its own client,
+``tidegate.mqtt.wire`` (the ``wire`` row: a few times cheaper per message than paho
+however paho is driven, and close to the floor); paho-mqtt remains for what that
+client does not do, the ``mqtt`` driver's subscriptions (the receive columns).
 
 Run: ``./dev bench mqtt_clients [--messages N] [--rounds R] [--clients a,b,c]``.
 """
@@ -44,9 +52,12 @@ from tidegate.demo.local_broker import LocalBroker
 
 _P, _A = "bench._client_paho", "bench._client_aio"
 CLIENTS = [
-    Client("paho-bare", "paho-mqtt", "loop() in one thread: the reference", _P, "bare"),
+    Client("wire", "tidegate", "tidegate.mqtt.wire: the uplink's own, publish only",
+           "bench._client_wire", "wire", receives=False),
+    Client("paho-bare", "paho-mqtt", "loop() in one thread: the ratios' reference", _P,
+           "bare"),
     Client("paho-thread", "paho-mqtt", "loop_start(): paho's network thread", _P, "thread"),
-    Client("paho-asyncio", "paho-mqtt", "tidegate's AsyncioPaho (as the gateway)", _P,
+    Client("paho-asyncio", "paho-mqtt", "tidegate's AsyncioPaho (as the mqtt driver)", _P,
            "asyncio"),
     Client("paho-tuned", "paho-mqtt", "public API: own select, loop_read/write", _P, "tuned"),
     Client("paho-private", "paho-mqtt", "PRIVATE _sock_recv/_sock_send buffered", _P,
@@ -87,6 +98,13 @@ def _run_child(client: Client, mode: str, port: int, messages: int, session: str
 
 def _measure(client: Client, port: int, messages: int, tag: str) -> dict[str, float]:
     pub = _run_child(client, "publish", port, messages)
+    published = {
+        "pub_rate": messages / pub["seconds"],
+        "pub_cpu": pub["cpu"] / messages * 1e6,
+        "rss": pub["rss_kib"] / 1024,
+    }
+    if not client.receives:
+        return published
     session = f"bench-{client.name}-{tag}"
     feed.create_session(port, session)
     feed.fill(port, session, messages)
@@ -95,12 +113,16 @@ def _measure(client: Client, port: int, messages: int, tag: str) -> dict[str, fl
     if again:
         raise RuntimeError(f"{client.name}: {again} messages received but not acknowledged")
     return {
-        "pub_rate": messages / pub["seconds"],
-        "pub_cpu": pub["cpu"] / messages * 1e6,
+        **published,
         "recv_rate": messages / recv["seconds"],
         "recv_cpu": recv["cpu"] / messages * 1e6,
         "rss": max(pub["rss_kib"], recv["rss_kib"]) / 1024,
     }
+
+
+def _cell(f: dict[str, float], key: str, width: int, form: str) -> str:
+    """A figure, or "-" where the client has none (a publishing-only client's receive)."""
+    return format(f[key], form).rjust(width) if key in f else "-".rjust(width)
 
 
 def _print_tables(rows: list[tuple[Client, str, dict[str, float]]], rounds: int,
@@ -113,7 +135,8 @@ def _print_tables(rows: list[tuple[Client, str, dict[str, float]]], rounds: int,
                       "RSS MB", "how"))
     for client, version, f in rows:
         print(f"{client.name:<13} {version:>8} {f['pub_rate']:>10,.0f} {f['pub_cpu']:>9.1f} "
-              f"{f['recv_rate']:>10,.0f} {f['recv_cpu']:>9.1f} {f['rss']:>7.1f}  {client.note}")
+              f"{_cell(f, 'recv_rate', 10, ',.0f')} {_cell(f, 'recv_cpu', 9, '.1f')} "
+              f"{f['rss']:>7.1f}  {client.note}")
     ref = next((f for c, _, f in rows if c.name == REFERENCE), None)
     if ref is None:
         return
@@ -121,9 +144,10 @@ def _print_tables(rows: list[tuple[Client, str, dict[str, float]]], rounds: int,
     print("{:<13} {:>9} {:>7} {:>10} {:>8} {:>7}".format(
         "client", "pub msg/s", "pub µs", "recv msg/s", "recv µs", "RSS"))
     for client, _, f in rows:
-        r = {k: f[k] / ref[k] for k in FIGURES}
+        r = {k: f[k] / ref[k] for k in FIGURES if k in f}
         print(f"{client.name:<13} {r['pub_rate']:>9.2f} {r['pub_cpu']:>7.2f} "
-              f"{r['recv_rate']:>10.2f} {r['recv_cpu']:>8.2f} {r['rss']:>7.2f}")
+              f"{_cell(r, 'recv_rate', 10, '.2f')} {_cell(r, 'recv_cpu', 8, '.2f')} "
+              f"{r['rss']:>7.2f}")
 
 
 def main(argv: list[str]) -> None:
@@ -158,12 +182,13 @@ def main(argv: list[str]) -> None:
                     print(f"{client.name}: does not work here, skipped ({err})")
                     continue
                 f = runs[client.name][-1]
+                received = (f"  receive {f['recv_rate']:>9,.0f}/s {f['recv_cpu']:>6.1f} µs"
+                            if client.receives else "")
                 print(f"round {r + 1}: {client.name:<13} publish {f['pub_rate']:>9,.0f}/s "
-                      f"{f['pub_cpu']:>6.1f} µs  receive {f['recv_rate']:>9,.0f}/s "
-                      f"{f['recv_cpu']:>6.1f} µs", flush=True)
+                      f"{f['pub_cpu']:>6.1f} µs{received}", flush=True)
     rows = [
         (client, version, {k: statistics.median(run[k] for run in runs[client.name])
-                           for k in FIGURES})
+                           for k in FIGURES if k in runs[client.name][0]})
         for client, version in chosen if runs[client.name]
     ]
     _print_tables(rows, args.rounds, args.messages)

@@ -102,7 +102,7 @@ class Gateway:
         )
         self.publisher: Publisher | None = None
         if mqtt is not None:
-            # Imported here: paho (and ssl, http, email with it) only for a gateway with a broker.
+            # Imported here: the MQTT client (and ssl with it) only for a gateway with a broker.
             from tidegate.uplink.publisher import Publisher  # noqa: PLC0415
 
             self.publisher = Publisher(

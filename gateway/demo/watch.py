@@ -1,7 +1,7 @@
 """A subscriber that counts what reaches the broker (the demo's proof of delivery).
 
 Built on aiomqtt: a small typed asyncio client is the right tool for a
-subscriber; the publisher drives paho directly for throughput.
+subscriber; the publisher speaks MQTT itself (``tidegate.mqtt.wire``) for throughput.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ class Message:
     retain: bool
     ids: list[int]
     payloads: list[bytes]
-    """Emptied once published (paho holds the message's bytes until its PUBACK)."""
+    """Emptied once published (the sent packet was their only other copy)."""
     size: int = 0
     """Bytes of its events' payloads, what the outbox counts (kept after publishing)."""
 

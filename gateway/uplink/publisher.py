@@ -10,8 +10,9 @@ are possible, loss is not). Reconnects wait as ``mqtt.reconnect`` says
 (``tidegate.backoff``). A retained ``online``/``offline`` on
 ``<prefix>/status`` is the birth message and the Last Will.
 
-Each connection gets a fresh paho client with a clean session: the outbox,
-not paho's memory, is the source of truth for what still needs sending.
+Each connection gets a fresh client (``tidegate.mqtt.wire``) with a clean
+session: the outbox, not the client's memory, is the source of truth for what
+still needs sending.
 Only the broker's refusal makes a message poison (dead-lettered, not retried);
 a lost connection never does: see ``tidegate.uplink.refusals``.
 """
@@ -21,38 +22,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
-from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.reasoncodes import ReasonCode
 
 from tidegate.backoff import Backoff
 from tidegate.config.schema import MqttSection
 from tidegate.errors import TidegateError
 from tidegate.mqtt.credentials import Secret
-from tidegate.mqtt.paho_bridge import AsyncioPaho
 from tidegate.mqtt.tls import tls_context
+from tidegate.mqtt.wire import ConnectFailed, Reason, WireClient
 from tidegate.outbox import AsyncOutbox
 from tidegate.uplink.batches import Message
-from tidegate.uplink.client import discard_client, new_client
+from tidegate.uplink.client import new_client, open_connection
 from tidegate.uplink.deliveries import Deliveries
-from tidegate.uplink.refusals import (
-    RefusalTracker,
-    defers,
-    read_every_failure_code_in_a_puback,
-)
+from tidegate.uplink.refusals import RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
 from tidegate.uplink.window import SendWindow
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Publisher", "PublisherStatus"]
-
-
-class _ConnectFailed(Exception):
-    pass
 
 
 class Publisher:
@@ -84,13 +72,10 @@ class Publisher:
         self._deferred = 0
         """Messages the broker answered "quota exceeded" on the current connection."""
         self._refusals = RefusalTracker()
-        read_every_failure_code_in_a_puback()
         self._changed = asyncio.Event()
         self._caught_up = asyncio.Event()
         """Set while nothing is in flight and the last take found nothing new."""
-        self._client: paho.Client | None = None
-        self._bridge: AsyncioPaho | None = None
-        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._client: WireClient | None = None
         self._window = SendWindow(mqtt)
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
@@ -105,60 +90,34 @@ class Publisher:
         client = self._client
         if client is None or not self.status.connected:
             return False
-        return client.publish(topic, payload, qos=qos, retain=retain).rc == paho.MQTT_ERR_SUCCESS
+        return client.publish(topic, payload, qos, retain) > 0
 
     def wake(self) -> None:
         """New rows were committed to the outbox."""
         self._caught_up.clear()
         self._changed.set()
 
-    def _new_client(self) -> paho.Client:
-        client = new_client(
+    def _new_client(self) -> WireClient:
+        return new_client(
             self.mqtt,
             client_id=self.client_id,
             will_topic=self.status_topic,
             password=self._password,
-            tls=self._tls_context,
+            on_publish=self._on_publish,
+            on_disconnect=self._on_disconnect,
         )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        return client
 
-    # -- paho callbacks (always on the event loop thread) -------------------------
+    # -- the client's callbacks (on the event loop, from the current client only) ------
 
-    def _on_connect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
-    ) -> None:
-        if client is self._client and self._connack is not None and not self._connack.done():
-            limit = getattr(properties, "MaximumPacketSize", None)
-            if isinstance(limit, int) and limit > 0:
-                # MQTT 5: the broker said how large a packet may be; keep headroom
-                # for the fixed header, the topic and the properties.
-                self._max_message = min(self.mqtt.max_message_bytes, limit - 512)
-            self._connack.set_result(reason)
-
-    def _on_disconnect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any
-    ) -> None:
-        if client is not self._client:
-            return
-        # Before the CONNACK no message was sent: nothing can have been refused.
-        from_broker = self.status.connected and flags.is_disconnect_packet_from_server
+    def _on_disconnect(self, reason: Reason, from_broker: bool, detail: str) -> None:
         self._refusals.disconnected(from_broker, reason)
-        if self._connack is not None and not self._connack.done():
-            self._connack.set_exception(_ConnectFailed(f"connection closed ({reason})"))
         if self.status.connected and not self._stopping:
-            self.status.last_error = f"connection lost: {reason}"
+            self.status.last_error = f"connection lost: {detail}"
         self._first_unacked = self._window.oldest()
         self._disconnected.set()
         self._changed.set()
 
-    def _on_publish(
-        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, properties: Any
-    ) -> None:
-        if client is not self._client:
-            return
+    def _on_publish(self, mid: int, reason: Reason) -> None:
         msg = self._window.answered(mid)
         if msg is None:
             if mid == self._status_mid:
@@ -192,7 +151,7 @@ class Publisher:
                     break
                 try:
                     await self._connect()
-                except _ConnectFailed as exc:
+                except ConnectFailed as exc:
                     if self._stopping:
                         break
                     delay = self._backoff.next_delay()
@@ -257,28 +216,21 @@ class Publisher:
     async def _connect(self) -> None:
         # Acked rows must be deleted before we start again from the oldest.
         await self._deliveries.flush()
-        loop = asyncio.get_running_loop()
         client = self._new_client()
         self._client = client
-        self._bridge = AsyncioPaho(client, loop)
-        self._connack = loop.create_future()
         self._disconnected.clear()
         port = self.mqtt.effective_port
         try:
-            client.connect_async(self.mqtt.host, port, keepalive=int(self.mqtt.keepalive))
-            await asyncio.wait_for(self._bridge.connect(), self.mqtt.connect_timeout + 1)
-            reason = await asyncio.wait_for(self._connack, self.mqtt.connect_timeout)
-        except (OSError, ssl.SSLError, TimeoutError, ValueError) as exc:
-            self._drop_connection()
-            text = str(exc) or type(exc).__name__
-            raise _ConnectFailed(text) from None
-        except _ConnectFailed:
+            await open_connection(client, self.mqtt, self._tls_context)
+        except ConnectFailed:
             self._drop_connection()
             raise
-        if reason.is_failure:
-            self._drop_connection()
-            raise _ConnectFailed(f"broker refused the connection: {reason}")
-        client.publish(self.status_topic, b"online", qos=1, retain=True)
+        if client.max_packet is not None:
+            # MQTT 5: the broker said how large a packet may be; keep headroom
+            # for the fixed header, the topic and the properties.
+            self._max_message = min(self.mqtt.max_message_bytes, client.max_packet - 512)
+        self._window.connected(client.receive_maximum)
+        client.publish(self.status_topic, b"online", 1, True)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1
@@ -293,10 +245,9 @@ class Publisher:
             self.status.since = time.monotonic()
         self._window.reset()
         self.status.inflight = 0
-        client, bridge = self._client, self._bridge
-        self._client = None
-        self._bridge = None
-        discard_client(client, bridge)
+        client, self._client = self._client, None
+        if client is not None:
+            client.abort()  # hear nothing more from it
 
     async def _pump(self) -> None:
         """Keep the window full until the connection ends."""
@@ -363,9 +314,9 @@ class Publisher:
             # outbox for the next start.
             await asyncio.wait_for(self._caught_up.wait(), grace / 2)
         self._status_sent.clear()
-        info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
-        if info.rc == paho.MQTT_ERR_SUCCESS:
-            self._status_mid = info.mid
+        mid = client.publish(self.status_topic, b"offline", 1, True)
+        if mid > 0:
+            self._status_mid = mid
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._status_sent.wait(), max(0.05, (deadline - time.monotonic()) / 2)

@@ -35,12 +35,9 @@ publisher then dead-letters what is larger before sending it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Protocol
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.reasoncodes import ReasonCode
-
+from tidegate.mqtt.wire import Reason
 from tidegate.wording import count
 
 REFUSALS_BEFORE_POISON = 3
@@ -69,31 +66,7 @@ HINT_EVERY = 10
 """Fruitless connections in a row between two hints about a silent refusal."""
 
 
-def read_every_failure_code_in_a_puback() -> None:
-    """Let paho read any failure reason code in a PUBACK, not only the spec's list.
-
-    Mosquitto 2.0 answers a PUBLISH over its ``message_size_limit`` with a
-    PUBACK carrying 0x95 (packet too large), a code MQTT 5 lists for CONNACK
-    and DISCONNECT only. paho takes that PUBACK for a malformed packet and
-    closes the connection itself, which hides the refusal behind what looks
-    like a lost connection. Any code of 0x80 or more in a PUBACK is the broker
-    refusing that message, so it is added to paho's table (idempotent; the
-    table is paho's documented ``ReasonCode.names``).
-    """
-    names = dict(ReasonCode.names)
-    changed = False
-    for code, by_name in names.items():
-        if code < 0x80 or len(by_name) != 1:
-            continue
-        ((name, packets),) = by_name.items()
-        if PacketTypes.PUBACK not in packets:
-            names[code] = {name: [*packets, PacketTypes.PUBACK]}
-            changed = True
-    if changed:
-        ReasonCode.names = MappingProxyType(names)
-
-
-def defers(reason: ReasonCode) -> bool:
+def defers(reason: Reason) -> bool:
     """A PUBACK reason that means "not now" rather than "never"."""
     return reason.value == QUOTA_EXCEEDED
 
@@ -120,7 +93,7 @@ class RefusalTracker:
     def __init__(self) -> None:
         self.fruitless = 0
         """Connections in a row that ended with messages in flight and none acknowledged."""
-        self._refusal: ReasonCode | None = None
+        self._refusal: Reason | None = None
         """The refusing DISCONNECT that ended the current connection, if one did."""
         self._suspect = -1
         """First row id of the message the last refusals were taken to be about."""
@@ -128,8 +101,8 @@ class RefusalTracker:
         self.over_quota = 0
         """Connections in a row ended because the broker's quota was exceeded."""
 
-    def disconnected(self, from_broker: bool, reason: ReasonCode) -> None:
-        """paho's on_disconnect: a DISCONNECT packet from the broker, or a lost connection."""
+    def disconnected(self, from_broker: bool, reason: Reason) -> None:
+        """The connection ended: by a DISCONNECT packet from the broker, or lost."""
         if from_broker and reason.value in REFUSING_DISCONNECTS:
             self._refusal = reason
 

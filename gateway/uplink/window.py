@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import paho.mqtt.client as paho
-
 from tidegate.config.schema import MqttSection
+from tidegate.mqtt.wire import WireClient
 from tidegate.outbox import Row
 from tidegate.payload import join_payloads
 from tidegate.uplink.batches import Message, group_messages
@@ -18,9 +17,10 @@ MAX_TAKE = 20000
 
 
 class SendWindow:
-    """What one connection has in flight, by paho message id, and where its reading stands."""
+    """What one connection has in flight, by message id, and where its reading stands."""
 
     def __init__(self, mqtt: MqttSection) -> None:
+        self.configured = mqtt.max_inflight
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
         # Refill in large steps: a take per PUBACK would cost an outbox round trip
@@ -30,6 +30,12 @@ class SendWindow:
         self.cursors = [0, 0, 0]
         """Per priority class, the last outbox row packed on this connection: what did
         not fit comes back at the next take (the outbox keeps it at hand)."""
+
+    def connected(self, receive_maximum: int) -> None:
+        """A new connection: never more in flight than the broker takes (MQTT 5's
+        Receive Maximum; 65,535 when it did not say)."""
+        self.max_inflight = min(self.configured, receive_maximum)
+        self._refill = max(1, self.max_inflight // 2)
 
     def __len__(self) -> int:
         return len(self.inflight)
@@ -56,19 +62,19 @@ class SendWindow:
             cursors[row.priority] = row.id  # each class comes in id order
         return messages, too_big
 
-    def publish(self, client: paho.Client, messages: Sequence[Message]) -> str | None:
-        """Hand ``messages`` to paho; paho's error, if it took not all of them."""
+    def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:
+        """Hand ``messages`` to the client; an error if it took not all of them."""
         for msg in messages:
             payloads = msg.payloads
             payload = payloads[0] if self.per_message == 1 else join_payloads(payloads)
-            info = client.publish(msg.topic, payload, qos=msg.qos, retain=msg.retain)
-            if info.rc != paho.MQTT_ERR_SUCCESS:
-                return paho.error_string(info.rc)
-            # Until the PUBACK, one copy is enough: paho's (measured at 100 events per
-            # message: ~4 MB less held with a full window).
+            mid = client.publish(msg.topic, payload, msg.qos, msg.retain)
+            if mid < 0:
+                return "the connection is closed"
+            # Until the PUBACK, one copy is enough: the packet's (measured at 100 events
+            # per message: ~4 MB less held with a full window).
             msg.size = sum(map(len, payloads))
             msg.payloads = []
-            self.inflight[info.mid] = msg
+            self.inflight[mid] = msg
         return None
 
     def answered(self, mid: int) -> Message | None:

@@ -1,0 +1,225 @@
+"""Real parts for the wire client's tests: recorded callbacks, a TCP proxy that can
+freeze, a scripted fake broker for what Mosquitto will not do, test certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tidegate.mqtt.credentials import Secret
+from tidegate.mqtt.wire import Reason, WireClient
+
+PROTOCOLS = ["3.1.1", "5"]
+
+
+async def until(condition: Callable[[], bool], within: float, what: str) -> None:
+    """``tests.support.wait_until`` for code on the event loop: the loop keeps running."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Calls:
+    """What a WireClient reported through its two callbacks."""
+
+    published: list[tuple[int, Reason]] = field(default_factory=list)
+    disconnects: list[tuple[Reason, bool, str]] = field(default_factory=list)
+
+    def on_publish(self, mid: int, reason: Reason) -> None:
+        self.published.append((mid, reason))
+
+    def on_disconnect(self, reason: Reason, from_broker: bool, detail: str) -> None:
+        self.disconnects.append((reason, from_broker, detail))
+
+    def mids(self) -> list[int]:
+        return [mid for mid, _ in self.published]
+
+
+def new_client(
+    protocol: str,
+    calls: Calls,
+    *,
+    keepalive: float = 30,
+    client_id: str = "wire-test",
+    username: str | None = None,
+    password: str | None = None,
+    will_topic: str = "wire/will",
+    will_payload: bytes = b"offline",
+) -> WireClient:
+    return WireClient(
+        client_id=client_id,
+        v5=protocol == "5",
+        keepalive=keepalive,
+        username=username,
+        password=Secret(password) if password is not None else None,
+        will_topic=will_topic,
+        will_payload=will_payload,
+        on_publish=calls.on_publish,
+        on_disconnect=calls.on_disconnect,
+    )
+
+
+class LoopErrors(list[dict[str, object]]):
+    """Everything that reached the event loop's exception handler (an exception that
+    escaped a protocol callback lands there, not in the test)."""
+
+    def install(self) -> LoopErrors:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: self.append(ctx))
+        return self
+
+
+# -- talking MQTT by hand -------------------------------------------------------------------
+
+
+async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
+    """One MQTT packet: its type, its flags and its body."""
+    first = (await reader.readexactly(1))[0]
+    length = shift = 0
+    while True:
+        digit = (await reader.readexactly(1))[0]
+        length |= (digit & 0x7F) << shift
+        shift += 7
+        if digit < 0x80:
+            break
+    return first >> 4, first & 0x0F, await reader.readexactly(length)
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class FakeBroker:
+    """A loopback server on the test's own loop, answering each connection with ``script``."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> FakeBroker:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            # Cancelled at the end of the test: a normal end for a fake broker (a task
+            # of start_server's that ends cancelled is an error for the loop's handler).
+            with contextlib.suppress(
+                asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError
+            ):
+                await self.script(reader, writer)
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+
+# -- a link that can die silently -------------------------------------------------------------
+
+
+class FreezableProxy:
+    """A TCP proxy on the test's loop in front of a real broker. ``freeze()`` stops it
+    forwarding either way while every socket stays open: a pulled cable or a dead NAT
+    entry, which sends no FIN and no RST."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    async def __aenter__(self) -> FreezableProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+
+    async def _serve(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+        broker_in, broker = await asyncio.open_connection(*self.upstream)
+        self._writers += [client, broker]
+        for source, sink in ((client_in, broker), (broker_in, client)):
+            task = asyncio.ensure_future(self._pipe(source, sink))
+            self._tasks.add(task)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(65536):
+                # Frozen, what was read is held and nothing more is read: the sender's
+                # bytes sit in socket buffers, as they would behind a dead link.
+                await self._flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        # Nor does a frozen link pass on an end (the broker drops the silent client
+        # after 1.5 keep-alives, sooner than the client may notice it).
+        await self._flowing.wait()
+        sink.close()
+
+
+# -- certificates ---------------------------------------------------------------------------
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def _self_signed_ca(key: Path, crt: Path, name: str) -> None:
+    _openssl(
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+        *("-nodes", "-days", "2", "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(crt)),
+    )
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate it
+    signed, and an unrelated CA (EC keys: quicker to make than RSA)."""
+    d.mkdir(parents=True, exist_ok=True)
+    names = ["ca", "other-ca", "server", "client"]
+    files = {f"{n}.{ext}": d / f"{n}.{ext}" for n in names for ext in ("key", "crt", "csr")}
+    _self_signed_ca(files["ca.key"], files["ca.crt"], "wire-test-ca")
+    _self_signed_ca(files["other-ca.key"], files["other-ca.crt"], "someone-else")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for who, cn in (("server", "127.0.0.1"), ("client", "gateway")):
+        _openssl(
+            *("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"),
+            *("-subj", f"/CN={cn}", "-keyout", str(files[f"{who}.key"])),
+            *("-out", str(files[f"{who}.csr"])),
+        )
+        _openssl(
+            *("x509", "-req", "-in", str(files[f"{who}.csr"]), "-CA", str(files["ca.crt"])),
+            *("-CAkey", str(files["ca.key"]), "-CAcreateserial", "-days", "2"),
+            *("-extfile", str(ext), "-out", str(files[f"{who}.crt"])),
+        )
+    return files
