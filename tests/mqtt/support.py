@@ -1,20 +1,34 @@
-"""Real parts for the wire client's tests: recorded callbacks, a TCP proxy that can
-freeze, a scripted fake broker for what Mosquitto will not do, test certificates."""
+"""Real parts for the wire client's tests: recorded callbacks, running a test's
+coroutine, TCP proxies that freeze or throttle the link, a scripted fake broker for
+what Mosquitto will not do, test certificates."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Self
 
+from tests.support import Received
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import Reason, WireClient
+from tidegate.mqtt.wire.reasons import SUCCESS
 
 PROTOCOLS = ["3.1.1", "5"]
+DISCONNECTED = (SUCCESS, False, "disconnected")
+
+
+def run(main: Coroutine[Any, Any, None], timeout: float = 20) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(timeout):
+            await main
+
+    asyncio.run(bounded())
 
 
 async def until(condition: Callable[[], bool], within: float, what: str) -> None:
@@ -67,6 +81,20 @@ def new_client(
     )
 
 
+async def connected(client: WireClient, port: int, host: str = "127.0.0.1") -> None:
+    ack = await client.connect(host, port, None, give_up_after=5)
+    assert ack.reason == SUCCESS and not ack.session_present
+
+
+def unheard(protocol: str) -> Reason:
+    """A PUBACK's reason for a message nobody subscribed to: MQTT 5 says so (not a failure)."""
+    return Reason(0x10) if protocol == "5" else SUCCESS
+
+
+def by_topic(messages: list[Received]) -> dict[str, tuple[bytes, bool, int]]:
+    return {m.topic: (m.payload, m.retain, m.qos) for m in messages}
+
+
 class LoopErrors(list[dict[str, object]]):
     """Everything that reached the event loop's exception handler (an exception that
     escaped a protocol callback lands there, not in the test)."""
@@ -90,6 +118,11 @@ async def read_packet(reader: asyncio.StreamReader) -> tuple[int, int, bytes]:
         if digit < 0x80:
             break
     return first >> 4, first & 0x0F, await reader.readexactly(length)
+
+
+def connack_of(protocol: str, session_present: bool = False) -> bytes:
+    body = bytes([int(session_present), 0]) + (b"\x00" if protocol == "5" else b"")
+    return b"\x20" + bytes([len(body)]) + body
 
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -132,28 +165,25 @@ class FakeBroker:
             self._tasks.discard(task)
 
 
-# -- a link that can die silently -------------------------------------------------------------
+# -- links that die silently or crawl --------------------------------------------------------
 
 
-class FreezableProxy:
-    """A TCP proxy on the test's loop in front of a real broker. ``freeze()`` stops it
-    forwarding either way while every socket stays open: a pulled cable or a dead NAT
-    entry, which sends no FIN and no RST."""
+class _Proxy:
+    """A TCP proxy on the test's loop in front of a real broker; ``_pipe`` carries each
+    direction of each connection."""
 
     def __init__(self, host: str, port: int) -> None:
         self.upstream = (host, port)
         self.port = 0
-        self._flowing = asyncio.Event()
-        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
 
-    def freeze(self) -> None:
-        self._flowing.clear()
+    async def _listen(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
 
-    async def __aenter__(self) -> FreezableProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def __aenter__(self) -> Self:
+        self._server = await self._listen()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -169,11 +199,31 @@ class FreezableProxy:
     async def _serve(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
         broker_in, broker = await asyncio.open_connection(*self.upstream)
         self._writers += [client, broker]
-        for source, sink in ((client_in, broker), (broker_in, client)):
-            task = asyncio.ensure_future(self._pipe(source, sink))
+        for source, sink, upstream in ((client_in, broker, True), (broker_in, client, False)):
+            task = asyncio.ensure_future(self._pipe(source, sink, upstream))
             self._tasks.add(task)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
+        raise NotImplementedError
+
+
+class FreezableProxy(_Proxy):
+    """``freeze()`` stops it forwarding either way while every socket stays open: a
+    pulled cable or a dead NAT entry, which sends no FIN and no RST."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
         with contextlib.suppress(ConnectionError):
             while data := await source.read(65536):
                 # Frozen, what was read is held and nothing more is read: the sender's
@@ -184,6 +234,42 @@ class FreezableProxy:
         # Nor does a frozen link pass on an end (the broker drops the silent client
         # after 1.5 keep-alives, sooner than the client may notice it).
         await self._flowing.wait()
+        sink.close()
+
+
+class ThrottlingProxy(_Proxy):
+    """Passes the client's bytes on at ``rate`` bytes a second (the broker's at once): a
+    slow but live uplink, a GPRS modem's say."""
+
+    CHUNK = 1024
+
+    def __init__(self, host: str, port: int, rate: float) -> None:
+        super().__init__(host, port)
+        self.rate = rate
+
+    async def _listen(self) -> asyncio.Server:
+        # Over loopback the proxy's socket would take in a whole large message at once.
+        # A small receive buffer (set before accept: accepted sockets inherit it), read a
+        # little at a time (``limit``: the stream reader stops reading the socket past
+        # twice that), keeps the window small, so what the client sent waits in the
+        # client's own kernel queue and drains from it at the link's pace.
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        listener.bind(("127.0.0.1", 0))
+        return await asyncio.start_server(self._serve, sock=listener, limit=self.CHUNK)
+
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        with contextlib.suppress(ConnectionError):
+            while data := await source.read(self.CHUNK if upstream else 65536):
+                sink.write(data)
+                await sink.drain()
+                if upstream:
+                    due = max(due, loop.time()) + len(data) / self.rate
+                    await asyncio.sleep(due - loop.time())  # the link's pace, not a wait
         sink.close()
 
 

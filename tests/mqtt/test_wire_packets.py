@@ -1,8 +1,8 @@
 """The wire client's codec: encoding, framing and decoding, without I/O.
 
 What the broker makes of our CONNECT and PUBLISH is checked against Mosquitto in
-``test_wire_client``; here the framing and decoding of what a broker sends, and the
-encodings' own structure.
+``test_wire_publish`` and ``test_wire_session``; here the framing and decoding of
+what a broker sends, and the encodings' own structure.
 """
 
 from __future__ import annotations
@@ -250,7 +250,7 @@ def test_reason_names() -> None:
     assert f"{Reason(0x8D)}" == "Keep alive timeout"
 
 
-# -- the encodings' structure (the broker's view of them: test_wire_client) ----------------
+# -- the encodings' structure (the broker's view of them: test_wire_publish, _session) ----
 
 
 @pytest.mark.parametrize("v5", [False, True])

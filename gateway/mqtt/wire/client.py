@@ -15,7 +15,15 @@ hearing from the broker, and the connection is given up when the broker has
 left a PUBLISH or a PINGREQ unanswered for ``keepalive`` seconds with nothing
 heard from it meanwhile (a dead NAT or a pulled cable sends no RST): found
 within about 1.5 times the keep-alive on an idle link, within about one on a
-busy one.
+busy one. On a slow link one large message may take longer than the keep-alive
+to get out, and its answer cannot come before; so while bytes of ours are still
+on their way, the broker's TCP acknowledging more of them counts as hearing
+from it (read at each keep-alive tick from the kernel: Linux's TCP_INFO and
+SIOCOUTQ; elsewhere, from the transport's buffer shrinking). A dead link
+acknowledges nothing, so it is found as before. The limit: beyond a middlebox
+that acknowledges on the broker's behalf (a TCP-splitting proxy), a dead link is
+found only once that middlebox stops taking our bytes, not while a large message
+still trickles into it.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from tidegate.mqtt.wire.packets import (
     ProtocolViolation,
 )
 from tidegate.mqtt.wire.reasons import LOST, SUCCESS, Reason
+from tidegate.mqtt.wire.sending import send_state
 
 MAX_TOPICS = 4096
 """Encoded topic names kept for reuse, at most (templated topics can be many)."""
@@ -97,6 +106,10 @@ class WireClient(asyncio.Protocol):
         self._waiting_since: float | None = None
         """When the broker was last heard while an answer was due; None: none is due."""
         self._ping_out = False
+        self._acked = 0
+        """Bytes of ours the broker's TCP had acknowledged at the last tick."""
+        self._queued = 0
+        """Bytes of ours still on their way at the last tick."""
         self._timer: asyncio.TimerHandle | None = None
         self._ended: tuple[Reason, str] | None = None
         """Why the connection ends, when known before it closes (the broker's
@@ -319,6 +332,10 @@ class WireClient(asyncio.Protocol):
         if transport is None:
             return
         now = time.monotonic()
+        if self._sending_goes_on(transport) and self._waiting_since is not None:
+            # The link is alive, only slow: one large message may take longer than the
+            # keep-alive to get through, and its answer cannot come before.
+            self._waiting_since = now
         waiting = self._waiting_since
         if waiting is not None and now - waiting > self.keepalive:
             self._give_up(f"no answer from the broker for {self.keepalive:g} s (keep-alive)")
@@ -334,3 +351,18 @@ class WireClient(asyncio.Protocol):
             if self._waiting_since is None:
                 self._waiting_since = now
         self._schedule_tick()
+
+    def _sending_goes_on(self, transport: asyncio.Transport) -> bool:
+        """Whether bytes of ours are still on their way to the broker and its TCP
+        acknowledged more of them since the last tick."""
+        acked, queued = send_state(transport)
+        if acked is not None:
+            moved, self._acked = acked > self._acked, acked
+        else:  # where the kernel does not say: our own buffer shrinking
+            moved = queued < self._queued
+        self._queued = queued
+        # Once nothing of ours is left on the way, nothing stands before the answer. Nor
+        # is a middlebox that acknowledges on the broker's behalf taken for life then:
+        # ours pass through it at once, however dead the link beyond.
+        return moved and queued > 0
+
