@@ -82,6 +82,7 @@ class Publisher:
         self._status_sent = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
+        self._stop_deadline = 0.0
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -170,6 +171,9 @@ class Publisher:
                         await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
                 self._backoff.reset()
+                if self._stopping:  # stop() came while connecting: sign off at once
+                    await self._sign_off()
+                    break
                 self._progress = False
                 self._first_unacked = None
                 self._deferred = 0
@@ -225,11 +229,13 @@ class Publisher:
         except ConnectFailed:
             self._drop_connection()
             raise
+        self._max_message = self.mqtt.max_message_bytes
         if client.max_packet is not None:
             # MQTT 5: the broker said how large a packet may be; keep headroom
             # for the fixed header, the topic and the properties.
-            self._max_message = min(self.mqtt.max_message_bytes, client.max_packet - 512)
-        self._window.connected(client.receive_maximum)
+            self._max_message = max(1, min(self._max_message, client.max_packet - 512))
+        # One of the broker's Receive Maximum stays free for the online/offline message.
+        self._window.connected(max(1, client.receive_maximum - 1))
         client.publish(self.status_topic, b"online", 1, True)
         self.status.connected = True
         self.status.since = time.monotonic()
@@ -288,7 +294,13 @@ class Publisher:
                     error = window.publish(client, messages)
                     self.status.inflight = len(window)
                     if error is not None:
+                        # The connection is ending (the broker's DISCONNECT came first, say):
+                        # hear how, so that a refusal counts, before the client is let go.
                         self.status.last_error = error
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(
+                                self._disconnected.wait(), self.mqtt.connect_timeout
+                            )
                         return
                     continue
                 if not window.inflight:
@@ -302,17 +314,24 @@ class Publisher:
         ``run()`` then returns by itself after its final ack flush.
         """
         self._stopping = True
+        self._stop_deadline = time.monotonic() + grace
         self._stop_requested.set()
         self._changed.set()
-        client = self._client
-        deadline = time.monotonic() + grace
-        if client is None or not self.status.connected:
-            return
+        if self._client is None or not self.status.connected:
+            return  # a connection attempt that succeeds after this signs off in run()
         with contextlib.suppress(TimeoutError):
             # Wait for what is in flight and for what the final commit added (the
             # rules' flushed windows), if the broker is quick: else it waits in the
             # outbox for the next start.
             await asyncio.wait_for(self._caught_up.wait(), grace / 2)
+        await self._sign_off()
+
+    async def _sign_off(self) -> None:
+        """Mark offline (retained) and DISCONNECT, within what is left of stop()'s grace."""
+        client = self._client
+        if client is None:
+            return
+        deadline = self._stop_deadline
         self._status_sent.clear()
         mid = client.publish(self.status_topic, b"offline", 1, True)
         if mid > 0:

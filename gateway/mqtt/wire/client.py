@@ -97,6 +97,10 @@ class WireClient(asyncio.Protocol):
         self._buffer = b""
         self._out: list[bytes] = []
         self._qos0: list[int] = []
+        self._unsent_qos0: list[int] = []
+        """QoS-0 messages written while the transport held bytes back: reported once it
+        sent them all (``resume_writing``), so a stalled link stops the publisher's window."""
+        self._paused = False
         self._flush_pending = False
         self._unacked: set[int] = set()
         self._mid = 0
@@ -186,6 +190,7 @@ class WireClient(asyncio.Protocol):
         if transport is None:
             return
         self._flush()
+        self._stop_timer()
         transport.write(packets.DISCONNECT_PACKET)
         self._ended = (SUCCESS, "disconnected")
         transport.close()
@@ -195,6 +200,8 @@ class WireClient(asyncio.Protocol):
         self._closed = True
         self._connected = False
         self._stop_timer()
+        if self._connack is not None and not self._connack.done():
+            self._connack.cancel()  # nobody awaits it any more
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.abort()
@@ -207,6 +214,9 @@ class WireClient(asyncio.Protocol):
             transport.abort()  # the attempt was given up meanwhile
             return
         self._transport = transport
+        # Paused as soon as the transport holds anything back: a QoS-0 message counts as
+        # sent only once all of it is in the kernel's socket (as "written to the socket").
+        transport.set_write_buffer_limits(high=0)
         password = self._password.reveal().encode() if self._password is not None else None
         will_topic, will_payload = self._will
         transport.write(
@@ -274,6 +284,8 @@ class WireClient(asyncio.Protocol):
         props = ack.properties
         size = props.get(MAXIMUM_PACKET_SIZE)
         if isinstance(size, int):
+            if size == 0:
+                raise ProtocolViolation("the broker announced a Maximum Packet Size of 0")
             self.max_packet = size
         receive = props.get(RECEIVE_MAXIMUM)
         if isinstance(receive, int) and receive > 0:
@@ -299,16 +311,30 @@ class WireClient(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_pending = False
         transport = self._transport
-        if transport is None or not self._out:
-            return
+        if transport is None or not self._out or transport.is_closing():
+            return  # unreported: still in the outbox, sent again on the next connection
         out = self._out
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self._last_sent = time.monotonic()
         if self._qos0:
             done, self._qos0 = self._qos0, []
+            if self._paused:  # not all in the socket yet (write() paused us if so)
+                self._unsent_qos0 += done
+                return
             for mid in done:
                 self._on_publish(mid, SUCCESS)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        done, self._unsent_qos0 = self._unsent_qos0, []
+        for mid in done:
+            if self._closed:
+                return
+            self._on_publish(mid, SUCCESS)
 
     def _give_up(self, detail: str) -> None:
         """End the connection from our side, reporting ``detail`` as the cause."""
@@ -365,4 +391,3 @@ class WireClient(asyncio.Protocol):
         # is a middlebox that acknowledges on the broker's behalf taken for life then:
         # ours pass through it at once, however dead the link beyond.
         return moved and queued > 0
-
