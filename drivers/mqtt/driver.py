@@ -1,7 +1,8 @@
 """The ``mqtt`` driver's runtime: messages in, parsed by their topic's subscription, events out.
 
 The schema and what a user writes are in ``tidegate.drivers.mqtt.config``; the
-broker connection is ``link``, the topic-to-subscription routing ``routing``.
+broker connection is ``wire_link`` (tidegate's own MQTT code), or ``link`` (paho)
+when a subscription is at QoS 2; the topic-to-subscription routing is ``routing``.
 
 Messages go into a list as they arrive; a pump task, alive across connections,
 parses what waits and emits it in batches of at most ``MAX_BATCH``, then
@@ -17,16 +18,19 @@ import asyncio
 import contextlib
 import logging
 import time
-
-import paho.mqtt.client as paho
+from typing import TYPE_CHECKING
 
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
+from tidegate.drivers.mqtt.arrivals import READ_BURST, Arrival, ConnectFailed, wants_paho
 from tidegate.drivers.mqtt.config import MqttInputConfig, Subscription
-from tidegate.drivers.mqtt.link import READ_BURST, BrokerLink, ConnectFailed
 from tidegate.drivers.mqtt.routing import Router, Unroutable
+from tidegate.drivers.mqtt.wire_link import WireLink
 from tidegate.drivers.parsing.parse import FrameRejected, FrameSkipped, TimeReport
 from tidegate.event import Event
+
+if TYPE_CHECKING:
+    from tidegate.drivers.mqtt.link import BrokerLink
 
 __all__ = ["MqttDriver", "MqttInputConfig", "Subscription"]
 
@@ -45,7 +49,13 @@ class MqttDriver(Driver[MqttInputConfig]):
         self.router = Router(
             config.subscriptions, config.name, TimeReport(config.name, self.health.tally)
         )
-        self.link = BrokerLink(config, self.client_id, self._on_message, self._room)
+        self.link: WireLink | BrokerLink
+        if wants_paho(config):  # tidegate's own MQTT code receives at QoS 0 and 1 only
+            from tidegate.drivers.mqtt.link import BrokerLink  # noqa: PLC0415 - paho is heavy
+
+            self.link = BrokerLink(config, self.client_id, self._on_message, self._room)
+        else:
+            self.link = WireLink(config, self.client_id, self._on_message, self._room)
         self.backoff = Backoff(config.reconnect)
         self.messages = 0
         """Messages received (parsed or not)."""
@@ -59,7 +69,7 @@ class MqttDriver(Driver[MqttInputConfig]):
         """Successful connections (1 + reconnects)."""
         self.refused: list[str] = []
         """Topic filters the broker refused at the last subscribe (e.g. by its ACL)."""
-        self._pending: list[tuple[paho.MQTTMessage, float, int]] = []
+        self._pending: list[tuple[Arrival, float, int]] = []
         self._arrived = asyncio.Event()
         self._dropping = False
 
@@ -76,7 +86,7 @@ class MqttDriver(Driver[MqttInputConfig]):
     def _room(self) -> bool:
         return len(self._pending) < min(READ_BURST, self.config.max_pending)
 
-    def _on_message(self, message: paho.MQTTMessage, session: int) -> None:
+    def _on_message(self, message: Arrival, session: int) -> None:
         pending = self._pending
         limit = self.config.max_pending
         if message.qos == 0 and len(pending) >= limit:
@@ -196,7 +206,7 @@ class MqttDriver(Driver[MqttInputConfig]):
             await emit(batch)
             self.health.count(len(batch))
 
-    def _events(self, message: paho.MQTTMessage, received: float, out: list[Event]) -> None:
+    def _events(self, message: Arrival, received: float, out: list[Event]) -> None:
         """Append the events of one message to ``out`` (or reject it)."""
         payload = bytes(message.payload)
         try:

@@ -1,4 +1,6 @@
-"""The ``mqtt`` driver's connection to its broker: one paho client at a time, on the event loop.
+"""The ``mqtt`` driver's connection to its broker through paho: one client at a time, on the
+event loop. Used only when a subscription is at QoS 2; QoS 0 and 1 go through tidegate's
+own MQTT code (``wire_link``), which has the same interface.
 
 ``connect()`` goes as far as the CONNACK, ``subscribe()`` as far as the SUBACK,
 ``ack()`` acknowledges what the pipeline took, ``drop()`` lets the client go. Each
@@ -31,21 +33,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tidegate.drivers.mqtt.arrivals import READ_BURST, ConnectFailed, OnMessage, link_password
 from tidegate.drivers.mqtt.config import MqttInputConfig
 from tidegate.errors import TidegateError
-from tidegate.mqtt.credentials import Secret, read_password
+from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.paho_bridge import AsyncioPaho
 from tidegate.mqtt.tls import tls_context
 
-READ_BURST = 200
-"""Messages read per socket wake-up at most, so a flood cannot starve other tasks."""
-
-OnMessage = Callable[[paho.MQTTMessage, int], None]
-"""Takes a message and the number of the connection it came on."""
-
-
-class ConnectFailed(Exception):
-    """Connecting or subscribing failed; the message says why (never a secret)."""
+__all__ = ["READ_BURST", "BrokerLink", "BurstReader", "ConnectFailed"]
 
 
 class BurstReader(AsyncioPaho):
@@ -77,13 +72,6 @@ class BurstReader(AsyncioPaho):
                 return
             if self._arrivals() == before or not self._room():
                 return
-
-
-def _read_password(config: MqttInputConfig) -> Secret | None:
-    try:
-        return read_password(config)
-    except TidegateError as exc:
-        raise ConnectFailed(str(exc)) from None
 
 
 class BrokerLink:
@@ -183,7 +171,7 @@ class BrokerLink:
         cfg = self.config
         loop = asyncio.get_running_loop()
         try:
-            client = self._new_client(_read_password(cfg))
+            client = self._new_client(link_password(cfg))
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise ConnectFailed(f"cannot set up the client: {exc}") from None
         self.session += 1

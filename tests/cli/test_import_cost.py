@@ -146,12 +146,9 @@ drivers:
 """
 
 
-@pytest.mark.parametrize("broker", [False, True], ids=["no broker", "broker"])
-def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: bool) -> None:
+def run_listing(tmp_path: Path, text: str) -> set[str]:
+    """Every module (dotted names) a gateway on ``text`` imported once it was up."""
     config = tmp_path / "small.yaml"
-    text = SMALL_SIM.format(data=tmp_path / "data")
-    if broker:  # nobody listens there: the publisher only has to exist
-        text += "mqtt: {host: 127.0.0.1, port: 9}\n"
     config.write_text(text)
     listing = tmp_path / "modules.txt"
     gateway = subprocess.Popen(
@@ -167,7 +164,15 @@ def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: b
         gateway.send_signal(signal.SIGTERM)
         _, errors = gateway.communicate(timeout=30)
     assert gateway.returncode == 0, errors
-    dotted = set(listing.read_text().split())
+    return set(listing.read_text().split())
+
+
+@pytest.mark.parametrize("broker", [False, True], ids=["no broker", "broker"])
+def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: bool) -> None:
+    text = SMALL_SIM.format(data=tmp_path / "data")
+    if broker:  # nobody listens there: the publisher only has to exist
+        text += "mqtt: {host: 127.0.0.1, port: 9}\n"
+    dotted = run_listing(tmp_path, text)
     modules = {module.split(".")[0] for module in dotted}
     assert "asyncio" in modules
     # The uplink speaks MQTT itself (tidegate.mqtt.wire): paho is for the mqtt driver only.
@@ -183,3 +188,20 @@ def test_a_small_gateway_imports_what_its_config_needs(tmp_path: Path, broker: b
         "tidegate.rules.expr.parser",
         "tidegate.rules.expr.compiler",
     }
+
+
+MQTT_DRIVER = """
+  - name: devices
+    type: mqtt
+    port: 9
+    subscriptions: [{{topic: "tele/#", qos: {qos}, parse: {{format: raw}}}}]
+"""
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_the_mqtt_driver_needs_paho_only_for_a_qos2_subscription(tmp_path: Path, qos: int) -> None:
+    """QoS 0 and 1 are received by tidegate's own MQTT code (tidegate.mqtt.wire.subscriber)."""
+    text = SMALL_SIM.format(data=tmp_path / "data") + MQTT_DRIVER.format(qos=qos)
+    dotted = run_listing(tmp_path, text)
+    assert ("paho" in {module.split(".")[0] for module in dotted}) == (qos == 2)
+    assert qos == 2 or "tidegate.mqtt.wire.subscriber" in dotted

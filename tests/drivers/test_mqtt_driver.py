@@ -1,7 +1,8 @@
 """The ``mqtt`` driver against a real Mosquitto: devices publish, the driver emits events.
 
 Messages are published with aiomqtt (another real client) to a private broker; the
-driver subscribes with paho, parses, and hands batches to ``emit``.
+driver subscribes (tidegate.mqtt.wire; paho for a QoS 2 subscription), parses, and hands
+batches to ``emit``.
 """
 
 from __future__ import annotations

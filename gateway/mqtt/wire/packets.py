@@ -1,26 +1,30 @@
 """MQTT packets: what the client sends, encoded; what the broker sends, framed and decoded.
 
-Only the packets a publisher exchanges (MQTT 3.1.1 and 5): CONNECT, PUBLISH,
-PUBACK, PINGREQ and DISCONNECT out; CONNACK, PUBACK, PINGRESP, DISCONNECT and
-(answered, never subscribed to) PUBLISH in. Pure functions, no I/O.
+The packets a publisher and a QoS 0/1 subscriber exchange (MQTT 3.1.1 and 5):
+CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT out; CONNACK, PUBACK,
+SUBACK, PINGRESP, DISCONNECT and PUBLISH in. Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from tidegate.errors import TidegateError
 from tidegate.mqtt.wire.reasons import CONNACK_311, Reason
 
-CONNACK, PUBLISH, PUBACK, PINGRESP, DISCONNECT = 2, 3, 4, 13, 14
+CONNACK, PUBLISH, PUBACK, SUBACK, PINGRESP, DISCONNECT = 2, 3, 4, 9, 13, 14
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
 """Normal disconnection in both versions (MQTT 5: no reason code means 0x00)."""
 
 MAX_INCOMING = 1 << 20
 """Largest packet accepted from the broker: a publisher is sent only short ones."""
+MAX_REMAINING = 268_435_455
+"""The largest remaining length MQTT can express (a subscriber takes what the broker sends)."""
 
 RECEIVE_MAXIMUM, MAXIMUM_PACKET_SIZE, SERVER_KEEP_ALIVE = 0x21, 0x27, 0x13
+SESSION_EXPIRY = 0x11
 REASON_STRING, ASSIGNED_CLIENT_ID = 0x1F, 0x12
 
 
@@ -61,22 +65,33 @@ def connect(
     keepalive: int,
     username: str | None,
     password: bytes | None,
-    will_topic: str,
-    will_payload: bytes,
+    will_topic: str | None,
+    will_payload: bytes = b"",
+    clean: bool = True,
+    session_expiry: int = 0,
 ) -> bytes:
-    """CONNECT with a clean session and a retained QoS-1 Last Will."""
-    flags = 0x02 | 0x04 | (1 << 3) | 0x20  # clean session/start, will, will QoS 1, will retain
+    """CONNECT; with a Last Will (retained, QoS 1) when ``will_topic`` is given.
+
+    ``clean`` False asks the broker to resume the session (3.1.1: clean session off;
+    5: clean start off), which MQTT 5 keeps ``session_expiry`` seconds after a disconnect.
+    """
+    flags = 0x02 if clean else 0x00
+    if will_topic is not None:
+        flags |= 0x04 | (1 << 3) | 0x20  # will, will QoS 1, will retain
     if username is not None:
         flags |= 0x80
     if password is not None:
         flags |= 0x40
     header = b"\x00\x04MQTT" + bytes([5 if v5 else 4, flags]) + keepalive.to_bytes(2, "big")
-    if v5:
+    if v5 and session_expiry:
+        header += b"\x05" + bytes([SESSION_EXPIRY]) + session_expiry.to_bytes(4, "big")
+    elif v5:
         header += b"\x00"  # no properties: session expiry 0 (ends with the connection)
     body = header + utf8(client_id)
-    if v5:
-        body += b"\x00"  # no will properties
-    body += utf8(will_topic) + binary(will_payload)
+    if will_topic is not None:
+        if v5:
+            body += b"\x00"  # no will properties
+        body += utf8(will_topic) + binary(will_payload)
     if username is not None:
         body += utf8(username)
     if password is not None:
@@ -108,6 +123,15 @@ def puback(packet_id: int) -> bytes:
     return b"\x40\x02" + packet_id.to_bytes(2, "big")
 
 
+def subscribe(packet_id: int, filters: Sequence[tuple[str, int]], *, v5: bool) -> bytes:
+    """SUBSCRIBE to ``(filter, qos)`` pairs; in MQTT 5 the options byte is the QoS alone
+    (local messages too, retain as published, retained messages sent at every subscribe)."""
+    body = packet_id.to_bytes(2, "big") + (b"\x00" if v5 else b"")
+    for topic, qos in filters:
+        body += utf8(topic) + bytes([qos])
+    return b"\x82" + varint(len(body)) + body
+
+
 # -- framing ----------------------------------------------------------------------------
 
 
@@ -117,8 +141,9 @@ class Packet(NamedTuple):
     body: bytes
 
 
-def frames(buffer: bytes) -> tuple[list[Packet], bytes]:
-    """Whole packets at the start of ``buffer``, and what is left (an incomplete one)."""
+def frames(buffer: bytes, limit: int = MAX_INCOMING) -> tuple[list[Packet], bytes]:
+    """Whole packets at the start of ``buffer``, and what is left (an incomplete one).
+    A packet longer than ``limit`` is a ProtocolViolation."""
     out: list[Packet] = []
     pos, end = 0, len(buffer)
     while pos + 2 <= end:
@@ -136,7 +161,7 @@ def frames(buffer: bytes) -> tuple[list[Packet], bytes]:
             shift += 7
             if shift > 21:
                 raise ProtocolViolation("malformed packet: remaining length over 4 bytes")
-        if length > MAX_INCOMING:
+        if length > limit:
             raise ProtocolViolation(f"the broker sent a packet of {length} bytes")
         if at + length > end:
             return out, buffer[pos:]
@@ -172,6 +197,48 @@ def puback_of(body: bytes) -> tuple[int, Reason]:
     if len(body) < 2:
         raise ProtocolViolation("malformed PUBACK")
     return (body[0] << 8) | body[1], Reason(body[2] if len(body) > 2 else 0)
+
+
+def suback_of(body: bytes, v5: bool) -> tuple[int, list[Reason]]:
+    """A SUBACK's packet id and one reason code per filter (3.1.1: the granted QoS, or
+    0x80 for a refusal, which reads the same as MQTT 5's "Unspecified error")."""
+    if len(body) < 3:
+        raise ProtocolViolation("malformed SUBACK")
+    at = 2
+    if v5:
+        length, at = _read_varint(body, at)
+        at += length
+    if at >= len(body):
+        raise ProtocolViolation("malformed SUBACK: no reason codes")
+    return (body[0] << 8) | body[1], [Reason(code) for code in body[at:]]
+
+
+class Incoming(NamedTuple):
+    """A PUBLISH from the broker; ``topic`` as sent (UTF-8 unless the broker is broken)."""
+
+    topic: bytes
+    packet_id: int
+    payload: bytes
+
+
+def publish_of(flags: int, body: bytes, v5: bool) -> Incoming:
+    """An incoming PUBLISH (its properties, MQTT 5, skipped); packet id 0 at QoS 0."""
+    if len(body) < 2:
+        raise ProtocolViolation("malformed PUBLISH")
+    at = 2 + ((body[0] << 8) | body[1])
+    topic = body[2:at]
+    packet_id = 0
+    if flags & 0x06:
+        if at + 2 > len(body):
+            raise ProtocolViolation("malformed PUBLISH: no packet id")
+        packet_id = (body[at] << 8) | body[at + 1]
+        at += 2
+    if v5:
+        length, at = _read_varint(body, at)
+        at += length
+    if at > len(body):
+        raise ProtocolViolation("malformed PUBLISH: longer than the packet")
+    return Incoming(topic, packet_id, body[at:])
 
 
 def disconnect_of(body: bytes, v5: bool) -> tuple[Reason, str]:

@@ -1,0 +1,59 @@
+"""What the ``mqtt`` driver and its two kinds of broker link share, without paho.
+
+``wire_link.WireLink`` (tidegate's own MQTT code) receives QoS 0 and 1
+subscriptions; ``link.BrokerLink`` (paho-mqtt) stays for a subscription at QoS 2.
+Both hand on messages that look like ``Arrival`` and fail to connect with
+``ConnectFailed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from tidegate.drivers.mqtt.config import MqttInputConfig
+from tidegate.errors import TidegateError
+from tidegate.mqtt.credentials import Secret, read_password
+
+READ_BURST = 200
+"""Messages read per socket wake-up at most, so a flood cannot starve other tasks."""
+
+
+class Arrival(Protocol):
+    """A received message (paho's ``MQTTMessage`` or the wire subscriber's ``Message``)."""
+
+    @property
+    def topic(self) -> str:
+        """Raises UnicodeDecodeError for a topic that is not UTF-8."""
+
+    @property
+    def payload(self) -> bytes | bytearray: ...
+
+    @property
+    def qos(self) -> int: ...
+
+    @property
+    def retain(self) -> bool: ...
+
+    @property
+    def mid(self) -> int: ...
+
+
+OnMessage = Callable[[Arrival, int], None]
+"""Takes a message and the number of the connection it came on."""
+
+
+class ConnectFailed(Exception):
+    """Connecting or subscribing failed; the message says why (never a secret)."""
+
+
+def link_password(config: MqttInputConfig) -> Secret | None:
+    try:
+        return read_password(config)
+    except TidegateError as exc:
+        raise ConnectFailed(str(exc)) from None
+
+
+def wants_paho(config: MqttInputConfig) -> bool:
+    """Whether the driver needs paho's link: a QoS 2 subscription (the wire code does 0 and 1)."""
+    return any(s.qos == 2 for s in config.subscriptions)
