@@ -1,5 +1,5 @@
 """The wire client's keep-alive against a real Mosquitto: an idle link kept up, a
-dead one noticed, a slow but live one kept."""
+dead one noticed, a slow but live one kept (sending, and for the subscriber receiving)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import pytest
 from tests.mqtt.support import (
     PROTOCOLS,
     Calls,
+    FakeBroker,
     FreezableProxy,
     ThrottlingProxy,
+    connack_of,
     connected,
     new_client,
     read_packet,
@@ -26,6 +28,7 @@ from tidegate.mqtt.connection import TlsSection
 from tidegate.mqtt.tls import tls_context
 from tidegate.mqtt.wire import WireClient, packets
 from tidegate.mqtt.wire.reasons import LOST, SUCCESS
+from tidegate.mqtt.wire.subscriber import Message, WireSubscriber
 
 # -- keep-alive -----------------------------------------------------------------------------
 
@@ -174,5 +177,48 @@ def test_a_slow_but_live_link_is_kept_while_one_message_takes_many_keep_alives(
             assert took > 3 * keepalive, took
             for client in clients.values():
                 client.disconnect()
+
+    run(main())
+
+
+def test_a_large_message_arriving_slowly_keeps_a_subscriber_alive() -> None:
+    # The broker's PINGRESP queues behind a message that takes longer than the keep-alive
+    # to arrive: its bytes coming in are the broker talking (paho counts them too).
+    big = packets.publish(packets.topic_field("in/big"), b"x" * 20_000, 0, False, 0, v5=False)
+    sent = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_packet(reader)
+        writer.write(connack_of("3.1.1"))
+        for at in range(0, len(big), 1000):  # ~3 s for the message, keep-alive 1 s
+            writer.write(big[at : at + 1000])
+            await writer.drain()
+            await asyncio.sleep(0.15)  # the link's pace, not a synchronisation
+        writer.write(b"\xd0\x00")  # the PINGRESP, behind the message
+        sent.set()
+        await reader.read()
+
+    got: list[Message] = []
+    ends: list[str] = []
+
+    async def main() -> None:
+        async with FakeBroker(script) as fake:
+            subscriber = WireSubscriber(
+                client_id="slow",
+                v5=False,
+                keepalive=1,
+                username=None,
+                password=None,
+                clean=True,
+                session_expiry=0,
+                on_message=got.append,
+                on_disconnect=lambda _r, _b, detail: ends.append(detail),
+                room=lambda: True,
+            )
+            await subscriber.connect("127.0.0.1", fake.port, None, give_up_after=5)
+            await until(lambda: bool(got) or bool(ends), 10, "the message or the end")
+            assert not ends, ends
+            assert len(got[0].payload) == 20_000
+            subscriber.close(goodbye=False)
 
     run(main())

@@ -23,8 +23,9 @@ from tests.mqtt.support import (
 )
 from tests.support import Subscriber, wait_until
 from tidegate.demo.local_broker import LocalBroker
-from tidegate.mqtt.wire import Reason
+from tidegate.mqtt.wire import ConnectFailed, Reason
 from tidegate.mqtt.wire.reasons import LOST, SUCCESS
+from tidegate.mqtt.wire.subscriber import WireSubscriber
 
 # -- the broker's limits --------------------------------------------------------------------
 
@@ -157,3 +158,34 @@ def test_the_brokers_disconnect_is_reported_with_its_reason_string() -> None:
 
     run(main())
     assert calls.disconnects == [(Reason(0x98), True, "Administrative action (maintenance)")]
+
+
+def test_a_subscriber_told_to_go_before_subscribing_says_why() -> None:
+    # Two gateways with one client id: the broker takes the session over at once.
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_packet(reader)
+        writer.write(connack_of("5") + b"\xe0\x02\x8e\x00")  # DISCONNECT: session taken over
+        await reader.read()
+
+    ends: list[str] = []
+
+    async def main() -> None:
+        async with FakeBroker(script) as fake:
+            subscriber = WireSubscriber(
+                client_id="twin",
+                v5=True,
+                keepalive=30,
+                username=None,
+                password=None,
+                clean=True,
+                session_expiry=0,
+                on_message=lambda _m: None,
+                on_disconnect=lambda _r, _b, detail: ends.append(detail),
+                room=lambda: True,
+            )
+            await subscriber.connect("127.0.0.1", fake.port, None, give_up_after=5)
+            await until(lambda: bool(ends), 5, "the end of the connection")
+            with pytest.raises(ConnectFailed, match="Session taken over"):
+                await subscriber.subscribe([("in/#", 1)])
+
+    run(main())

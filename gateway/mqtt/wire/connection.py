@@ -186,6 +186,8 @@ class WireConnection(asyncio.Protocol):
             reason, text = packets.disconnect_of(body, self.v5)
             self._ended = (reason, f"{reason} ({text})" if text else str(reason))
             self._from_broker = True
+            if self._transport is not None:
+                self._transport.close()  # nothing more may come: the receiver closes too
         else:
             raise ProtocolViolation(f"unexpected packet of type {kind} from the broker")
 

@@ -98,7 +98,8 @@ class WireSubscriber(WireConnection):
 
         Raises ConnectFailed when the connection ends first."""
         if not self._connected or self._transport is None or self._ended is not None:
-            raise ConnectFailed("not connected")
+            # The broker's own reason (a DISCONNECT right after the CONNACK), if it gave one.
+            raise ConnectFailed(self._ended[1] if self._ended is not None else "not connected")
         assert self._loop is not None
         self._mid = self._mid % 0xFFFF + 1
         future: asyncio.Future[list[Reason]] = self._loop.create_future()
@@ -154,8 +155,12 @@ class WireSubscriber(WireConnection):
             self._chunks.append(data)
             self._have += len(data)
             if self._held or self._have < self._need:
-                self._last_heard = time.monotonic()
-                return  # a large message coming in pieces: joined once, when whole
+                # A large message coming in pieces (joined once, when whole) is the broker
+                # talking: the answer it owes (a PINGRESP) is queued behind it.
+                now = self._last_heard = time.monotonic()
+                if self._waiting_since is not None:
+                    self._waiting_since = now
+                return
             data = b"".join(self._chunks)
             self._chunks = []
         self._parse(data)
