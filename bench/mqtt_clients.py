@@ -14,9 +14,9 @@ own), MQTT 3.1.1, a ~175 B payload:
   the application. Afterwards the parent resumes the session and counts anything
   Mosquitto sends again (received but never acknowledged): it must be 0.
 
-Clients: ``wire`` (``tidegate.mqtt.wire.WireClient``, the gateway's uplink client,
-in bench/_wire_bare.py's loop: the reference of issue 12's goal; it publishes only,
-so its receive columns are empty), ``paho-bare`` (bench/_paho_bare.py's ``loop()``,
+Clients: ``wire`` (tidegate's own MQTT code: ``WireClient``, the uplink's client, in
+bench/_wire_bare.py's loop, the reference of issue 12's goal; ``WireSubscriber``, the
+``mqtt`` driver's, for receiving), ``paho-bare`` (bench/_paho_bare.py's ``loop()``,
 the goal's reference while the uplink published with paho), ``paho-thread``
 (``loop_start``), ``paho-asyncio`` (``tidegate.mqtt.paho_bridge.AsyncioPaho``, as the
 ``mqtt`` driver drives paho), ``paho-tuned`` (public API, its own select loop),
@@ -27,10 +27,10 @@ skipped with one line (``pip install gmqtt zmqtt amqtt`` for the full set; they 
 not tidegate's dependencies). Rounds alternate the clients' order and the table
 shows each figure's median over the rounds.
 
-What came of it: the gateway's uplink publishes with its own client,
-``tidegate.mqtt.wire`` (the ``wire`` row: a few times cheaper per message than paho
-however paho is driven, and close to the floor); paho-mqtt remains for what that
-client does not do, the ``mqtt`` driver's subscriptions (the receive columns).
+What came of it: the gateway publishes and (the ``mqtt`` driver, at QoS 0 and 1)
+receives with its own code, ``tidegate.mqtt.wire`` (the ``wire`` row: a few times
+cheaper per message than paho however paho is driven, and close to the floor);
+paho-mqtt remains for what that code does not do, a subscription at QoS 2.
 
 Run: ``./dev bench mqtt_clients [--messages N] [--rounds R] [--clients a,b,c]``.
 """
@@ -52,8 +52,8 @@ from tidegate.demo.local_broker import LocalBroker
 
 _P, _A = "bench._client_paho", "bench._client_aio"
 CLIENTS = [
-    Client("wire", "tidegate", "tidegate.mqtt.wire: the uplink's own, publish only",
-           "bench._client_wire", "wire", receives=False),
+    Client("wire", "tidegate", "tidegate.mqtt.wire: the uplink's and the mqtt driver's",
+           "bench._client_wire", "wire"),
     Client("paho-bare", "paho-mqtt", "loop() in one thread: the ratios' reference", _P,
            "bare"),
     Client("paho-thread", "paho-mqtt", "loop_start(): paho's network thread", _P, "thread"),

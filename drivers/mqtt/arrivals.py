@@ -8,6 +8,7 @@ Both hand on messages that look like ``Arrival`` and fail to connect with
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
@@ -41,6 +42,36 @@ class Arrival(Protocol):
 
 OnMessage = Callable[[Arrival, int], None]
 """Takes a message and the number of the connection it came on."""
+
+
+class LinkState:
+    """What either link keeps of its connections: their count (an acknowledgement goes
+    only to its own one), the messages received, and why the current one was lost."""
+
+    def __init__(
+        self,
+        config: MqttInputConfig,
+        client_id: str,
+        on_message: OnMessage,
+        room: Callable[[], bool],
+    ) -> None:
+        """``room`` says whether the driver takes more messages now (else they wait in
+        the socket until its pump has had a turn)."""
+        self.config = config
+        self.client_id = client_id
+        self.session = 0
+        """Counts connections; a message's acknowledgement goes only to its own one."""
+        self.arrivals = 0
+        """Messages received on any connection."""
+        self.lost = asyncio.Event()
+        self.lost_reason = ""
+        self._on_message_cb = on_message
+        self._room = room
+
+    def connection_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
 
 
 class ConnectFailed(Exception):

@@ -33,7 +33,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tidegate.drivers.mqtt.arrivals import READ_BURST, ConnectFailed, OnMessage, link_password
+from tidegate.drivers.mqtt.arrivals import (
+    READ_BURST,
+    ConnectFailed,
+    LinkState,
+    OnMessage,
+    link_password,
+)
 from tidegate.drivers.mqtt.config import MqttInputConfig
 from tidegate.errors import TidegateError
 from tidegate.mqtt.credentials import Secret
@@ -74,7 +80,7 @@ class BurstReader(AsyncioPaho):
                 return
 
 
-class BrokerLink:
+class BrokerLink(LinkState):
     """The driver's broker connection; see the module docstring."""
 
     def __init__(
@@ -84,27 +90,11 @@ class BrokerLink:
         on_message: OnMessage,
         room: Callable[[], bool],
     ) -> None:
-        """``room`` says whether the driver takes more messages now (else they wait in
-        the socket until its pump has had a turn)."""
-        self.config = config
-        self.client_id = client_id
-        self.session = 0
-        """Counts connections; a message's acknowledgement goes only to its own one."""
-        self.arrivals = 0
-        """Messages received on any connection."""
-        self.lost = asyncio.Event()
-        self.lost_reason = ""
-        self._on_message_cb = on_message
-        self._room = room
+        super().__init__(config, client_id, on_message, room)
         self._client: paho.Client | None = None
         self._bridge: AsyncioPaho | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._suback: tuple[int, asyncio.Future[list[ReasonCode]]] | None = None
-
-    def connection_lost(self, reason: str) -> None:
-        if not self.lost.is_set():
-            self.lost_reason = reason
-            self.lost.set()
 
     # --- paho callbacks (on the event loop thread) -------------------------------------
 

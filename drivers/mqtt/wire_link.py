@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tidegate.drivers.mqtt.arrivals import ConnectFailed, OnMessage, link_password
+from tidegate.drivers.mqtt.arrivals import ConnectFailed, LinkState, OnMessage, link_password
 from tidegate.drivers.mqtt.config import MqttInputConfig
 from tidegate.errors import TidegateError
 from tidegate.mqtt import wire
@@ -29,7 +29,7 @@ from tidegate.mqtt.wire.reasons import Reason
 from tidegate.mqtt.wire.subscriber import Message, WireSubscriber
 
 
-class WireLink:
+class WireLink(LinkState):
     """The driver's broker connection; see the module docstring."""
 
     def __init__(
@@ -39,24 +39,8 @@ class WireLink:
         on_message: OnMessage,
         room: Callable[[], bool],
     ) -> None:
-        """``room`` says whether the driver takes more messages now (else they wait in
-        the socket until its pump has had a turn)."""
-        self.config = config
-        self.client_id = client_id
-        self.session = 0
-        """Counts connections; a message's acknowledgement goes only to its own one."""
-        self.arrivals = 0
-        """Messages received on any connection."""
-        self.lost = asyncio.Event()
-        self.lost_reason = ""
-        self._on_message_cb = on_message
-        self._room = room
+        super().__init__(config, client_id, on_message, room)
         self._client: WireSubscriber | None = None
-
-    def connection_lost(self, reason: str) -> None:
-        if not self.lost.is_set():
-            self.lost_reason = reason
-            self.lost.set()
 
     def _on_message(self, message: Message) -> None:
         self.arrivals += 1
