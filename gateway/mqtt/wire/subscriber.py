@@ -27,6 +27,9 @@ from tidegate.mqtt.wire.connection import ConnectFailed, OnDisconnect, WireConne
 from tidegate.mqtt.wire.packets import PUBLISH, SUBACK, ProtocolViolation
 from tidegate.mqtt.wire.reasons import Reason
 
+HOLD_PACE = 0.001
+"""Seconds between two messages read while the caller has no room for them."""
+
 
 class Message:
     """A message from the broker; ``topic`` raises UnicodeDecodeError when the broker sent
@@ -235,13 +238,16 @@ class WireSubscriber(WireConnection):
         self._waiting_since = now if self._suback is not None or self._ping_out else None
 
     def _hold(self) -> None:
-        """Stop reading until the event loop has had a turn (the caller's pump first)."""
+        """Stop reading for a moment: the caller's pump goes first. While the caller has
+        no room, messages are read at most one per ``HOLD_PACE`` (a QoS 0 one beyond its
+        room is dropped: reading faster would only spend the CPU its pipeline needs on
+        dropping more)."""
         transport, loop = self._transport, self._loop
         if transport is None or loop is None:
             return
         self._held = True
         transport.pause_reading()
-        loop.call_soon(self._go_on)
+        loop.call_later(HOLD_PACE, self._go_on)
 
     def _go_on(self) -> None:
         self._held = False
