@@ -146,6 +146,11 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
                     raise
                 deleted += _delete(box, chunks[0], payload_bytes, len(id_list))
             chunks.pop(0)
+            if chunks and box._disk is not None:
+                # Back to back, chunks outrun the automatic checkpoint: a WAL that only
+                # grows is what the chunks are cut to avoid on a small disk.
+                with contextlib.suppress(sqlite3.Error):  # a later one catches up
+                    box.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error as exc:
         box._undeleted = [r for chunk in chunks for r in chunk]
         box.stats.undeleted = sum(high - low + 1 for low, high in box._undeleted)
