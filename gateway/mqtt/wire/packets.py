@@ -206,7 +206,7 @@ def suback_of(body: bytes, v5: bool) -> tuple[int, list[Reason]]:
         raise ProtocolViolation("malformed SUBACK")
     at = 2
     if v5:
-        length, at = _read_varint(body, at)
+        length, at = read_varint(body, at)
         at += length
     if at >= len(body):
         raise ProtocolViolation("malformed SUBACK: no reason codes")
@@ -234,7 +234,7 @@ def publish_of(flags: int, body: bytes, v5: bool) -> Incoming:
         packet_id = (body[at] << 8) | body[at + 1]
         at += 2
     if v5:
-        length, at = _read_varint(body, at)
+        length, at = read_varint(body, at)
         at += length
     if at > len(body):
         raise ProtocolViolation("malformed PUBLISH: longer than the packet")
@@ -264,7 +264,7 @@ _VARINT = 0x0B
 def properties(body: bytes, at: int) -> dict[int, object]:
     """MQTT 5 properties starting at ``body[at]`` (their length first). User
     properties are kept as a list of pairs under 0x26."""
-    length, at = _read_varint(body, at)
+    length, at = read_varint(body, at)
     end = at + length
     if end > len(body):
         raise ProtocolViolation("malformed properties: longer than the packet")
@@ -280,7 +280,7 @@ def properties(body: bytes, at: int) -> dict[int, object]:
             value: object = int.from_bytes(body[at : at + width], "big")
             at += width
         elif key == _VARINT:
-            value, at = _read_varint(body, at)
+            value, at = read_varint(body, at)
         elif key in _TEXT or key in _BINARY:
             data, at = _read_field(body, at)
             value = data.decode(errors="replace") if key in _TEXT else data
@@ -299,7 +299,7 @@ def properties(body: bytes, at: int) -> dict[int, object]:
     return out
 
 
-def _read_varint(body: bytes, at: int) -> tuple[int, int]:
+def read_varint(body: bytes, at: int) -> tuple[int, int]:
     value = shift = 0
     for _ in range(4):
         if at >= len(body):

@@ -289,12 +289,4 @@ def _remaining_length(data: bytes, at: int) -> tuple[int, int]:
 def _property_length(data: bytes, at: int) -> tuple[int, int]:
     if data[at] < 0x80:  # the usual: a few bytes of properties, or none
         return data[at], at + 1
-    value = shift = 0
-    for _ in range(4):
-        digit = data[at]
-        at += 1
-        value |= (digit & 0x7F) << shift
-        if digit < 0x80:
-            return value, at
-        shift += 7
-    raise ProtocolViolation("malformed PUBLISH: properties length over 4 bytes")
+    return packets.read_varint(data, at)
