@@ -54,6 +54,11 @@ def configure(
     # It only takes effect on a new file (before WAL mode is set).
     db.execute("PRAGMA page_size=1024")
     db.execute("PRAGMA journal_mode=WAL")
+    # Debian builds SQLite with SECURE_DELETE on: every page a delete frees would be
+    # zeroed and written again, twice what deleting delivered events costs with FAST
+    # (content on pages written anyway is still zeroed). Measured with 50-event
+    # commits: 15 -> 8 WAL pages per delete, 670 -> 530 WAL bytes per event.
+    db.execute("PRAGMA secure_delete=FAST")
     db.execute("PRAGMA synchronous=" + ("FULL" if durability == "fsync" else "NORMAL"))
     db.execute("PRAGMA busy_timeout=5000")
     # The WAL's size on disk: checkpoints every wal_pages pages, and after a burst it
