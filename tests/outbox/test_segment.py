@@ -70,6 +70,8 @@ def test_contents_that_do_not_add_up_are_damaged_even_with_a_good_checksum() -> 
     head = b"TGS1" + struct.pack("<IIIIi", 1, 1, 1, 10, 0)
     with pytest.raises(SegmentDamaged, match="offsets"):
         decode(_sealed(head + b"abcd"))
+    with pytest.raises(SegmentDamaged, match="offsets"):
+        decode(_sealed(b"TGS1" + struct.pack("<I", 0) + b"stray"))
     with pytest.raises(SegmentDamaged, match="decompress"):
         decode(b"not zlib" + struct.pack("<I", zlib.crc32(b"not zlib")))
 
