@@ -1,13 +1,16 @@
-"""The subscribing side of the wire codec, without I/O: SUBSCRIBE, SUBACK, an incoming
-PUBLISH, and CONNECT for a persistent session. What Mosquitto makes of them is checked
-in ``test_wire_subscriber``."""
+"""The subscribing side of the wire codec, without I/O: SUBSCRIBE, SUBACK and CONNECT for
+a persistent session. What Mosquitto makes of them is checked in ``test_wire_subscriber``;
+an incoming PUBLISH, decoded inline by the subscriber, in ``test_wire_subscriber_parse``."""
 
 from __future__ import annotations
 
 import pytest
 
 from tidegate.mqtt.wire import Reason, packets
-from tidegate.mqtt.wire.packets import Incoming, Packet, ProtocolViolation, frames
+from tidegate.mqtt.wire.packets import Packet, ProtocolViolation, frames
+
+MAX_REMAINING = 268_435_455
+"""The largest remaining length MQTT can express."""
 
 # -- SUBSCRIBE --------------------------------------------------------------------------------
 
@@ -57,40 +60,6 @@ def test_suback_5_skips_its_properties() -> None:
 def test_a_suback_without_reason_codes_is_malformed(body: bytes, v5: bool) -> None:
     with pytest.raises(ProtocolViolation, match="SUBACK"):
         packets.suback_of(body, v5)
-
-
-# -- an incoming PUBLISH ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("v5", [False, True])
-@pytest.mark.parametrize("qos", [0, 1])
-def test_publish_of_reads_back_what_publish_encodes(v5: bool, qos: int) -> None:
-    data = packets.publish(packets.topic_field("t/ü"), b"\x00payload", qos, True, 0xBEEF, v5=v5)
-    (packet,), _ = frames(data)
-    assert packets.publish_of(packet.flags, packet.body, v5) == Incoming(
-        "t/ü".encode(), 0xBEEF if qos else 0, b"\x00payload"
-    )
-
-
-def test_publish_of_skips_mqtt5_properties() -> None:
-    props = b"\x01\x01" + b"\x03\x00\x10application/json"  # payload format, content type
-    body = b"\x00\x01t" + b"\x00\x09" + bytes([len(props)]) + props + b"{}"
-    assert packets.publish_of(0b0010, body, v5=True) == Incoming(b"t", 9, b"{}")
-
-
-def test_a_topic_that_is_not_utf8_is_kept_as_bytes() -> None:
-    body = b"\x00\x02\xff\xfe" + b"x"
-    assert packets.publish_of(0, body, v5=False).topic == b"\xff\xfe"
-
-
-@pytest.mark.parametrize(
-    ("flags", "body"),
-    [(0, b"\x00"), (0, b"\x00\x09abc"), (0b0010, b"\x00\x01t\x00"), (0b0010, b"\x00\x01t")],
-    ids=["no topic length", "topic past the end", "half a packet id", "no packet id"],
-)
-def test_a_publish_that_runs_past_its_end_is_malformed(flags: int, body: bytes) -> None:
-    with pytest.raises(ProtocolViolation, match="PUBLISH"):
-        packets.publish_of(flags, body, v5=False)
 
 
 # -- CONNECT for a subscriber -------------------------------------------------------------------
@@ -143,4 +112,4 @@ def test_frames_takes_a_larger_limit_for_a_subscriber() -> None:
     data = b"\x30" + packets.varint(len(body)) + body
     with pytest.raises(ProtocolViolation, match="bytes"):
         frames(data)
-    assert frames(data, limit=packets.MAX_REMAINING) == ([Packet(3, 0, body)], b"")
+    assert frames(data, limit=MAX_REMAINING) == ([Packet(3, 0, body)], b"")

@@ -2,7 +2,8 @@
 
 The packets a publisher and a QoS 0/1 subscriber exchange (MQTT 3.1.1 and 5):
 CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ and DISCONNECT out; CONNACK, PUBACK,
-SUBACK, PINGRESP, DISCONNECT and PUBLISH in. Pure functions, no I/O.
+SUBACK, PINGRESP, DISCONNECT and PUBLISH in. Pure functions, no I/O. An incoming
+PUBLISH is decoded where it is received, inline (``subscriber``: its hot path).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ DISCONNECT_PACKET = b"\xe0\x00"
 
 MAX_INCOMING = 1 << 20
 """Largest packet accepted from the broker: a publisher is sent only short ones."""
-MAX_REMAINING = 268_435_455
-"""The largest remaining length MQTT can express (a subscriber takes what the broker sends)."""
 
 RECEIVE_MAXIMUM, MAXIMUM_PACKET_SIZE, SERVER_KEEP_ALIVE = 0x21, 0x27, 0x13
 SESSION_EXPIRY = 0x11
@@ -211,34 +210,6 @@ def suback_of(body: bytes, v5: bool) -> tuple[int, list[Reason]]:
     if at >= len(body):
         raise ProtocolViolation("malformed SUBACK: no reason codes")
     return (body[0] << 8) | body[1], [Reason(code) for code in body[at:]]
-
-
-class Incoming(NamedTuple):
-    """A PUBLISH from the broker; ``topic`` as sent (UTF-8 unless the broker is broken)."""
-
-    topic: bytes
-    packet_id: int
-    payload: bytes
-
-
-def publish_of(flags: int, body: bytes, v5: bool) -> Incoming:
-    """An incoming PUBLISH (its properties, MQTT 5, skipped); packet id 0 at QoS 0."""
-    if len(body) < 2:
-        raise ProtocolViolation("malformed PUBLISH")
-    at = 2 + ((body[0] << 8) | body[1])
-    topic = body[2:at]
-    packet_id = 0
-    if flags & 0x06:
-        if at + 2 > len(body):
-            raise ProtocolViolation("malformed PUBLISH: no packet id")
-        packet_id = (body[at] << 8) | body[at + 1]
-        at += 2
-    if v5:
-        length, at = read_varint(body, at)
-        at += length
-    if at > len(body):
-        raise ProtocolViolation("malformed PUBLISH: longer than the packet")
-    return Incoming(topic, packet_id, body[at:])
 
 
 def disconnect_of(body: bytes, v5: bool) -> tuple[Reason, str]:
