@@ -147,19 +147,11 @@ def frames(buffer: bytes, limit: int = MAX_INCOMING) -> tuple[list[Packet], byte
     pos, end = 0, len(buffer)
     while pos + 2 <= end:
         first = buffer[pos]
-        length = shift = 0
-        at = pos + 1
-        while True:
-            if at >= end:
+        length, at = buffer[pos + 1], pos + 2
+        if length & 0x80:
+            length, at = varint_at(buffer, pos + 1)
+            if at < 0:
                 return out, buffer[pos:]
-            digit = buffer[at]
-            length |= (digit & 0x7F) << shift
-            at += 1
-            if digit < 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise ProtocolViolation("malformed packet: remaining length over 4 bytes")
         if length > limit:
             raise ProtocolViolation(f"the broker sent a packet of {length} bytes")
         if at + length > end:
@@ -270,18 +262,28 @@ def properties(body: bytes, at: int) -> dict[int, object]:
     return out
 
 
-def read_varint(body: bytes, at: int) -> tuple[int, int]:
+def varint_at(data: bytes, at: int) -> tuple[int, int]:
+    """The variable byte integer at ``data[at]`` and where what follows it starts, or
+    ``(0, -1)`` while its bytes are not all here yet (a packet arriving in pieces)."""
     value = shift = 0
     for _ in range(4):
-        if at >= len(body):
-            break
-        digit = body[at]
+        if at >= len(data):
+            return 0, -1
+        digit = data[at]
         at += 1
         value |= (digit & 0x7F) << shift
         if digit < 0x80:
             return value, at
         shift += 7
-    raise ProtocolViolation("malformed variable byte integer")
+    raise ProtocolViolation("malformed packet: a variable byte integer over 4 bytes")
+
+
+def read_varint(body: bytes, at: int) -> tuple[int, int]:
+    """``varint_at`` inside a whole packet, where cut off is malformed."""
+    value, after = varint_at(body, at)
+    if after < 0:
+        raise ProtocolViolation("malformed variable byte integer")
+    return value, after
 
 
 def _read_field(body: bytes, at: int) -> tuple[bytes, int]:

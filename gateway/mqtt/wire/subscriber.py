@@ -188,7 +188,7 @@ class WireSubscriber(WireConnection):
                 first = data[pos]
                 length, at = data[pos + 1], pos + 2
                 if length & 0x80:
-                    length, at = _remaining_length(data, pos + 1)
+                    length, at = packets.varint_at(data, pos + 1)
                     if at < 0:
                         break  # the length itself is not all here yet
                 stop = at + length
@@ -268,22 +268,6 @@ class WireSubscriber(WireConnection):
         future, self._suback = self._suback[1], None  # answered: no longer due
         if not future.done():
             future.set_result(reasons)
-
-
-def _remaining_length(data: bytes, at: int) -> tuple[int, int]:
-    """The remaining length at ``data[at]`` and where the packet's body starts; -1 for
-    the latter when the length's bytes are not all here yet."""
-    value = shift = 0
-    for _ in range(4):
-        if at >= len(data):
-            return 0, -1
-        digit = data[at]
-        at += 1
-        value |= (digit & 0x7F) << shift
-        if digit < 0x80:
-            return value, at
-        shift += 7
-    raise ProtocolViolation("malformed packet: remaining length over 4 bytes")
 
 
 def _property_length(data: bytes, at: int) -> tuple[int, int]:
