@@ -128,17 +128,23 @@ def connack_of(protocol: str, session_present: bool = False) -> bytes:
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class FakeBroker:
-    """A loopback server on the test's own loop, answering each connection with ``script``."""
+class _LoopServer:
+    """A loopback server on the test's own loop; at the end it stops and cancels the
+    tasks it started (``_tasks``)."""
 
-    def __init__(self, script: Script) -> None:
-        self.script = script
+    def __init__(self) -> None:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> FakeBroker:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+    async def _listen(self) -> asyncio.Server:
+        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._server = await self._listen()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -148,6 +154,14 @@ class FakeBroker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class FakeBroker(_LoopServer):
+    """A loopback server on the test's own loop, answering each connection with ``script``."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__()
+        self.script = script
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -168,31 +182,17 @@ class FakeBroker:
 # -- links that die silently or crawl --------------------------------------------------------
 
 
-class _Proxy:
+class _Proxy(_LoopServer):
     """A TCP proxy on the test's loop in front of a real broker; ``_pipe`` carries each
     direction of each connection."""
 
     def __init__(self, host: str, port: int) -> None:
+        super().__init__()
         self.upstream = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def _listen(self) -> asyncio.Server:
-        return await asyncio.start_server(self._serve, "127.0.0.1", 0)
-
-    async def __aenter__(self) -> Self:
-        self._server = await self._listen()
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().__aexit__(*exc)
         for writer in self._writers:
             writer.close()
 
