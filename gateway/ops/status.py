@@ -103,7 +103,10 @@ def oldest_accepted(path: Path) -> float | None:
     except sqlite3.Error:
         return None
     try:
-        row = db.execute("SELECT accepted FROM outbox ORDER BY id LIMIT 1").fetchone()
+        row = db.execute(
+            "SELECT accepted FROM (SELECT id, accepted FROM outbox UNION ALL "
+            "SELECT id, accepted FROM segments) ORDER BY id LIMIT 1"
+        ).fetchone()
     except sqlite3.Error:
         return None
     finally:

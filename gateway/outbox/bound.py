@@ -15,9 +15,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from tidegate.outbox import segment_store
 from tidegate.outbox.disk import PAGE
 from tidegate.outbox.limits import OutboxFull
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+from tidegate.outbox.segment import SegmentDamaged
 
 if TYPE_CHECKING:
     from tidegate.outbox.store import Outbox
@@ -104,23 +106,43 @@ def drop_oldest(box: Outbox, db: sqlite3.Connection, need: int, down_to: int) ->
     stats = box.stats
     dropped = freed = 0
     for priority in range(len(CLASS_TABLES) - 1, down_to - 1, -1):
-        table = CLASS_TABLES[priority]
         while freed < need:
-            rows = db.execute(
-                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?) "  # noqa: S608
-                "RETURNING LENGTH(payload)",
-                (max(16, min(5000, (need - freed) // 200 + 1)),),
-            ).fetchall()
-            if not rows:
+            gone, size = _drop_head(box, db, priority, need - freed)
+            if not gone:
                 break
             box._rows_changed()
-            size = sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
             freed += size
-            dropped += len(rows)
-            stats.depth_by_priority[priority] -= len(rows)
-            stats.depth -= len(rows)
+            dropped += gone
+            stats.depth_by_priority[priority] -= gone
+            stats.depth -= gone
             stats.bytes -= size
     return dropped, freed
+
+
+def _drop_head(box: Outbox, db: sqlite3.Connection, cls: int, need: int) -> tuple[int, int]:
+    """Drop the class's oldest events, about ``need`` bytes of them: a whole segment
+    if it fits in that, else rows (a segment unpacked first). (events, bytes)."""
+    table = CLASS_TABLES[cls]
+    seg = segment_store.first(db, cls)
+    (row_head,) = db.execute(f"SELECT MIN(id) FROM {table}").fetchone()  # noqa: S608
+    if seg is not None and (row_head is None or seg.first < row_head):
+        size = segment_store.undelivered_size(db, cls, seg) + seg.events * ROW_OVERHEAD
+        if size <= need:
+            segment_store.delete(db, cls, seg.id)
+            return seg.events, size
+        try:
+            segment_store.unpack(db, cls, seg, tracked=True)
+        except SegmentDamaged:  # its events cannot be told apart: all of them go
+            segment_store.delete(db, cls, seg.id)
+            return seg.events, size
+        seg = segment_store.first(db, cls)
+    below = (1 << 62) if seg is None else seg.first
+    rows = db.execute(
+        f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE id < ? "  # noqa: S608
+        "ORDER BY id LIMIT ?) RETURNING LENGTH(payload)",
+        (below, max(16, min(5000, need // 200 + 1))),
+    ).fetchall()
+    return len(rows), sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
 
 
 def fit_newest(

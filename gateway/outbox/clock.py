@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from tidegate.errors import BufferError_
+from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import checksum, intact
-from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
 from tidegate.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -35,34 +36,16 @@ def purge_expired(box: Outbox, now: float) -> int:
     dropped = 0
     try:
         db.execute("BEGIN IMMEDIATE")
-        for priority, table in enumerate(CLASS_TABLES):
+        for priority in range(len(CLASS_TABLES)):
             while True:
-                # Acceptance order is id order: the expired rows are a prefix. A
-                # clock that stepped back ends the prefix early: purge less, never more.
-                head = db.execute(
-                    f"SELECT id, accepted, synced, boot_id FROM {table} "  # noqa: S608
-                    "ORDER BY id LIMIT 1000"
-                ).fetchall()
-                last = None
-                for row_id, accepted, synced, boot in head:
-                    # An untrusted time from an earlier boot was never corrected: its
-                    # age is unknown, so it is never purged by age.
-                    if accepted >= cutoff or (not synced and boot != box._boot_row):
-                        break
-                    last = row_id
-                if last is None:
+                gone, size = _expire_head(box, db, priority, cutoff)
+                if not gone:
                     break
-                rows = db.execute(
-                    f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
-                    (last,),
-                ).fetchall()
                 box._rows_changed()
-                box.stats.depth_by_priority[priority] -= len(rows)
-                box.stats.depth -= len(rows)
-                box.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
-                dropped += len(rows)
-                if len(rows) < len(head):
-                    break
+                box.stats.depth_by_priority[priority] -= gone
+                box.stats.depth -= gone
+                box.stats.bytes -= size
+                dropped += gone
         box._bump(db, "dropped_expired", dropped)
         box._commit()
     except sqlite3.Error as exc:
@@ -73,6 +56,53 @@ def purge_expired(box: Outbox, now: float) -> int:
     if dropped:
         box._sync_ledger()
     return dropped
+
+
+def _expired(box: Outbox, accepted: float, synced: int, boot: int, cutoff: float) -> bool:
+    # An untrusted time from an earlier boot was never corrected: its age is unknown,
+    # so it is never purged by age.
+    return accepted < cutoff and bool(synced or boot == box._boot_row)
+
+
+def _expire_head(
+    box: Outbox, db: sqlite3.Connection, cls: int, cutoff: float
+) -> tuple[int, int]:
+    """Drop the class's oldest events while they are expired: a whole segment, or rows
+    up to the next segment. Returns (events, bytes as ``max_bytes`` counts them)."""
+    # Acceptance order is id order: the expired events are a prefix. A clock that
+    # stepped back ends the prefix early: purge less, never more.
+    table = CLASS_TABLES[cls]
+    seg = segment_store.first(db, cls)
+    below = (1 << 62) if seg is None else seg.first
+    head = db.execute(
+        f"SELECT id, accepted, synced, boot_id FROM {table} WHERE id < ? "  # noqa: S608
+        "ORDER BY id LIMIT 1000",
+        (below,),
+    ).fetchall()
+    if not head:
+        if seg is None:
+            return 0, 0
+        accepted, synced, boot = db.execute(
+            f"SELECT accepted, synced, boot_id FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
+            (seg.id,),
+        ).fetchone()
+        if not _expired(box, accepted, synced, boot, cutoff):
+            return 0, 0
+        size = segment_store.undelivered_size(db, cls, seg) + seg.events * ROW_OVERHEAD
+        segment_store.delete(db, cls, seg.id)
+        return seg.events, size
+    last = None
+    for row_id, accepted, synced, boot in head:
+        if not _expired(box, accepted, synced, boot, cutoff):
+            break
+        last = row_id
+    if last is None:
+        return 0, 0
+    rows = db.execute(
+        f"DELETE FROM {table} WHERE id <= ? RETURNING LENGTH(payload)",  # noqa: S608
+        (last,),
+    ).fetchall()
+    return len(rows), sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
 
 
 def correct_clock(box: Outbox, delta: float) -> int:
@@ -90,6 +120,8 @@ def correct_clock(box: Outbox, delta: float) -> int:
     corrected = 0
     try:
         db.execute("BEGIN IMMEDIATE")
+        # Each event's payload changes on its own: this boot's segments become rows.
+        segment_store.unpack_all(db, tracked=True, boot=box._boot_row)
         for table in CLASS_TABLES:
             rows = db.execute(
                 f"SELECT id, payload, crc FROM {table} WHERE boot_id = ?",  # noqa: S608

@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tidegate.errors import BufferError_
+from tidegate.outbox import segment_store
 from tidegate.outbox.bound import Fitted, make_room, refresh_bound
 from tidegate.outbox.delivery import Row, delete_undeleted
-from tidegate.outbox.integrity import checksum
 from tidegate.outbox.limits import OutboxFull
 from tidegate.outbox.schema import (
     ACCEPTED_TOTAL,
-    CLASS_TABLES,
     MEMORY_APPLIED,
     NEXT_ID,
     ROW_OVERHEAD,
@@ -36,11 +35,6 @@ from tidegate.wording import count
 if TYPE_CHECKING:
     from tidegate.outbox.store import Outbox
     from tidegate.outgoing import Outgoing
-
-ClassRows = list[list[tuple[int, int, int, float, int, int, bytes, int]]]
-"""Per priority class, the rows to insert (id, source, route, accepted, synced, boot,
-payload, crc)."""
-
 
 def put(box: Outbox, items: Sequence[Outgoing]) -> int:
     """Commit ``items``; when this returns they are accepted (or counted as dropped).
@@ -140,8 +134,8 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
     if memory:
         box._memory_applied = box._memory_noted
         stats.pending_drops.pop("dropped_memory", None)
-    for priority, rows in enumerate(by_class):
-        stats.depth_by_priority[priority] += len(rows)
+    for priority, n in enumerate(by_class):
+        stats.depth_by_priority[priority] += n
     stats.depth += keep
     stats.bytes += incoming
     stats.accepted += keep
@@ -161,43 +155,39 @@ def _insert(
     now: float,
     synced: bool,
     kept: bool,
-) -> tuple[ClassRows, int, list[Row]]:
-    """Insert the rows into their class tables. Returns them, the next row id, and
-    the rows as ``take`` hands them out (kept in memory: ``tidegate.outbox.fresh``)."""
+) -> tuple[list[int], int, list[Row]]:
+    """Store the events as one segment per class (``tidegate.outbox.segment_store``),
+    each class's ids contiguous. Returns how many each class got, the next row id,
+    and the rows as ``take`` hands them out (kept in memory: ``tidegate.outbox.fresh``)."""
     source_ids, route_ids = box._source_ids, box._route_ids
-    boot = box._boot_row
-    flag = int(synced)
-    by_class: ClassRows = [[], [], []]
+    by_class: list[list[int]] = [[], [], []]
+    for i, outgoing in enumerate(items):
+        by_class[outgoing.priority].append(i)
     fresh: list[Row] = []
     row_id = box._next_id
-    for outgoing, payload in zip(items, payloads, strict=True):
-        topic, qos, retain, priority = (
-            outgoing.topic, outgoing.qos, outgoing.retain, outgoing.priority
+    for priority, members in enumerate(by_class):
+        if not members:
+            continue
+        routes = []
+        for i in members:
+            outgoing = items[i]
+            route = (outgoing.topic, outgoing.qos, outgoing.retain)
+            routes.append(route_ids[route])
+            if kept:
+                fresh.append(Row(row_id + len(routes) - 1, *route, payloads[i], priority))
+        segment_store.insert(
+            db,
+            priority,
+            row_id,
+            [payloads[i] for i in members],
+            routes=routes,
+            sources=[source_ids[items[i].event.source] for i in members],
+            accepted=now,
+            synced=synced,
+            boot=box._boot_row,
         )
-        by_class[priority].append(
-            (
-                row_id,
-                source_ids[outgoing.event.source],
-                route_ids[(topic, qos, retain)],
-                now,
-                flag,
-                boot,
-                payload,
-                checksum(payload),
-            )
-        )
-        if kept:
-            fresh.append(Row(row_id, topic, qos, retain, payload, priority))
-        row_id += 1
-    for priority, rows in enumerate(by_class):
-        if rows:
-            db.executemany(
-                f"INSERT INTO {CLASS_TABLES[priority]} "  # noqa: S608 - constant names
-                "(id, source_id, route_id, accepted, synced, boot_id, payload, crc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-    return by_class, row_id, fresh
+        row_id += len(members)
+    return [len(m) for m in by_class], row_id, fresh
 
 
 def reserve_seqs(box: Outbox, seqs: dict[str, int]) -> None:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
+from tidegate.outbox import segment_store
+from tidegate.outbox.integrity import DAMAGED
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ def reject(
     moved = size = counted_size = 0
     try:
         db.execute("BEGIN IMMEDIATE")
+        segment_store.unpack_containing(db, ids, tracked=True)
         for row_id in ids:
             for priority, table in enumerate(CLASS_TABLES):
                 # As bytes whatever type a damaged record says (a TEXT payload may not
@@ -87,6 +90,38 @@ def reject(
     box.stats.dead_letter_bytes += size
     box._sync_ledger()
     return moved
+
+
+def reject_segment(box: Outbox, cls: int, seg: segment_store.Stored, reason: str) -> int:
+    """Move a segment that failed its checks to the dead letters, as one letter holding
+    its stored bytes (no topic: not replayable), counting its undelivered events as
+    damaged. Returns how many events it held."""
+    db = box.db
+    events = seg.events
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        blob = segment_store.body(db, cls, seg.id)
+        size = segment_store.undelivered_size(db, cls, seg)
+        segment_store.delete(db, cls, seg.id)
+        db.execute(
+            "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
+            "VALUES (?, 'outbox', ?, NULL, NULL, ?, NULL)",
+            (time.time(), f"{reason}: events {seg.first}-{seg.last_id}", blob),
+        )
+        bound_dead_letters(box, db, len(blob))
+        box._bump(db, DAMAGED, events)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        raise BufferError_(f"cannot move a damaged segment to the dead letters: {exc}") from None
+    box._rows_changed()
+    box.stats.depth_by_priority[cls] -= events
+    box.stats.depth -= events
+    box.stats.bytes -= size + events * ROW_OVERHEAD
+    box.stats.dead_letters += 1
+    box.stats.dead_letter_bytes += len(blob)
+    box._sync_ledger()
+    return events
 
 
 def dead_letter_input(box: Outbox, letters: Sequence[DeadInput]) -> None:

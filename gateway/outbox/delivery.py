@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import heapq
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
+from tidegate.outbox import segment_store
+from tidegate.outbox.dead import reject_segment
 from tidegate.outbox.integrity import (
     CHECKSUM_MISMATCH,
     CHECKSUM_MISSING,
@@ -59,11 +62,12 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
     first from after its cursor (``cursors[priority]`` is the last id handed out)."""
     out: list[Row] = []
     damaged: dict[str, list[int]] = {}
+    bad_segments: list[tuple[int, segment_store.Stored, str]] = []
     try:
         box._sync_with_admin_changes()  # a replay may have added routes
         routes = box._routes
         fresh = box._fresh
-        for priority, table in enumerate(CLASS_TABLES):
+        for priority in range(len(CLASS_TABLES)):
             after = cursors[priority]
             if fresh.serves(priority, after):
                 # Never read back from the file: nothing to check (``tidegate.outbox.fresh``).
@@ -72,16 +76,7 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
             start = len(out)
             while len(out) < limit:
                 want = limit - len(out)
-                # A damaged header byte can make any value another type (a TEXT
-                # payload may not even be UTF-8): read as bytes, and typed checked.
-                rows = box.db.execute(
-                    "SELECT id, route_id, CAST(payload AS BLOB), IIF(typeof(crc) = "  # noqa: S608
-                    "'integer', crc, NULL), typeof(payload) = 'blob' AND typeof(route_id) "
-                    "= 'integer' AND typeof(crc) IN ('integer', 'null'), crc IS NULL AND "
-                    "id >= (SELECT value FROM counters WHERE name = ?) "
-                    f"FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
-                    (CRC_FROM_ID, after, want),
-                ).fetchall()
+                rows = _read_class(box, priority, after, want, bad_segments)
                 for i, r, p, crc, typed, unsummed in rows:
                     if box._undeleted and within(i, box._undeleted):
                         continue  # delivered already; only its delete is pending
@@ -110,7 +105,47 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
         log.error(
             "%s failed a check (%s): moved to dead letters", count(moved, "stored event"), reason
         )
+    for cls, seg, reason in bad_segments:
+        moved = reject_segment(box, cls, seg, reason)
+        log.error(
+            "a stored segment of %s failed a check (%s): moved to dead letters",
+            count(moved, "event"),
+            reason,
+        )
     return out
+
+
+def _read_class(
+    box: Outbox,
+    cls: int,
+    after: int,
+    want: int,
+    bad_segments: list[tuple[int, segment_store.Stored, str]],
+) -> list[tuple[int, int, bytes, int | None, bool, bool]]:
+    """Up to ``want`` stored events of the class after ``after``, rows and segments
+    merged in id order: (id, route id, payload, crc, typed, unsummed)."""
+    # A damaged header byte can make any value another type (a TEXT payload may not
+    # even be UTF-8): read as bytes, and typed checked.
+    rows: list[tuple[int, int, bytes, int | None, bool, bool]] = box.db.execute(
+        "SELECT id, route_id, CAST(payload AS BLOB), IIF(typeof(crc) = "  # noqa: S608
+        "'integer', crc, NULL), typeof(payload) = 'blob' AND typeof(route_id) "
+        "= 'integer' AND typeof(crc) IN ('integer', 'null'), crc IS NULL AND "
+        "id >= (SELECT value FROM counters WHERE name = ?) "
+        f"FROM {CLASS_TABLES[cls]} WHERE id > ? ORDER BY id LIMIT ?",
+        (CRC_FROM_ID, after, want),
+    ).fetchall()
+    packed = segment_store.read_after(box.db, cls, after, want)
+    for seg, reason in packed.damaged:
+        if all(seg.id != s.id for _, s, _ in bad_segments):
+            bad_segments.append((cls, seg, reason))
+    if not packed.rows:
+        return rows
+    merged: list[tuple[int, int, bytes, int | None, bool, bool]] = [
+        (i, r, p, crc, True, False) for i, r, p, crc in packed.rows
+    ]
+    if not rows:
+        return merged
+    return list(heapq.merge(rows, merged, key=lambda row: row[0]))[:want]
 
 
 def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> int:
@@ -181,7 +216,10 @@ def _delete(
     try:
         db.execute("BEGIN IMMEDIATE")
         for priority, table in enumerate(CLASS_TABLES):
-            gone = 0
+            # Segments first: whole ones go, a prefix moves its position, anything else
+            # becomes rows, deleted below.
+            gone, length = segment_store.deliver(db, priority, ranges, sized=exact, tracked=True)
+            size += length
             for low, high in ranges:
                 if exact:
                     # Summed by a read, not by DELETE ... RETURNING: SQLite keeps RETURNING
@@ -226,6 +264,11 @@ def _delete(
 def delete_undeleted(box: Outbox, db: sqlite3.Connection) -> None:
     """Inside a write: delete the delivered rows an earlier ack could not."""
     for priority, table in enumerate(CLASS_TABLES):
+        n, size = segment_store.deliver(db, priority, box._undeleted, sized=True, tracked=True)
+        box.stats.depth_by_priority[priority] -= n
+        box.stats.depth -= n
+        box.stats.bytes -= size + n * ROW_OVERHEAD
+        box.stats.acked += n
         for low, high in box._undeleted:
             rows = db.execute(
                 f"DELETE FROM {table} WHERE id BETWEEN ? AND ? "  # noqa: S608

@@ -7,7 +7,8 @@ published as they are. Only a file in a layout no tidegate wrote is unusable
 (moved aside by ``tidegate.outbox.recovery``); a file from a newer tidegate is
 refused, never moved: its events are fine, this tidegate just cannot read them.
 
-- schema 3: ``crc`` per stored event (this release);
+- schema 4: segments (this release);
+- schema 3: ``crc`` per stored event — gains the segment tables; its rows stay rows;
 - schema 2: one table per priority class — gains the ``crc`` column;
 - schema 1 (``user_version`` 0): one ``outbox`` table — its rows move to the
   normal class, marked as accepted in an earlier boot.
@@ -29,6 +30,7 @@ from tidegate.outbox.schema import (
     CRC_FROM_ID,
     NEXT_ID,
     SCHEMA_VERSION,
+    SEGMENT_TABLES,
     STATEMENTS,
     VIEW,
 )
@@ -76,12 +78,14 @@ def configure(
         name: kind for name, kind in db.execute("SELECT name, type FROM sqlite_master")
     }
     if version == SCHEMA_VERSION:
-        if not all(t in tables for t in CLASS_TABLES):
+        if not all(t in tables for t in (*CLASS_TABLES, *SEGMENT_TABLES)):
             raise Unusable(f"schema {version} without its tables")
         # Only files of a pre-release schema 3 lack it (a read; written just then).
         _dead_letters_crc(db)
         return  # nothing to write: an open on a full disk must not need to
-    if version == 2:
+    if version == 3:
+        _migrate(db, path, version, _from_v3)
+    elif version == 2:
         _migrate(db, path, version, _from_v2)
     elif version == 0 and tables.get("outbox") == "table":
         # It copies every row (in one transaction): only if the disk can hold that.
@@ -123,11 +127,12 @@ def _migrate(
     if version:
         log.warning(
             "outbox %s: upgraded from schema %d to %d in place, keeping its %d "
-            "undelivered events (they have no checksum: published as they are)",
+            "undelivered events%s",
             path,
             version,
             SCHEMA_VERSION,
             count,
+            "" if version >= 3 else " (they have no checksum: published as they are)",
         )
 
 
@@ -149,6 +154,16 @@ def _create(db: sqlite3.Connection) -> int:
     for statement in STATEMENTS:
         db.execute(statement)
     return 0
+
+
+def _from_v3(db: sqlite3.Connection) -> int:
+    for statement in STATEMENTS:  # the segment tables (everything else exists already)
+        db.execute(statement)
+    _dead_letters_crc(db)
+    return sum(
+        int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+        for table in CLASS_TABLES
+    )
 
 
 def _from_v2(db: sqlite3.Connection) -> int:

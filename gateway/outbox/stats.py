@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tidegate.outbox import segment_store
 from tidegate.outbox.ledger.reconcile import LOST, Recovery
 from tidegate.outbox.schema import CLASS_TABLES, INTERNAL_COUNTERS, ROW_OVERHEAD
 
@@ -56,10 +57,13 @@ def recount(box: Outbox) -> None:
             f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), COALESCE(MAX(id), 0) "  # noqa: S608 - table names are constants
             f"FROM {table}"
         ).fetchone()
+        packed, packed_size, packed_top = segment_store.totals(db, priority)
+        n += packed
+        size += packed_size
         stats.depth_by_priority[priority] = n
         depth += n
         bytes_ += size + n * ROW_OVERHEAD
-        top = max(top, high)
+        top = max(top, high, packed_top)
     dead, dead_bytes = db.execute(
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
     ).fetchone()

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from tests.outbox.stored import stored_events
 from tests.support import TIDEGATE, GatewayProcess, wait_until, write_config
 
 BUFFER = [*TIDEGATE, "buffer"]
@@ -39,6 +40,15 @@ def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any
     conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
     try:
         return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def stored(db: Path) -> list[tuple[int, int, bytes]]:
+    """(id, class, payload) of every undelivered event, rows and segments alike."""
+    conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        return stored_events(conn)
     finally:
         conn.close()
 

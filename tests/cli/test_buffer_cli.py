@@ -27,8 +27,8 @@ from tests.cli.buffer_support import (
     REFUSED,
     REFUSED_REASON,
     ok,
-    query,
     stats_json,
+    stored,
     tidegate_buffer,
 )
 from tests.support import write_config
@@ -39,7 +39,7 @@ from tests.support import write_config
 def test_stats_counts_depth_sources_priorities_and_dead_letters(outbox_db: Path) -> None:
     s = stats_json("--db", str(outbox_db))
     assert s["depth"] == ALPHA + BETA
-    (payload,) = query(outbox_db, "SELECT SUM(LENGTH(payload)) FROM outbox")[0]
+    payload = sum(len(p) for _, _, p in stored(outbox_db))
     assert s["payload_bytes"] == payload
     assert s["file_bytes"]["db"] == outbox_db.stat().st_size
     assert s["by_priority"] == {
@@ -101,8 +101,7 @@ def test_usage_and_missing_files_are_one_line_errors(
 def test_peek_shows_the_oldest_first_and_filters_by_source(outbox_db: Path) -> None:
     lines = ok("peek", "--db", str(outbox_db), "-n", "4", "--jsonl").splitlines()
     rows = [json.loads(line) for line in lines]
-    expected = query(outbox_db, "SELECT id FROM outbox ORDER BY id LIMIT 4")
-    assert [r["row"] for r in rows] == [i for (i,) in expected]
+    assert [r["row"] for r in rows] == [i for i, _, _ in stored(outbox_db)[:4]]
     alpha = [
         json.loads(line)
         for line in ok("peek", "--db", str(outbox_db), "--source", "al*", "--jsonl").splitlines()
@@ -133,20 +132,17 @@ def test_peek_dead_letters_show_reason_and_raw_input(outbox_db: Path) -> None:
 
 
 def test_export_jsonl_and_csv_hold_every_event(outbox_db: Path, tmp_path: Path) -> None:
-    stored = {
-        row_id: json.loads(payload)
-        for row_id, payload in query(outbox_db, "SELECT id, payload FROM outbox")
-    }
+    events = {row_id: json.loads(payload) for row_id, _, payload in stored(outbox_db)}
     target = tmp_path / "out.jsonl"
     proc = tidegate_buffer("export", "--db", str(outbox_db), "-f", "jsonl", "-o", str(target))
     assert proc.returncode == 0, proc.stderr
     assert f"exported {ALPHA + BETA} events to {target}" in proc.stderr
     exported = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [r["row"] for r in exported] == sorted(stored)
-    assert {r["row"]: r["payload"] for r in exported} == stored
+    assert [r["row"] for r in exported] == sorted(events)
+    assert {r["row"]: r["payload"] for r in exported} == events
 
     table = list(csv.DictReader(io.StringIO(ok("export", "--db", str(outbox_db), "-f", "csv"))))
-    assert {int(r["row"]): json.loads(r["payload"]) for r in table} == stored
+    assert {int(r["row"]): json.loads(r["payload"]) for r in table} == events
     assert {r["encoding"] for r in table} == {"json"}
 
     letters = list(

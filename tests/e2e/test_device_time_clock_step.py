@@ -22,6 +22,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from tests.drivers.harness import eventually
+from tests.outbox.stored import stored_payloads
 from tidegate.clock import ClockWatcher
 from tidegate.config.loader import load_config_text
 from tidegate.drivers.parsing.parse import FrameParser, ParseConfig
@@ -75,7 +76,7 @@ drivers:
 def outbox(tmp_path: Path) -> dict[float, dict[str, Any]]:
     """Per value, the stored payload document."""
     with sqlite3.connect(tmp_path / "outbox.db") as db:
-        docs = [orjson.loads(p) for (p,) in db.execute("SELECT payload FROM outbox")]
+        docs = [orjson.loads(p) for p in stored_payloads(db)]
     return {doc["value"]: doc for doc in docs}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.stored import stored_events, stored_payloads
 from tests.support import (
     GatewayProcess,
     Subscriber,
@@ -57,8 +58,7 @@ def committed_seqs(data_dir: Path) -> dict[str, int]:
 def outbox_depth(data_dir: Path) -> int:
     db = sqlite3.connect(data_dir / "outbox.db")
     try:
-        (n,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(n)
+        return len(stored_events(db))
     finally:
         db.close()
 
@@ -66,10 +66,8 @@ def outbox_depth(data_dir: Path) -> int:
 def outbox_seqs(data_dir: Path) -> list[tuple[str, int]]:
     db = sqlite3.connect(data_dir / "outbox.db")
     try:
-        rows = db.execute(
-            "SELECT s.source, o.payload FROM outbox o JOIN sources s ON s.id = o.source_id"
-        ).fetchall()
-        return [(source, json.loads(payload)["seq"]) for source, payload in rows]
+        docs = [json.loads(payload) for payload in stored_payloads(db)]
+        return [(doc["source"], doc["seq"]) for doc in docs]
     finally:
         db.close()
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from tests.outbox.stored import stored_payloads
 from tidegate.clock import ClockWatcher
 from tidegate.config.loader import load_config_text
 from tidegate.pipeline import Gateway
@@ -58,9 +59,7 @@ def set_max_pages(gateway: Gateway, extra: int | None) -> Awaitable[None]:
 
 def seqs(tmp_path: Path) -> list[int]:
     with sqlite3.connect(tmp_path / "outbox.db") as db:
-        return [
-            json.loads(p)["seq"] for (p,) in db.execute("SELECT payload FROM outbox ORDER BY id")
-        ]
+        return [json.loads(p)["seq"] for p in stored_payloads(db)]
 
 
 def test_disk_full_holds_events_in_memory_and_resumes(tmp_path: Path) -> None:
@@ -164,7 +163,7 @@ def test_clock_step_corrects_undelivered_events_in_the_running_gateway(tmp_path:
 
     run(gateway, scenario)
     with sqlite3.connect(tmp_path / "outbox.db") as db:
-        docs = [json.loads(p) for (p,) in db.execute("SELECT payload FROM outbox ORDER BY id")]
+        docs = [json.loads(p) for p in stored_payloads(db)]
     corrected = [d for d in docs if d.get("time_corrected")]
     assert len(corrected) >= 100
     assert not any(d.get("time_synced") is False for d in docs)  # every marked one was fixed

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.outbox.stored import stored_payloads
 from tests.support import TIDEGATE, write_config
 from tidegate.event import new_event
 from tidegate.outbox.store import Outbox
@@ -105,7 +106,7 @@ def copy_outbox(source_dir: Path, target_dir: Path) -> None:
 def stored_ids(path: Path) -> set[str]:
     """Event ids in an outbox file (read through a throwaway copy: reading may checkpoint)."""
     with sqlite3.connect(path) as db:
-        return {json.loads(p)["id"] for (p,) in db.execute("SELECT payload FROM outbox")}
+        return {json.loads(p)["id"] for p in stored_payloads(db)}
 
 
 def valid_wal_frames(wal: Path) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.outbox.stored import unpack_segments
 from tests.outbox.support import buffer_cli, item
 from tidegate.outbox.integrity import CHECKSUM_MISMATCH, DAMAGED, UNKNOWN_ROUTE, WRONG_TYPE
 from tidegate.outbox.store import Outbox
@@ -27,11 +28,13 @@ def buffer(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def stored_outbox(path: Path, n: int = 3) -> list[bytes]:
-    """A stopped gateway's outbox holding ``n`` undelivered events; their payloads."""
+    """A stopped gateway's outbox holding ``n`` undelivered events as rows (a segment
+    unpacked: the events a test damages by SQL or in the file's bytes); their payloads."""
     box = Outbox(path, "gw")
     box.open()
     box.put([item("alpha", i) for i in range(n)])
     payloads = [r.payload for r in box.take(100)]
+    unpack_segments(box.db)
     box.close()
     return payloads
 

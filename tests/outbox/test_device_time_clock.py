@@ -24,7 +24,9 @@ from pydantic import TypeAdapter
 from tidegate.clock import RELEASE_EPOCH, ClockWatcher
 from tidegate.drivers.parsing.parse import FrameParser, ParseConfig
 from tidegate.event import Event, new_event
+from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import intact
+from tidegate.outbox.schema import SEGMENT_TABLES
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 from tidegate.payload import encode_event, event_document
@@ -71,6 +73,17 @@ def stored(path: Path) -> dict[float, dict[str, Any]]:
     """Per value, the row as stored: payload document, acceptance time, synced flag."""
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT payload, crc, accepted, synced FROM outbox").fetchall()
+        for cls in range(3):  # a commit's events, as one segment
+            for seg in segment_store.every(db, cls):
+                accepted, synced = db.execute(
+                    f"SELECT accepted, synced FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
+                    (seg.id,),
+                ).fetchone()
+                decoded = segment_store.read(db, cls, seg.id)
+                rows += [
+                    (decoded.payload(i), decoded.crcs[i], accepted, synced)
+                    for i in range(seg.first - seg.id, len(decoded))
+                ]
     found = {}
     for payload, crc, accepted, synced in rows:
         assert intact(payload, crc)  # a changed payload got a new checksum, a kept one its own

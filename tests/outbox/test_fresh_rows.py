@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.stored import stored_events, unpack_segments
 from tests.outbox.support import item
 from tidegate.event import new_event
 from tidegate.outbox import Row
@@ -45,7 +46,7 @@ class Publisher:
 
 
 def stored(box: Outbox) -> dict[int, bytes]:
-    return {i: bytes(p) for i, p in box.db.execute("SELECT id, payload FROM outbox")}
+    return {i: p for i, _, p in stored_events(box.db)}
 
 
 def values(rows: list[Row]) -> list[object]:
@@ -139,5 +140,5 @@ def test_after_reading_the_file_to_its_end_memory_serves_again(box: Outbox) -> N
     # from memory, with no read of the file (its rows are damaged there, not in memory).
     assert all(box._fresh.serves(p, publisher.cursors[p]) for p in range(3))
     box.put([item("a", 20)])
-    box.db.execute("UPDATE outbox_normal SET crc = crc + 1")
+    unpack_segments(box.db).execute("UPDATE outbox_normal SET crc = crc + 1")
     assert values(publisher.take()) == [20]

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import pytest
 
+from tests.outbox.stored import stored_payloads
 from tests.outbox.support import (
     SOURCES,
     History,
@@ -255,7 +256,7 @@ def read_outbox(db: Path) -> tuple[dict[str, int], set[str]]:
     conn = sqlite3.connect(db)
     try:
         committed = dict(conn.execute("SELECT source, last_seq FROM sources").fetchall())
-        ids = {json.loads(p)["id"] for (p,) in conn.execute("SELECT payload FROM outbox")}
+        ids = {json.loads(p)["id"] for p in stored_payloads(conn)}
         return committed, ids
     finally:
         conn.close()

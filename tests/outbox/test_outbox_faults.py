@@ -114,8 +114,8 @@ def test_max_age_purges_only_old_events_and_only_on_a_trusted_clock(tmp_path: Pa
     box.put([item("s", 1)])
     old_row = box.take(1)[0]
     with sqlite3.connect(tmp_path / "o.db") as db:  # age it: accepted two hours ago
-        db.execute(
-            "UPDATE outbox_normal SET accepted = accepted - 7200 WHERE id = ?", (old_row.id,)
+        db.execute(  # (its commit's segment: it alone)
+            "UPDATE segments_normal SET accepted = accepted - 7200 WHERE id = ?", (old_row.id,)
         )
     box.put([item("s", 2)])
     now = time.time()
@@ -287,7 +287,7 @@ def test_drop_counts_of_a_failed_commit_are_not_reported(tmp_path: Path) -> None
     box.put([item("s", i) for i in range(100)])
     # A write that fails after the drops were made (as a full disk or an I/O error would).
     box.db.execute(
-        "CREATE TRIGGER fail BEFORE INSERT ON outbox_low BEGIN SELECT RAISE(ABORT, 'fails'); END"
+        "CREATE TRIGGER fail BEFORE INSERT ON segments_low BEGIN SELECT RAISE(ABORT, 'fails'); END"
     )
     with pytest.raises(BufferError_):
         box.put([item("s", i, LOW) for i in range(100, 200)])

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.stored import stored_events, unpack_segments
 from tests.outbox.support import SOURCES, buffer_stats, item, old_outbox
 from tests.support import TIDEGATE, GatewayProcess, Subscriber, wait_until, write_config
 from tidegate.demo.local_broker import LocalBroker
+from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import CHECKSUM_MISMATCH, checksum
 from tidegate.outbox.schema import SCHEMA_VERSION
 from tidegate.outbox.store import Outbox
@@ -38,6 +40,7 @@ def test_a_damaged_payload_goes_to_the_dead_letters_not_to_the_broker(
     box.open()
     box.put([item(s, i) for i in range(100) for s in SOURCES])
     ids = [json.loads(r.payload)["id"] for r in box.take(1000)]
+    unpack_segments(box.db)  # rows: payloads as they are, in the file's bytes
     box.close()  # the WAL is checkpointed into the file
     damage_payload(db, ids[10])
     damage_payload(db, ids[150])
@@ -64,7 +67,7 @@ def stored(db: Path) -> int:
         return 0
     conn = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return len(stored_events(conn))
     except sqlite3.Error:
         return 0
     finally:
@@ -87,10 +90,12 @@ drivers:
         wait_until(lambda: stored(data / "outbox.db") == 300, 30, "300 events stored")
     finally:
         assert gw.stop() == 0, gw.output()
-    with sqlite3.connect(data / "outbox.db") as conn:
-        victim = json.loads(
-            conn.execute("SELECT payload FROM outbox ORDER BY id LIMIT 1 OFFSET 123").fetchone()[0]
-        )
+    conn = sqlite3.connect(data / "outbox.db", isolation_level=None)
+    try:
+        unpack_segments(conn)  # rows: the payload as it is, in the file's bytes
+        victim = json.loads(stored_events(conn)[123][2])
+    finally:
+        conn.close()  # the WAL is checkpointed into the file
     damage_payload(data / "outbox.db", victim["id"])
     sub = Subscriber(broker.host, broker.port, "tidegate/crc/#").start()
     online = write_config(
@@ -140,8 +145,8 @@ def test_an_older_schema_is_upgraded_in_place_keeping_every_event(
     box.put([item("alpha", 1)])
     new = box.take(1000)[-1]
     assert json.loads(new.payload)["seq"] == 41  # seq continues
-    crc = box.db.execute("SELECT crc FROM outbox WHERE id = ?", (new.id,)).fetchone()[0]
-    assert crc == checksum(new.payload)
+    (seg,) = segment_store.overlapping(box.db, 1, new.id, new.id)  # a new commit: a segment
+    assert segment_store.read(box.db, 1, seg.id).crcs[new.id - seg.id] == checksum(new.payload)
     box.close()
     assert buffer_stats(db)["depth"] == 2 * 40 - 10 + 1
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.stored import unpack_segments
 from tests.outbox.support import buffer_stats, item, old_outbox, small_disk
 from tidegate.outbox.disk import OutboxNoSpace
 from tidegate.outbox.integrity import CHECKSUM_MISSING, DAMAGED
@@ -25,8 +26,10 @@ from tidegate.outbox.store import Outbox
 def null_crc(path: Path, row_id: int) -> None:
     """What a flipped serial-type byte (to 0, NULL) in a record header does to ``crc``;
     SQLite's own check still says "ok"."""
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(path, isolation_level=None)
     try:
+        unpack_segments(db)
+        db.execute("BEGIN")
         changed = 0
         for table in ("outbox_high", "outbox_normal", "outbox_low"):
             changed += db.execute(

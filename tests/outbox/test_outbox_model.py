@@ -14,6 +14,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from tests.outbox.stored import stored_events
 from tests.outbox.support import abandon, damage
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
@@ -165,20 +166,16 @@ class OutboxMachine(RuleBasedStateMachine):
     # -- what must always hold ----------------------------------------------------------
 
     def _stored(self, row_id: int) -> bool:
-        return bool(
-            self.box.db.execute("SELECT COUNT(*) FROM outbox WHERE id = ?", (row_id,)).fetchone()[0]
-        )
+        return self._payload(row_id) is not None
 
     def _payload(self, row_id: int) -> bytes | None:
-        row = self.box.db.execute("SELECT payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
-        return None if row is None else bytes(row[0])
+        found = [p for i, _, p in stored_events(self.box.db) if i == row_id]
+        return found[0] if found else None
 
     def _in_outbox(self) -> list[tuple[int, int, dict[str, object]]]:
         return [
             (row_id, priority, json.loads(payload))
-            for row_id, priority, payload in self.box.db.execute(
-                "SELECT id, priority, payload FROM outbox ORDER BY id"
-            )
+            for row_id, priority, payload in stored_events(self.box.db)
         ]
 
     @invariant()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.stored import stored_events, unpack_segments
 from tidegate.config.schema import MqttSection
 from tidegate.event import new_event
 from tidegate.outbox.limits import OutboxLimits
@@ -57,7 +58,7 @@ def acked_all(window: SendWindow) -> None:
 
 
 def stored(box: Outbox) -> dict[int, bytes]:
-    return {i: bytes(p) for i, p in box.db.execute("SELECT id, payload FROM outbox")}
+    return {i: p for i, _, p in stored_events(box.db)}
 
 
 def spread_over_topics(box: Outbox, n: int, topics: int) -> None:
@@ -110,7 +111,7 @@ def test_a_high_event_goes_before_normal_rows_left_over(box: Outbox) -> None:
     spread_over_topics(box, 40, topics=20)  # a normal backlog over 20 topics
     assert len(set(stored(box)) - packed(refill(window, box))) >= 20
     box.put([item("t/alarm", 999, HIGH)])
-    (high,) = [i for (i,) in box.db.execute("SELECT id FROM outbox_high")]
+    (high,) = [i for i, cls, _ in stored_events(box.db) if cls == HIGH]
     # Two PUBACKs: half the window is free, the publisher refills.
     for mid in list(window.inflight)[:2]:
         window.inflight.pop(mid)
@@ -128,6 +129,6 @@ def test_rows_left_over_come_back_from_memory_once_each(box: Outbox) -> None:
         acked_all(window)
     assert sorted(sent) == sorted(stored(box)) and len(sent) == len(set(sent))
     # Nothing was read back from the file: these rows were committed by this run.
-    box.db.execute("UPDATE outbox_normal SET crc = crc + 1")
+    unpack_segments(box.db).execute("UPDATE outbox_normal SET crc = crc + 1")
     box.put([item("t/0", 1000)])
     assert [json.loads(p)["value"] for m in refill(window, box) for p in m.payloads] == [1000]

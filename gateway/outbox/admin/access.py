@@ -26,7 +26,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from tidegate.errors import BufferError_
-from tidegate.outbox.schema import ADMIN_GENERATION, SCHEMA_VERSION
+from tidegate.outbox.schema import ADMIN_GENERATION, SCHEMA_VERSION, SEGMENT_TABLES
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -37,8 +37,17 @@ def _uri(path: Path, mode: str) -> str:
     return f"{path.absolute().as_uri()}?mode={mode}"
 
 
-READABLE_VERSIONS = (2, SCHEMA_VERSION)
-"""Schema 2 (before checksums) reads the same; the gateway upgrades it at its next start."""
+READABLE_VERSIONS = (2, 3, SCHEMA_VERSION)
+"""Schema 2 (before checksums) and 3 (before segments) read the same, without segment
+tables (``has_segments``); the gateway upgrades them at its next start."""
+
+
+def has_segments(db: Database | sqlite3.Connection) -> bool:
+    """Whether the file has segment tables (schema 4 on; not a schema 2 or 3 file)."""
+    row = db.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SEGMENT_TABLES[0],)
+    ).fetchone()
+    return row is not None
 
 
 def _connect(path: Path, mode: str) -> Database:
@@ -60,7 +69,8 @@ def _connect(path: Path, mode: str) -> Database:
         )
         raise BufferError_(
             f"{path} has outbox schema version {version}; this tidegate "
-            f"{'reads' if mode == 'ro' else 'writes'} version {SCHEMA_VERSION} ({hint})"
+            f"{'reads' if mode == 'ro' else 'writes'} version "
+            f"{'/'.join(map(str, readable))} ({hint})"
         )
     return Database(conn, recursive_triggers=False, execute_plugins=False)
 

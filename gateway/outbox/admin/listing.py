@@ -1,5 +1,12 @@
 """``tidegate buffer peek`` and ``export``: undelivered events in acceptance order
-and dead letters, streamed from the file (inside the caller's ``snapshot``)."""
+and dead letters, streamed from the file (inside the caller's ``snapshot``).
+
+A class's undelivered events are its rows and its segments' undelivered events
+(``tidegate.outbox.segment_store``), merged by id. A segment that fails its checks
+(``SegmentDamaged``) is listed as one entry: its first undelivered id, no source or
+route, the stored blob as payload (the gateway dead-letters it whole); a source
+filter leaves it out (its sources are unknown).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +14,14 @@ import heapq
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlite_utils import Database
 
-from tidegate.outbox.schema import CLASS_TABLES
+from tidegate.outbox.admin.access import has_segments
+from tidegate.outbox.schema import CLASS_TABLES, POSITIONS, SEGMENT_TABLES
+from tidegate.outbox.segment import Segment, SegmentDamaged, decode
+from tidegate.outbox.segment_store import Stored
 from tidegate.priority import PRIORITIES
 
 
@@ -42,6 +53,89 @@ class DeadLetter:
     crc: object = None
     """The CRC the event was stored with (an int; None for raw input; bytes or a float
     if the stored row was damaged): what a replay puts back."""
+
+
+class Packed(NamedTuple):
+    """A stored segment with undelivered events, as the file has it."""
+
+    stored: Stored
+    accepted: float | None
+    """None if the stored time is not a number (a damaged row)."""
+    synced: bool
+    blob: bytes
+
+    def decode(self) -> Segment:
+        """The segment; SegmentDamaged if it fails its checks or does not hold the
+        events its row says."""
+        decoded = decode(self.blob)
+        if len(decoded) != self.stored.last_id - self.stored.id + 1:
+            raise SegmentDamaged("segment holds another number of events than its ids")
+        return decoded
+
+
+def packed(db: Database, priority: int) -> Iterator[Packed]:
+    """The class's segments that hold undelivered events, in id order, streamed (none in
+    a file without segment tables)."""
+    if not has_segments(db):
+        return
+    rows = db.execute(
+        "SELECT s.id, s.last_id, s.size, p.upto, "  # noqa: S608 - constant names
+        "IIF(typeof(s.accepted) IN ('real', 'integer'), s.accepted, NULL), "
+        "s.synced IS 1, CAST(s.body AS BLOB) "
+        f"FROM {SEGMENT_TABLES[priority]} s LEFT JOIN {POSITIONS} p ON p.id = s.id "
+        "ORDER BY s.id"
+    )
+    for seg_id, last_id, size, upto, accepted, synced, blob in rows:
+        stored = Stored(seg_id, last_id, size, upto)
+        if stored.events > 0:
+            yield Packed(stored, accepted, bool(synced), b"" if blob is None else bytes(blob))
+
+
+def _segment_entries(db: Database, priority: int, source_glob: str | None) -> Iterator[Entry]:
+    name = PRIORITIES[priority]
+    segments = packed(db, priority)
+    first = next(segments, None)
+    if first is None:
+        return
+    sources: dict[int, str] = dict(db.execute("SELECT id, source FROM sources").fetchall())
+    routes: dict[int, tuple[str, int, int]] = {
+        row[0]: (row[1], row[2], row[3])
+        for row in db.execute("SELECT id, topic, qos, retain FROM routes").fetchall()
+    }
+    wanted = (
+        None
+        if source_glob is None
+        else {
+            row[0]
+            for row in db.execute("SELECT id FROM sources WHERE source GLOB ?", (source_glob,))
+        }
+    )
+    for seg in itertools.chain([first], segments):
+        stored = seg.stored
+        try:
+            decoded = seg.decode()
+        except SegmentDamaged:
+            if wanted is None:
+                yield Entry(
+                    stored.first, name, None, None, None, None, seg.accepted, seg.synced, seg.blob
+                )
+            continue
+        for i in range(stored.first - stored.id, len(decoded)):
+            source_id = decoded.sources[i]
+            if wanted is not None and source_id not in wanted:
+                continue
+            route = routes.get(decoded.routes[i])
+            yield Entry(
+                stored.id + i,
+                name,
+                sources.get(source_id),
+                None if route is None else route[0],
+                None if route is None else route[1],
+                None if route is None else bool(route[2]),
+                seg.accepted,
+                seg.synced,
+                decoded.payload(i),
+            )
 
 
 def _source_filter(source_glob: str | None) -> tuple[str, list[object]]:
@@ -83,8 +177,16 @@ def _class_entries(
 def entries(
     db: Database, *, source_glob: str | None = None, limit: int | None = None
 ) -> Iterator[Entry]:
-    """Undelivered events in acceptance order (all classes merged), streamed."""
-    streams = [_class_entries(db, p, source_glob, limit) for p in range(len(CLASS_TABLES))]
+    """Undelivered events in acceptance order (all classes merged, rows and segments),
+    streamed."""
+    streams = [
+        heapq.merge(
+            _class_entries(db, p, source_glob, limit),
+            _segment_entries(db, p, source_glob),
+            key=lambda e: e.id,
+        )
+        for p in range(len(CLASS_TABLES))
+    ]
     merged = heapq.merge(*streams, key=lambda e: e.id)
     return merged if limit is None else itertools.islice(merged, limit)
 

@@ -22,6 +22,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tidegate.outbox import segment_store
+from tidegate.outbox.admin.access import has_segments
 from tidegate.outbox.ledger.file import AdminNote, Ledger, ledger_path
 from tidegate.outbox.ledger.undelivered import Tracker, count_present
 from tidegate.outbox.lock import unless_running
@@ -52,8 +54,11 @@ def _update(ledger: Ledger, db: sqlite3.Connection) -> AdminNote:
     if state.outbox_id and counters.get(OUTBOX_ID) != state.outbox_id:
         return "another outbox"
     top = max(
-        int(db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {t}").fetchone()[0])  # noqa: S608
-        for t in CLASS_TABLES
+        segment_store.top_id(db) if has_segments(db) else 0,
+        *(
+            int(db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {t}").fetchone()[0])  # noqa: S608
+            for t in CLASS_TABLES
+        ),
     )
     next_id = max(top + 1, int(counters.get(NEXT_ID, 1)))
     if state.undelivered is not None and next_id < state.undelivered.next_id:

@@ -20,6 +20,7 @@ import orjson
 from sqlite_utils import Database
 
 from tidegate.clock import RELEASE_EPOCH, current_boot_id
+from tidegate.outbox import segment_store
 from tidegate.outbox.admin.access import COUNTER_SQL, scalar, snapshot, write_transaction
 from tidegate.outbox.admin.listing import DeadLetter, dead_letters
 from tidegate.outbox.integrity import DAMAGE_REASONS, checksum, intact, names_damage
@@ -102,11 +103,15 @@ def replay(db: Database, ids: Iterable[int]) -> int:
     for start in range(0, len(pending), WRITE_CHUNK):
         chunk = pending[start : start + WRITE_CHUNK]
         with write_transaction(db):
-            # Above every id the gateway ever used (it keeps NEXT_ID current), so the
-            # publisher, whose cursors only move forward, takes these rows at once.
+            # Above every id the gateway ever used (it keeps NEXT_ID current; rows and
+            # segments), so the publisher, whose cursors only move forward, takes these
+            # rows at once.
             top = max(
-                int(scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
-                for table in CLASS_TABLES
+                segment_store.top_id(db.conn),
+                *(
+                    int(scalar(db, f"SELECT COALESCE(MAX(id), 0) FROM {table}"))  # noqa: S608 - constant names
+                    for table in CLASS_TABLES
+                ),
             )
             next_id = max(top + 1, int(scalar(db, COUNTER_SQL, (NEXT_ID,)) or 0))
             boot_id = _id_of(

@@ -1,5 +1,5 @@
-"""``tidegate buffer stats``: what an outbox file holds, from one snapshot of it,
-with what its ledger says beside it."""
+"""``tidegate buffer stats``: what an outbox file holds (rows and segments), from one
+snapshot of it, with what its ledger says beside it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from tidegate.outbox.admin.access import COUNTER_SQL, scalar, snapshot
+from tidegate.outbox.admin.listing import Packed, packed
 from tidegate.outbox.ledger.file import ledger_path, read_ledger
 from tidegate.outbox.schema import CLASS_TABLES, INTERNAL_COUNTERS, MEMORY_APPLIED
+from tidegate.outbox.segment import SegmentDamaged
 from tidegate.priority import PRIORITIES
 
 
@@ -123,6 +125,43 @@ def _file_size(path: Path) -> int:
         return 0
 
 
+Group = tuple[int | None, int, int, float | None, int]
+"""(source id, events, payload bytes, oldest accepted, unsynced events)."""
+
+
+def _segment_groups(db: Database, priority: int) -> list[Group]:
+    """The class's segments' undelivered events, grouped per source as the rows are (the
+    damaged segments: one group of source None, counted whole, as the gateway counts
+    them)."""
+    groups: dict[int | None, list[Any]] = {}
+
+    def add(source: int | None, n: int, size: int, seg: Packed) -> None:
+        group = groups.setdefault(source, [0, 0, None, 0])
+        group[0] += n
+        group[1] += size
+        if seg.accepted is not None:
+            group[2] = seg.accepted if group[2] is None else min(group[2], seg.accepted)
+        if not seg.synced:
+            group[3] += n
+
+    for seg in packed(db, priority):
+        stored = seg.stored
+        try:
+            decoded = seg.decode()
+        except SegmentDamaged:
+            add(None, stored.events, stored.size, seg)
+            continue
+        ends, sources = decoded.ends, decoded.sources
+        counts: dict[int, list[int]] = {}
+        for i in range(stored.first - stored.id, len(decoded)):
+            count = counts.setdefault(sources[i], [0, 0])
+            count[0] += 1
+            count[1] += ends[i] - (ends[i - 1] if i else 0)
+        for source, (n, size) in counts.items():
+            add(source, n, size, seg)
+    return [(source, n, size, first, late) for source, (n, size, first, late) in groups.items()]
+
+
 def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
     """Everything ``buffer stats`` shows, from one snapshot of the file."""
     with snapshot(db):
@@ -130,21 +169,25 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
         per_source: dict[int, list[Any]] = {}
         oldest: float | None = None
         unsynced = 0
-        for name, table in zip(PRIORITIES, CLASS_TABLES, strict=True):
+        for priority, (name, table) in enumerate(zip(PRIORITIES, CLASS_TABLES, strict=True)):
             depth = payload = 0
-            for row in db.query(
-                "SELECT source_id, COUNT(*) AS n, COALESCE(SUM(LENGTH(payload)), 0) AS size, "  # noqa: S608 - constant names
-                f"MIN(accepted) AS oldest, SUM(synced = 0) AS unsynced FROM {table} "
-                "GROUP BY source_id"
-            ):
-                depth += row["n"]
-                payload += row["size"]
-                unsynced += row["unsynced"]
-                oldest = row["oldest"] if oldest is None else min(oldest, row["oldest"])
-                entry = per_source.setdefault(row["source_id"], [0, 0, row["oldest"]])
-                entry[0] += row["n"]
-                entry[1] += row["size"]
-                entry[2] = min(entry[2], row["oldest"])
+            rows = db.execute(
+                "SELECT source_id, COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), "  # noqa: S608 - constant names
+                f"MIN(accepted), SUM(synced = 0) FROM {table} GROUP BY source_id"
+            ).fetchall()
+            for source_id, n, size, first, late in [*rows, *_segment_groups(db, priority)]:
+                depth += n
+                payload += size
+                unsynced += late
+                if first is not None:
+                    oldest = first if oldest is None else min(oldest, first)
+                if source_id is None:  # a damaged segment: its sources are unknown
+                    continue
+                entry = per_source.setdefault(source_id, [0, 0, first])
+                entry[0] += n
+                entry[1] += size
+                if first is not None:
+                    entry[2] = first if entry[2] is None else min(entry[2], first)
             by_priority[name] = ClassStats(depth, payload)
         by_source = []
         known: set[int] = set()

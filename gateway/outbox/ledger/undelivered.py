@@ -10,9 +10,11 @@ priority class, the lowest undelivered id, the ids deleted above it
 the normal course (acks in order, drops, expiry, purges), so the holes are
 nearly always none; a rejected event or an out-of-order ack leaves one.
 
-Deletes are seen through a TEMP trigger per class table: it records each
-deleted id in a TEMP table, inside the deleting transaction (a rollback takes
-the record back with the delete). This connection's triggers only:
+Deletes are seen through TEMP triggers on the class tables, the segment tables
+and the segments' delivery positions: they record each deleted id range in a
+TEMP table, inside the deleting transaction (a rollback takes the record back
+with the delete); unpacking a segment into rows takes its record back
+(``tidegate.outbox.segment_store``). This connection's triggers only:
 ``tidegate buffer`` purges through its own connection, from the oldest, and
 the gateway recounts after any admin change (``stale``). Nothing here writes
 the outbox file.
@@ -27,29 +29,48 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from tidegate.outbox import segment_store
 from tidegate.outbox.ledger.state import MAX_HOLES, Undelivered
-from tidegate.outbox.schema import CLASS_TABLES
-
-GONE = "tidegate_gone"
+from tidegate.outbox.schema import CLASS_TABLES, POSITIONS, SEGMENT_TABLES
+from tidegate.outbox.segment_store import GONE
 
 Ranges = list[tuple[int, int]]
 
 
 def install(db: sqlite3.Connection) -> None:
     """The TEMP table and triggers (this connection only; kept in memory, so they work
-    on a full disk and leave no file)."""
+    on a full disk and leave no file): a deleted row, a deleted segment's undelivered
+    events, a segment's delivered prefix growing."""
     db.execute("PRAGMA temp_store=MEMORY")
-    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {GONE} (cls INTEGER NOT NULL, id INTEGER)")
-    for cls, table in enumerate(CLASS_TABLES):
+    db.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {GONE} "
+        "(cls INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL)"
+    )
+    for cls, (table, segments) in enumerate(zip(CLASS_TABLES, SEGMENT_TABLES, strict=True)):
         db.execute(
             f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_{cls} AFTER DELETE ON main.{table} "  # noqa: S608 - constant names
-            f"BEGIN INSERT INTO {GONE} VALUES ({cls}, old.id); END"
+            f"BEGIN INSERT INTO {GONE} VALUES ({cls}, old.id, old.id); END"
         )
+        db.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_s{cls} AFTER DELETE ON main.{segments} "  # noqa: S608 - constant names
+            f"BEGIN INSERT INTO {GONE} VALUES ({cls}, COALESCE((SELECT upto FROM "
+            f"main.{POSITIONS} WHERE id = old.id), old.id - 1) + 1, old.last_id); END"
+        )
+    db.execute(
+        f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_p AFTER INSERT ON main.{POSITIONS} "  # noqa: S608 - constant names
+        f"BEGIN INSERT INTO {GONE} VALUES (new.cls, new.id, new.upto); END"
+    )
+    db.execute(
+        f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_u AFTER UPDATE OF upto ON main.{POSITIONS} "  # noqa: S608 - constant names
+        f"BEGIN INSERT INTO {GONE} VALUES (new.cls, old.upto + 1, new.upto); END"
+    )
 
 
 def _lowest(db: sqlite3.Connection, cls: int, next_id: int) -> int:
     (low,) = db.execute(f"SELECT MIN(id) FROM {CLASS_TABLES[cls]}").fetchone()  # noqa: S608
-    return next_id if low is None else int(low)
+    seg = segment_store.first(db, cls)
+    lows = [int(x) for x in (low, None if seg is None else seg.first) if x is not None]
+    return min(lows) if lows else next_id
 
 
 def _merge(ranges: Ranges) -> Ranges:
@@ -63,13 +84,16 @@ def _merge(ranges: Ranges) -> Ranges:
 
 
 def _rows_within(db: sqlite3.Connection, cls: int, low: int, high: int) -> list[int]:
-    return [
+    rows = [
         i
         for (i,) in db.execute(
             f"SELECT id FROM {CLASS_TABLES[cls]} WHERE id BETWEEN ? AND ? ORDER BY id",  # noqa: S608
             (low, high),
         )
     ]
+    for seg in segment_store.overlapping(db, cls, low, high):
+        rows += range(max(low, seg.first), min(high, seg.last_id) + 1)
+    return sorted(rows)
 
 
 def _none_between(db: sqlite3.Connection, cls: int, after: int, before: int) -> bool:
@@ -77,7 +101,9 @@ def _none_between(db: sqlite3.Connection, cls: int, after: int, before: int) -> 
         f"SELECT 1 FROM {CLASS_TABLES[cls]} WHERE id > ? AND id < ? LIMIT 1",  # noqa: S608
         (after, before),
     ).fetchone()
-    return row is None
+    return row is None and (
+        before - after < 2 or not segment_store.overlapping(db, cls, after + 1, before - 1)
+    )
 
 
 class Tracker:
@@ -136,11 +162,13 @@ class Tracker:
             self.low[cls] = _lowest(db, cls, next_id)
         new: list[Ranges] = [[] for _ in CLASS_TABLES]
         cases = " ".join(f"WHEN {c} THEN ?" for c in range(len(CLASS_TABLES)))
-        for cls, row_id in db.execute(
-            f"SELECT cls, id FROM temp.{GONE} WHERE id > CASE cls {cases} END",  # noqa: S608
+        for cls, low, high in db.execute(
+            f"SELECT cls, low, high FROM temp.{GONE} WHERE high > CASE cls {cases} END",  # noqa: S608
             self.low,
         ):
-            new[cls].append((row_id, row_id))
+            first = max(low, self.low[cls] + 1)
+            if first <= high:
+                new[cls].append((first, high))
         db.execute(f"DELETE FROM temp.{GONE}")  # noqa: S608
         for cls in touched:
             low = self.low[cls]
@@ -187,4 +215,12 @@ def count_present(
             params += [first, last]
         (n,) = db.execute(sql, params).fetchone()
         total += int(n)
+        low, top = described.low[cls], described.next_id - 1
+        if low <= top:
+            skip = _merge(excluded)
+            for seg in segment_store.overlapping(db, cls, low, top):
+                first, last = max(low, seg.first), min(top, seg.last_id)
+                total += last - first + 1 - sum(
+                    max(0, min(last, b) - max(first, a) + 1) for a, b in skip
+                )
     return total

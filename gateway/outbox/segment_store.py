@@ -1,0 +1,329 @@
+"""Segments in the outbox file: the SQL around them (layout: ``tidegate.outbox.schema``;
+encoding: ``tidegate.outbox.segment``).
+
+A commit stores the events of one priority class as one segment holding the ids
+``id..last_id``, every one of them. A segment is acknowledged by its prefix (a
+``segment_positions`` row says how far) and deleted whole once its last event is
+delivered, dropped or expired. Whatever must treat an event on its own (a dead
+letter, an acknowledgement out of order, a clock correction, a drop that frees
+less than a segment) first *unpacks* the segment: its undelivered events become
+rows of the class table, with the same ids, route, source, time and checksum, in
+the same transaction. Everything that works on rows then works as it did.
+
+The gateway's connection records deleted ids for the ledger through TEMP triggers
+(``tidegate.outbox.ledger.undelivered``); unpacking is not a deletion, so it takes
+its own record back (``tracked``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from tidegate.outbox.schema import CLASS_TABLES, POSITIONS, SEGMENT_TABLES
+from tidegate.outbox.segment import Segment, SegmentDamaged, decode, encode
+
+GONE = "tidegate_gone"
+"""The TEMP table of ids deleted on the gateway's connection (cls, low, high)."""
+
+Ranges = list[tuple[int, int]]
+
+_SELECT = (
+    "SELECT s.id, s.last_id, s.size, p.upto FROM {table} s "
+    "LEFT JOIN segment_positions p ON p.id = s.id "
+)
+
+
+class Stored(NamedTuple):
+    """A segment's place and how much of it is undelivered."""
+
+    id: int
+    last_id: int
+    size: int
+    """All its payloads' bytes (delivered ones included)."""
+    upto: int | None
+    """Its events up to here are delivered (None: none is)."""
+
+    @property
+    def first(self) -> int:
+        """The first undelivered event's id."""
+        return self.id if self.upto is None else self.upto + 1
+
+    @property
+    def events(self) -> int:
+        return self.last_id - self.first + 1
+
+
+def insert(
+    db: sqlite3.Connection,
+    cls: int,
+    first_id: int,
+    payloads: Sequence[bytes],
+    *,
+    routes: Sequence[int],
+    sources: Sequence[int],
+    accepted: float,
+    synced: bool,
+    boot: int,
+) -> None:
+    """Store ``payloads`` (ids ``first_id`` on) as one segment of class ``cls``."""
+    db.execute(
+        f"INSERT INTO {SEGMENT_TABLES[cls]} "  # noqa: S608 - constant names
+        "(id, last_id, accepted, synced, boot_id, size, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            first_id,
+            first_id + len(payloads) - 1,
+            accepted,
+            int(synced),
+            boot,
+            sum(map(len, payloads)),
+            encode(payloads, routes, sources),
+        ),
+    )
+
+
+def _stored(rows: Sequence[tuple[int, int, int, int | None]]) -> list[Stored]:
+    return [Stored(*row) for row in rows]
+
+
+def overlapping(db: sqlite3.Connection, cls: int, low: int, high: int) -> list[Stored]:
+    """The segments of the class with an undelivered event in ``low..high``, in order."""
+    table = SEGMENT_TABLES[cls]
+    rows = db.execute(
+        _SELECT.format(table=table)  # noqa: S608 - constant names
+        + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
+        "AND s.id <= ? AND s.last_id >= ? ORDER BY s.id",
+        (low, high, low),
+    ).fetchall()
+    return [s for s in _stored(rows) if s.first <= high and s.last_id >= low]
+
+
+def first(db: sqlite3.Connection, cls: int) -> Stored | None:
+    """The class's oldest segment."""
+    row = db.execute(_SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id LIMIT 1").fetchone()
+    return None if row is None else Stored(*row)
+
+
+def every(db: sqlite3.Connection, cls: int) -> list[Stored]:
+    return _stored(
+        db.execute(_SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id").fetchall()
+    )
+
+
+def body(db: sqlite3.Connection, cls: int, seg_id: int) -> bytes:
+    row = db.execute(
+        f"SELECT CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
+        (seg_id,),
+    ).fetchone()
+    if row is None:
+        raise SegmentDamaged(f"no segment {seg_id} in the outbox")
+    return b"" if row[0] is None else bytes(row[0])
+
+
+def read(db: sqlite3.Connection, cls: int, seg_id: int) -> Segment:
+    """The segment, decoded; SegmentDamaged if it fails its checks (its own, or it does
+    not hold one event per id of its range)."""
+    row = db.execute(
+        f"SELECT last_id, CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
+        (seg_id,),
+    ).fetchone()
+    if row is None:
+        raise SegmentDamaged(f"no segment {seg_id} in the outbox")
+    last_id, blob = row
+    decoded = decode(b"" if blob is None else bytes(blob))
+    if not isinstance(last_id, int) or len(decoded) != last_id - seg_id + 1:
+        raise SegmentDamaged("segment holds another number of events than its ids say")
+    return decoded
+
+
+def undelivered_size(db: sqlite3.Connection, cls: int, seg: Stored) -> int:
+    """The payload bytes of the segment's undelivered events (reads a partly
+    delivered one; a damaged one counts whole)."""
+    if seg.upto is None:
+        return seg.size
+    try:
+        decoded = read(db, cls, seg.id)
+    except SegmentDamaged:
+        return seg.size
+    done = seg.upto - seg.id + 1
+    return seg.size - (decoded.ends[done - 1] if done else 0)
+
+
+class Events(NamedTuple):
+    """Undelivered events read from segments, and segments that failed their checks."""
+
+    rows: list[tuple[int, int, bytes, int]]
+    """(id, route id, payload, crc), in id order."""
+    damaged: list[tuple[Stored, str]]
+
+
+def read_after(db: sqlite3.Connection, cls: int, after: int, want: int) -> Events:
+    """Up to ``want`` undelivered events of the class with ids above ``after``."""
+    table = SEGMENT_TABLES[cls]
+    out: list[tuple[int, int, bytes, int]] = []
+    damaged: list[tuple[Stored, str]] = []
+    sql = (
+        _SELECT.format(table=table)  # noqa: S608 - constant names
+        + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
+        "AND s.last_id > ? ORDER BY s.id LIMIT ?"
+    )
+    while len(out) < want:
+        found = _stored(db.execute(sql, (after, after, 8)).fetchall())
+        for seg in found:
+            start = max(seg.first, after + 1)
+            try:
+                decoded = read(db, cls, seg.id)
+            except SegmentDamaged as exc:
+                damaged.append((seg, str(exc)))
+                continue
+            routes, crcs = decoded.routes, decoded.crcs
+            for i in range(start - seg.id, min(len(decoded), start - seg.id + want - len(out))):
+                out.append((seg.id + i, routes[i], decoded.payload(i), crcs[i]))
+            if len(out) >= want:
+                break
+        if len(found) < 8:
+            break
+        after = found[-1].last_id
+    return Events(out, damaged)
+
+
+def deliver(
+    db: sqlite3.Connection, cls: int, ranges: Ranges, *, sized: bool, tracked: bool
+) -> tuple[int, int]:
+    """Inside a write: the class's segment events in ``ranges`` are delivered. Whole
+    segments go, a delivered prefix moves its position, anything else is unpacked
+    into rows (for the caller's delete of rows). Returns (events, payload bytes;
+    the bytes only if ``sized``)."""
+    events = size = 0
+    for low, high in ranges:
+        for seg in overlapping(db, cls, low, high):
+            if low <= seg.first and high >= seg.last_id:
+                if sized:
+                    size += undelivered_size(db, cls, seg)
+                events += seg.events
+                delete(db, cls, seg.id)
+            elif low <= seg.first:  # a prefix: first..high
+                if sized:
+                    size += _prefix_size(db, cls, seg, high)
+                events += high - seg.first + 1
+                db.execute(
+                    "INSERT INTO segment_positions (id, cls, upto) VALUES (?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET upto = excluded.upto",
+                    (seg.id, cls, high),
+                )
+            else:
+                try:
+                    unpack(db, cls, seg, tracked=tracked)
+                except SegmentDamaged:
+                    # Sent from memory before its segment was damaged on disk: its
+                    # events go to the dead letters whole at the next take (counted
+                    # as damaged, though some were delivered).
+                    continue
+    return events, size
+
+
+def _prefix_size(db: sqlite3.Connection, cls: int, seg: Stored, high: int) -> int:
+    """The payload bytes of the segment's undelivered events up to ``high`` (a damaged
+    segment: its share of the size)."""
+    try:
+        ends = read(db, cls, seg.id).ends
+    except SegmentDamaged:
+        return seg.size * (high - seg.first + 1) // (seg.last_id - seg.id + 1)
+    start = seg.first - seg.id
+    return ends[high - seg.id] - (ends[start - 1] if start else 0)
+
+
+def delete(db: sqlite3.Connection, cls: int, seg_id: int) -> None:
+    """Delete a segment (its position after it: the ledger's trigger reads it)."""
+    db.execute(f"DELETE FROM {SEGMENT_TABLES[cls]} WHERE id = ?", (seg_id,))  # noqa: S608
+    db.execute(f"DELETE FROM {POSITIONS} WHERE id = ?", (seg_id,))  # noqa: S608
+
+
+def unpack(db: sqlite3.Connection, cls: int, seg: Stored, *, tracked: bool) -> int:
+    """Inside a write: the segment's undelivered events become rows of the class
+    table (same ids, route, source, time, checksum). Returns how many. Raises
+    SegmentDamaged (leaving it as it is) if it fails its checks."""
+    table = SEGMENT_TABLES[cls]
+    accepted, synced, boot = db.execute(
+        f"SELECT accepted, synced, boot_id FROM {table} WHERE id = ?",  # noqa: S608
+        (seg.id,),
+    ).fetchone()
+    decoded = read(db, cls, seg.id)
+    start = seg.first - seg.id
+    db.executemany(
+        f"INSERT INTO {CLASS_TABLES[cls]} "  # noqa: S608 - constant names
+        "(id, source_id, route_id, accepted, synced, boot_id, payload, crc) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                seg.id + i,
+                decoded.sources[i],
+                decoded.routes[i],
+                accepted,
+                synced,
+                boot,
+                decoded.payload(i),
+                decoded.crcs[i],
+            )
+            for i in range(start, len(decoded))
+        ],
+    )
+    delete(db, cls, seg.id)
+    if tracked:  # not a deletion: the events are rows now
+        db.execute(
+            f"DELETE FROM temp.{GONE} WHERE cls = ? AND low = ? AND high = ?",  # noqa: S608
+            (cls, seg.first, seg.last_id),
+        )
+    return len(decoded) - start
+
+
+def unpack_containing(db: sqlite3.Connection, ids: Sequence[int], *, tracked: bool) -> None:
+    """Inside a write: unpack every segment holding one of ``ids`` (undelivered)."""
+    for row_id in sorted(set(ids)):
+        for cls in range(len(SEGMENT_TABLES)):
+            for seg in overlapping(db, cls, row_id, row_id):
+                # A damaged one was never handed out: take dead-letters it whole.
+                with contextlib.suppress(SegmentDamaged):
+                    unpack(db, cls, seg, tracked=tracked)
+
+
+def unpack_all(db: sqlite3.Connection, *, tracked: bool, boot: int | None = None) -> int:
+    """Inside a write: unpack every segment (of ``boot``, if given) that passes its
+    checks. Returns how many events became rows."""
+    n = 0
+    for cls, table in enumerate(SEGMENT_TABLES):
+        where = "" if boot is None else "WHERE s.boot_id = ? "
+        rows = db.execute(
+            _SELECT.format(table=table) + where + "ORDER BY s.id",
+            () if boot is None else (boot,),
+        ).fetchall()
+        for seg in _stored(rows):
+            try:
+                n += unpack(db, cls, seg, tracked=tracked)
+            except SegmentDamaged:
+                continue  # left whole: take dead-letters it
+    return n
+
+
+def totals(db: sqlite3.Connection, cls: int) -> tuple[int, int, int]:
+    """(undelivered events, their payload bytes, the highest id) of the class's segments."""
+    table = SEGMENT_TABLES[cls]
+    n, size, top = db.execute(
+        "SELECT COALESCE(SUM(s.last_id - COALESCE(p.upto, s.id - 1)), 0), "  # noqa: S608
+        f"COALESCE(SUM(s.size), 0), COALESCE(MAX(s.last_id), 0) FROM {table} s "
+        "LEFT JOIN segment_positions p ON p.id = s.id"
+    ).fetchone()
+    partly = db.execute(_SELECT.format(table=table) + "WHERE p.upto IS NOT NULL").fetchall()
+    for seg in _stored(partly):
+        size -= seg.size - undelivered_size(db, cls, seg)
+    return int(n), int(size), int(top)
+
+
+def top_id(db: sqlite3.Connection) -> int:
+    """The highest event id any segment holds (0: none)."""
+    return max(
+        int(db.execute(f"SELECT COALESCE(MAX(last_id), 0) FROM {t}").fetchone()[0])  # noqa: S608
+        for t in SEGMENT_TABLES
+    )
