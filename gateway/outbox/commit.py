@@ -1,6 +1,7 @@
 """Committing events: what ``Outbox.put`` does.
 
-A batch is accepted when its transaction commits, and only then. The same
+A batch is accepted when its transaction commits, and only then. It is stored
+as one segment per priority class (``tidegate.outbox.segment_store``). The same
 transaction assigns each event its per-source ``seq`` (above the ledger's
 reserved mark only after raising it: ``tidegate.outbox.ledger.file``), so
 ``seq`` survives restarts and has no gaps among accepted events; it deletes

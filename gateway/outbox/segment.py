@@ -1,10 +1,9 @@
 """A segment: the events one commit stored for one priority class, as one blob.
 
-This is the encoding of the segment store issue 12 plans for the outbox (one row
-per commit and class instead of one row per event: a fifth of the bytes on disk,
-one insert and one delete instead of one per event). The store does not use it
-yet: ``bench/segment_floor.py`` measures what SQLite costs with it against today's
-rows, so the store is built on figures.
+The outbox stores what a commit accepted this way (``tidegate.outbox.segment_store``:
+one row per commit and class instead of one row per event, a fifth of the bytes on
+disk, one insert and one delete instead of one per event; ``bench/segment_floor.py``
+measures SQLite's part against a row per event).
 
 The blob is ``zlib`` (level 1: 4-5x smaller on sensor JSON from 20 events up,
 ~1 µs per event; ~1.5-2 µs with the CRCs and arrays) of a header, four arrays

@@ -4,9 +4,9 @@
 version left them after two boots of varied use, checked in; ``outbox-v3.json``
 says what they hold (``fixtures/make_v3_outbox.py`` wrote both). Each test
 installs a copy as a gateway's ``<data_dir>/outbox.db`` and opens it with the
-outbox of the version checked out, as a gateway start does: once the schema
-changes (issue 12), that open is the upgrade, and these tests say what it must
-keep. Today they pass because nothing needs migrating.
+outbox of the version checked out, as a gateway start does: that open is the
+upgrade (to schema 4, segments: the file's rows stay rows), and these tests say
+what it must keep.
 
 What the publisher sees goes through ``drain`` (``take`` with cursors), the one
 place to adapt if the delivery API changes; dead letters and figures are read

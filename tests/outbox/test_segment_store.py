@@ -1,0 +1,151 @@
+"""The outbox stores each commit's events of a class as one segment
+(``tidegate.outbox.segment_store``): what that changes must not show. Segments are
+delivered by prefix and deleted whole; an event handled on its own (acknowledged out
+of order, dead-lettered) is unpacked into a row first; a damaged segment goes to the
+dead letters whole, counted, and delivery goes on."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.outbox.stored import stored_events
+from tidegate.event import new_event
+from tidegate.outbox import OutboxLimits
+from tidegate.outbox.integrity import DAMAGED
+from tidegate.outbox.store import Outbox
+from tidegate.outgoing import Outgoing
+from tidegate.priority import HIGH, LOW, NORMAL
+
+
+def item(source: str, value: float, priority: int = NORMAL) -> Outgoing:
+    return Outgoing(new_event(source, "x", value), f"t/{source}", 1, False, priority)
+
+
+def values(rows: list[tuple[int, int, bytes]] | list[bytes]) -> list[float]:
+    payloads = [r if isinstance(r, bytes) else r[2] for r in rows]
+    return [json.loads(p)["value"] for p in payloads]
+
+
+def segments(db: sqlite3.Connection, table: str = "segments_normal") -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in db.execute(f"SELECT id, last_id FROM {table}")]  # noqa: S608
+
+
+def rows(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+def reopened(box: Outbox) -> Outbox:
+    box.close()
+    again = Outbox(box.path, "gw")
+    again.open()
+    return again
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Outbox:
+    b = Outbox(tmp_path / "o.db", "gw")
+    b.open()
+    return b
+
+
+def test_a_commit_is_one_segment_per_class_with_contiguous_ids(box: Outbox) -> None:
+    box.put([item("a", 1, LOW), item("a", 2, HIGH), item("b", 3), item("a", 4, HIGH)])
+    assert segments(box.db, "segments_high") == [(1, 2)]
+    assert segments(box.db, "segments_normal") == [(3, 3)]
+    assert segments(box.db, "segments_low") == [(4, 4)]
+    assert rows(box.db) == 0
+    taken = box.take(10)
+    assert [(r.id, r.priority) for r in taken] == [(1, HIGH), (2, HIGH), (3, NORMAL), (4, LOW)]
+    # seq follows the order events came in, whatever their class.
+    assert [json.loads(r.payload)["seq"] for r in taken] == [2, 3, 1, 1]
+    again = reopened(box)  # read back from the file, not from memory
+    assert [r.payload for r in again.take(10)] == [r.payload for r in taken]
+    again.close()
+
+
+def test_a_delivered_prefix_is_kept_across_a_restart_and_the_rest_comes_once(
+    box: Outbox,
+) -> None:
+    box.put([item("a", v) for v in range(10)])
+    taken = box.take(10)
+    assert box.ack([r.id for r in taken[:4]]) == 4
+    assert segments(box.db) == [(1, 10)]  # the segment stays, its position moved
+    assert box.db.execute("SELECT id, upto FROM segment_positions").fetchall() == [(1, 4)]
+    depth, size = box.stats.depth, box.stats.bytes
+    again = reopened(box)
+    assert (again.stats.depth, again.stats.bytes) == (depth, size) == (6, size)
+    assert values([r.payload for r in again.take(10)]) == list(range(4, 10))
+    assert again.ack(range(5, 11)) == 6
+    assert segments(again.db) == [] and again.stats.depth == 0 and again.stats.bytes == 0
+    assert again.db.execute("SELECT COUNT(*) FROM segment_positions").fetchone()[0] == 0
+    again.close()
+
+
+def test_an_ack_out_of_order_unpacks_the_segment_and_loses_nothing(box: Outbox) -> None:
+    box.put([item("a", v) for v in range(10)])
+    taken = box.take(10)
+    assert box.ack([taken[5].id, taken[7].id]) == 2
+    assert segments(box.db) == [] and rows(box.db) == 8
+    assert values(stored_events(box.db)) == [0, 1, 2, 3, 4, 6, 8, 9]
+    assert box.stats.depth == 8
+    again = reopened(box)
+    assert values([r.payload for r in again.take(10)]) == [0, 1, 2, 3, 4, 6, 8, 9]
+    assert again.stats.depth == 8
+    again.close()
+
+
+def test_a_rejected_event_goes_alone_and_its_neighbours_stay(box: Outbox) -> None:
+    box.put([item("a", v) for v in range(5)])
+    taken = box.take(5)
+    assert box.reject([taken[2].id], "refused by the broker") == 1
+    (letter,) = box.db.execute("SELECT reason, payload FROM dead_letters").fetchall()
+    assert letter == ("refused by the broker", taken[2].payload)
+    assert values(stored_events(box.db)) == [0, 1, 3, 4]
+    assert box.stats.depth == 4
+
+
+def test_a_damaged_segment_goes_to_the_dead_letters_whole_and_delivery_goes_on(
+    box: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    box.put([item("a", v) for v in range(3)])
+    box.put([item("a", v) for v in range(3, 8)])
+    box.put([item("a", v) for v in range(8, 10)])
+    (body,) = box.db.execute("SELECT body FROM segments_normal WHERE id = 4").fetchone()
+    damaged = bytearray(body)
+    damaged[len(damaged) // 2] ^= 0x40  # one flipped bit, as a bad sector leaves it
+    box.db.execute("UPDATE segments_normal SET body = ? WHERE id = 4", (bytes(damaged),))
+    again = reopened(box)  # read from the file
+    assert values([r.payload for r in again.take(20)]) == [0, 1, 2, 8, 9]
+    assert again.stats.drops[DAMAGED] == 5
+    assert again.stats.depth == 5
+    ((reason, payload, topic),) = again.db.execute(
+        "SELECT reason, payload, topic FROM dead_letters"
+    ).fetchall()
+    assert reason.startswith("segment checksum mismatch") and reason.endswith("events 4-8")
+    assert payload == bytes(damaged) and topic is None  # kept as found; not replayable
+    assert "a stored segment of 5 events failed a check" in caplog.text
+    again.close()
+
+
+def test_a_full_outbox_drops_the_oldest_events_one_by_one_not_whole_segments(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db", "gw")
+    box.open()
+    box.put([item("a", v) for v in range(50)])
+    full = box.stats.bytes
+    box.close()
+    box = Outbox(tmp_path / "o.db", "gw", limits=OutboxLimits(max_bytes=full + 100))
+    box.open()
+    box.put([item("a", 100)])
+    dropped = box.stats.drops["dropped_full"]
+    # Room for one event: the oldest go as rows, 16 at least per delete (as before
+    # segments), not the whole 50-event segment.
+    assert 1 <= dropped <= 16
+    assert values(stored_events(box.db)) == [*range(dropped, 50), 100]
+    assert box.stats.depth == 51 - dropped
+    box.close()
