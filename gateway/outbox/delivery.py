@@ -134,7 +134,7 @@ def _read_class(
         f"FROM {CLASS_TABLES[cls]} WHERE id > ? ORDER BY id LIMIT ?",
         (CRC_FROM_ID, after, want),
     ).fetchall()
-    packed = segment_store.read_after(box.db, cls, after, want)
+    packed = segment_store.read_after(box.db, cls, after, want, box._decoded)
     for seg, reason in packed.damaged:
         if all(seg.id != s.id for _, s, _ in bad_segments):
             bad_segments.append((cls, seg, reason))

@@ -31,6 +31,7 @@ order, and nothing else is. Hence:
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -93,7 +94,9 @@ class FreshRows:
 
     def pop(self, priority: int, cursor: int, limit: int) -> list[Row]:
         """Up to ``limit`` rows after ``cursor`` (only when ``serves``), handed out."""
-        out = [r for r in self.recent[priority] if r.id > cursor][:limit]
+        recent = self.recent[priority]
+        start = bisect.bisect_right(recent, cursor, key=_row_id)
+        out = recent[start : start + limit]
         rows = self.rows[priority]
         freed = 0
         while rows and len(out) < limit:
@@ -111,11 +114,19 @@ class FreshRows:
         if not ids:
             return
         low, high = ids[0], ids[-1]
-        gone: set[int] | None = None
-        for priority, recent in enumerate(self.recent):
-            if recent and low <= recent[-1].id and high >= recent[0].id:
-                gone = set(ids) if gone is None else gone
-                self.recent[priority] = [r for r in recent if r.id not in gone]
+        runs: list[tuple[int, int]] | None = None
+        for priority, had in enumerate(self.recent):
+            if had and low <= had[-1].id and high >= had[0].id:
+                runs = _runs(ids) if runs is None else runs
+                # Cut out by slices (the list is the one take returned: never changed in
+                # place); a filter over every kept row per ack was quadratic in a large take.
+                kept = had
+                for first, last in reversed(runs):
+                    start = bisect.bisect_left(kept, first, key=_row_id)
+                    end = bisect.bisect_right(kept, last, lo=start, key=_row_id)
+                    if start < end:
+                        kept = kept[:start] + kept[end:]
+                self.recent[priority] = kept
 
     def took(self, priority: int, cursor: int, rows: list[Row]) -> None:
         """``take`` handed out ``rows`` of the class after ``cursor`` (all the stored
@@ -141,3 +152,18 @@ class FreshRows:
         while rows and rows[0].id <= last_id:
             freed += len(rows.popleft().payload) + ROW_COST
         self.bytes -= freed
+
+
+def _row_id(row: Row) -> int:
+    return row.id
+
+
+def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted ids as inclusive runs of consecutive ids."""
+    out: list[tuple[int, int]] = []
+    for i in ids:
+        if out and i == out[-1][1] + 1:
+            out[-1] = (out[-1][0], i)
+        else:
+            out.append((i, i))
+    return out

@@ -125,8 +125,9 @@ def decode(blob: bytes) -> Segment:
         at += 4 * count
     routes, sources, ends, crcs = columns
     body = raw[at:]
-    if any(b < a for a, b in zip([0, *ends], ends, strict=False)) or (
-        ends[-1] if count else 0
-    ) != len(body):
+    offsets = ends.tolist()
+    # Non-decreasing, checked in C (sorting a sorted list is one pass): a generator
+    # over the offsets was ~7 % of a backlog's drain.
+    if offsets != sorted(offsets) or (offsets[-1] if count else 0) != len(body):
         raise SegmentDamaged("segment offsets do not match its payloads")
     return Segment(routes, sources, ends, crcs, body)

@@ -138,6 +138,29 @@ def read(db: sqlite3.Connection, cls: int, seg_id: int) -> Segment:
     return decoded
 
 
+class Decoded:
+    """The segments ``take`` decoded last, kept: a backlog sent a few events at a time
+    would decompress the same segment again for every few events. A stored segment
+    never changes, and its id is never another segment's (ids only grow)."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self._kept: dict[tuple[int, int, int, int], Segment] = {}
+        self._keep = keep
+
+    def get(self, db: sqlite3.Connection, cls: int, seg: Stored) -> Segment:
+        key = (cls, seg.id, seg.last_id, seg.size)
+        decoded = self._kept.get(key)
+        if decoded is None:
+            decoded = read(db, cls, seg.id)
+            if len(self._kept) >= self._keep:
+                del self._kept[next(iter(self._kept))]
+            self._kept[key] = decoded
+        return decoded
+
+    def clear(self) -> None:
+        self._kept.clear()
+
+
 def undelivered_size(db: sqlite3.Connection, cls: int, seg: Stored) -> int:
     """The payload bytes of the segment's undelivered events (reads a partly
     delivered one; a damaged one counts whole)."""
@@ -159,7 +182,9 @@ class Events(NamedTuple):
     damaged: list[tuple[Stored, str]]
 
 
-def read_after(db: sqlite3.Connection, cls: int, after: int, want: int) -> Events:
+def read_after(
+    db: sqlite3.Connection, cls: int, after: int, want: int, decoded_last: Decoded
+) -> Events:
     """Up to ``want`` undelivered events of the class with ids above ``after``."""
     table = SEGMENT_TABLES[cls]
     out: list[tuple[int, int, bytes, int]] = []
@@ -174,7 +199,7 @@ def read_after(db: sqlite3.Connection, cls: int, after: int, want: int) -> Event
         for seg in found:
             start = max(seg.first, after + 1)
             try:
-                decoded = read(db, cls, seg.id)
+                decoded = decoded_last.get(db, cls, seg)
             except SegmentDamaged as exc:
                 damaged.append((seg, str(exc)))
                 continue

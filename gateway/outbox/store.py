@@ -49,6 +49,7 @@ from tidegate.outbox.lifecycle import close_outbox, open_outbox
 from tidegate.outbox.limits import Durability, OutboxFull, OutboxLimits, WhenFull
 from tidegate.outbox.lock import OutboxLock
 from tidegate.outbox.schema import ADMIN_GENERATION, NEXT_ID, ROW_OVERHEAD
+from tidegate.outbox.segment_store import Decoded
 from tidegate.outbox.stats import OutboxStats, read_drops, recount
 from tidegate.priority import PRIORITIES
 
@@ -96,6 +97,8 @@ class Outbox:
         self._tracker = Tracker()
         """Which rows are undelivered, for the ledger (``tidegate.outbox.ledger.undelivered``)."""
         self._fresh = FreshRows(len(PRIORITIES))
+        self._decoded = Decoded()
+        """The segments take read last, decoded (``tidegate.outbox.segment_store``)."""
         """What this run committed and has not handed out yet (``tidegate.outbox.fresh``)."""
 
     # -- the contract ----------------------------------------------------------------
