@@ -18,6 +18,7 @@ its own record back (``tracked``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -203,9 +204,17 @@ def read_after(
             except SegmentDamaged as exc:
                 damaged.append((seg, str(exc)))
                 continue
-            routes, crcs = decoded.routes, decoded.crcs
-            for i in range(start - seg.id, min(len(decoded), start - seg.id + want - len(out))):
-                out.append((seg.id + i, routes[i], decoded.payload(i), crcs[i]))
+            a = start - seg.id
+            b = min(len(decoded), a + want - len(out))
+            ends, body = decoded.ends, decoded.body
+            begins = itertools.chain((ends[a - 1] if a else 0,), ends[a : b - 1])
+            out += zip(
+                range(seg.id + a, seg.id + b),
+                decoded.routes[a:b],
+                [body[x:y] for x, y in zip(begins, ends[a:b], strict=False)],
+                decoded.crcs[a:b],
+                strict=True,
+            )
             if len(out) >= want:
                 break
         if len(found) < 8:
