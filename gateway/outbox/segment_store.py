@@ -113,27 +113,27 @@ def every(db: sqlite3.Connection, cls: int) -> list[Stored]:
     )
 
 
-def body(db: sqlite3.Connection, cls: int, seg_id: int) -> bytes:
-    row = db.execute(
-        f"SELECT CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
-        (seg_id,),
-    ).fetchone()
-    if row is None:
-        raise SegmentDamaged(f"no segment {seg_id} in the outbox")
-    return b"" if row[0] is None else bytes(row[0])
-
-
-def read(db: sqlite3.Connection, cls: int, seg_id: int) -> Segment:
-    """The segment, decoded; SegmentDamaged if it fails its checks (its own, or it does
-    not hold one event per id of its range)."""
+def _stored_body(db: sqlite3.Connection, cls: int, seg_id: int) -> tuple[object, bytes]:
+    """(last_id as stored, body) of a segment."""
     row = db.execute(
         f"SELECT last_id, CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
         (seg_id,),
     ).fetchone()
     if row is None:
         raise SegmentDamaged(f"no segment {seg_id} in the outbox")
-    last_id, blob = row
-    decoded = decode(b"" if blob is None else bytes(blob))
+    return row[0], b"" if row[1] is None else bytes(row[1])
+
+
+def body(db: sqlite3.Connection, cls: int, seg_id: int) -> bytes:
+    """A segment's bytes as stored."""
+    return _stored_body(db, cls, seg_id)[1]
+
+
+def read(db: sqlite3.Connection, cls: int, seg_id: int) -> Segment:
+    """The segment, decoded; SegmentDamaged if it fails its checks (its own, or it does
+    not hold one event per id of its range)."""
+    last_id, blob = _stored_body(db, cls, seg_id)
+    decoded = decode(blob)
     if not isinstance(last_id, int) or len(decoded) != last_id - seg_id + 1:
         raise SegmentDamaged("segment holds another number of events than its ids say")
     return decoded

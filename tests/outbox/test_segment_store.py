@@ -149,3 +149,19 @@ def test_a_full_outbox_drops_the_oldest_events_one_by_one_not_whole_segments(
     assert values(stored_events(box.db)) == [*range(dropped, 50), 100]
     assert box.stats.depth == 51 - dropped
     box.close()
+
+
+def test_rows_between_segments_come_out_in_id_order(box: Outbox) -> None:
+    for start in (0, 5, 10):
+        box.put([item("a", v) for v in range(start, start + 5)])
+    taken = box.take(15)
+    box.reject([taken[7].id], "refused by the broker")  # the middle segment becomes rows
+    assert segments(box.db) == [(1, 5), (11, 15)] and rows(box.db) == 4
+    again = reopened(box)  # read back from the file, a few at a time, merged
+    cursors = [0, 0, 0]
+    got: list[float] = []
+    while batch := again.take(3, cursors):
+        cursors[NORMAL] = batch[-1].id
+        got += values([r.payload for r in batch])
+    assert got == [v for v in range(15) if v != 7]
+    again.close()

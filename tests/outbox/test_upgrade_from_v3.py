@@ -38,6 +38,7 @@ from tidegate.outbox.ledger.reconcile import (
     REPLACED,
     UNCLEAN,
 )
+from tidegate.outbox.schema import SCHEMA_VERSION
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 from tidegate.priority import PRIORITIES
@@ -246,3 +247,26 @@ def test_buffer_stats_reads_the_upgraded_file(tmp_path: Path) -> None:
         MANIFEST["reserved"], True
     )
     assert set(MANIFEST["reserved"]) == set(MANIFEST["last_seq"])
+
+
+def test_the_upgrade_keeps_the_rows_as_rows_and_commits_segments_after_them(
+    tmp_path: Path,
+) -> None:
+    box = opened(install(tmp_path))
+    try:
+        assert box.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        (rows,) = box.db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        assert rows == MANIFEST["depth"]  # nothing rewritten: the upgrade added tables only
+        sources = list(MANIFEST["last_seq"])
+        box.put([Outgoing(new_event(s, "after", 1), f"t/{s}", 1, False) for s in sources])
+        (packed,) = box.db.execute("SELECT COUNT(*) FROM segments_normal").fetchone()
+        assert packed == 1
+        normal = [r for r in drain(box) if r.priority == 1]
+        kept = len(MANIFEST["undelivered"]["normal"])
+        # The file's rows first, as they were; then the new commit's segment.
+        assert [as_manifest(r) for r in normal[:kept]] == MANIFEST["undelivered"]["normal"]
+        new = [json.loads(r.payload) for r in normal[kept:]]
+        assert sorted(d["source"] for d in new) == sorted(sources)
+        assert {d["name"] for d in new} == {"after"}
+    finally:
+        box.close()
