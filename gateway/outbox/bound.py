@@ -121,7 +121,8 @@ def drop_oldest(box: Outbox, db: sqlite3.Connection, need: int, down_to: int) ->
 
 def _drop_head(box: Outbox, db: sqlite3.Connection, cls: int, need: int) -> tuple[int, int]:
     """Drop the class's oldest events, about ``need`` bytes of them: a whole segment
-    if it fits in that, else rows (a segment unpacked first). (events, bytes)."""
+    if it fits in that, else the oldest of it (its gone prefix grows, as a delivery's
+    would: nothing is rewritten), else rows. (events, bytes)."""
     table = CLASS_TABLES[cls]
     seg = segment_store.first(db, cls)
     (row_head,) = db.execute(f"SELECT MIN(id) FROM {table}").fetchone()  # noqa: S608
@@ -131,11 +132,17 @@ def _drop_head(box: Outbox, db: sqlite3.Connection, cls: int, need: int) -> tupl
             segment_store.delete(db, cls, seg.id)
             return seg.events, size
         try:
-            segment_store.unpack(db, cls, seg, tracked=True)
+            ends = segment_store.read(db, cls, seg.id).ends
         except SegmentDamaged:  # its events cannot be told apart: all of them go
             segment_store.delete(db, cls, seg.id)
             return seg.events, size
-        seg = segment_store.first(db, cls)
+        start = at = seg.first - seg.id
+        freed = 0
+        while freed < need:  # (fewer than all of them: they are more than need)
+            freed += ends[at] - (ends[at - 1] if at else 0) + ROW_OVERHEAD
+            at += 1
+        segment_store.advance(db, cls, seg.id, seg.id + at - 1)
+        return at - start, freed
     below = (1 << 62) if seg is None else seg.first
     rows = db.execute(
         f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE id < ? "  # noqa: S608

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import DAMAGED
-from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD
+from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
+from tidegate.outbox.segment import SegmentDamaged, decode
 
 if TYPE_CHECKING:
     from tidegate.outbox.store import Outbox
@@ -95,31 +96,44 @@ def reject(
 def reject_segment(box: Outbox, cls: int, seg: segment_store.Stored, reason: str) -> int:
     """Move a segment that failed its checks to the dead letters, as one letter holding
     its stored bytes (no topic: not replayable), counting its undelivered events as
-    damaged. Returns how many events it held."""
+    damaged. Returns how many events it held (0 if it is gone already: a purge)."""
     db = box.db
-    events = seg.events
     try:
         db.execute("BEGIN IMMEDIATE")
-        blob = segment_store.body(db, cls, seg.id)
-        size = segment_store.undelivered_size(db, cls, seg)
+        try:
+            blob = segment_store.body(db, cls, seg.id)
+        except SegmentDamaged:  # gone since take read it
+            box._rollback()
+            return 0
+        # How many events it holds: its header says, if only its row was damaged.
+        try:
+            held = len(decode(blob))
+        except SegmentDamaged:
+            held = seg.last_id - seg.id + 1
+        events = max(0, held - (seg.first - seg.id))
+        # Its ids as they are (the ledger's trigger records them gone), then away.
+        db.execute(
+            f"UPDATE {SEGMENT_TABLES[cls]} SET last_id = ? WHERE id = ?",  # noqa: S608
+            (seg.id + held - 1, seg.id),
+        )
         segment_store.delete(db, cls, seg.id)
         db.execute(
             "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
             "VALUES (?, 'outbox', ?, NULL, NULL, ?, NULL)",
-            (time.time(), f"{reason}: events {seg.first}-{seg.last_id}", blob),
+            (time.time(), f"{reason}: events {seg.first}-{seg.id + held - 1}", blob),
         )
         bound_dead_letters(box, db, len(blob))
         box._bump(db, DAMAGED, events)
         box._commit()
-    except sqlite3.Error as exc:
+    except Exception as exc:
         box._rollback()
+        if not isinstance(exc, sqlite3.Error):
+            raise
         raise BufferError_(f"cannot move a damaged segment to the dead letters: {exc}") from None
     box._rows_changed()
-    box.stats.depth_by_priority[cls] -= events
-    box.stats.depth -= events
-    box.stats.bytes -= size + events * ROW_OVERHEAD
     box.stats.dead_letters += 1
     box.stats.dead_letter_bytes += len(blob)
+    box.recount()  # its row's own figures may have been damaged too
     box._sync_ledger()
     return events
 

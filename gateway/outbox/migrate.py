@@ -29,6 +29,7 @@ from tidegate.outbox.schema import (
     CLASS_TABLES,
     CRC_FROM_ID,
     NEXT_ID,
+    POSITIONS,
     SCHEMA_VERSION,
     SEGMENT_TABLES,
     STATEMENTS,
@@ -78,7 +79,7 @@ def configure(
         name: kind for name, kind in db.execute("SELECT name, type FROM sqlite_master")
     }
     if version == SCHEMA_VERSION:
-        if not all(t in tables for t in (*CLASS_TABLES, *SEGMENT_TABLES)):
+        if not all(t in tables for t in (*CLASS_TABLES, *SEGMENT_TABLES, POSITIONS)):
             raise Unusable(f"schema {version} without its tables")
         # Only files of a pre-release schema 3 lack it (a read; written just then).
         _dead_letters_crc(db)

@@ -31,8 +31,16 @@ GONE = "tidegate_gone"
 
 Ranges = list[tuple[int, int]]
 
+LAST_ID = "IIF(typeof(s.last_id) = 'integer' AND s.last_id >= s.id, s.last_id, s.id)"
+"""A segment's last id as SQL (``s``: its table), read type-checked: a damaged header
+byte can make a stored value another type (a non-UTF-8 text, a real). A value that is
+not a sane id counts as one event; the segment then fails its checks (its count) and
+goes to the dead letters whole."""
+SIZE = "IIF(typeof(s.size) = 'integer' AND s.size >= 0, s.size, 0)"
+UPTO = "IIF(typeof(p.upto) = 'integer', p.upto, NULL)"
+
 _SELECT = (
-    "SELECT s.id, s.last_id, s.size, p.upto FROM {table} s "
+    f"SELECT s.id, {LAST_ID}, {SIZE}, {UPTO} FROM {{table}} s "  # noqa: S608 - constants
     "LEFT JOIN segment_positions p ON p.id = s.id "
 )
 
@@ -86,7 +94,11 @@ def insert(
 
 
 def _stored(rows: Sequence[tuple[int, int, int, int | None]]) -> list[Stored]:
-    return [Stored(*row) for row in rows]
+    # A position outside the segment (a damaged value) says nothing: none delivered.
+    return [
+        Stored(i, last, size, upto if upto is None or i - 1 <= upto < last else None)
+        for i, last, size, upto in rows
+    ]
 
 
 def overlapping(db: sqlite3.Connection, cls: int, low: int, high: int) -> list[Stored]:
@@ -95,7 +107,7 @@ def overlapping(db: sqlite3.Connection, cls: int, low: int, high: int) -> list[S
     rows = db.execute(
         _SELECT.format(table=table)  # noqa: S608 - constant names
         + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
-        "AND s.id <= ? AND s.last_id >= ? ORDER BY s.id",
+        f"AND s.id <= ? AND {LAST_ID} >= ? ORDER BY s.id",
         (low, high, low),
     ).fetchall()
     return [s for s in _stored(rows) if s.first <= high and s.last_id >= low]
@@ -116,7 +128,7 @@ def every(db: sqlite3.Connection, cls: int) -> list[Stored]:
 def _stored_body(db: sqlite3.Connection, cls: int, seg_id: int) -> tuple[object, bytes]:
     """(last_id as stored, body) of a segment."""
     row = db.execute(
-        f"SELECT last_id, CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} WHERE id = ?",  # noqa: S608
+        f"SELECT {LAST_ID}, CAST(body AS BLOB) FROM {SEGMENT_TABLES[cls]} s WHERE id = ?",  # noqa: S608
         (seg_id,),
     ).fetchone()
     if row is None:
@@ -169,8 +181,8 @@ def undelivered_size(db: sqlite3.Connection, cls: int, seg: Stored) -> int:
         return seg.size
     try:
         decoded = read(db, cls, seg.id)
-    except SegmentDamaged:
-        return seg.size
+    except SegmentDamaged:  # its share, as _prefix_size counted the delivered part
+        return seg.size * seg.events // (seg.last_id - seg.id + 1)
     done = seg.upto - seg.id + 1
     return seg.size - (decoded.ends[done - 1] if done else 0)
 
@@ -193,7 +205,7 @@ def read_after(
     sql = (
         _SELECT.format(table=table)  # noqa: S608 - constant names
         + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
-        "AND s.last_id > ? ORDER BY s.id LIMIT ?"
+        f"AND {LAST_ID} > ? ORDER BY s.id LIMIT ?"
     )
     while len(out) < want:
         found = _stored(db.execute(sql, (after, after, 8)).fetchall())
@@ -242,11 +254,7 @@ def deliver(
                 if sized:
                     size += _prefix_size(db, cls, seg, high)
                 events += high - seg.first + 1
-                db.execute(
-                    "INSERT INTO segment_positions (id, cls, upto) VALUES (?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET upto = excluded.upto",
-                    (seg.id, cls, high),
-                )
+                advance(db, cls, seg.id, high)
             else:
                 try:
                     unpack(db, cls, seg, tracked=tracked)
@@ -256,6 +264,15 @@ def deliver(
                     # as damaged, though some were delivered).
                     continue
     return events, size
+
+
+def advance(db: sqlite3.Connection, cls: int, seg_id: int, upto: int) -> None:
+    """The segment's events up to ``upto`` are gone (delivered, or dropped)."""
+    db.execute(
+        "INSERT INTO segment_positions (id, cls, upto) VALUES (?, ?, ?) "
+        "ON CONFLICT(id) DO UPDATE SET upto = excluded.upto",
+        (seg_id, cls, upto),
+    )
 
 
 def _prefix_size(db: sqlite3.Connection, cls: int, seg: Stored, high: int) -> int:
@@ -345,12 +362,12 @@ def totals(db: sqlite3.Connection, cls: int) -> tuple[int, int, int]:
     """(undelivered events, their payload bytes, the highest id) of the class's segments."""
     table = SEGMENT_TABLES[cls]
     n, size, top = db.execute(
-        "SELECT COALESCE(SUM(s.last_id - COALESCE(p.upto, s.id - 1)), 0), "  # noqa: S608
-        f"COALESCE(SUM(s.size), 0), COALESCE(MAX(s.last_id), 0) FROM {table} s "
-        "LEFT JOIN segment_positions p ON p.id = s.id"
+        f"SELECT COALESCE(SUM({LAST_ID} - s.id + 1), 0), COALESCE(SUM({SIZE}), 0), "  # noqa: S608
+        f"COALESCE(MAX({LAST_ID}), 0) FROM {table} s"
     ).fetchone()
     partly = db.execute(_SELECT.format(table=table) + "WHERE p.upto IS NOT NULL").fetchall()
-    for seg in _stored(partly):
+    for seg in _stored(partly):  # less their delivered prefixes
+        n -= seg.first - seg.id
         size -= seg.size - undelivered_size(db, cls, seg)
     return int(n), int(size), int(top)
 
@@ -358,6 +375,6 @@ def totals(db: sqlite3.Connection, cls: int) -> tuple[int, int, int]:
 def top_id(db: sqlite3.Connection) -> int:
     """The highest event id any segment holds (0: none)."""
     return max(
-        int(db.execute(f"SELECT COALESCE(MAX(last_id), 0) FROM {t}").fetchone()[0])  # noqa: S608
+        int(db.execute(f"SELECT COALESCE(MAX({LAST_ID}), 0) FROM {t} s").fetchone()[0])  # noqa: S608
         for t in SEGMENT_TABLES
     )

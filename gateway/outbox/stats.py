@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from tidegate.outbox import segment_store
 from tidegate.outbox.ledger.reconcile import LOST, Recovery
-from tidegate.outbox.schema import CLASS_TABLES, INTERNAL_COUNTERS, ROW_OVERHEAD
+from tidegate.outbox.schema import CLASS_TABLES, INTERNAL_COUNTERS, NEXT_ID, ROW_OVERHEAD
 
 if TYPE_CHECKING:
     from tidegate.outbox.store import Outbox
@@ -52,6 +52,8 @@ def recount(box: Outbox) -> None:
     db = box.db
     stats = box.stats
     depth = bytes_ = top = 0
+    # Segment ids above the counter of ids used are a damaged value, not ids.
+    below = box._read_counter(db, NEXT_ID) or (1 << 62)
     for priority, table in enumerate(CLASS_TABLES):
         n, size, high = db.execute(
             f"SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0), COALESCE(MAX(id), 0) "  # noqa: S608 - table names are constants
@@ -63,7 +65,7 @@ def recount(box: Outbox) -> None:
         stats.depth_by_priority[priority] = n
         depth += n
         bytes_ += size + n * ROW_OVERHEAD
-        top = max(top, high, packed_top)
+        top = max(top, high, min(packed_top, below - 1))
     dead, dead_bytes = db.execute(
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
     ).fetchone()

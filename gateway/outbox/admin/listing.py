@@ -21,7 +21,7 @@ from sqlite_utils import Database
 from tidegate.outbox.admin.access import has_segments
 from tidegate.outbox.schema import CLASS_TABLES, POSITIONS, SEGMENT_TABLES
 from tidegate.outbox.segment import Segment, SegmentDamaged, decode
-from tidegate.outbox.segment_store import Stored
+from tidegate.outbox.segment_store import LAST_ID, SIZE, UPTO, Stored
 from tidegate.priority import PRIORITIES
 
 
@@ -79,13 +79,15 @@ def packed(db: Database, priority: int) -> Iterator[Packed]:
     if not has_segments(db):
         return
     rows = db.execute(
-        "SELECT s.id, s.last_id, s.size, p.upto, "  # noqa: S608 - constant names
+        f"SELECT s.id, {LAST_ID}, {SIZE}, {UPTO}, "  # noqa: S608 - constant names
         "IIF(typeof(s.accepted) IN ('real', 'integer'), s.accepted, NULL), "
         "s.synced IS 1, CAST(s.body AS BLOB) "
         f"FROM {SEGMENT_TABLES[priority]} s LEFT JOIN {POSITIONS} p ON p.id = s.id "
         "ORDER BY s.id"
     )
     for seg_id, last_id, size, upto, accepted, synced, blob in rows:
+        if upto is not None and not seg_id - 1 <= upto < last_id:
+            upto = None  # a damaged position says nothing (as segment_store reads it)
         stored = Stored(seg_id, last_id, size, upto)
         if stored.events > 0:
             yield Packed(stored, accepted, bool(synced), b"" if blob is None else bytes(blob))

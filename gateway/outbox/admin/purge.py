@@ -15,6 +15,7 @@ from sqlite_utils import Database
 from tidegate.outbox import segment_store
 from tidegate.outbox.admin.access import bump, has_segments, scalar, snapshot, write_transaction
 from tidegate.outbox.schema import CLASS_TABLES, POSITIONS, SEGMENT_TABLES
+from tidegate.outbox.segment_store import LAST_ID, SIZE, UPTO
 
 PURGE_CHUNK = 2000
 """Rows deleted per write transaction (a delete is cheaper than a replayed insert);
@@ -71,9 +72,9 @@ def _purge_segments(db: Database, cls: int, bound: int) -> int:
             found = [
                 segment_store.Stored(*row)
                 for row in db.execute(
-                    "SELECT s.id, s.last_id, s.size, p.upto FROM "  # noqa: S608 - constant names
+                    f"SELECT s.id, {LAST_ID}, {SIZE}, {UPTO} FROM "  # noqa: S608 - constant names
                     f"{table} s LEFT JOIN {POSITIONS} p ON p.id = s.id "
-                    "WHERE s.last_id <= ? ORDER BY s.id LIMIT ?",
+                    f"WHERE {LAST_ID} <= ? ORDER BY s.id LIMIT ?",
                     (bound, PURGE_CHUNK),
                 ).fetchall()
             ]
@@ -98,7 +99,7 @@ def _purge_class(db: Database, cls: int) -> int:
         scalar(
             db,
             f"SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM {table}), "  # noqa: S608 - constant names
-            f"(SELECT COALESCE(MAX(last_id), 0) FROM {segments}))",
+            f"(SELECT COALESCE(MAX({LAST_ID}), 0) FROM {segments} s))",
         )
     )
     removed = _purge_segments(db, cls, bound)

@@ -54,7 +54,10 @@ def install(db: sqlite3.Connection) -> None:
         db.execute(
             f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_s{cls} AFTER DELETE ON main.{segments} "  # noqa: S608 - constant names
             f"BEGIN INSERT INTO {GONE} VALUES ({cls}, COALESCE((SELECT upto FROM "
-            f"main.{POSITIONS} WHERE id = old.id), old.id - 1) + 1, old.last_id); END"
+            f"main.{POSITIONS} WHERE id = old.id), old.id - 1) + 1, "
+            # Type-checked as segment_store reads it (a damaged value: the first id).
+            f"IIF(typeof(old.last_id) = 'integer' AND old.last_id >= old.id, old.last_id, "
+            "old.id)); END"
         )
     db.execute(
         f"CREATE TEMP TRIGGER IF NOT EXISTS {GONE}_p AFTER INSERT ON main.{POSITIONS} "  # noqa: S608 - constant names
