@@ -85,10 +85,10 @@ def packed(db: Database, priority: int) -> Iterator[Packed]:
         f"FROM {SEGMENT_TABLES[priority]} s LEFT JOIN {POSITIONS} p ON p.id = s.id "
         "ORDER BY s.id"
     )
-    for seg_id, last_id, size, upto, accepted, synced, blob in rows:
-        if upto is not None and not seg_id - 1 <= upto < last_id:
-            upto = None  # a damaged position says nothing (as segment_store reads it)
-        stored = Stored(seg_id, last_id, size, upto)
+    for seg_id, last_id, size, position, accepted, synced, blob in rows:
+        # A damaged position says nothing (as segment_store reads it).
+        sane = position is not None and seg_id - 1 <= position < last_id
+        stored = Stored(seg_id, last_id, size, position if sane else None)
         if stored.events > 0:
             yield Packed(stored, accepted, bool(synced), b"" if blob is None else bytes(blob))
 
