@@ -20,6 +20,7 @@ from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import checksum, intact
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
+from tidegate.outbox.segment import SegmentDamaged
 from tidegate.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -64,9 +65,7 @@ def _expired(box: Outbox, accepted: float, synced: int, boot: int, cutoff: float
     return accepted < cutoff and bool(synced or boot == box._boot_row)
 
 
-def _expire_head(
-    box: Outbox, db: sqlite3.Connection, cls: int, cutoff: float
-) -> tuple[int, int]:
+def _expire_head(box: Outbox, db: sqlite3.Connection, cls: int, cutoff: float) -> tuple[int, int]:
     """Drop the class's oldest events while they are expired: a whole segment, or rows
     up to the next segment. Returns (events, bytes as ``max_bytes`` counts them)."""
     # Acceptance order is id order: the expired events are a prefix. A clock that
@@ -120,8 +119,7 @@ def correct_clock(box: Outbox, delta: float) -> int:
     corrected = 0
     try:
         db.execute("BEGIN IMMEDIATE")
-        # Each event's payload changes on its own: this boot's segments become rows.
-        segment_store.unpack_all(db, tracked=True, boot=box._boot_row)
+        corrected = _correct_segments(box, db, delta)
         for table in CLASS_TABLES:
             rows = db.execute(
                 f"SELECT id, payload, crc FROM {table} WHERE boot_id = ?",  # noqa: S608
@@ -157,6 +155,30 @@ def correct_clock(box: Outbox, delta: float) -> int:
         raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
     with contextlib.suppress(sqlite3.Error):
         box.recount()  # payload sizes changed by a few bytes
+    return corrected
+
+
+def _correct_segments(box: Outbox, db: sqlite3.Connection, delta: float) -> int:
+    """This boot's segments, rewritten in place (a segment stays one row: a backlog
+    of days held offline is not turned into a row per event). Their delivered
+    prefixes and damaged events stay as they are, with their stored checksums."""
+    corrected = 0
+    for cls in range(len(SEGMENT_TABLES)):
+        for seg in segment_store.of_boot(db, cls, box._boot_row):
+            try:
+                decoded = segment_store.read(db, cls, seg.id)
+            except SegmentDamaged:
+                continue  # take dead-letters it whole
+            payloads, crcs = [], list(decoded.crcs)
+            for i in range(len(decoded)):
+                payload = decoded.payload(i)
+                if i >= seg.first - seg.id and decoded.intact(i):
+                    shifted = _shift_payload(payload, delta)
+                    if shifted is not None:
+                        payload, crcs[i] = shifted, checksum(shifted)
+                        corrected += 1
+                payloads.append(payload)
+            segment_store.rewrite(db, cls, seg.id, payloads, decoded, crcs=crcs, shift=delta)
     return corrected
 
 

@@ -60,10 +60,17 @@ def _array(typecode: str, data: bytes) -> array[int]:
     return values
 
 
-def encode(payloads: Sequence[bytes], routes: Sequence[int], sources: Sequence[int]) -> bytes:
-    """The blob of a segment holding ``payloads`` (with their route and source ids)."""
-    if not len(payloads) == len(routes) == len(sources):
-        raise ValueError("a segment needs one route and one source per payload")
+def encode(
+    payloads: Sequence[bytes],
+    routes: Sequence[int],
+    sources: Sequence[int],
+    *,
+    crcs: Sequence[int] | None = None,
+) -> bytes:
+    """The blob of a segment holding ``payloads`` (with their route and source ids, and
+    their checksums: computed here unless given, as a rewrite keeps a damaged one's)."""
+    if not len(payloads) == len(routes) == len(sources) == len(crcs or payloads):
+        raise ValueError("a segment needs one route, source and checksum per payload")
     ends = array("I")
     end = 0
     for payload in payloads:
@@ -74,7 +81,7 @@ def encode(payloads: Sequence[bytes], routes: Sequence[int], sources: Sequence[i
         _little(array("I", routes)),
         _little(array("I", sources)),
         _little(ends),
-        _little(array("i", [checksum(p) for p in payloads])),
+        _little(array("i", [checksum(p) for p in payloads] if crcs is None else crcs)),
         *payloads,
     ]
     compressed = zlib.compress(b"".join(parts), LEVEL)

@@ -93,6 +93,41 @@ def insert(
     )
 
 
+def of_boot(db: sqlite3.Connection, cls: int, boot: int) -> list[Stored]:
+    """The class's segments committed in boot ``boot``."""
+    return _stored(
+        db.execute(
+            _SELECT.format(table=SEGMENT_TABLES[cls])
+            + "WHERE s.boot_id = ? ORDER BY s.id",
+            (boot,),
+        ).fetchall()
+    )
+
+
+def rewrite(
+    db: sqlite3.Connection,
+    cls: int,
+    seg_id: int,
+    payloads: Sequence[bytes],
+    was: Segment,
+    *,
+    crcs: Sequence[int],
+    shift: float,
+) -> None:
+    """Inside a write: the segment with new payloads (same ids, routes, sources; the
+    checksums given), its acceptance time moved by ``shift`` and counted as synced."""
+    db.execute(
+        f"UPDATE {SEGMENT_TABLES[cls]} SET body = ?, size = ?, "  # noqa: S608
+        "accepted = accepted + ?, synced = 1 WHERE id = ?",
+        (
+            encode(payloads, was.routes, was.sources, crcs=crcs),
+            sum(map(len, payloads)),
+            shift,
+            seg_id,
+        ),
+    )
+
+
 def _stored(rows: Sequence[tuple[int, int, int, int | None]]) -> list[Stored]:
     # A position outside the segment (a damaged value) says nothing: none delivered.
     return [
@@ -340,17 +375,12 @@ def unpack_containing(db: sqlite3.Connection, ids: Sequence[int], *, tracked: bo
                     unpack(db, cls, seg, tracked=tracked)
 
 
-def unpack_all(db: sqlite3.Connection, *, tracked: bool, boot: int | None = None) -> int:
-    """Inside a write: unpack every segment (of ``boot``, if given) that passes its
-    checks. Returns how many events became rows."""
+def unpack_all(db: sqlite3.Connection, *, tracked: bool) -> int:
+    """Inside a write: unpack every segment that passes its checks (for tests and
+    tools that work on rows). Returns how many events became rows."""
     n = 0
-    for cls, table in enumerate(SEGMENT_TABLES):
-        where = "" if boot is None else "WHERE s.boot_id = ? "
-        rows = db.execute(
-            _SELECT.format(table=table) + where + "ORDER BY s.id",
-            () if boot is None else (boot,),
-        ).fetchall()
-        for seg in _stored(rows):
+    for cls in range(len(SEGMENT_TABLES)):
+        for seg in every(db, cls):
             try:
                 n += unpack(db, cls, seg, tracked=tracked)
             except SegmentDamaged:

@@ -194,6 +194,7 @@ class Outbox:
         letter, a clock correction, an admin change): what memory kept may be gone or
         stale, so ``take`` reads the file again (``tidegate.outbox.fresh``)."""
         self._fresh.forget(self._next_id - 1)
+        self._decoded.clear()  # a clock correction rewrites segments
 
     def _release_if_full(self, exc: sqlite3.Error) -> bool:
         """SQLite failed: if the disk is full, give back the reserve. True if that made room."""

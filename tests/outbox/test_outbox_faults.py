@@ -12,34 +12,14 @@ from typing import Any
 
 import pytest
 
-from tidegate.clock import RELEASE_EPOCH, ClockWatcher
+from tests.outbox.fake_clock import FakeClock
+from tidegate.clock import RELEASE_EPOCH
 from tidegate.errors import BufferError_
 from tidegate.event import new_event
 from tidegate.outbox import DeadInput, OutboxFull, OutboxLimits, Row
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 from tidegate.priority import HIGH, LOW, NORMAL
-
-
-class FakeClock:
-    """A controllable wall clock and monotonic clock."""
-
-    def __init__(self, wall: float) -> None:
-        self.wall_now = wall
-        self.mono_now = 1000.0
-
-    def wall(self) -> float:
-        return self.wall_now
-
-    def mono(self) -> float:
-        return self.mono_now
-
-    def advance(self, seconds: float) -> None:
-        self.wall_now += seconds
-        self.mono_now += seconds
-
-    def watcher(self) -> ClockWatcher:
-        return ClockWatcher(step_threshold=2.0, wall=self.wall, mono=self.mono)
 
 
 def item(source: str, value: float, priority: int = NORMAL, t: float | None = None) -> Outgoing:

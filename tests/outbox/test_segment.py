@@ -85,5 +85,7 @@ def test_an_event_whose_payload_fails_its_crc_is_damaged_alone() -> None:
 
 
 def test_one_route_and_one_source_per_payload() -> None:
-    with pytest.raises(ValueError, match="one route and one source"):
+    with pytest.raises(ValueError, match="one route, source and checksum"):
         encode([b"a", b"b"], [1], [1, 1])
+    with pytest.raises(ValueError, match="one route, source and checksum"):
+        encode([b"a", b"b"], [1, 1], [1, 1], crcs=[0])

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.outbox.fake_clock import FakeClock
 from tests.outbox.stored import stored_events
+from tidegate.clock import RELEASE_EPOCH
 from tidegate.event import new_event
-from tidegate.outbox import OutboxLimits
+from tidegate.outbox import OutboxLimits, segment_store
 from tidegate.outbox.integrity import DAMAGED
+from tidegate.outbox.segment import encode
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 from tidegate.priority import HIGH, LOW, NORMAL
@@ -208,3 +211,34 @@ def test_a_damaged_value_in_a_segments_row_never_stops_the_outbox(tmp_path: Path
     last.open()
     assert last.stats.depth == 0 and last.stats.recovery is None
     last.close()
+
+
+def test_a_clock_step_rewrites_segments_in_place_and_keeps_damage_damaged(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(86400.0 * 365)  # 1971: a Pi that booted without network
+    box = Outbox(tmp_path / "o.db", "gw", clock=clock.watcher())
+    box.open()
+    box.put([item("a", v) for v in range(5)])
+    taken = box.take(5)
+    box.ack([taken[0].id])  # a delivered prefix: left as it was sent
+    # One stored payload damaged (its CRC kept): a rewrite must not make it look sound.
+    decoded = segment_store.read(box.db, NORMAL, 1)
+    bad = decoded.payload(3).replace(b'"value":3', b'"value":9')
+    payloads = [decoded.payload(i) for i in range(5)]
+    payloads[3] = bad
+    box.db.execute(
+        "UPDATE segments_normal SET body = ? WHERE id = 1",
+        (encode(payloads, decoded.routes, decoded.sources, crcs=decoded.crcs),),
+    )
+    clock.wall_now = RELEASE_EPOCH + 5e6  # NTP syncs: the wall clock steps
+    delta = box.clock.check()
+    assert delta is not None
+    assert box.correct_clock(delta) == 3  # values 1, 2, 4: not the damaged one
+    assert segments(box.db) == [(1, 5)] and rows(box.db) == 0  # still one segment
+    again = reopened(box)
+    out = again.take(10)
+    assert values([r.payload for r in out]) == [1, 2, 4]
+    assert all(json.loads(r.payload)["time_corrected"] is True for r in out)
+    assert again.stats.drops[DAMAGED] == 1 and again.stats.depth == 3
+    again.close()
