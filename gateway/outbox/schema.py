@@ -5,8 +5,8 @@ first and a full outbox drops from the lowest class first, each with a plain
 scan of a primary key. A commit stores the events of one class as one
 *segment* (``tidegate.outbox.segment_store``: one row, one insert and one delete
 instead of one per event, a fifth of the bytes on disk); an event that must be
-handled on its own (dead-lettered, acknowledged out of order, its time
-corrected) is unpacked into a row of its class table first. Both hold events
+handled on its own (dead-lettered, acknowledged out of order) is unpacked into a
+row of its class table first. Both hold events
 by the same ids: a class's events are the union of the two, in id order::
 
     segments_high / segments_normal / segments_low

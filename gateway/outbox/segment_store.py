@@ -3,12 +3,13 @@ encoding: ``tidegate.outbox.segment``).
 
 A commit stores the events of one priority class as one segment holding the ids
 ``id..last_id``, every one of them. A segment is acknowledged by its prefix (a
-``segment_positions`` row says how far) and deleted whole once its last event is
-delivered, dropped or expired. Whatever must treat an event on its own (a dead
-letter, an acknowledgement out of order, a clock correction, a drop that frees
-less than a segment) first *unpacks* the segment: its undelivered events become
-rows of the class table, with the same ids, route, source, time and checksum, in
-the same transaction. Everything that works on rows then works as it did.
+``segment_positions`` row says how far: delivered, or dropped by a full outbox) and
+deleted whole once its last event is delivered, dropped or expired; a clock
+correction rewrites it in place. Whatever must treat an event on its own (a dead
+letter, an acknowledgement out of order) first *unpacks* the segment: its
+undelivered events become rows of the class table, with the same ids, route,
+source, time and checksum, in the same transaction. Everything that works on rows
+then works as it did.
 
 The gateway's connection records deleted ids for the ledger through TEMP triggers
 (``tidegate.outbox.ledger.undelivered``); unpacking is not a deletion, so it takes
