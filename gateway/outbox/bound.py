@@ -138,10 +138,13 @@ def _drop_head(box: Outbox, db: sqlite3.Connection, cls: int, need: int) -> tupl
             return seg.events, size
         start = at = seg.first - seg.id
         freed = 0
-        while freed < need:  # (fewer than all of them: they are more than need)
+        while freed < need and at < len(ends):
             freed += ends[at] - (ends[at - 1] if at else 0) + ROW_OVERHEAD
             at += 1
-        segment_store.advance(db, cls, seg.id, seg.id + at - 1)
+        if at == len(ends):  # only its last event made enough room: all of it goes
+            segment_store.delete(db, cls, seg.id)
+        else:
+            segment_store.advance(db, cls, seg.id, seg.id + at - 1)
         return at - start, freed
     below = (1 << 62) if seg is None else seg.first
     rows = db.execute(

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
-from tidegate.outbox import segment_store
+from tidegate.outbox import segment_reader, segment_store
 from tidegate.outbox.dead import reject_segment
 from tidegate.outbox.integrity import (
     CHECKSUM_MISMATCH,
@@ -76,7 +76,7 @@ def take(box: Outbox, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Ro
             while len(out) < limit:
                 want = limit - len(out)
                 read = _read_class(box, priority, after, want, bad_segments)
-                if isinstance(read, segment_store.Events):
+                if isinstance(read, segment_reader.Events):
                     _check_packed(box, read.rows, priority, out, damaged)
                     ids = [e[0] for e in read.rows[-1:]]
                     got = len(read.rows)
@@ -162,7 +162,7 @@ def _read_class(
     after: int,
     want: int,
     bad_segments: list[tuple[int, segment_store.Stored, str]],
-) -> list[tuple[int, int, bytes, int | None, bool, bool]] | segment_store.Events:
+) -> list[tuple[int, int, bytes, int | None, bool, bool]] | segment_reader.Events:
     """Up to ``want`` stored events of the class after ``after``, rows and segments
     merged in id order: (id, route id, payload, crc, typed, unsummed); only segments'
     events as they came if the class has no rows there."""
@@ -176,7 +176,7 @@ def _read_class(
         f"FROM {CLASS_TABLES[cls]} WHERE id > ? ORDER BY id LIMIT ?",
         (CRC_FROM_ID, after, want),
     ).fetchall()
-    packed = segment_store.read_after(box.db, cls, after, want, box._decoded)
+    packed = segment_reader.read_after(box.db, cls, after, want, box._decoded)
     for seg, reason in packed.damaged:
         if all(seg.id != s.id for _, s, _ in bad_segments):
             bad_segments.append((cls, seg, reason))

@@ -19,7 +19,6 @@ its own record back (``tracked``).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -40,10 +39,11 @@ goes to the dead letters whole."""
 SIZE = "IIF(typeof(s.size) = 'integer' AND s.size >= 0, s.size, 0)"
 UPTO = "IIF(typeof(p.upto) = 'integer', p.upto, NULL)"
 
-_SELECT = (
+SELECT = (
     f"SELECT s.id, {LAST_ID}, {SIZE}, {UPTO} FROM {{table}} s "  # noqa: S608 - constants
     "LEFT JOIN segment_positions p ON p.id = s.id "
 )
+"""A ``Stored``'s columns (``as_stored``) from segment table ``{table}``, type-checked."""
 
 
 class Stored(NamedTuple):
@@ -96,10 +96,9 @@ def insert(
 
 def of_boot(db: sqlite3.Connection, cls: int, boot: int) -> list[Stored]:
     """The class's segments committed in boot ``boot``."""
-    return _stored(
+    return as_stored(
         db.execute(
-            _SELECT.format(table=SEGMENT_TABLES[cls])
-            + "WHERE s.boot_id = ? ORDER BY s.id",
+            SELECT.format(table=SEGMENT_TABLES[cls]) + "WHERE s.boot_id = ? ORDER BY s.id",
             (boot,),
         ).fetchall()
     )
@@ -129,7 +128,8 @@ def rewrite(
     )
 
 
-def _stored(rows: Sequence[tuple[int, int, int, int | None]]) -> list[Stored]:
+def as_stored(rows: Sequence[tuple[int, int, int, int | None]]) -> list[Stored]:
+    """Rows of ``SELECT`` as ``Stored``."""
     # A position outside the segment (a damaged value) says nothing: none delivered.
     return [
         Stored(i, last, size, upto if upto is None or i - 1 <= upto < last else None)
@@ -141,23 +141,23 @@ def overlapping(db: sqlite3.Connection, cls: int, low: int, high: int) -> list[S
     """The segments of the class with an undelivered event in ``low..high``, in order."""
     table = SEGMENT_TABLES[cls]
     rows = db.execute(
-        _SELECT.format(table=table)  # noqa: S608 - constant names
+        SELECT.format(table=table)  # noqa: S608 - constant names
         + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
         f"AND s.id <= ? AND {LAST_ID} >= ? ORDER BY s.id",
         (low, high, low),
     ).fetchall()
-    return [s for s in _stored(rows) if s.first <= high and s.last_id >= low]
+    return [s for s in as_stored(rows) if s.first <= high and s.last_id >= low]
 
 
 def first(db: sqlite3.Connection, cls: int) -> Stored | None:
     """The class's oldest segment."""
-    row = db.execute(_SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id LIMIT 1").fetchone()
+    row = db.execute(SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id LIMIT 1").fetchone()
     return None if row is None else Stored(*row)
 
 
 def every(db: sqlite3.Connection, cls: int) -> list[Stored]:
-    return _stored(
-        db.execute(_SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id").fetchall()
+    return as_stored(
+        db.execute(SELECT.format(table=SEGMENT_TABLES[cls]) + "ORDER BY s.id").fetchall()
     )
 
 
@@ -187,29 +187,6 @@ def read(db: sqlite3.Connection, cls: int, seg_id: int) -> Segment:
     return decoded
 
 
-class Decoded:
-    """The segments ``take`` decoded last, kept: a backlog sent a few events at a time
-    would decompress the same segment again for every few events. A stored segment
-    never changes, and its id is never another segment's (ids only grow)."""
-
-    def __init__(self, keep: int = 2) -> None:
-        self._kept: dict[tuple[int, int, int, int], Segment] = {}
-        self._keep = keep
-
-    def get(self, db: sqlite3.Connection, cls: int, seg: Stored) -> Segment:
-        key = (cls, seg.id, seg.last_id, seg.size)
-        decoded = self._kept.get(key)
-        if decoded is None:
-            decoded = read(db, cls, seg.id)
-            if len(self._kept) >= self._keep:
-                del self._kept[next(iter(self._kept))]
-            self._kept[key] = decoded
-        return decoded
-
-    def clear(self) -> None:
-        self._kept.clear()
-
-
 def undelivered_size(db: sqlite3.Connection, cls: int, seg: Stored) -> int:
     """The payload bytes of the segment's undelivered events (reads a partly
     delivered one; a damaged one counts whole)."""
@@ -221,54 +198,6 @@ def undelivered_size(db: sqlite3.Connection, cls: int, seg: Stored) -> int:
         return seg.size * seg.events // (seg.last_id - seg.id + 1)
     done = seg.upto - seg.id + 1
     return seg.size - (decoded.ends[done - 1] if done else 0)
-
-
-class Events(NamedTuple):
-    """Undelivered events read from segments, and segments that failed their checks."""
-
-    rows: list[tuple[int, int, bytes, int]]
-    """(id, route id, payload, crc), in id order."""
-    damaged: list[tuple[Stored, str]]
-
-
-def read_after(
-    db: sqlite3.Connection, cls: int, after: int, want: int, decoded_last: Decoded
-) -> Events:
-    """Up to ``want`` undelivered events of the class with ids above ``after``."""
-    table = SEGMENT_TABLES[cls]
-    out: list[tuple[int, int, bytes, int]] = []
-    damaged: list[tuple[Stored, str]] = []
-    sql = (
-        _SELECT.format(table=table)  # noqa: S608 - constant names
-        + f"WHERE s.id >= COALESCE((SELECT MAX(id) FROM {table} WHERE id <= ?), 0) "  # noqa: S608
-        f"AND {LAST_ID} > ? ORDER BY s.id LIMIT ?"
-    )
-    while len(out) < want:
-        found = _stored(db.execute(sql, (after, after, 8)).fetchall())
-        for seg in found:
-            start = max(seg.first, after + 1)
-            try:
-                decoded = decoded_last.get(db, cls, seg)
-            except SegmentDamaged as exc:
-                damaged.append((seg, str(exc)))
-                continue
-            a = start - seg.id
-            b = min(len(decoded), a + want - len(out))
-            ends, body = decoded.ends, decoded.body
-            begins = itertools.chain((ends[a - 1] if a else 0,), ends[a : b - 1])
-            out += zip(
-                range(seg.id + a, seg.id + b),
-                decoded.routes[a:b],
-                [body[x:y] for x, y in zip(begins, ends[a:b], strict=False)],
-                decoded.crcs[a:b],
-                strict=True,
-            )
-            if len(out) >= want:
-                break
-        if len(found) < 8:
-            break
-        after = found[-1].last_id
-    return Events(out, damaged)
 
 
 def deliver(
@@ -396,8 +325,8 @@ def totals(db: sqlite3.Connection, cls: int) -> tuple[int, int, int]:
         f"SELECT COALESCE(SUM({LAST_ID} - s.id + 1), 0), COALESCE(SUM({SIZE}), 0), "  # noqa: S608
         f"COALESCE(MAX({LAST_ID}), 0) FROM {table} s"
     ).fetchone()
-    partly = db.execute(_SELECT.format(table=table) + "WHERE p.upto IS NOT NULL").fetchall()
-    for seg in _stored(partly):  # less their delivered prefixes
+    partly = db.execute(SELECT.format(table=table) + "WHERE p.upto IS NOT NULL").fetchall()
+    for seg in as_stored(partly):  # less their delivered prefixes
         n -= seg.first - seg.id
         size -= seg.size - undelivered_size(db, cls, seg)
     return int(n), int(size), int(top)

@@ -49,7 +49,7 @@ from tidegate.outbox.lifecycle import close_outbox, open_outbox
 from tidegate.outbox.limits import Durability, OutboxFull, OutboxLimits, WhenFull
 from tidegate.outbox.lock import OutboxLock
 from tidegate.outbox.schema import ADMIN_GENERATION, NEXT_ID, ROW_OVERHEAD
-from tidegate.outbox.segment_store import Decoded
+from tidegate.outbox.segment_reader import Decoded
 from tidegate.outbox.stats import OutboxStats, read_drops, recount
 from tidegate.priority import PRIORITIES
 
