@@ -18,6 +18,7 @@ import orjson
 
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
+from tidegate.outbox.bound import drop_oldest
 from tidegate.outbox.integrity import checksum, intact
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
 from tidegate.outbox.segment import SegmentDamaged
@@ -155,7 +156,27 @@ def correct_clock(box: Outbox, delta: float) -> int:
         raise BufferError_(f"cannot correct timestamps after a clock step: {exc}") from None
     with contextlib.suppress(sqlite3.Error):
         box.recount()  # payload sizes changed by a few bytes
+        _back_within_bound(box)
     return corrected
+
+
+def _back_within_bound(box: Outbox) -> None:
+    """Corrected payloads are a few bytes longer: an outbox that was full drops its
+    oldest events to fit again (counted), as its next commit would have."""
+    over = box.stats.bytes - box.stats.max_bytes
+    if over <= 0 or box.limits.when_full == "block":
+        return
+    db = box.db
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        dropped, _ = drop_oldest(box, db, over, down_to=0)
+        box._bump(db, "dropped_full", dropped)
+        box._commit()
+    except sqlite3.Error:
+        box._rollback()
+        box.recount()
+        return
+    box._sync_ledger()
 
 
 def _correct_segments(box: Outbox, db: sqlite3.Connection, delta: float) -> int:
