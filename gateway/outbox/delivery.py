@@ -203,10 +203,10 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
     commit tries to delete them again.
     """
     id_list = sorted(ids)
-    box._fresh.delivered(id_list)  # even if the delete below fails
+    ranges = _ranges(id_list)
+    box._fresh.delivered(ranges)  # even if the delete below fails
     if id_list and id_list[0] < box._resized_below:
         payload_bytes = None  # sent before a clock correction resized them
-    ranges = _ranges(id_list)
     if box._undeleted:
         ranges = _merge(ranges, box._undeleted)
         payload_bytes = None

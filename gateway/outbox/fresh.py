@@ -108,16 +108,14 @@ class FreshRows:
         self.took(priority, cursor, out)
         return out
 
-    def delivered(self, ids: Sequence[int]) -> None:
-        """The broker has these (sorted) rows: never hand them out again, not even
-        after a reconnect sends the cursors back to where ``recent`` began."""
-        if not ids:
+    def delivered(self, runs: Sequence[tuple[int, int]]) -> None:
+        """The broker has the rows of these sorted, disjoint id runs: never hand them out
+        again, not even after a reconnect sends the cursors back to where ``recent`` began."""
+        if not runs:
             return
-        low, high = ids[0], ids[-1]
-        runs: list[tuple[int, int]] | None = None
+        low, high = runs[0][0], runs[-1][1]
         for priority, had in enumerate(self.recent):
             if had and low <= had[-1].id and high >= had[0].id:
-                runs = _runs(ids) if runs is None else runs
                 # Cut out by slices (the list is the one take returned: never changed in
                 # place); a filter over every kept row per ack was quadratic in a large take.
                 kept = had
@@ -157,13 +155,3 @@ class FreshRows:
 def _row_id(row: Row) -> int:
     return row.id
 
-
-def _runs(ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted ids as inclusive runs of consecutive ids."""
-    out: list[tuple[int, int]] = []
-    for i in ids:
-        if out and i == out[-1][1] + 1:
-            out[-1] = (out[-1][0], i)
-        else:
-            out.append((i, i))
-    return out

@@ -21,7 +21,8 @@ import orjson
 import pytest
 from pydantic import TypeAdapter
 
-from tidegate.clock import RELEASE_EPOCH, ClockWatcher
+from tests.outbox.fake_clock import FakeClock
+from tidegate.clock import RELEASE_EPOCH
 from tidegate.drivers.parsing.parse import FrameParser, ParseConfig
 from tidegate.event import Event, new_event
 from tidegate.outbox import segment_store
@@ -36,23 +37,6 @@ PARSE: TypeAdapter[ParseConfig] = TypeAdapter(ParseConfig)
 TRUE_NOW = datetime(2026, 12, 2, 7, 30, tzinfo=UTC).timestamp()
 SLOW = 30.0
 """How far the gateway's clock is behind before NTP steps it (more than clock_step)."""
-
-
-class Clocks:
-    """A wall clock the test steps, and a monotonic clock that never jumps."""
-
-    def __init__(self, wall: float) -> None:
-        self.wall_now = wall
-        self.mono_now = 1000.0
-
-    def wall(self) -> float:
-        return self.wall_now
-
-    def mono(self) -> float:
-        return self.mono_now
-
-    def watcher(self) -> ClockWatcher:
-        return ClockWatcher(step_threshold=2.0, wall=self.wall, mono=self.mono)
 
 
 def parser(**time_field: Any) -> FrameParser:
@@ -97,7 +81,7 @@ def seconds(doc: dict[str, Any]) -> float:
 
 
 def test_a_step_moves_the_gateways_times_and_keeps_the_devices(tmp_path: Path) -> None:
-    clocks = Clocks(TRUE_NOW - SLOW)  # booted with a stale clock: plausible, so trusted
+    clocks = FakeClock(TRUE_NOW - SLOW)  # booted with a stale clock: plausible, so trusted
     box = Outbox(tmp_path / "o.db", "gw", clock=clocks.watcher())
     box.open()
     assert box.clock.trusted
@@ -136,7 +120,7 @@ def test_a_step_moves_the_gateways_times_and_keeps_the_devices(tmp_path: Path) -
 def test_an_untrusted_clock_marks_only_the_gateways_times(tmp_path: Path) -> None:
     # A Pi without an RTC boots in 1971, and so does a logger whose clock battery died:
     # its time is within the tolerance of the gateway's clock and is used as it is.
-    clocks = Clocks(86400.0 * 365)
+    clocks = FakeClock(86400.0 * 365)
     box = Outbox(tmp_path / "o.db", "gw", clock=clocks.watcher())
     box.open()
     assert not box.clock.trusted
@@ -169,7 +153,7 @@ def test_an_untrusted_clock_marks_only_the_gateways_times(tmp_path: Path) -> Non
 
 
 def test_a_second_step_still_leaves_the_device_time_alone(tmp_path: Path) -> None:
-    clocks = Clocks(TRUE_NOW - SLOW)
+    clocks = FakeClock(TRUE_NOW - SLOW)
     box = Outbox(tmp_path / "o.db", "gw", clock=clocks.watcher())
     box.open()
     logger = parser(format="epoch_ms")
