@@ -25,6 +25,7 @@ from tidegate.driver_kinds import driver_types
 from tidegate.driver_supervisor import supervise
 from tidegate.errors import ConfigError, TidegateError
 from tidegate.mqtt.credentials import Secret, read_password
+from tidegate.ops.collector import paced_for_throughput
 from tidegate.ops.reload import ReloadOutcome, restart_note, restart_sections
 from tidegate.ops.tap import EventTap
 from tidegate.outbox import AsyncOutbox, OutboxLimits
@@ -195,6 +196,10 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order (within ~5 s)."""
+        with paced_for_throughput():
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self.outbox.open()
         accept = asyncio.create_task(self.acceptor.run(), name="accept")
         publisher = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter
 
 from tidegate.outbox import Row
 
@@ -38,6 +39,9 @@ def group_messages(
     ``max_bytes`` of payload; a row that alone is larger goes to ``too_big`` (no
     broker would take it: it is dead-lettered, not retried).
     """
+    fast = _whole(rows, per_message, room, max_bytes)
+    if fast is not None:
+        return fast, len(rows)
     messages: list[Message] = []
     open_by_key: dict[tuple[str, int, bool, int], tuple[Message, int]] = {}
     consumed = 0
@@ -65,3 +69,39 @@ def group_messages(
         open_by_key[key] = (msg, used + size + 1)
         consumed += 1
     return messages, consumed
+
+
+_KEY = itemgetter(1, 2, 3, 5)  # topic, qos, retain, class
+_ID = attrgetter("id")
+_PAYLOAD = attrgetter("payload")
+
+
+def _whole(
+    rows: Sequence[Row], per_message: int, room: int, max_bytes: int
+) -> list[Message] | None:
+    """The messages of ``group_messages`` when all of ``rows`` fit in ``room`` messages
+    and none is too big (the common case, ``None`` otherwise), built a key and a
+    message at a time: a Python step per row was ~15 % of a backlog's drain. Messages
+    of one key keep their rows' order, keys come in the order they first appear."""
+    if per_message == 1:
+        if len(rows) > room:
+            return None
+        payloads = list(map(_PAYLOAD, rows))
+        if payloads and max(map(len, payloads)) + 2 > max_bytes:
+            return None
+        return [Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in rows]
+    keys = list(map(_KEY, rows))
+    messages: list[Message] = []
+    for key in dict.fromkeys(keys):
+        mine = (
+            rows
+            if len(messages) == 0 and keys.count(key) == len(keys)
+            else [r for r, k in zip(rows, keys, strict=True) if k == key]
+        )
+        for at in range(0, len(mine), per_message):
+            part = mine[at : at + per_message]
+            payloads = list(map(_PAYLOAD, part))
+            if len(messages) >= room or sum(map(len, payloads)) + len(part) + 2 > max_bytes:
+                return None
+            messages.append(Message(key[0], key[1], bool(key[2]), list(map(_ID, part)), payloads))
+    return messages
