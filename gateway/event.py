@@ -24,7 +24,7 @@ TimeSource: TypeAlias = Literal["device"] | None
 """Whose clock an event's time came from: None is the gateway's."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Event:
     source: str
     name: str
@@ -39,6 +39,37 @@ class Event:
     time_source: TimeSource = None
     """``"device"``: ``time`` is the device's own (checked against the gateway's clock
     when it arrived), so a step of the gateway's clock does not move it."""
+
+    def __init__(  # noqa: PLR0917 - the fields, in order, as the generated one took them
+        self,
+        source: str,
+        name: str,
+        value: Value,
+        time: float | None = None,
+        id: str | None = None,
+        seq: int = 0,
+        unit: str | None = None,
+        tags: dict[str, str] | None = None,
+        time_source: TimeSource = None,
+    ) -> None:
+        # Frozen, as the generated __init__ keeps it, but through the slots' own
+        # setters: that one looks each field up by name (measured: 1.4 -> 0.6 µs an
+        # event, a tenth of the full path's CPU at 100 events per message).
+        _source(self, source)
+        _name(self, name)
+        _value(self, value)
+        _when(self, _time.time() if time is None else time)
+        _id(self, uuid7() if id is None else id)
+        _seq(self, seq)
+        _unit(self, unit)
+        _tags(self, tags)
+        _time_source(self, time_source)
+
+
+_source, _name, _value, _when, _id, _seq, _unit, _tags, _time_source = (
+    Event.__dict__[f].__set__
+    for f in ("source", "name", "value", "time", "id", "seq", "unit", "tags", "time_source")
+)
 
 
 def new_event(
