@@ -59,6 +59,8 @@ class Received:
     payload: bytes
     retain: bool
     qos: int
+    content_type: str | None = None
+    """MQTT 5's Content Type property, where the message had one."""
 
 
 @dataclass
@@ -99,8 +101,15 @@ class Subscriber:
 
         def on_message(c: paho.Client, u: Any, msg: paho.MQTTMessage) -> None:
             with self._lock:
+                props = msg.properties
                 self.messages.append(
-                    Received(msg.topic, bytes(msg.payload), bool(msg.retain), msg.qos)
+                    Received(
+                        msg.topic,
+                        bytes(msg.payload),
+                        bool(msg.retain),
+                        msg.qos,
+                        getattr(props, "ContentType", None) if props is not None else None,
+                    )
                 )
 
         client.on_connect = on_connect

@@ -65,6 +65,10 @@ def _check_topic(value: str) -> str:
     return value
 
 
+FormatName = Literal["json", "json_batch", "cloudevents", "influx"]
+"""What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
+
+
 class MqttSection(MqttConnection):
     """The uplink: the broker events are published to, and how."""
 
@@ -83,6 +87,14 @@ class MqttSection(MqttConnection):
         le=10000,
         description="1: one JSON object per message; N > 1: JSON arrays of up to N events "
         "that share a topic.",
+    )
+    format: FormatName = Field(
+        "json",
+        description="How messages are written: `json` (tidegate's event objects; arrays "
+        "when `events_per_message` > 1), `json_batch` (always a JSON array, even of one "
+        "event), `cloudevents` (CloudEvents 1.0 structured mode; JSON batches of them), "
+        "`influx` (InfluxDB line protocol, one line per event, for Telegraf). The outbox "
+        "stores one copy of each event either way.",
     )
     max_message_bytes: ByteSize = Field(
         256 * 1024,

@@ -285,12 +285,9 @@ class Publisher:
                     continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
                     self._caught_up.clear()
-                    messages, too_big = window.pack(rows, room, self._max_message)
-                    if too_big:
-                        self._deliveries.refused(
-                            [r.id for r in too_big],
-                            f"larger than the broker's message limit ({self._max_message} B)",
-                        )
+                    messages, refused = window.pack(rows, room, self._max_message)
+                    for ids, reason in refused:
+                        self._deliveries.refused(ids, reason)
                     error = window.publish(client, messages)
                     self.status.inflight = len(window)
                     if error is not None:

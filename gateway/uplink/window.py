@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 from tidegate.config.schema import MqttSection
 from tidegate.mqtt.wire import WireClient
+from tidegate.mqtt.wire.packets import publish_properties
 from tidegate.outbox import Row
-from tidegate.payload import join_payloads
 from tidegate.uplink.batches import Message, group_messages
+from tidegate.uplink.formats import FormatError, format_named
 
 MAX_TAKE = 20000
 """Outbox rows read at once, at most."""
@@ -23,6 +24,8 @@ class SendWindow:
         self.configured = mqtt.max_inflight
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
+        self.format = format_named(mqtt.format)
+        self._properties = publish_properties(self.format.content_type(self.per_message > 1))
         # Refill in large steps: a take per PUBACK would cost an outbox round trip
         # per message (measured: ~30% of the CPU at one event per message).
         self._refill = max(1, mqtt.max_inflight // 2)
@@ -50,29 +53,61 @@ class SendWindow:
 
     def pack(
         self, rows: Sequence[Row], room: int, max_bytes: int
-    ) -> tuple[list[Message], list[Row]]:
-        """Up to ``room`` messages of ``rows``, and the rows too large for any message.
-        The cursors move past what was packed; the rest is taken again later."""
+    ) -> tuple[list[Message], list[tuple[list[int], str]]]:
+        """Up to ``room`` messages of ``rows``, and the rows no message can carry, with
+        why (too large for any message, or not writable in the format). The cursors
+        move past what was packed; the rest is taken again later."""
+        fmt = self.format
+        unwritable: list[tuple[int, str]] = []
+        written: Sequence[Row] = rows
+        origin: list[int] = []
+        if fmt.reshapes:
+            # Rewritten before packing: the size limit applies to what is sent.
+            written = []
+            for at, row in enumerate(rows):
+                try:
+                    written.append(row._replace(payload=fmt.event(row.payload)))
+                    origin.append(at)
+                except FormatError as exc:
+                    unwritable.append((at, str(exc)))
         too_big: list[Row] = []
         messages, consumed = group_messages(
-            rows, self.per_message, room, max_bytes=max_bytes, too_big=too_big
+            written, self.per_message, room, max_bytes=max_bytes, too_big=too_big
         )
+        if fmt.reshapes:
+            stored = {row.id: len(row.payload) for row in rows}
+            for msg in messages:
+                msg.size = sum(map(stored.__getitem__, msg.ids))
+            # Back to a prefix of ``rows``: the unwritable ones before the first row
+            # left over go with it, the others wait for the next take.
+            consumed = len(rows) if consumed == len(written) else origin[consumed]
+        else:
+            for msg in messages:
+                msg.size = sum(map(len, msg.payloads))
         cursors = self.cursors
         for row in rows[:consumed]:
             cursors[row.priority] = row.id  # each class comes in id order
-        return messages, too_big
+        refused: list[tuple[list[int], str]] = []
+        if too_big:
+            refused.append(
+                ([r.id for r in too_big], f"larger than the broker's message limit ({max_bytes} B)")
+            )
+        for at, reason in unwritable:
+            if at < consumed:
+                refused.append(([rows[at].id], f"cannot be written as {fmt.name}: {reason}"))
+        return messages, refused
 
     def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:
         """Hand ``messages`` to the client; an error if it took not all of them."""
+        batched = self.per_message > 1
+        write, properties = self.format.message, self._properties
         for msg in messages:
-            payloads = msg.payloads
-            payload = payloads[0] if self.per_message == 1 else join_payloads(payloads)
-            mid = client.publish(msg.topic, payload, msg.qos, msg.retain)
+            payload = write(msg.payloads, batched=batched)
+            mid = client.publish(msg.topic, payload, msg.qos, msg.retain, properties)
             if mid < 0:
                 return "the connection is closed"
             # Until the PUBACK, one copy is enough: the packet's (measured at 100 events
             # per message: ~4 MB less held with a full window).
-            msg.size = sum(map(len, payloads))
             msg.payloads = []
             self.inflight[mid] = msg
         return None

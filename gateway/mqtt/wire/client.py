@@ -70,8 +70,12 @@ class WireClient(WireConnection):
 
     # -- what the publisher calls ---------------------------------------------------------
 
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+    def publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: bytes = b"\x00"
+    ) -> int:
         """Queue a PUBLISH; its message id, or -1 when the connection is gone or going.
+        ``properties``: MQTT 5's, as ``packets.publish_properties`` made them (ignored
+        on MQTT 3.1.1).
 
         Sent at the end of this turn of the event loop, with whatever else was
         published in it.
@@ -94,7 +98,9 @@ class WireClient(WireConnection):
             if len(self._topics) >= MAX_TOPICS:
                 self._topics.clear()
             name = self._topics[topic] = packets.topic_field(topic)
-        self._out.append(packets.publish(name, payload, qos, retain, mid, v5=self.v5))
+        self._out.append(
+            packets.publish(name, payload, qos, retain, mid, v5=self.v5, properties=properties)
+        )
         if qos:
             if not unacked and self._waiting_since is None:
                 self._waiting_since = time.monotonic()

@@ -104,18 +104,35 @@ def topic_field(topic: str) -> bytes:
 
 
 def publish(
-    topic: bytes, payload: bytes, qos: int, retain: bool, packet_id: int, *, v5: bool
+    topic: bytes,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    packet_id: int,
+    *,
+    v5: bool,
+    properties: bytes = b"\x00",
 ) -> bytes:
-    """PUBLISH; ``topic`` as ``topic_field`` made it."""
-    length = len(topic) + len(payload) + (2 if qos else 0) + (1 if v5 else 0)
+    """PUBLISH; ``topic`` as ``topic_field`` made it; in MQTT 5, ``properties`` as
+    ``publish_properties`` made them (none by default)."""
+    length = len(topic) + len(payload) + (2 if qos else 0) + (len(properties) if v5 else 0)
     head = (0x30 | (qos << 1) | retain).to_bytes(1, "big") + (
         length.to_bytes(1, "big") if length < 0x80 else varint(length)
     )
     if qos:
         topic += packet_id.to_bytes(2, "big")
     if v5:
-        topic += b"\x00"
+        topic += properties
     return head + topic + payload
+
+
+CONTENT_TYPE = 0x03
+
+
+def publish_properties(content_type: str | None = None) -> bytes:
+    """An MQTT 5 PUBLISH's properties, their length first."""
+    body = b"" if content_type is None else bytes([CONTENT_TYPE]) + utf8(content_type)
+    return varint(len(body)) + body
 
 
 def puback(packet_id: int) -> bytes:
