@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 
+from tidegate.config.schema import MqttSection
 from tidegate.mqtt.connection import MqttConnection
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import ConnectFailed, WireClient
@@ -11,7 +12,7 @@ from tidegate.mqtt.wire.client import OnDisconnect, OnPublish
 
 
 def new_client(
-    mqtt: MqttConnection,
+    mqtt: MqttSection,
     *,
     client_id: str,
     will_topic: str,
@@ -34,6 +35,7 @@ def new_client(
         will_payload=b"offline",
         on_publish=on_publish,
         on_disconnect=on_disconnect,
+        topic_aliases=mqtt.topic_aliases,
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from tidegate.config.schema import MqttSection
 from tidegate.mqtt.wire import WireClient
-from tidegate.mqtt.wire.packets import publish_properties
+from tidegate.mqtt.wire.packets import content_type
 from tidegate.outbox import Row
 from tidegate.uplink.batches import Message, group_messages
 from tidegate.uplink.formats import FormatError, format_named
@@ -25,7 +25,8 @@ class SendWindow:
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
         self.format = format_named(mqtt.format)
-        self._properties = publish_properties(self.format.content_type(self.per_message > 1))
+        media_type = self.format.content_type(self.per_message > 1)
+        self._properties = b"" if media_type is None else content_type(media_type)
         # Refill in large steps: a take per PUBACK would cost an outbox round trip
         # per message (measured: ~30% of the CPU at one event per message).
         self._refill = max(1, mqtt.max_inflight // 2)

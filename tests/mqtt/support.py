@@ -67,6 +67,7 @@ def new_client(
     password: str | None = None,
     will_topic: str = "wire/will",
     will_payload: bytes = b"offline",
+    topic_aliases: bool = False,
 ) -> WireClient:
     return WireClient(
         client_id=client_id,
@@ -78,6 +79,7 @@ def new_client(
         will_payload=will_payload,
         on_publish=calls.on_publish,
         on_disconnect=calls.on_disconnect,
+        topic_aliases=topic_aliases,
     )
 
 

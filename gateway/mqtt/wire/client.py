@@ -47,6 +47,7 @@ class WireClient(WireConnection):
         will_payload: bytes,
         on_publish: OnPublish,
         on_disconnect: OnDisconnect,
+        topic_aliases: bool = False,
     ) -> None:
         super().__init__(
             client_id=client_id,
@@ -67,18 +68,23 @@ class WireClient(WireConnection):
         self._unacked: set[int] = set()
         self._mid = 0
         self._topics: dict[str, bytes] = {}
+        self._use_aliases = topic_aliases and v5
+        self._aliases: dict[str, bytes] = {}
+        """Per topic, its Topic Alias property: set on this connection by the first
+        PUBLISH that carried both, so later ones send an empty topic name instead."""
 
     # -- what the publisher calls ---------------------------------------------------------
 
     def publish(
-        self, topic: str, payload: bytes, qos: int, retain: bool, properties: bytes = b"\x00"
+        self, topic: str, payload: bytes, qos: int, retain: bool, properties: bytes = b""
     ) -> int:
         """Queue a PUBLISH; its message id, or -1 when the connection is gone or going.
-        ``properties``: MQTT 5's, as ``packets.publish_properties`` made them (ignored
-        on MQTT 3.1.1).
+        ``properties``: MQTT 5 properties (``packets.content_type``); ignored on 3.1.1.
 
         Sent at the end of this turn of the event loop, with whatever else was
-        published in it.
+        published in it. With ``topic_aliases`` (MQTT 5, a broker that takes them),
+        the first topics get an alias each, the broker's maximum at most, and their
+        later messages an empty topic name.
         """
         if not self._connected or self._transport is None or self._ended is not None:
             # _ended: after our DISCONNECT or the broker's, or a violation, the connection
@@ -93,11 +99,20 @@ class WireClient(WireConnection):
             if mid not in unacked:
                 break
         self._mid = mid
-        name = self._topics.get(topic)
-        if name is None:
-            if len(self._topics) >= MAX_TOPICS:
-                self._topics.clear()
-            name = self._topics[topic] = packets.topic_field(topic)
+        alias = self._aliases.get(topic) if self._use_aliases else None
+        if alias is not None:
+            name, properties = packets.EMPTY_TOPIC, properties + alias
+        else:
+            known = self._topics.get(topic)
+            if known is None:
+                if len(self._topics) >= MAX_TOPICS:
+                    self._topics.clear()
+                known = self._topics[topic] = packets.topic_field(topic)
+            name = known
+            if self._use_aliases and len(self._aliases) < self.topic_alias_maximum:
+                # Sent with its name this once: the broker learns the alias from it.
+                alias = self._aliases[topic] = packets.topic_alias(len(self._aliases) + 1)
+                properties += alias
         self._out.append(
             packets.publish(name, payload, qos, retain, mid, v5=self.v5, properties=properties)
         )

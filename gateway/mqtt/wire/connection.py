@@ -35,6 +35,7 @@ from tidegate.mqtt.wire.packets import (
     PINGRESP,
     RECEIVE_MAXIMUM,
     SERVER_KEEP_ALIVE,
+    TOPIC_ALIAS_MAXIMUM,
     ConnAck,
     ProtocolViolation,
 )
@@ -76,6 +77,8 @@ class WireConnection(asyncio.Protocol):
         """MQTT 5: the largest packet the broker takes, if it said."""
         self.receive_maximum = 65535
         """MQTT 5: QoS-1 messages the broker takes unacknowledged at once."""
+        self.topic_alias_maximum = 0
+        """MQTT 5: topic aliases the broker takes from us on this connection (0: none)."""
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connack: asyncio.Future[ConnAck] | None = None
@@ -206,6 +209,9 @@ class WireConnection(asyncio.Protocol):
         receive = props.get(RECEIVE_MAXIMUM)
         if isinstance(receive, int) and receive > 0:
             self.receive_maximum = receive
+        aliases = props.get(TOPIC_ALIAS_MAXIMUM)
+        if isinstance(aliases, int):
+            self.topic_alias_maximum = aliases
         keepalive = props.get(SERVER_KEEP_ALIVE)
         if isinstance(keepalive, int) and keepalive > 0:
             self.keepalive = keepalive

@@ -23,6 +23,7 @@ MAX_INCOMING = 1 << 20
 """Largest packet accepted from the broker: a publisher is sent only short ones."""
 
 RECEIVE_MAXIMUM, MAXIMUM_PACKET_SIZE, SERVER_KEEP_ALIVE = 0x21, 0x27, 0x13
+TOPIC_ALIAS_MAXIMUM, TOPIC_ALIAS = 0x22, 0x23
 SESSION_EXPIRY = 0x11
 REASON_STRING, ASSIGNED_CLIENT_ID = 0x1F, 0x12
 
@@ -111,28 +112,33 @@ def publish(
     packet_id: int,
     *,
     v5: bool,
-    properties: bytes = b"\x00",
+    properties: bytes = b"",
 ) -> bytes:
-    """PUBLISH; ``topic`` as ``topic_field`` made it; in MQTT 5, ``properties`` as
-    ``publish_properties`` made them (none by default)."""
-    length = len(topic) + len(payload) + (2 if qos else 0) + (len(properties) if v5 else 0)
+    """PUBLISH; ``topic`` as ``topic_field`` made it (``EMPTY_TOPIC`` with a topic alias);
+    in MQTT 5, ``properties`` as ``content_type`` and ``topic_alias`` make them."""
+    props = (varint(len(properties)) + properties if properties else b"\x00") if v5 else b""
+    length = len(topic) + len(payload) + (2 if qos else 0) + len(props)
     head = (0x30 | (qos << 1) | retain).to_bytes(1, "big") + (
         length.to_bytes(1, "big") if length < 0x80 else varint(length)
     )
     if qos:
         topic += packet_id.to_bytes(2, "big")
-    if v5:
-        topic += properties
-    return head + topic + payload
+    return head + topic + props + payload
 
 
+EMPTY_TOPIC = b"\x00\x00"
+"""The topic name of a PUBLISH that names its topic by an alias the connection set."""
 CONTENT_TYPE = 0x03
 
 
-def publish_properties(content_type: str | None = None) -> bytes:
-    """An MQTT 5 PUBLISH's properties, their length first."""
-    body = b"" if content_type is None else bytes([CONTENT_TYPE]) + utf8(content_type)
-    return varint(len(body)) + body
+def content_type(media_type: str) -> bytes:
+    """MQTT 5's Content Type property."""
+    return bytes([CONTENT_TYPE]) + utf8(media_type)
+
+
+def topic_alias(alias: int) -> bytes:
+    """MQTT 5's Topic Alias property."""
+    return bytes([TOPIC_ALIAS]) + alias.to_bytes(2, "big")
 
 
 def puback(packet_id: int) -> bytes:
