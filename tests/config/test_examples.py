@@ -33,7 +33,12 @@ def config_copy(tmp_path: Path) -> Path:
 
 def test_there_are_starting_points_beside_the_demo() -> None:
     names = {path.name for path in STARTING_POINTS}
-    assert {"pi-serial-gpio-tls.yaml", "mqtt-bridge.yaml", "serial-meter-modbus.yaml"} <= names
+    assert {
+        "pi-serial-gpio-tls.yaml",
+        "mqtt-bridge.yaml",
+        "serial-meter-modbus.yaml",
+        "greenhouse-telegraf.yaml",
+    } <= names
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
@@ -68,6 +73,7 @@ def test_starting_point_says_how_to_adapt_it(example: Path) -> None:
 def _on_a_laptop(text: str) -> str:
     """The example with its devices simulated, as its comments say: the marked lines."""
     text = re.sub(r"(?m)^(\s+port: )/dev/\S+(.*laptop: sim)", r"\1sim\2", text)
+    text = re.sub(r"(?m)^(\s+path: )/sys/\S+(.*laptop: sim)", r"\1sim\2", text)
     return re.sub(r"(?m)^(\s+backend: )gpiod(.*laptop: sim)", r"\1sim\2", text)
 
 
@@ -81,6 +87,8 @@ def test_starting_point_switches_to_simulated_devices(example: Path) -> None:
             assert getattr(driver, "port", None) == "sim", driver.name
         if driver.type == "gpio":
             assert getattr(driver, "backend", None) == "sim", driver.name
+        if driver.type == "onewire":
+            assert str(getattr(driver, "path", None)) == "sim", driver.name
 
 
 def _parser(example: str, topic: str) -> FrameParser:
