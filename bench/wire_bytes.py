@@ -7,8 +7,10 @@ connection on (CONNECT, the status message, PUBLISH, PUBACK, pings) and divides 
 the events; TLS would add its record overhead on top (~22-29 B per record, a record
 per write: about one per message at one event per message).
 
-Scenarios: each format (``mqtt.format``) at one event per message and at 100, on
-MQTT 5 with topic aliases (the default), without them, and on MQTT 3.1.1.
+Scenarios: each format (``mqtt.format``) at one event per message and at 100 (where
+it batches), on MQTT 5 with topic aliases (the default), without them, and on MQTT
+3.1.1. ``homeassistant`` includes its discovery configs (two signals here: a
+long-running gateway sends them once per connection).
 
 Run: ``./dev bench wire_bytes [--events N]``.
 """
@@ -25,7 +27,9 @@ from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
 
-FORMATS = ("json", "json_batch", "cloudevents", "influx")
+FORMATS = ("json", "json_batch", "cloudevents", "influx", "homeassistant")
+ONE_PER_MESSAGE = frozenset({"homeassistant"})
+"""Formats that only send one event per message."""
 LINKS = (("5", True), ("5", False), ("3.1.1", False))
 
 
@@ -125,6 +129,7 @@ def main(argv: list[str]) -> None:
         for fmt in FORMATS
         for per in (1, 100)
         for protocol, aliases in LINKS
+        if per == 1 or fmt not in ONE_PER_MESSAGE
     ]
     with (
         tempfile.TemporaryDirectory(prefix="tidegate-wire-bytes-") as tmp,

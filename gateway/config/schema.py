@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.driver import DriverConfig
@@ -65,7 +65,7 @@ def _check_topic(value: str) -> str:
     return value
 
 
-FormatName = Literal["json", "json_batch", "cloudevents", "influx"]
+FormatName = Literal["json", "json_batch", "cloudevents", "influx", "homeassistant"]
 """What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
 
 
@@ -93,8 +93,16 @@ class MqttSection(MqttConnection):
         description="How messages are written: `json` (tidegate's event objects; arrays "
         "when `events_per_message` > 1), `json_batch` (always a JSON array, even of one "
         "event), `cloudevents` (CloudEvents 1.0 structured mode; JSON batches of them), "
-        "`influx` (InfluxDB line protocol, one line per event, for Telegraf). The outbox "
-        "stores one copy of each event either way.",
+        "`influx` (InfluxDB line protocol, one line per event, for Telegraf), "
+        "`homeassistant` (the events as `json`, one per message, and Home Assistant's MQTT "
+        "discovery: a retained config message per signal). The outbox stores one copy of "
+        "each event either way.",
+    )
+    discovery_prefix: str = Field(
+        "homeassistant",
+        min_length=1,
+        description="With `format: homeassistant`: the topic prefix Home Assistant's MQTT "
+        "integration watches for discovery (its default: `homeassistant`).",
     )
     topic_aliases: bool = Field(
         True,
@@ -119,6 +127,15 @@ class MqttSection(MqttConnection):
 
     _check_prefix = field_validator("topic_prefix")(_check_topic)
     _check_default_topic = field_validator("topic")(_check_topic)
+
+    @model_validator(mode="after")
+    def _one_state_per_message(self) -> MqttSection:
+        if self.format == "homeassistant" and self.events_per_message != 1:
+            raise ValueError(
+                "format homeassistant sends one event per message (Home Assistant reads one "
+                "state per message): leave events_per_message at 1"
+            )
+        return self
 
     @field_validator("topic_prefix")
     @classmethod

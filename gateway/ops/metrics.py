@@ -292,7 +292,8 @@ def prometheus_text(doc: Document) -> str:
         out.one(
             "broker_rejected_total",
             "counter",
-            "Events the broker refused (moved to the dead letters).",
+            "Events the broker refused, or that no message could carry (too large, or not "
+            "writable in the uplink's format): moved to the dead letters.",
             broker["rejected"],
         )
         out.one(

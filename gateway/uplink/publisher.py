@@ -76,7 +76,7 @@ class Publisher:
         self._caught_up = asyncio.Event()
         """Set while nothing is in flight and the last take found nothing new."""
         self._client: WireClient | None = None
-        self._window = SendWindow(mqtt)
+        self._window = SendWindow(mqtt, status_topic)
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
         self._status_sent = asyncio.Event()
@@ -237,6 +237,7 @@ class Publisher:
         # One of the broker's Receive Maximum stays free for the online/offline message.
         self._window.connected(max(1, client.receive_maximum - 1))
         client.publish(self.status_topic, b"online", 1, True)
+        self._window.announce(client)  # what the format announced on earlier connections
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1

@@ -11,7 +11,7 @@ from tidegate.mqtt.wire import WireClient
 from tidegate.mqtt.wire.packets import content_type
 from tidegate.outbox import Row
 from tidegate.uplink.batches import Message, group_messages
-from tidegate.uplink.formats import FormatError, format_named
+from tidegate.uplink.formats import Announcement, FormatContext, FormatError, format_named
 
 MAX_TAKE = 20000
 """Outbox rows read at once, at most."""
@@ -20,11 +20,13 @@ MAX_TAKE = 20000
 class SendWindow:
     """What one connection has in flight, by message id, and where its reading stands."""
 
-    def __init__(self, mqtt: MqttSection) -> None:
+    def __init__(self, mqtt: MqttSection, status_topic: str = "tidegate/status") -> None:
         self.configured = mqtt.max_inflight
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
-        self.format = format_named(mqtt.format)
+        self.format = format_named(mqtt.format, FormatContext(status_topic, mqtt.discovery_prefix))
+        self.announcements: list[Announcement] = []
+        """What the format asked to send before the next messages (discovery configs)."""
         media_type = self.format.content_type(self.per_message > 1)
         self._properties = b"" if media_type is None else content_type(media_type)
         # Refill in large steps: a take per PUBACK would cost an outbox round trip
@@ -40,6 +42,7 @@ class SendWindow:
         Receive Maximum; 65,535 when it did not say)."""
         self.max_inflight = min(self.configured, receive_maximum)
         self._refill = max(1, self.max_inflight // 2)
+        self.announcements = self.format.reannounce()
 
     def __len__(self) -> int:
         return len(self.inflight)
@@ -59,18 +62,7 @@ class SendWindow:
         why (too large for any message, or not writable in the format). The cursors
         move past what was packed; the rest is taken again later."""
         fmt = self.format
-        unwritable: list[tuple[int, str]] = []
-        written: Sequence[Row] = rows
-        origin: list[int] = []
-        if fmt.reshapes:
-            # Rewritten before packing: the size limit applies to what is sent.
-            written = []
-            for at, row in enumerate(rows):
-                try:
-                    written.append(row._replace(payload=fmt.event(row.payload)))
-                    origin.append(at)
-                except FormatError as exc:
-                    unwritable.append((at, str(exc)))
+        written, origin, unwritable = self._through_format(rows)
         too_big: list[Row] = []
         messages, consumed = group_messages(
             written, self.per_message, room, max_bytes=max_bytes, too_big=too_big
@@ -79,12 +71,13 @@ class SendWindow:
             stored = {row.id: len(row.payload) for row in rows}
             for msg in messages:
                 msg.size = sum(map(stored.__getitem__, msg.ids))
-            # Back to a prefix of ``rows``: the unwritable ones before the first row
-            # left over go with it, the others wait for the next take.
-            consumed = len(rows) if consumed == len(written) else origin[consumed]
         else:
             for msg in messages:
                 msg.size = sum(map(len, msg.payloads))
+        if origin is not None:
+            # Back to a prefix of ``rows``: the unwritable ones before the first row
+            # left over go with it, the others wait for the next take.
+            consumed = len(rows) if consumed == len(written) else origin[consumed]
         cursors = self.cursors
         for row in rows[:consumed]:
             cursors[row.priority] = row.id  # each class comes in id order
@@ -98,8 +91,43 @@ class SendWindow:
                 refused.append(([rows[at].id], f"cannot be written as {fmt.name}: {reason}"))
         return messages, refused
 
+    def _through_format(
+        self, rows: Sequence[Row]
+    ) -> tuple[Sequence[Row], list[int] | None, list[tuple[int, str]]]:
+        """The rows as the format writes them (the size limit applies to what is sent),
+        where each came from in ``rows`` (None: the rows themselves), and the ones it
+        cannot write, with why; announcements the rows call for are queued."""
+        fmt = self.format
+        if not (fmt.reshapes or fmt.announces):
+            return rows, None, []
+        written: list[Row] = []
+        origin: list[int] = []
+        unwritable: list[tuple[int, str]] = []
+        for at, row in enumerate(rows):
+            try:
+                if fmt.announces:
+                    self.announcements += fmt.announce(row.payload, row.topic)
+                if fmt.reshapes:
+                    row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
+            except FormatError as exc:
+                unwritable.append((at, str(exc)))
+                continue
+            written.append(row)
+            origin.append(at)
+        return written, origin, unwritable
+
+    def announce(self, client: WireClient) -> None:
+        """Send what the format asked to announce: retained, QoS 0 (outside the window;
+        the next connection sends it all again)."""
+        for topic, payload in self.announcements:
+            client.publish(topic, payload, 0, True)
+        self.announcements = []
+
     def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:
-        """Hand ``messages`` to the client; an error if it took not all of them."""
+        """Hand ``messages`` to the client, after any announcements; an error if it
+        took not all of them."""
+        if self.announcements:
+            self.announce(client)
         batched = self.per_message > 1
         write, properties = self.format.message, self._properties
         for msg in messages:

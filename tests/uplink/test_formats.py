@@ -25,7 +25,7 @@ from tidegate.demo.local_broker import LocalBroker
 from tidegate.event import Event, new_event
 from tidegate.outbox import Row
 from tidegate.payload import encode_event
-from tidegate.uplink.formats import FORMATS, FormatError, format_named
+from tidegate.uplink.formats import FORMATS, Format, FormatContext, FormatError, format_named
 from tidegate.uplink.window import SendWindow
 
 T = 1796248043.032718  # 2026-12-02T21:47:23.032718Z
@@ -39,6 +39,10 @@ SHAPES = [
 ]
 
 
+def written_as(name: str) -> Format:
+    return format_named(name, FormatContext("tidegate/barn/status"))
+
+
 def stored(event: Event, seq: int = 7, *, synced: bool = True) -> bytes:
     return encode_event(event, seq, "barn", synced=synced)
 
@@ -50,7 +54,7 @@ def test_every_schema_name_has_a_format() -> None:
 @pytest.mark.parametrize("event", SHAPES, ids=lambda e: e.name)
 def test_cloudevents_are_read_by_the_sdk(event: Event) -> None:
     payload = stored(event)
-    ce = JSONFormat().read(CloudEvent, format_named("cloudevents").event(payload))
+    ce = JSONFormat().read(CloudEvent, written_as("cloudevents").event(payload))
     assert ce.get_specversion() == "1.0"
     assert ce.get_id() == event.id
     assert ce.get_source() == f"/tidegate/barn/{event.source}"
@@ -63,7 +67,7 @@ def test_cloudevents_are_read_by_the_sdk(event: Event) -> None:
 
 @pytest.mark.parametrize("event", SHAPES, ids=lambda e: e.name)
 def test_influx_lines_are_read_by_a_line_protocol_parser(event: Event) -> None:
-    line = format_named("influx").event(stored(event, synced=False)).decode()
+    line = written_as("influx").event(stored(event, synced=False)).decode()
     parsed = line_protocol_parser.parse_line(line)
     assert parsed["measurement"] == event.name
     tags = {"gateway": "barn", "source": event.source, **(event.tags or {})}
@@ -79,7 +83,7 @@ def test_influx_lines_are_read_by_a_line_protocol_parser(event: Event) -> None:
 
 
 def test_influx_writes_a_nan_as_no_value_and_refuses_newlines() -> None:
-    line = format_named("influx").event(stored(new_event("s", "x", math.nan, time=T)))
+    line = written_as("influx").event(stored(new_event("s", "x", math.nan, time=T)))
     assert line_protocol_parser.parse_line(line.decode())["fields"] == {"seq": 7}
     for event in (
         new_event("s", "two\nlines", 1.0, time=T),
@@ -87,14 +91,14 @@ def test_influx_writes_a_nan_as_no_value_and_refuses_newlines() -> None:
         new_event("s", "x", 1.0, tags={"k": "v\r"}, time=T),
     ):
         with pytest.raises(FormatError, match="newline"):
-            format_named("influx").event(stored(event))
+            written_as("influx").event(stored(event))
     with pytest.raises(FormatError, match="not a JSON event"):
-        format_named("influx").event(b"\xff not json")
+        written_as("influx").event(b"\xff not json")
 
 
 def test_json_formats_keep_the_stored_bytes() -> None:
     payload = stored(SHAPES[0])
-    plain, batch = format_named("json"), format_named("json_batch")
+    plain, batch = written_as("json"), written_as("json_batch")
     assert plain.event(payload) is payload
     assert plain.message([payload], batched=False) == payload
     assert plain.message([payload], batched=True) == b"[" + payload + b"]"  # as before
@@ -140,7 +144,7 @@ def test_the_window_refuses_what_the_format_cannot_write_once_it_is_packed() -> 
 
 def test_the_size_limit_applies_to_what_the_format_writes() -> None:
     payload = stored(SHAPES[0])
-    envelope = len(format_named("cloudevents").event(payload))
+    envelope = len(written_as("cloudevents").event(payload))
     limit = (len(payload) + envelope) // 2  # the stored event fits, its CloudEvent not
     messages, refused = window("cloudevents").pack(rows([payload]), room=5, max_bytes=limit)
     assert messages == []

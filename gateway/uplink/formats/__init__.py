@@ -17,18 +17,29 @@ from __future__ import annotations
 from typing import get_args
 
 from tidegate.config.schema import FormatName
-from tidegate.uplink.formats.base import Format, FormatError
+from tidegate.uplink.formats.base import Announcement, Format, FormatContext, FormatError
 from tidegate.uplink.formats.cloudevents import CloudEvents
+from tidegate.uplink.formats.homeassistant import HomeAssistant
 from tidegate.uplink.formats.influx import InfluxLines
 from tidegate.uplink.formats.json import Json, JsonBatch
 
-FORMATS: dict[str, type[Format]] = {f.name: f for f in (Json, JsonBatch, CloudEvents, InfluxLines)}
+FORMATS: dict[str, type[Format]] = {
+    f.name: f for f in (Json, JsonBatch, CloudEvents, InfluxLines, HomeAssistant)
+}
 if set(FORMATS) != set(get_args(FormatName)):  # pragma: no cover - caught by any test run
     raise ImportError("tidegate.uplink.formats: FORMATS and the schema's FormatName differ")
 
-__all__ = ["FORMATS", "Format", "FormatError", "FormatName", "format_named"]
+__all__ = [
+    "FORMATS",
+    "Announcement",
+    "Format",
+    "FormatContext",
+    "FormatError",
+    "FormatName",
+    "format_named",
+]
 
 
-def format_named(name: str) -> Format:
+def format_named(name: str, context: FormatContext) -> Format:
     """The format ``mqtt.format`` names (validated by the schema already)."""
-    return FORMATS[name]()
+    return FORMATS[name](context)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from tidegate.errors import PublishError
 
@@ -12,8 +12,26 @@ class FormatError(PublishError):
     """A stored event the format cannot write (it goes to the dead letters)."""
 
 
+class FormatContext(NamedTuple):
+    """What a format may need to know of its uplink."""
+
+    status_topic: str
+    """Where the gateway says ``online`` and ``offline`` (retained; the Last Will)."""
+    discovery_prefix: str = "homeassistant"
+
+
+class Announcement(NamedTuple):
+    """A retained message a format sends beside the events (a discovery config)."""
+
+    topic: str
+    payload: bytes
+
+
 class Format:
     """Rewrites stored events (tidegate's JSON objects) into one format's messages."""
+
+    def __init__(self, context: FormatContext) -> None:
+        self.context = context
 
     name: ClassVar[str]
     reshapes: ClassVar[bool] = True
@@ -39,3 +57,14 @@ class Format:
     def content_type(self, batched: bool) -> str | None:
         """The MQTT 5 Content Type its messages carry (None: no property, no bytes)."""
         return None
+
+    announces: ClassVar[bool] = False
+    """True where the format sends ``Announcement``s beside the events."""
+
+    def announce(self, stored: bytes, topic: str) -> list[Announcement]:
+        """What to send before this event, on ``topic``, goes out (empty once sent)."""
+        return []
+
+    def reannounce(self) -> list[Announcement]:
+        """Everything announced so far: sent again on every new connection."""
+        return []

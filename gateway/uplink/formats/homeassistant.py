@@ -1,0 +1,148 @@
+"""``homeassistant``: the events as ``json`` (one per message, on their own topics), and
+Home Assistant's MQTT discovery, so every signal appears as an entity by itself.
+
+The first time a signal (a source and name on a topic) is packed, a retained config
+message goes to ``<discovery_prefix>/<component>/<gateway>/<source>_<name>/config``
+before it; on every new connection all of them are sent again. A config says::
+
+    {"name": "greenhouse temperature", "unique_id": "tidegate_farm-7_greenhouse_temperature",
+     "state_topic": "<the event's topic>", "value_template": "{{ value_json.value }}",
+     "unit_of_measurement": "°C", "device_class": "temperature", "state_class": "measurement",
+     "availability_topic": "<prefix>/status", "payload_available": "online",
+     "payload_not_available": "offline",
+     "device": {"identifiers": ["tidegate_farm-7"], "name": "farm-7", ...},
+     "origin": {"name": "tidegate", ...}}
+
+True/false values make a ``binary_sensor``, numbers a ``sensor`` with a state class
+(``total_increasing`` for energy and volume counters), text a ``sensor`` without one;
+a structured value, one entity per key. The device class comes from the unit (and,
+for ``%``, from a name that says humidity or battery). Configs are sent at QoS 0,
+retained: they do not count against the broker's in-flight limit, and the next
+connection sends them again.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import orjson
+
+from tidegate import __version__
+from tidegate.uplink.formats.base import Announcement, FormatError
+from tidegate.uplink.formats.json import Json
+
+DEVICE_CLASS_BY_UNIT = {
+    "°C": "temperature",
+    "°F": "temperature",
+    "K": "temperature",
+    "W": "power",
+    "kW": "power",
+    "Wh": "energy",
+    "kWh": "energy",
+    "V": "voltage",
+    "mV": "voltage",
+    "A": "current",
+    "mA": "current",
+    "Hz": "frequency",
+    "hPa": "pressure",
+    "Pa": "pressure",
+    "kPa": "pressure",
+    "bar": "pressure",
+    "mbar": "pressure",
+    "lx": "illuminance",
+    "m³": "volume",
+    "L": "volume",
+    "ppm": "carbon_dioxide",
+    "dBm": "signal_strength",
+}
+TOTALS = frozenset({"Wh", "kWh", "m³", "L"})
+"""Units of counters that only grow: ``state_class: total_increasing``."""
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class HomeAssistant(Json):
+    name: ClassVar[str] = "homeassistant"
+    announces: ClassVar[bool] = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._sent: dict[tuple[str, str, str], list[Announcement]] = {}
+        """Per signal (topic, source, name), its configs."""
+
+    def announce(self, stored: bytes, topic: str) -> list[Announcement]:
+        try:
+            doc = orjson.loads(stored)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(f"not a JSON event: {exc}") from None
+        if not isinstance(doc, dict) or not all(
+            isinstance(doc.get(k), str) and doc[k] for k in ("source", "name")
+        ):
+            raise FormatError("the event has no source and name")
+        key = (topic, doc["source"], doc["name"])
+        if key in self._sent:
+            return []
+        configs = self._configs(doc, topic)
+        self._sent[key] = configs
+        return configs
+
+    def reannounce(self) -> list[Announcement]:
+        return [config for configs in self._sent.values() for config in configs]
+
+    def _configs(self, doc: dict[str, Any], topic: str) -> list[Announcement]:
+        value = doc.get("value")
+        parts: list[tuple[str | None, object]] = (
+            [(str(k), v) for k, v in value.items()] if isinstance(value, dict) else [(None, value)]
+        )
+        gateway = str(doc.get("gateway") or "tidegate")
+        out = []
+        for part, sample in parts:
+            words = [doc["source"], doc["name"], *([part] if part else [])]
+            object_id = _UNSAFE.sub("_", "_".join(words))
+            reading = "value_json.value" + (f"[{orjson.dumps(part).decode()}]" if part else "")
+            config: dict[str, object] = {
+                "name": " ".join(words),
+                "unique_id": _UNSAFE.sub("_", f"tidegate_{gateway}_{object_id}"),
+                "state_topic": topic,
+                "availability_topic": self.context.status_topic,
+                "payload_available": "online",
+                "payload_not_available": "offline",
+                "device": {
+                    "identifiers": [f"tidegate_{gateway}"],
+                    "name": gateway,
+                    "manufacturer": "tidegate",
+                    "model": "tidegate edge gateway",
+                    "sw_version": __version__,
+                },
+                "origin": {"name": "tidegate", "sw_version": __version__},
+            }
+            if isinstance(sample, bool):
+                component = "binary_sensor"
+                config["value_template"] = f"{{{{ 'ON' if {reading} else 'OFF' }}}}"
+            else:
+                component = "sensor"
+                config["value_template"] = f"{{{{ {reading} }}}}"
+                unit = doc.get("unit")  # a structured value's unit is each key's
+                if isinstance(unit, str) and unit:
+                    config["unit_of_measurement"] = unit
+                    device_class = _device_class(unit, " ".join(words))
+                    if device_class is not None:
+                        config["device_class"] = device_class
+                if sample is None or isinstance(sample, int | float):
+                    config["state_class"] = "total_increasing" if unit in TOTALS else "measurement"
+            node = _UNSAFE.sub("_", gateway)
+            where = f"{self.context.discovery_prefix}/{component}/{node}/{object_id}/config"
+            out.append(Announcement(where, orjson.dumps(config)))
+        return out
+
+
+def _device_class(unit: str, name: str) -> str | None:
+    if unit == "%":
+        lowered = name.lower()
+        if "humid" in lowered:
+            return "humidity"
+        if "battery" in lowered:
+            return "battery"
+        return None
+    return DEVICE_CLASS_BY_UNIT.get(unit)
