@@ -20,12 +20,22 @@ YOUNG = 10_000
 """New container objects between collections of the youngest generation (default 700)."""
 
 
+_holders = 0
+_before: tuple[int, int, int] = (700, 10, 10)
+
+
 @contextlib.contextmanager
 def paced_for_throughput() -> Iterator[None]:
-    """Collect less often while the block runs; the previous pace after it."""
-    before = gc.get_threshold()
-    gc.set_threshold(YOUNG, *before[1:])
+    """Collect less often while the block runs (while any such block runs: gateways
+    in one process, as in tests, may overlap); the previous pace after the last."""
+    global _holders, _before  # noqa: PLW0603 - the collector is process-wide
+    if _holders == 0:
+        _before = gc.get_threshold()
+        gc.set_threshold(YOUNG, *_before[1:])
+    _holders += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        _holders -= 1
+        if _holders == 0:
+            gc.set_threshold(*_before)

@@ -72,6 +72,8 @@ def group_messages(
 
 
 _KEY = itemgetter(1, 2, 3, 5)  # topic, qos, retain, class
+MAX_KEYS = 8
+"""Keys (topics, mostly) in one take up to which ``_whole`` packs them a key at a time."""
 _ID = attrgetter("id")
 _PAYLOAD = attrgetter("payload")
 
@@ -91,8 +93,11 @@ def _whole(
             return None
         return [Message(r.topic, r.qos, bool(r.retain), [r.id], [r.payload]) for r in rows]
     keys = list(map(_KEY, rows))
+    distinct = dict.fromkeys(keys)
+    if len(distinct) > MAX_KEYS:
+        return None  # a pass over the rows per key would cost more than it saves
     messages: list[Message] = []
-    for key in dict.fromkeys(keys):
+    for key in distinct:
         mine = (
             rows
             if len(messages) == 0 and keys.count(key) == len(keys)

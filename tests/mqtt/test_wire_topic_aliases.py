@@ -64,10 +64,12 @@ def sent_publishes(
         async with FakeBroker(broker) as fake:
             client = new_client(protocol, calls, topic_aliases=aliases)
             await connected(client, fake.port)
+            client.publish("status", b"online", 1, True)  # retained: no alias spent on it
             typed = packets.content_type("application/cloudevents+json")
             for n, topic in enumerate(["a/1", "a/2", "a/1", "a/3", "a/2", "a/3"]):
                 client.publish(topic, f"m{n}".encode(), 1, False, typed)
-            await until(lambda: len(got) == 6, 5, "six PUBLISH packets")
+            await until(lambda: len(got) == 7, 5, "seven PUBLISH packets")
+            assert got.pop(0) == ("status", {}, b"online")
             client.abort()
 
     run(main())

@@ -96,6 +96,31 @@ def test_influx_writes_a_nan_as_no_value_and_refuses_newlines() -> None:
         written_as("influx").event(b"\xff not json")
 
 
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (new_event("s", "#note", 1.0, time=T), "comment"),
+        (new_event("s", "x", 1.0, tags={"k": "tab\there"}, time=T), "control character"),
+        (new_event("s", "x", 1.0, tags={"k": "ends\\"}, time=T), "backslash"),
+        (new_event("s", "x", {"": 1}, time=T), "empty"),
+        (new_event("s", "x", 1 << 63, time=T), "64 bits"),
+        (new_event("s", "x", {"seq": 99, "a": 1}, time=T), "overwrite the event's seq"),
+    ],
+    ids=["comment", "tab", "trailing-backslash", "empty-key", "uint64", "seq-key"],
+)
+def test_influx_refuses_what_a_parser_would_reject_or_misread(event: Event, reason: str) -> None:
+    # Telegraf drops a whole message at its first bad line: better one dead letter.
+    with pytest.raises(FormatError, match=reason):
+        written_as("influx").event(stored(event))
+
+
+def test_influx_keeps_backslashes_and_the_largest_integers_as_they_are() -> None:
+    event = new_event("s", "x", -(1 << 63), tags={"path": "C:\\temp\\a b"}, time=T)
+    parsed = line_protocol_parser.parse_line(written_as("influx").event(stored(event)).decode())
+    assert parsed["tags"]["path"] == "C:\\temp\\a b"
+    assert parsed["fields"]["value"] == -(1 << 63)
+
+
 def test_json_formats_keep_the_stored_bytes() -> None:
     payload = stored(SHAPES[0])
     plain, batch = written_as("json"), written_as("json_batch")

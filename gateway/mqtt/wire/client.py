@@ -83,8 +83,8 @@ class WireClient(WireConnection):
 
         Sent at the end of this turn of the event loop, with whatever else was
         published in it. With ``topic_aliases`` (MQTT 5, a broker that takes them),
-        the first topics get an alias each, the broker's maximum at most, and their
-        later messages an empty topic name.
+        the first topics of messages that are not retained get an alias each, the
+        broker's maximum at most, and their later messages an empty topic name.
         """
         if not self._connected or self._transport is None or self._ended is not None:
             # _ended: after our DISCONNECT or the broker's, or a violation, the connection
@@ -109,7 +109,9 @@ class WireClient(WireConnection):
                     self._topics.clear()
                 known = self._topics[topic] = packets.topic_field(topic)
             name = known
-            if self._use_aliases and len(self._aliases) < self.topic_alias_maximum:
+            # Retained messages (the status, discovery configs) go once per connection:
+            # the broker's few aliases are kept for the topics that repeat.
+            if self._use_aliases and not retain and len(self._aliases) < self.topic_alias_maximum:
                 # Sent with its name this once: the broker learns the alias from it.
                 alias = self._aliases[topic] = packets.topic_alias(len(self._aliases) + 1)
                 properties += alias
@@ -135,6 +137,10 @@ class WireClient(WireConnection):
         # sent only once all of it is in the kernel's socket (as "written to the socket").
         assert isinstance(transport, asyncio.Transport)
         transport.set_write_buffer_limits(high=0)
+        # Topic aliases belong to one network connection: none carried over, even if a
+        # client were ever connected twice (the publisher makes one per connection).
+        self._aliases.clear()
+        self.topic_alias_maximum = 0
         super().connection_made(transport)
 
     def _connect_packet(self, password: bytes | None) -> bytes:

@@ -9,13 +9,17 @@ the event's, in nanoseconds::
     temperature,gateway=barn,source=greenhouse,unit=°C value=21.5,seq=1042i 1733140800123456000
 
 A message of several events is their lines, one per line. A value that has no
-field in line protocol (null, as NaN is stored) leaves only ``seq``. A newline
-in a name, tag or text value cannot be written: such an event goes to the dead
-letters.
+field in line protocol (null, as NaN is stored) leaves only ``seq``. What line
+protocol cannot hold goes to the dead letters rather than into a line a parser
+rejects (Telegraf then drops the whole message): a control character (newline,
+tab...) in a name, tag or key, a newline in a text value, an empty key, a name
+or key ending in a backslash, a name starting with ``#`` (a comment), an integer
+beyond 64 bits, a structured value with a key ``seq`` or ``time_synced``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -25,8 +29,13 @@ import orjson
 from tidegate.uplink.formats.base import Format, FormatError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\\": "\\\\"})
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\\": "\\\\"})
+# Backslashes are not escaped outside string values: parsers (Telegraf's among them)
+# only unescape "\,", "\=" and "\ " there, and would read "\\" as two.
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_INT64 = range(-(1 << 63), 1 << 63)
+OWN_FIELDS = ("seq", "time_synced")
 
 
 class InfluxLines(Format):
@@ -39,14 +48,23 @@ class InfluxLines(Format):
             raise FormatError(f"not a JSON event: {exc}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or not doc["name"]:
             raise FormatError("the event has no name")
-        tags = {str(k): str(v) for k, v in (doc.get("tags") or {}).items()}
+        if doc["name"].startswith("#"):
+            raise FormatError("a name starting with # reads as a comment in line protocol")
+        given = doc.get("tags") or {}
+        if not isinstance(given, dict):
+            raise FormatError("the event's tags are not a mapping")
+        tags = {str(k): str(v) for k, v in given.items()}
         for key in ("gateway", "source", "unit"):
             if doc.get(key) is not None:
                 tags[key] = str(doc[key])
         value = doc.get("value")
         fields = dict(value) if isinstance(value, dict) else {"value": value}
-        if isinstance(doc.get("seq"), int):
-            fields["seq"] = doc["seq"]
+        for own in OWN_FIELDS:
+            if own in fields:
+                raise FormatError(f"a value key named {own!r} would overwrite the event's {own}")
+        seq = doc.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            fields["seq"] = seq
         if doc.get("time_synced") is False:
             fields["time_synced"] = False
         line = _escaped(doc["name"], _MEASUREMENT_ESCAPES)
@@ -56,7 +74,9 @@ class InfluxLines(Format):
             if k and v
         )
         written = [
-            f"{_escaped(k, _KEY_ESCAPES)}={_field(v)}" for k, v in fields.items() if v is not None
+            f"{_escaped(str(k), _KEY_ESCAPES)}={_field(v)}"
+            for k, v in fields.items()
+            if v is not None
         ]
         if not written:
             raise FormatError("the event has no value to write")
@@ -67,8 +87,13 @@ class InfluxLines(Format):
 
 
 def _escaped(text: str, table: dict[int, str]) -> str:
-    if "\n" in text or "\r" in text:
-        raise FormatError(f"a newline in {text!r} cannot be written in line protocol")
+    """A name, tag or field key, escaped; FormatError where line protocol cannot hold it."""
+    if not text:
+        raise FormatError("an empty name or key cannot be written in line protocol")
+    if _CONTROL.search(text):
+        raise FormatError(f"a control character (newline, tab...) in {text!r} cannot be written")
+    if text.endswith("\\"):
+        raise FormatError(f"{text!r} ends in a backslash, which would escape what follows it")
     return text.translate(table)
 
 
@@ -76,6 +101,8 @@ def _field(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        if value not in _INT64:
+            raise FormatError(f"the integer {value} does not fit line protocol's 64 bits")
         return f"{value}i"
     if isinstance(value, float):
         return repr(value)
