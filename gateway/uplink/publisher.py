@@ -238,6 +238,7 @@ class Publisher:
         self._window.connected(max(1, client.receive_maximum - 1))
         client.publish(self.status_topic, b"online", 1, True)
         self._window.announce(client)  # what the format announced on earlier connections
+        self._window.listen(client)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1

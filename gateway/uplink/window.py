@@ -116,6 +116,17 @@ class SendWindow:
             origin.append(at)
         return written, origin, unwritable
 
+    def listen(self, client: WireClient) -> None:
+        """Subscribe to what the format listens to, on a new connection."""
+        topic = self.format.listens()
+        if topic is not None:
+            client.listen(topic, lambda _topic, payload: self._heard(client, payload))
+
+    def _heard(self, client: WireClient, payload: bytes) -> None:
+        if self.format.heard(payload):
+            self.announcements = self.format.reannounce()
+            self.announce(client)
+
     def announce(self, client: WireClient) -> None:
         """Send what the format asked to announce: retained, QoS 0 (outside the window;
         the next connection sends it all again)."""

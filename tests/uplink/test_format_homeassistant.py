@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support import Subscriber, delivered, run_in_process, wait_until
 from tidegate.config.loader import load_config_text
@@ -19,6 +21,7 @@ from tidegate.errors import ConfigError
 from tidegate.event import Event, new_event
 from tidegate.outbox import Row
 from tidegate.payload import encode_event
+from tidegate.pipeline import Gateway
 from tidegate.uplink.formats import FormatContext, FormatError, format_named
 from tidegate.uplink.window import SendWindow
 
@@ -162,3 +165,39 @@ drivers:
     temperature = configs["ha/sensor/barn/s1_temperature/config"]
     assert temperature["device_class"] == "temperature"
     assert temperature["availability_topic"] == "tidegate/barn/status"
+
+
+def test_home_assistants_birth_message_brings_the_configs_again(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    text = f"""
+gateway: {{id: barn, data_dir: {tmp_path}}}
+mqtt: {{host: {broker.host}, port: {broker.port}, format: homeassistant}}
+buffer: {{commit_interval: 20ms}}
+drivers:
+  - name: s1
+    type: sim
+    signals: [{{name: temperature, kind: sine, rate: 100, count: 10, unit: "°C"}}]
+"""
+    configs = Subscriber(broker.host, broker.port, "homeassistant/sensor/#").start()
+    home_assistant = paho.Client(CallbackAPIVersion.VERSION2, client_id="home-assistant")
+    home_assistant.connect(broker.host, broker.port)
+    home_assistant.loop_start()
+    born: list[bool] = []
+
+    def again(gateway: Gateway) -> bool:
+        # Once the config came (with the first event), Home Assistant (re)starts.
+        if not born and len(configs.snapshot()) == 1:
+            home_assistant.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
+            born.append(True)
+        return len(configs.snapshot()) >= 2
+
+    try:
+        run_in_process(text, again)
+    finally:
+        home_assistant.disconnect()
+        home_assistant.loop_stop()
+        configs.stop()
+    first, second = configs.snapshot()[:2]
+    assert first.topic == second.topic == "homeassistant/sensor/barn/s1_temperature/config"
+    assert first.payload == second.payload

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import packets
 from tidegate.mqtt.wire.connection import ConnectFailed, OnDisconnect, WireConnection
-from tidegate.mqtt.wire.packets import PUBACK, PUBLISH, ProtocolViolation
+from tidegate.mqtt.wire.packets import PUBACK, PUBLISH, SUBACK, ProtocolViolation
 from tidegate.mqtt.wire.reasons import SUCCESS, Reason
 
 __all__ = ["ConnectFailed", "OnDisconnect", "OnPublish", "WireClient"]
@@ -32,6 +32,7 @@ MAX_TOPICS = 4096
 """Encoded topic names kept for reuse, at most (templated topics can be many)."""
 
 OnPublish = Callable[[int, Reason], None]
+OnMessage = Callable[[str, bytes], None]
 
 
 class WireClient(WireConnection):
@@ -68,6 +69,11 @@ class WireClient(WireConnection):
         self._unacked: set[int] = set()
         self._mid = 0
         self._topics: dict[str, bytes] = {}
+        self._on_message: OnMessage | None = None
+        self._listening: int | None = None
+        """The packet id of ``listen``'s SUBSCRIBE, until its SUBACK."""
+        self.listen_refused: Reason | None = None
+        """The broker's refusal of the ``listen`` subscription, if it refused."""
         self._use_aliases = topic_aliases and v5
         self._aliases: dict[str, bytes] = {}
         """Per topic, its Topic Alias property: set on this connection by the first
@@ -130,6 +136,25 @@ class WireClient(WireConnection):
             self._loop.call_soon(self._flush)
         return mid
 
+    def listen(self, topic_filter: str, on_message: OnMessage) -> None:
+        """Subscribe (QoS 0) to ``topic_filter`` on this connection, and hand each message
+        to ``on_message(topic, payload)`` on the event loop: for the few notices a
+        publisher heeds (Home Assistant's birth message), not for a stream of data."""
+        if not self._connected or self._transport is None or self._ended is not None:
+            return
+        mid = self._mid = self._mid + 1 if self._mid < 0xFFFF else 1
+        while mid in self._unacked:
+            mid = self._mid = mid + 1 if mid < 0xFFFF else 1
+        self._on_message = on_message
+        self._listening = mid
+        self._out.append(packets.subscribe(mid, [(topic_filter, 0)], v5=self.v5))
+        self._flush()
+
+    @property
+    def subscribing(self) -> bool:
+        """``listen``'s SUBSCRIBE is out and its SUBACK not in yet."""
+        return self._listening is not None
+
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -169,6 +194,8 @@ class WireClient(WireConnection):
                         self._on_publish(mid, reason)
                 elif kind == PUBLISH and self._connected:
                     self._answer_publish(flags, body)
+                elif kind == SUBACK and self._listening is not None:
+                    self._subscribed(body)
                 else:
                     self._control(kind, body)
         except ProtocolViolation as exc:
@@ -180,14 +207,35 @@ class WireClient(WireConnection):
     # -- inside -----------------------------------------------------------------------------
 
     def _answer_publish(self, flags: int, body: bytes) -> None:
-        """A PUBLISH from the broker (nothing is subscribed: only acknowledged)."""
+        """A PUBLISH from the broker: acknowledged, and handed to ``listen``'s callback."""
         qos = (flags >> 1) & 0x03
-        if qos == 1 and len(body) >= 4:
-            at = 2 + int.from_bytes(body[:2], "big")
+        if qos > 1:
+            raise ProtocolViolation(f"the broker sent a QoS {qos} message")
+        if len(body) < 2:
+            raise ProtocolViolation("a PUBLISH shorter than its topic's length")
+        at = 2 + int.from_bytes(body[:2], "big")
+        topic = body[2:at]
+        if qos == 1 and len(body) >= at + 2:
             self._out.append(packets.puback(int.from_bytes(body[at : at + 2], "big")))
             self._flush()
-        elif qos > 1:
-            raise ProtocolViolation(f"the broker sent a QoS {qos} message")
+            at += 2
+        if self._on_message is not None:
+            if self.v5:
+                length, at = packets.read_varint(body, at)
+                at += length
+            try:
+                name = topic.decode()
+            except UnicodeDecodeError:
+                raise ProtocolViolation("a PUBLISH whose topic is not UTF-8") from None
+            self._on_message(name, body[at:])
+
+    def _subscribed(self, body: bytes) -> None:
+        got, reasons = packets.suback_of(body, self.v5)
+        if got != self._listening:
+            raise ProtocolViolation(f"a SUBACK for packet {got}, which was not sent")
+        self._listening = None
+        if reasons and reasons[0].is_failure:
+            self.listen_refused = reasons[0]
 
     def _flush(self) -> None:
         self._flush_pending = False

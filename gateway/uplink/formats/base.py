@@ -68,3 +68,11 @@ class Format:
     def reannounce(self) -> list[Announcement]:
         """Everything announced so far: sent again on every new connection."""
         return []
+
+    def listens(self) -> str | None:
+        """A topic whose messages may ask for everything again (``heard``); None: none."""
+        return None
+
+    def heard(self, payload: bytes) -> bool:
+        """Whether a message on ``listens`` asks for ``reannounce`` now."""
+        return False

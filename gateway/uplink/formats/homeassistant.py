@@ -3,7 +3,9 @@ Home Assistant's MQTT discovery, so every signal appears as an entity by itself.
 
 The first time a signal (a source and name on a topic) is packed, a retained config
 message goes to ``<discovery_prefix>/<component>/<gateway>/<source>_<name>/config``
-before it; on every new connection all of them are sent again. A config says::
+before it; on every new connection all of them are sent again, and whenever Home
+Assistant announces itself (``online`` on ``<discovery_prefix>/status``, which the
+uplink subscribes to). A config says::
 
     {"name": "greenhouse temperature", "unique_id": "tidegate_farm-7_greenhouse_temperature",
      "state_topic": "<the event's topic>", "value_template": "{{ value_json.value }}",
@@ -89,6 +91,13 @@ class HomeAssistant(Json):
 
     def reannounce(self) -> list[Announcement]:
         return [config for configs in self._sent.values() for config in configs]
+
+    def listens(self) -> str | None:
+        return f"{self.context.discovery_prefix}/status"
+
+    def heard(self, payload: bytes) -> bool:
+        # Home Assistant's birth message: it (re)started and reads discovery now.
+        return payload.strip() == b"online"
 
     def _configs(self, doc: dict[str, Any], topic: str) -> list[Announcement]:
         value = doc.get("value")
