@@ -69,6 +69,15 @@ FormatName = Literal["json", "json_batch", "cloudevents", "influx", "homeassista
 """What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
 
 
+class BrokerAddress(Section):
+    """Another broker for the same uplink: same TLS, credentials and client id."""
+
+    host: str = Field(description="Broker host name or address.", min_length=1)
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Broker port; default 1883, or 8883 with `tls`."
+    )
+
+
 class MqttSection(MqttConnection):
     """The uplink: the broker events are published to, and how."""
 
@@ -104,6 +113,20 @@ class MqttSection(MqttConnection):
         description="With `format: homeassistant`: the topic prefix Home Assistant's MQTT "
         "integration watches for discovery (its default: `homeassistant`).",
     )
+    fallbacks: list[BrokerAddress] = Field(
+        default_factory=list,
+        description="Brokers to fail over to, in order, after `failover_after` failed "
+        "connection attempts in a row (from the last, back to the first).",
+    )
+    failover_after: int = Field(
+        3, ge=1, le=1000, description="Failed connection attempts in a row before the next broker."
+    )
+    return_after: Duration = Field(
+        300.0,
+        gt=0,
+        description="While on a fallback, how often to look whether the first broker (`host`) "
+        "is back (a TCP connect); when it is, the uplink moves back to it.",
+    )
     topic_aliases: bool = Field(
         True,
         description="MQTT 5: name each of the first topics by a number after its first "
@@ -127,6 +150,13 @@ class MqttSection(MqttConnection):
 
     _check_prefix = field_validator("topic_prefix")(_check_topic)
     _check_default_topic = field_validator("topic")(_check_topic)
+
+    def broker_addresses(self) -> list[tuple[str, int]]:
+        """``host`` and the fallbacks, in order, each with its port."""
+        default = 8883 if self.tls is not None else 1883
+        return [(self.host, self.effective_port)] + [
+            (b.host, b.port if b.port is not None else default) for b in self.fallbacks
+        ]
 
     @model_validator(mode="after")
     def _one_state_per_message(self) -> MqttSection:

@@ -168,7 +168,7 @@ class GatewayMonitor:
         if publisher is not None and mqtt is not None:
             pstatus = publisher.status
             broker.update(
-                address=f"{mqtt.host}:{mqtt.effective_port}",
+                address=pstatus.broker or f"{mqtt.host}:{mqtt.effective_port}",
                 connected=pstatus.connected,
                 since_s=_age(pstatus.since, now),
                 last_error=pstatus.last_error,

@@ -40,11 +40,14 @@ def new_client(
 
 
 async def open_connection(
-    client: WireClient, mqtt: MqttConnection, tls: ssl.SSLContext | None
+    client: WireClient,
+    mqtt: MqttConnection,
+    tls: ssl.SSLContext | None,
+    address: tuple[str, int] | None = None,
 ) -> None:
-    """Connect ``client``; raises ConnectFailed, with the broker's refusal if it refused."""
-    ack = await client.connect(
-        mqtt.host, mqtt.effective_port, tls, give_up_after=mqtt.connect_timeout
-    )
+    """Connect ``client`` to ``address`` (default: ``mqtt``'s host and port); raises
+    ConnectFailed, with the broker's refusal if it refused."""
+    host, port = address if address is not None else (mqtt.host, mqtt.effective_port)
+    ack = await client.connect(host, port, tls, give_up_after=mqtt.connect_timeout)
     if ack.reason.is_failure:
         raise ConnectFailed(f"broker refused the connection: {ack.reason}")

@@ -32,6 +32,7 @@ from tidegate.mqtt.tls import tls_context
 from tidegate.mqtt.wire import ConnectFailed, Reason, WireClient
 from tidegate.outbox import AsyncOutbox
 from tidegate.uplink.batches import Message
+from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import new_client, open_connection
 from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.refusals import RefusalTracker, defers
@@ -63,6 +64,13 @@ class Publisher:
         self.status = PublisherStatus()
         self._deliveries = Deliveries(outbox, self.status)
         self._backoff = Backoff(mqtt.reconnect)
+        self._brokers = BrokerList(
+            mqtt.broker_addresses(),
+            failover_after=mqtt.failover_after,
+            return_after=mqtt.return_after,
+        )
+        self._going_back = False
+        """The connection is being ended to move back to the first broker."""
         """Waits after failed connection attempts, longer for each one in a row."""
         self._tls_context = tls_context(mqtt.tls)
         self._max_message = mqtt.max_message_bytes
@@ -155,13 +163,17 @@ class Publisher:
                 except ConnectFailed as exc:
                     if self._stopping:
                         break
-                    delay = self._backoff.next_delay()
+                    tried = self._brokers.name()
+                    moved = self._brokers.failed()
+                    if moved is not None:
+                        log.warning("%s", moved)
+                        self._backoff.reset()  # the next broker is tried at once
+                    delay = 0.0 if moved is not None else self._backoff.next_delay()
                     attempt = self._backoff.failures
-                    if attempt == 1 or attempt % 20 == 0:
+                    if moved is None and (attempt == 1 or attempt % 20 == 0):
                         log.warning(
-                            "broker %s:%d unavailable (%s); retrying in %.1f s (attempt %d)",
-                            self.mqtt.host,
-                            self.mqtt.effective_port,
+                            "broker %s unavailable (%s); retrying in %.1f s (attempt %d)",
+                            tried,
                             exc,
                             delay,
                             attempt,
@@ -171,19 +183,31 @@ class Publisher:
                         await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
                 self._backoff.reset()
+                self._brokers.connected()
                 if self._stopping:  # stop() came while connecting: sign off at once
                     await self._sign_off()
                     break
                 self._progress = False
                 self._first_unacked = None
                 self._deferred = 0
+                watcher = (
+                    asyncio.create_task(self._watch_first_broker())
+                    if self._brokers.on_fallback
+                    else None
+                )
                 try:
                     await self._pump()
                 finally:
+                    if watcher is not None:
+                        watcher.cancel()
                     self._drop_connection()
                     await self._deliveries.flush()
                 if self._stopping:
                     break
+                if self._going_back:
+                    self._going_back = False
+                    self.status.last_error = None  # ended on purpose, not lost
+                    continue  # to the first broker, at once
                 delay, note = self._after_connection()
                 if note:
                     log.warning("%s; reconnecting in %.1f s", note, delay)
@@ -194,6 +218,24 @@ class Publisher:
             await asyncio.gather(flusher, return_exceptions=True)
             self._drop_connection()
             await self._deliveries.flush()
+
+    async def _watch_first_broker(self) -> None:
+        """On a fallback: every ``return_after``, look whether the first broker accepts a
+        TCP connection; when it does, end this connection cleanly to move back."""
+        host, port = self._brokers.addresses[0]
+        while True:
+            await asyncio.sleep(self._brokers.return_after)
+            try:
+                async with asyncio.timeout(self.mqtt.connect_timeout):
+                    _, writer = await asyncio.open_connection(host, port)
+            except (OSError, TimeoutError):
+                continue
+            writer.close()
+            log.info("%s", self._brokers.go_back())
+            self._going_back = True
+            if self._client is not None:
+                self._client.disconnect()
+            return
 
     def _after_connection(self) -> tuple[float, str]:
         """How long to wait before reconnecting, and what to log; dead-letter what was refused.
@@ -223,9 +265,9 @@ class Publisher:
         client = self._new_client()
         self._client = client
         self._disconnected.clear()
-        port = self.mqtt.effective_port
         try:
-            await open_connection(client, self.mqtt, self._tls_context)
+            self.status.broker = self._brokers.name()
+            await open_connection(client, self.mqtt, self._tls_context, self._brokers.current)
         except ConnectFailed:
             self._drop_connection()
             raise
@@ -243,7 +285,7 @@ class Publisher:
         self.status.since = time.monotonic()
         self.status.connects += 1
         self.status.last_error = None
-        log.info("connected to broker %s:%d as %s", self.mqtt.host, port, self.client_id)
+        log.info("connected to broker %s as %s", self.status.broker, self.client_id)
 
     def _drop_connection(self) -> None:
         """Forget the current client; unacked messages will be sent again from the outbox."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 @dataclass(slots=True)
 class PublisherStatus:
     connected: bool = False
+    broker: str = ""
+    """host:port of the broker connected to, or tried last (the first, or a fallback)."""
     since: float = field(default_factory=time.monotonic)
     last_error: str | None = None
     inflight: int = 0
