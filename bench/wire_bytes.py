@@ -27,7 +27,7 @@ from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
 
-FORMATS = ("json", "json_batch", "cloudevents", "influx", "homeassistant")
+FORMATS = ("json", "json_batch", "cloudevents", "influx", "homeassistant", "thingsboard")
 ONE_PER_MESSAGE = frozenset({"homeassistant"})
 """Formats that only send one event per message."""
 LINKS = (("5", True), ("5", False), ("3.1.1", False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -302,3 +303,11 @@ def feed_in_pieces(framer: Framer, data: bytes, size: int) -> list[bytes]:
     for i in range(0, len(data), size):
         frames += framer.feed(data[i : i + size])
     return frames
+
+
+def laptop_version(text: str) -> str:
+    """An example configuration with the lines its comments mark "laptop: sim" switched
+    to simulated devices, as those comments tell a user to."""
+    text = re.sub(r"(?m)^(\s+port: )/dev/\S+(.*laptop: sim)", r"\1sim\2", text)
+    text = re.sub(r"(?m)^(\s+path: )/sys/\S+(.*laptop: sim)", r"\1sim\2", text)
+    return re.sub(r"(?m)^(\s+backend: )gpiod(.*laptop: sim)", r"\1sim\2", text)

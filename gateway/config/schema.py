@@ -65,7 +65,7 @@ def _check_topic(value: str) -> str:
     return value
 
 
-FormatName = Literal["json", "json_batch", "cloudevents", "influx", "homeassistant"]
+FormatName = Literal["json", "json_batch", "cloudevents", "influx", "homeassistant", "thingsboard"]
 """What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
 
 
@@ -104,8 +104,9 @@ class MqttSection(MqttConnection):
         "event), `cloudevents` (CloudEvents 1.0 structured mode; JSON batches of them), "
         "`influx` (InfluxDB line protocol, one line per event, for Telegraf), "
         "`homeassistant` (the events as `json`, one per message, and Home Assistant's MQTT "
-        "discovery: a retained config message per signal). The outbox stores one copy of "
-        "each event either way.",
+        "discovery: a retained config message per signal), `thingsboard` (ThingsBoard's "
+        "gateway API: each source a device, telemetry on `v1/gateway/telemetry`). The outbox "
+        "stores one copy of each event either way.",
     )
     discovery_prefix: str = Field(
         "homeassistant",

@@ -98,7 +98,7 @@ class SendWindow:
         where each came from in ``rows`` (None: the rows themselves), and the ones it
         cannot write, with why; announcements the rows call for are queued."""
         fmt = self.format
-        if not (fmt.reshapes or fmt.announces):
+        if not (fmt.reshapes or fmt.announces or fmt.retopics):
             return rows, None, []
         written: list[Row] = []
         origin: list[int] = []
@@ -109,6 +109,8 @@ class SendWindow:
                     self.announcements += fmt.announce(row.payload, row.topic)
                 if fmt.reshapes:
                     row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
+                if fmt.retopics:
+                    row = row._replace(topic=fmt.topic(row.topic))  # noqa: PLW2901
             except FormatError as exc:
                 unwritable.append((at, str(exc)))
                 continue
@@ -128,10 +130,10 @@ class SendWindow:
             self.announce(client)
 
     def announce(self, client: WireClient) -> None:
-        """Send what the format asked to announce: retained, QoS 0 (outside the window;
-        the next connection sends it all again)."""
-        for topic, payload in self.announcements:
-            client.publish(topic, payload, 0, True)
+        """Send what the format asked to announce: QoS 0 (outside the window; the next
+        connection sends it all again)."""
+        for topic, payload, retain in self.announcements:
+            client.publish(topic, payload, 0, retain)
         self.announcements = []
 
     def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:

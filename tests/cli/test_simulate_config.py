@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TIDEGATE, wait_until
+from tests.support import TIDEGATE, laptop_version, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTING_POINTS = sorted(
@@ -21,9 +21,7 @@ STARTING_POINTS = sorted(
 
 def on_a_laptop(example: Path, folder: Path) -> Path:
     """A copy of ``example`` with the lines its comments mark "laptop: sim" switched."""
-    text = example.read_text()
-    text = re.sub(r"(?m)^(\s+port: )/dev/\S+(.*laptop: sim)", r"\1sim\2", text)
-    text = re.sub(r"(?m)^(\s+backend: )gpiod(.*laptop: sim)", r"\1sim\2", text)
+    text = laptop_version(example.read_text())
     copy = folder / "my.yaml"
     copy.write_text(text)
     return copy

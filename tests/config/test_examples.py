@@ -5,14 +5,13 @@ comments promise (`port: sim`, `backend: sim`)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import TIDEGATE
+from tests.support import TIDEGATE, laptop_version
 from tidegate.config.loader import load_config, load_config_text
 from tidegate.drivers.parsing.parse import FrameParser, FrameRejected
 
@@ -70,17 +69,10 @@ def test_starting_point_says_how_to_adapt_it(example: Path) -> None:
     assert "To adapt it" in example.read_text()
 
 
-def _on_a_laptop(text: str) -> str:
-    """The example with its devices simulated, as its comments say: the marked lines."""
-    text = re.sub(r"(?m)^(\s+port: )/dev/\S+(.*laptop: sim)", r"\1sim\2", text)
-    text = re.sub(r"(?m)^(\s+path: )/sys/\S+(.*laptop: sim)", r"\1sim\2", text)
-    return re.sub(r"(?m)^(\s+backend: )gpiod(.*laptop: sim)", r"\1sim\2", text)
-
-
 @pytest.mark.parametrize("example", STARTING_POINTS, ids=lambda p: p.name)
 def test_starting_point_switches_to_simulated_devices(example: Path) -> None:
     text = example.read_text()
-    laptop = _on_a_laptop(text)
+    laptop = laptop_version(text)
     config = load_config_text(laptop, example.name, base=example.parent)
     for driver in config.drivers:
         if driver.type == "serial":

@@ -22,9 +22,10 @@ from tidegate.uplink.formats.cloudevents import CloudEvents
 from tidegate.uplink.formats.homeassistant import HomeAssistant
 from tidegate.uplink.formats.influx import InfluxLines
 from tidegate.uplink.formats.json import Json, JsonBatch
+from tidegate.uplink.formats.thingsboard import ThingsBoard
 
 FORMATS: dict[str, type[Format]] = {
-    f.name: f for f in (Json, JsonBatch, CloudEvents, InfluxLines, HomeAssistant)
+    f.name: f for f in (Json, JsonBatch, CloudEvents, InfluxLines, HomeAssistant, ThingsBoard)
 }
 if set(FORMATS) != set(get_args(FormatName)):  # pragma: no cover - caught by any test run
     raise ImportError("tidegate.uplink.formats: FORMATS and the schema's FormatName differ")

@@ -21,10 +21,11 @@ class FormatContext(NamedTuple):
 
 
 class Announcement(NamedTuple):
-    """A retained message a format sends beside the events (a discovery config)."""
+    """A message a format sends beside the events (a discovery config: retained)."""
 
     topic: str
     payload: bytes
+    retain: bool = True
 
 
 class Format:
@@ -42,6 +43,13 @@ class Format:
     def event(self, stored: bytes) -> bytes:
         """One stored event as this format writes it; FormatError if it cannot."""
         return stored
+
+    retopics: ClassVar[bool] = False
+    """True where ``topic`` puts events on topics of the format's own."""
+
+    def topic(self, routed: str) -> str:
+        """The topic an event routed to ``routed`` is sent on."""
+        return routed
 
     def join(self, events: Sequence[bytes]) -> bytes:
         """The payload of a message carrying ``events`` (each already from ``event``)."""

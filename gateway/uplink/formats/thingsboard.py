@@ -1,0 +1,121 @@
+"""``thingsboard``: ThingsBoard's gateway MQTT API, so each source shows in ThingsBoard
+as a device of its own behind the gateway (itself a ThingsBoard device with "Is
+gateway" on, connecting with its access token as ``username``).
+
+Events go to ``v1/gateway/telemetry`` whatever their route's topic, as::
+
+    {"farm-7/greenhouse": [{"ts": 1764162300125, "values": {"temperature": 21.4}}]}
+
+(the device is ``<gateway>/<source>``; ``ts`` the event's time in milliseconds; a
+structured value gives one key per field, ``<name>.<key>``). A message of several
+events merges them, device by device. Before a device's first event, and again on
+every connection, ``v1/gateway/connect`` says ``{"device": ..., "type": "tidegate"}``
+and ``v1/gateway/attributes`` gives its units (``{"farm-7/greenhouse":
+{"unit.temperature": "°C"}}``). A reading with no value (NaN) cannot be sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import orjson
+
+from tidegate.uplink.formats.base import Announcement, Format, FormatError
+
+TELEMETRY = "v1/gateway/telemetry"
+CONNECT = "v1/gateway/connect"
+ATTRIBUTES = "v1/gateway/attributes"
+
+
+class ThingsBoard(Format):
+    name: ClassVar[str] = "thingsboard"
+    announces: ClassVar[bool] = True
+    retopics: ClassVar[bool] = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._devices: dict[str, list[Announcement]] = {}
+        self._units: set[tuple[str, str]] = set()
+
+    def topic(self, routed: str) -> str:
+        return TELEMETRY
+
+    def event(self, stored: bytes) -> bytes:
+        doc = _stored_event(stored)
+        value = doc.get("value")
+        values = (
+            {f"{doc['name']}.{k}": v for k, v in value.items() if v is not None}
+            if isinstance(value, dict)
+            else {doc["name"]: value}
+            if value is not None
+            else {}
+        )
+        if not values:
+            raise FormatError("the event has no value to send")
+        return orjson.dumps({_device(doc): [{"ts": _milliseconds(doc["time"]), "values": values}]})
+
+    def join(self, events: Sequence[bytes]) -> bytes:
+        merged: dict[str, list[object]] = {}
+        for event in events:
+            for device, items in orjson.loads(event).items():
+                merged.setdefault(device, []).extend(items)
+        return orjson.dumps(merged)
+
+    def announce(self, stored: bytes, topic: str) -> list[Announcement]:
+        doc = _stored_event(stored)
+        device = _device(doc)
+        out: list[Announcement] = []
+        if device not in self._devices:
+            connect = Announcement(
+                CONNECT, orjson.dumps({"device": device, "type": "tidegate"}), retain=False
+            )
+            self._devices[device] = [connect]
+            out.append(connect)
+        unit = doc.get("unit")
+        if isinstance(unit, str) and (device, doc["name"]) not in self._units:
+            self._units.add((device, doc["name"]))
+            attributes = Announcement(
+                ATTRIBUTES, orjson.dumps({device: {f"unit.{doc['name']}": unit}}), retain=False
+            )
+            self._devices[device].append(attributes)
+            out.append(attributes)
+        return out
+
+    def reannounce(self) -> list[Announcement]:
+        return [a for announcements in self._devices.values() for a in announcements]
+
+
+def _stored_event(stored: bytes) -> dict[str, Any]:
+    try:
+        doc = orjson.loads(stored)
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"not a JSON event: {exc}") from None
+    if not isinstance(doc, dict):
+        raise FormatError("not a JSON object")
+    for key in ("source", "name", "time"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise FormatError(f"the event has no {key!r} text")
+    return doc
+
+
+def _device(doc: dict[str, Any]) -> str:
+    gateway = doc.get("gateway")
+    return f"{gateway}/{doc['source']}" if gateway else str(doc["source"])
+
+
+def _milliseconds(time: str) -> int:
+    """The event's RFC 3339 time in milliseconds since the epoch."""
+    try:
+        when = datetime.fromisoformat(time)
+    except ValueError:
+        raise FormatError(f"the event's time {time!r} is not RFC 3339") from None
+    if when.tzinfo is None:
+        raise FormatError(f"the event's time {time!r} has no offset")
+    # Integer milliseconds, truncated: no float on the way.
+    return (when - _EPOCH) // _MILLISECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
