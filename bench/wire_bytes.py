@@ -27,9 +27,18 @@ from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
 
-FORMATS = ("json", "json_batch", "cloudevents", "influx", "homeassistant", "thingsboard")
-ONE_PER_MESSAGE = frozenset({"homeassistant"})
+FORMATS = (
+    "json",
+    "json_batch",
+    "cloudevents",
+    "cloudevents_binary",
+    "influx",
+    "homeassistant",
+    "thingsboard",
+)
+ONE_PER_MESSAGE = frozenset({"homeassistant", "cloudevents_binary"})
 """Formats that only send one event per message."""
+MQTT_5_ONLY = frozenset({"cloudevents_binary"})
 LINKS = (("5", True), ("5", False), ("3.1.1", False))
 
 
@@ -129,7 +138,7 @@ def main(argv: list[str]) -> None:
         for fmt in FORMATS
         for per in (1, 100)
         for protocol, aliases in LINKS
-        if per == 1 or fmt not in ONE_PER_MESSAGE
+        if (per == 1 or fmt not in ONE_PER_MESSAGE) and (protocol == "5" or fmt not in MQTT_5_ONLY)
     ]
     with (
         tempfile.TemporaryDirectory(prefix="tidegate-wire-bytes-") as tmp,
@@ -144,10 +153,10 @@ def main(argv: list[str]) -> None:
         "~170 B of JSON each), through a counting proxy to a local Mosquitto"
     )
     header = ("format", "ev/msg", "MQTT", "aliases", "up B/ev", "down B/ev", "total")
-    print("{:<12} {:>6} {:>6} {:>8} {:>8} {:>9} {:>7}".format(*header))
+    print("{:<18} {:>6} {:>6} {:>8} {:>8} {:>9} {:>7}".format(*header))
     for (fmt, per, protocol, aliases), up, down in rows:
         print(
-            f"{fmt:<12} {per:>6} {protocol:>6} {'yes' if aliases else 'no':>8} "
+            f"{fmt:<18} {per:>6} {protocol:>6} {'yes' if aliases else 'no':>8} "
             f"{up:>8.1f} {down:>9.1f} {up + down:>7.1f}"
         )
 

@@ -62,6 +62,8 @@ class Received:
     qos: int
     content_type: str | None = None
     """MQTT 5's Content Type property, where the message had one."""
+    user_properties: list[tuple[str, str]] = field(default_factory=list)
+    """MQTT 5's User Properties, in order."""
 
 
 @dataclass
@@ -110,6 +112,7 @@ class Subscriber:
                         bool(msg.retain),
                         msg.qos,
                         getattr(props, "ContentType", None) if props is not None else None,
+                        list(getattr(props, "UserProperty", None) or []),
                     )
                 )
 

@@ -65,7 +65,15 @@ def _check_topic(value: str) -> str:
     return value
 
 
-FormatName = Literal["json", "json_batch", "cloudevents", "influx", "homeassistant", "thingsboard"]
+FormatName = Literal[
+    "json",
+    "json_batch",
+    "cloudevents",
+    "cloudevents_binary",
+    "influx",
+    "homeassistant",
+    "thingsboard",
+]
 """What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
 
 
@@ -160,11 +168,18 @@ class MqttSection(MqttConnection):
         ]
 
     @model_validator(mode="after")
-    def _one_state_per_message(self) -> MqttSection:
+    def _format_fits(self) -> MqttSection:
         if self.format == "homeassistant" and self.events_per_message != 1:
             raise ValueError(
                 "format homeassistant sends one event per message (Home Assistant reads one "
                 "state per message): leave events_per_message at 1"
+            )
+        if self.format == "cloudevents_binary" and (
+            self.protocol != "5" or self.events_per_message != 1
+        ):
+            raise ValueError(
+                "format cloudevents_binary needs protocol 5 and one event per message "
+                "(its attributes are the message's user properties): use cloudevents otherwise"
             )
         return self
 

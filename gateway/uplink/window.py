@@ -142,9 +142,12 @@ class SendWindow:
         if self.announcements:
             self.announce(client)
         batched = self.per_message > 1
-        write, properties = self.format.message, self._properties
+        fmt = self.format
+        write, properties = fmt.message, self._properties
         for msg in messages:
             payload = write(msg.payloads, batched=batched)
+            if fmt.describes:
+                properties = self._properties + fmt.message_properties(msg.payloads)
             mid = client.publish(msg.topic, payload, msg.qos, msg.retain, properties)
             if mid < 0:
                 return "the connection is closed"

@@ -15,13 +15,17 @@ from typing import Any, get_args
 import line_protocol_parser
 import pytest
 from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import kafka
+from cloudevents.core.bindings.kafka import KafkaMessage
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 from paho.mqtt.enums import MQTTProtocolVersion
 
 from tests.support import Received, Subscriber, delivered, run_in_process, wait_until
+from tidegate.config.loader import load_config_text
 from tidegate.config.schema import FormatName, MqttSection
 from tidegate.demo.local_broker import LocalBroker
+from tidegate.errors import ConfigError
 from tidegate.event import Event, new_event
 from tidegate.outbox import Row
 from tidegate.payload import encode_event
@@ -243,3 +247,33 @@ def test_influx_through_a_broker_in_batches(tmp_path: Path, broker: LocalBroker)
     assert sorted(p["fields"]["seq"] for p in parsed) == list(range(1, 601))
     assert {p["measurement"] for p in parsed} == {"a", "b"}
     assert all(p["tags"]["unit"] == "W" for p in parsed if p["measurement"] == "b")
+
+
+def test_cloudevents_binary_needs_mqtt_5_and_one_event_per_message() -> None:
+    for extra in ('protocol: "3.1.1"', "events_per_message: 10"):
+        with pytest.raises(ConfigError, match="cloudevents_binary needs protocol 5"):
+            load_config_text(
+                f"mqtt: {{host: h, format: cloudevents_binary, {extra}}}\n"
+                "drivers: [{name: a, type: sim, signals: [{name: t, kind: sine, rate: 1}]}]"
+            )
+
+
+def test_cloudevents_binary_through_a_broker(tmp_path: Path, broker: LocalBroker) -> None:
+    """Binary mode: the payload is the data, each attribute a User Property named after
+    it, the Content Type the data's. Read back by the SDK's binary-mode decoder (its
+    Kafka binding: the same mapping, with a ``ce_`` prefix on each header)."""
+    messages = run(tmp_path, broker, "cloudevents_binary", 1, lambda p: 1)
+    for msg in messages:
+        assert msg.content_type == "application/json"
+        assert len(dict(msg.user_properties)) == len(msg.user_properties) == 6  # each once
+        headers = {f"ce_{k}": v.encode() for k, v in msg.user_properties}
+        headers["content-type"] = msg.content_type.encode()
+        event = kafka.from_binary(KafkaMessage(headers, None, msg.payload), JSONFormat())
+        stored_event = json.loads(msg.payload)
+        assert event.get_data() == stored_event
+        assert event.get_id() == stored_event["id"]
+        assert event.get_source() == "/tidegate/fmt/s1"
+        assert event.get_subject() == stored_event["name"]
+        assert event.get_time() == datetime.fromisoformat(stored_event["time"])
+        assert event.get_type() == "io.tidegate.event" and event.get_specversion() == "1.0"
+        assert event.get_datacontenttype() == "application/json"

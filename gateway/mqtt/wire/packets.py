@@ -136,6 +136,11 @@ def content_type(media_type: str) -> bytes:
     return bytes([CONTENT_TYPE]) + utf8(media_type)
 
 
+def user_property(name: str, value: str) -> bytes:
+    """MQTT 5's User Property (a name and a value; a packet may carry many)."""
+    return b"\x26" + utf8(name) + utf8(value)
+
+
 def topic_alias(alias: int) -> bytes:
     """MQTT 5's Topic Alias property."""
     return bytes([TOPIC_ALIAS]) + alias.to_bytes(2, "big")

@@ -18,14 +18,23 @@ from typing import get_args
 
 from tidegate.config.schema import FormatName
 from tidegate.uplink.formats.base import Announcement, Format, FormatContext, FormatError
-from tidegate.uplink.formats.cloudevents import CloudEvents
+from tidegate.uplink.formats.cloudevents import CloudEvents, CloudEventsBinary
 from tidegate.uplink.formats.homeassistant import HomeAssistant
 from tidegate.uplink.formats.influx import InfluxLines
 from tidegate.uplink.formats.json import Json, JsonBatch
 from tidegate.uplink.formats.thingsboard import ThingsBoard
 
 FORMATS: dict[str, type[Format]] = {
-    f.name: f for f in (Json, JsonBatch, CloudEvents, InfluxLines, HomeAssistant, ThingsBoard)
+    f.name: f
+    for f in (
+        Json,
+        JsonBatch,
+        CloudEvents,
+        CloudEventsBinary,
+        InfluxLines,
+        HomeAssistant,
+        ThingsBoard,
+    )
 }
 if set(FORMATS) != set(get_args(FormatName)):  # pragma: no cover - caught by any test run
     raise ImportError("tidegate.uplink.formats: FORMATS and the schema's FormatName differ")

@@ -66,6 +66,13 @@ class Format:
         """The MQTT 5 Content Type its messages carry (None: no property, no bytes)."""
         return None
 
+    describes: ClassVar[bool] = False
+    """True where each message carries properties of its own (``message_properties``)."""
+
+    def message_properties(self, events: Sequence[bytes]) -> bytes:
+        """MQTT 5 properties of the message of ``events`` (``packets.user_property``...)."""
+        return b""
+
     announces: ClassVar[bool] = False
     """True where the format sends ``Announcement``s beside the events."""
 

@@ -11,8 +11,8 @@ The event id is the CloudEvent's id, so a consumer that deduplicates CloudEvents
 of several events is a JSON array of them (the JSON batch format,
 ``application/cloudevents-batch+json``). Under MQTT 5 each message carries that
 media type as its Content Type, as the CloudEvents MQTT binding asks. Binary mode
-(attributes as MQTT 5 user properties) is not written: structured mode works on
-MQTT 3.1.1 and 5 alike.
+(attributes as MQTT 5 user properties, the payload the data alone) is
+``cloudevents_binary``: MQTT 5 only, one event per message.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import orjson
 
+from tidegate.mqtt.wire.packets import user_property
 from tidegate.payload import join_payloads
 from tidegate.uplink.formats.base import Format, FormatError
 
@@ -33,18 +34,8 @@ class CloudEvents(Format):
     name: ClassVar[str] = "cloudevents"
 
     def event(self, stored: bytes) -> bytes:
-        doc = _stored_event(stored)
-        gateway = doc.get("gateway")
-        path = "/".join(quote(str(part), safe="") for part in (gateway, doc["source"]) if part)
-        attributes = {
-            "specversion": "1.0",
-            "id": doc["id"],
-            "source": f"/tidegate/{path}",
-            "type": EVENT_TYPE,
-            "subject": doc["name"],
-            "time": doc["time"],
-            "datacontenttype": "application/json",
-        }
+        attributes = _attributes(stored)
+        attributes["datacontenttype"] = "application/json"
         # The stored bytes are the data as they are: nothing re-encoded.
         return orjson.dumps(attributes)[:-1] + b',"data":' + stored + b"}"
 
@@ -54,6 +45,40 @@ class CloudEvents(Format):
     def content_type(self, batched: bool) -> str | None:
         # The CloudEvents MQTT binding: in MQTT 5, structured mode says so in the Content Type.
         return "application/cloudevents-batch+json" if batched else "application/cloudevents+json"
+
+
+class CloudEventsBinary(Format):
+    """Binary mode of the CloudEvents MQTT binding (MQTT 5, one event per message): the
+    payload is the data, the stored event as it is; each attribute is a User Property
+    named after it; ``datacontenttype`` is the message's Content Type."""
+
+    name: ClassVar[str] = "cloudevents_binary"
+    reshapes: ClassVar[bool] = False
+    describes: ClassVar[bool] = True
+
+    def join(self, events: Sequence[bytes]) -> bytes:
+        raise FormatError("binary mode carries one event per message")  # schema: never
+
+    def content_type(self, batched: bool) -> str | None:
+        return "application/json"
+
+    def message_properties(self, events: Sequence[bytes]) -> bytes:
+        return b"".join(user_property(k, v) for k, v in _attributes(events[0]).items())
+
+
+def _attributes(stored: bytes) -> dict[str, str]:
+    """The CloudEvent attributes of a stored event (all but ``datacontenttype``)."""
+    doc = _stored_event(stored)
+    gateway = doc.get("gateway")
+    path = "/".join(quote(str(part), safe="") for part in (gateway, doc["source"]) if part)
+    return {
+        "specversion": "1.0",
+        "id": str(doc["id"]),
+        "source": f"/tidegate/{path}",
+        "type": EVENT_TYPE,
+        "subject": str(doc["name"]),
+        "time": str(doc["time"]),
+    }
 
 
 def _stored_event(stored: bytes) -> dict[str, object]:
