@@ -174,6 +174,11 @@ class MqttSection(MqttConnection):
                 "format homeassistant sends one event per message (Home Assistant reads one "
                 "state per message): leave events_per_message at 1"
             )
+        if self.format == "homeassistant" and self.topic_prefix == self.discovery_prefix:
+            raise ValueError(
+                "topic_prefix and discovery_prefix are the same: the gateway's status topic "
+                "would be Home Assistant's own birth topic; give topic_prefix another value"
+            )
         if self.format == "cloudevents_binary" and (
             self.protocol != "5" or self.events_per_message != 1
         ):
@@ -182,6 +187,13 @@ class MqttSection(MqttConnection):
                 "(its attributes are the message's user properties): use cloudevents otherwise"
             )
         return self
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _no_wildcards(cls, value: str) -> str:
+        if "+" in value or "#" in value:
+            raise ValueError("discovery_prefix is a topic, not a filter: no + or #")
+        return value
 
     @field_validator("topic_prefix")
     @classmethod

@@ -1,17 +1,23 @@
-"""Which broker the uplink connects to: the first of ``mqtt.host`` and its
-``fallbacks``, the next one after ``failover_after`` failed attempts in a row, and
-back to the first once it answers again (``return_after``).
+"""Which broker the uplink connects to next, and when: the first of ``mqtt.host`` and
+its ``fallbacks``, the next one after ``failover_after`` failed attempts in a row, and
+back to the first once it accepts an MQTT connection again (``return_after``).
 
-A policy with no I/O: the publisher connects, and probes the first broker every
-``return_after`` while on another.
-Moving back is one try: if the first broker then refuses or is not there after
-all, the uplink goes straight back to the broker it came from, rather than
-failing ``failover_after`` times first.
+No I/O here: the publisher connects, and probes the first broker while on another.
+A move to the next broker is tried at once, until the list comes round to the first
+again; from there the reconnect backoff goes on growing, so brokers that are all
+down are not tried in a loop. Moving back is one try: if the first broker then
+fails, the uplink goes straight back to the broker it came from.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+
+from tidegate.backoff import Backoff
+
+# Logged as the publisher: what users see stays the same.
+log = logging.getLogger("tidegate.uplink.publisher")
 
 
 class BrokerList:
@@ -21,12 +27,14 @@ class BrokerList:
         *,
         failover_after: int,
         return_after: float,
+        backoff: Backoff,
     ) -> None:
         if not addresses:
             raise ValueError("an uplink needs a broker")
         self.addresses = list(addresses)
         self.failover_after = failover_after
         self.return_after = return_after
+        self.backoff = backoff
         self.index = 0
         self._failures = 0
         self._came_from: int | None = None
@@ -44,28 +52,45 @@ class BrokerList:
         host, port = self.addresses[self.index if index is None else index]
         return f"{host}:{port}"
 
-    def failed(self) -> str | None:
-        """A connection attempt failed; what to log if the uplink moves to another broker."""
+    def failed(self, error: str) -> float:
+        """A connection attempt failed with ``error``: how long to wait before the next
+        (to this broker or another); says so in the log."""
+        tried = self.name()
         if self._came_from is not None:
             self.index, self._came_from = self._came_from, None
-            return f"broker {self.name(0)} still unavailable: back to {self.name()}"
+            log.warning("broker %s still unavailable (%s): back to %s", tried, error, self.name())
+            return 0.0
         self._failures += 1
-        if self._failures < self.failover_after or len(self.addresses) < 2:
-            return None
-        before = self.name()
-        self.index = (self.index + 1) % len(self.addresses)
-        self._failures = 0
-        return (
-            f"broker {before} unavailable {self.failover_after} times in a row: "
-            f"failing over to {self.name()}"
-        )
+        if self._failures >= self.failover_after and len(self.addresses) > 1:
+            self.index = (self.index + 1) % len(self.addresses)
+            self._failures = 0
+            log.warning(
+                "broker %s unavailable %d times in a row (%s): failing over to %s",
+                tried,
+                self.failover_after,
+                error,
+                self.name(),
+            )
+            if self.index != 0:
+                return 0.0  # the next broker at once; round to the first, the backoff's wait
+        delay = self.backoff.next_delay()
+        attempt = self.backoff.failures
+        if attempt == 1 or attempt % 20 == 0:
+            log.warning(
+                "broker %s unavailable (%s); retrying in %.1f s (attempt %d)",
+                self.name(),
+                error,
+                delay,
+                attempt,
+            )
+        return delay
 
     def connected(self) -> None:
         self._failures = 0
         self._came_from = None
+        self.backoff.reset()
 
-    def go_back(self) -> str:
-        """The first broker answers again: the next attempt is to it (one try)."""
-        note = f"broker {self.name(0)} answers again: moving back to it from {self.name()}"
+    def go_back(self) -> None:
+        """The first broker accepts connections again: the next attempt is to it."""
+        log.info("broker %s is back: moving to it from %s", self.name(0), self.name())
         self._came_from, self.index, self._failures = self.index, 0, 0
-        return note

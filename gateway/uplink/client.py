@@ -51,3 +51,33 @@ async def open_connection(
     ack = await client.connect(host, port, tls, give_up_after=mqtt.connect_timeout)
     if ack.reason.is_failure:
         raise ConnectFailed(f"broker refused the connection: {ack.reason}")
+
+
+async def accepts(
+    mqtt: MqttSection,
+    address: tuple[str, int],
+    tls: ssl.SSLContext | None,
+    *,
+    client_id: str,
+    password: Secret | None,
+    will_topic: str,
+) -> bool:
+    """Whether the broker at ``address`` accepts an MQTT connection now: one is made
+    and closed cleanly (its Last Will is not published), with nothing sent on it. It
+    connects as ``<client_id>-probe``: the uplink's own connection, elsewhere, may be
+    to the same cluster under another name, which must not take its session over."""
+    probe = new_client(
+        mqtt,
+        client_id=f"{client_id}-probe"[:128],
+        will_topic=will_topic,
+        password=password,
+        on_publish=lambda mid, reason: None,
+        on_disconnect=lambda reason, from_broker, detail: None,
+    )
+    try:
+        await open_connection(probe, mqtt, tls, address)
+    except (ConnectFailed, OSError, TimeoutError):
+        probe.abort()
+        return False
+    probe.disconnect()
+    return True

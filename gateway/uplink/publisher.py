@@ -33,7 +33,7 @@ from tidegate.mqtt.wire import ConnectFailed, Reason, WireClient
 from tidegate.outbox import AsyncOutbox
 from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
-from tidegate.uplink.client import new_client, open_connection
+from tidegate.uplink.client import accepts, new_client, open_connection
 from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.refusals import RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
@@ -64,14 +64,15 @@ class Publisher:
         self.status = PublisherStatus()
         self._deliveries = Deliveries(outbox, self.status)
         self._backoff = Backoff(mqtt.reconnect)
+        """Waits after failed connection attempts, longer for each one in a row."""
         self._brokers = BrokerList(
             mqtt.broker_addresses(),
             failover_after=mqtt.failover_after,
             return_after=mqtt.return_after,
+            backoff=self._backoff,
         )
         self._going_back = False
         """The connection is being ended to move back to the first broker."""
-        """Waits after failed connection attempts, longer for each one in a row."""
         self._tls_context = tls_context(mqtt.tls)
         self._max_message = mqtt.max_message_bytes
         self._progress = False
@@ -163,29 +164,14 @@ class Publisher:
                 except ConnectFailed as exc:
                     if self._stopping:
                         break
-                    tried = self._brokers.name()
-                    moved = self._brokers.failed()
-                    if moved is not None:
-                        log.warning("%s", moved)
-                        self._backoff.reset()  # the next broker is tried at once
-                    delay = 0.0 if moved is not None else self._backoff.next_delay()
-                    attempt = self._backoff.failures
-                    if moved is None and (attempt == 1 or attempt % 20 == 0):
-                        log.warning(
-                            "broker %s unavailable (%s); retrying in %.1f s (attempt %d)",
-                            tried,
-                            exc,
-                            delay,
-                            attempt,
-                        )
                     self.status.last_error = str(exc)
+                    delay = self._brokers.failed(str(exc))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop_requested.wait(), delay)
                     continue
-                self._backoff.reset()
                 self._brokers.connected()
                 if self._stopping:  # stop() came while connecting: sign off at once
-                    await self._sign_off()
+                    await self._sign_off(self._stop_deadline)
                     break
                 self._progress = False
                 self._first_unacked = None
@@ -220,22 +206,23 @@ class Publisher:
             await self._deliveries.flush()
 
     async def _watch_first_broker(self) -> None:
-        """On a fallback: every ``return_after``, look whether the first broker accepts a
-        TCP connection; when it does, end this connection cleanly to move back."""
-        host, port = self._brokers.addresses[0]
+        """On a fallback: every ``return_after``, try an MQTT connection to the first
+        broker (made and closed cleanly, beside this one); once one succeeds, sign off
+        here (``offline``, retained: this broker keeps no stale ``online``) and move."""
         while True:
             await asyncio.sleep(self._brokers.return_after)
-            try:
-                async with asyncio.timeout(self.mqtt.connect_timeout):
-                    _, writer = await asyncio.open_connection(host, port)
-            except (OSError, TimeoutError):
-                continue
-            writer.close()
-            log.info("%s", self._brokers.go_back())
-            self._going_back = True
-            if self._client is not None:
-                self._client.disconnect()
-            return
+            if await accepts(
+                self.mqtt,
+                self._brokers.addresses[0],
+                self._tls_context,
+                client_id=self.client_id,
+                password=self._password,
+                will_topic=self.status_topic,
+            ):
+                break
+        self._brokers.go_back()
+        self._going_back = True
+        await self._sign_off(time.monotonic() + self.mqtt.connect_timeout)
 
     def _after_connection(self) -> tuple[float, str]:
         """How long to wait before reconnecting, and what to log; dead-letter what was refused.
@@ -365,14 +352,13 @@ class Publisher:
             # rules' flushed windows), if the broker is quick: else it waits in the
             # outbox for the next start.
             await asyncio.wait_for(self._caught_up.wait(), grace / 2)
-        await self._sign_off()
+        await self._sign_off(self._stop_deadline)
 
-    async def _sign_off(self) -> None:
-        """Mark offline (retained) and DISCONNECT, within what is left of stop()'s grace."""
+    async def _sign_off(self, deadline: float) -> None:
+        """Mark offline (retained) and DISCONNECT, by ``deadline`` (stop()'s grace)."""
         client = self._client
         if client is None:
             return
-        deadline = self._stop_deadline
         self._status_sent.clear()
         mid = client.publish(self.status_topic, b"offline", 1, True)
         if mid > 0:

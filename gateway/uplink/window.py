@@ -4,6 +4,7 @@ acknowledged, at most ``mqtt.max_inflight`` of them, refilled from the outbox.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from tidegate.config.schema import MqttSection
@@ -12,6 +13,8 @@ from tidegate.mqtt.wire.packets import content_type
 from tidegate.outbox import Row
 from tidegate.uplink.batches import Message, group_messages
 from tidegate.uplink.formats import Announcement, FormatContext, FormatError, format_named
+
+log = logging.getLogger("tidegate.uplink.publisher")
 
 MAX_TAKE = 20000
 """Outbox rows read at once, at most."""
@@ -122,7 +125,16 @@ class SendWindow:
         """Subscribe to what the format listens to, on a new connection."""
         topic = self.format.listens()
         if topic is not None:
-            client.listen(topic, lambda _topic, payload: self._heard(client, payload))
+            client.listen(
+                topic,
+                lambda _topic, payload: self._heard(client, payload),
+                lambda reason: log.warning(
+                    "the broker refused the subscription to %s (%s): %s will not hear it",
+                    topic,
+                    reason,
+                    self.format.name,
+                ),
+            )
 
     def _heard(self, client: WireClient, payload: bytes) -> None:
         if self.format.heard(payload):

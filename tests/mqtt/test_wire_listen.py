@@ -20,6 +20,7 @@ from tests.mqtt.support import (
 )
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.mqtt.wire import packets
+from tidegate.mqtt.wire.reasons import Reason
 
 SUBSCRIBE, PUBACK = 8, 4
 
@@ -88,10 +89,12 @@ def test_a_refused_subscription_is_recorded() -> None:
         async with FakeBroker(broker) as fake:
             client = new_client("5", Calls())
             await connected(client, fake.port)
-            client.listen("ha/status", lambda topic, payload: None)
+            refusals: list[Reason] = []
+            client.listen("ha/status", lambda topic, payload: None, refusals.append)
             await until(lambda: not client.subscribing, 5, "the SUBACK")
             assert client.listen_refused is not None
             assert client.listen_refused.value == 0x87
+            assert refusals == [client.listen_refused]
             client.abort()
 
     run(main())

@@ -16,6 +16,7 @@ from tests.support import (
     assert_same_ids_for_duplicates,
     wait_until,
 )
+from tidegate.backoff import Backoff, ReconnectSection
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.pipeline import Gateway
@@ -24,43 +25,56 @@ from tidegate.uplink.brokers import BrokerList
 A, B, C = ("a", 1883), ("b", 1883), ("c", 8883)
 
 
+def brokers(addresses: list[tuple[str, int]], failover_after: int) -> BrokerList:
+    backoff = Backoff(ReconnectSection(initial_delay=1, max_delay=60, jitter=False))
+    return BrokerList(addresses, failover_after=failover_after, return_after=60, backoff=backoff)
+
+
 def test_it_fails_over_after_repeated_failures_and_wraps_around() -> None:
-    brokers = BrokerList([A, B, C], failover_after=3, return_after=60)
-    assert [brokers.failed() for _ in range(2)] == [None, None]
-    assert brokers.current == A
-    assert brokers.failed() == "broker a:1883 unavailable 3 times in a row: failing over to b:1883"
-    assert brokers.current == B and brokers.on_fallback
-    brokers.failed()
-    brokers.connected()  # a success starts the count again
-    assert [brokers.failed() for _ in range(2)] == [None, None] and brokers.current == B
-    brokers.failed()
-    assert brokers.current == C
-    for _ in range(3):
-        brokers.failed()
-    assert brokers.current == A and not brokers.on_fallback  # from the last, the first
+    plan = brokers([A, B, C], failover_after=3)
+    assert [plan.failed("refused") for _ in range(2)] == [1.0, 2.0]  # the backoff's waits
+    assert plan.current == A
+    assert plan.failed("refused") == 0.0  # the third: the next broker, at once
+    assert plan.current == B and plan.on_fallback
+    plan.failed("refused")
+    plan.connected()  # a success starts the count (and the backoff) again
+    assert [plan.failed("refused") for _ in range(2)] == [1.0, 2.0] and plan.current == B
+    assert plan.failed("refused") == 0.0 and plan.current == C
+    delays = [plan.failed("refused") for _ in range(3)]
+    assert plan.current == A and not plan.on_fallback  # from the last, the first
+    assert delays == [4.0, 8.0, 16.0]  # round to the first: the backoff goes on growing
+
+
+def test_brokers_all_down_are_not_tried_in_a_loop() -> None:
+    plan = brokers([A, B], failover_after=1)
+    delays = [plan.failed("refused") for _ in range(8)]
+    # Straight to the second, then the first after a wait that grows: never two
+    # attempts in a row without one.
+    assert delays == [0.0, 1.0, 0.0, 2.0, 0.0, 4.0, 0.0, 8.0]
 
 
 def test_moving_back_is_one_try() -> None:
-    brokers = BrokerList([A, B], failover_after=2, return_after=60)
-    brokers.failed(), brokers.failed()
-    assert brokers.current == B
-    brokers.connected()
-    assert brokers.go_back() == "broker a:1883 answers again: moving back to it from b:1883"
-    assert brokers.current == A
+    plan = brokers([A, B], failover_after=2)
+    plan.failed("refused"), plan.failed("refused")
+    assert plan.current == B
+    plan.connected()
+    plan.go_back()
+    assert plan.current == A
     # The first broker fails at once: straight back, not after two more failures.
-    assert brokers.failed() == "broker a:1883 still unavailable: back to b:1883"
-    assert brokers.current == B
-    brokers.go_back()
-    brokers.connected()  # it worked: the first again, for good
-    assert brokers.current == A
-    assert [brokers.failed()] == [None]
+    assert plan.failed("refused") == 0.0
+    assert plan.current == B
+    plan.go_back()
+    plan.connected()  # it worked: the first again, for good
+    assert plan.current == A
+    assert plan.failed("refused") == 1.0 and plan.current == A
 
 
 def test_a_single_broker_never_moves() -> None:
-    brokers = BrokerList([A], failover_after=1, return_after=60)
-    assert [brokers.failed() for _ in range(5)] == [None] * 5
+    plan = brokers([A], failover_after=1)
+    assert [plan.failed("refused") for _ in range(3)] == [1.0, 2.0, 4.0]
+    assert plan.current == A
     with pytest.raises(ValueError, match="needs a broker"):
-        BrokerList([], failover_after=1, return_after=60)
+        brokers([], failover_after=1)
 
 
 def test_fallback_ports_default_by_tls() -> None:
@@ -151,3 +165,55 @@ drivers:
         first.kill()
     assert_contiguous(at_first.events() + at_second.events())
     assert_same_ids_for_duplicates(at_first.events() + at_second.events())
+    # It signed off on the second broker before leaving: no stale "online" kept there.
+    status = Subscriber(broker.host, broker.port, "tidegate/fo/status").start()
+    wait_until(lambda: bool(status.snapshot()), 5, "the second broker's retained status")
+    status.stop()
+    assert [(m.payload, m.retain) for m in status.snapshot()] == [(b"offline", True)]
+
+
+def test_a_first_broker_that_only_accepts_tcp_does_not_take_the_uplink_away(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """A port that accepts connections but speaks no MQTT (a load balancer before a
+    dead broker): the probe fails, and the uplink stays where it works."""
+    accepted: list[int] = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        gateway = Gateway(
+            load_config_text(f"""
+gateway: {{id: fo, data_dir: {tmp_path / "data"}}}
+mqtt:
+  host: 127.0.0.1
+  port: {port}
+  fallbacks: [{{host: 127.0.0.1, port: {broker.port}}}]
+  failover_after: 1
+  return_after: 0.1s
+drivers:
+  - name: s1
+    type: sim
+    signals: [{{name: n, kind: counter, rate: 50}}]
+""")
+        )
+        publisher = gateway.publisher
+        assert publisher is not None
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        try:
+            await until(lambda: publisher.status.connected, 10, "the fallback connection")
+            probes = len(accepted)
+            await until(lambda: len(accepted) >= probes + 3, 10, "three probes of the first")
+            assert publisher.status.connects == 1  # never left the fallback
+            assert publisher.status.broker == f"127.0.0.1:{broker.port}"
+        finally:
+            stop.set()
+            await task
+            server.close()
+
+    asyncio.run(main())

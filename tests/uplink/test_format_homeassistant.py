@@ -125,10 +125,18 @@ def test_each_signal_is_announced_once_and_again_on_every_connection() -> None:
     assert [x.topic for x in window.announcements] == ["homeassistant/sensor/barn/s_a/config"]
 
 
-def test_batches_are_refused_at_load() -> None:
-    with pytest.raises(ConfigError, match="format homeassistant sends one event per message"):
+@pytest.mark.parametrize(
+    ("mqtt", "problem"),
+    [
+        ("events_per_message: 10", "format homeassistant sends one event per message"),
+        ("discovery_prefix: 'ha/#'", "discovery_prefix is a topic, not a filter"),
+        ("topic_prefix: homeassistant", "would be Home Assistant's own birth topic"),
+    ],
+)
+def test_what_cannot_work_is_refused_at_load(mqtt: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
         load_config_text(
-            "mqtt: {host: h, format: homeassistant, events_per_message: 10}\n"
+            f"mqtt: {{host: h, format: homeassistant, {mqtt}}}\n"
             "drivers: [{name: a, type: sim, signals: [{name: t, kind: sine, rate: 1}]}]"
         )
 
@@ -193,7 +201,9 @@ drivers:
         return len(configs.snapshot()) >= 2
 
     try:
-        run_in_process(text, again)
+        gateway = run_in_process(text, again)
+        assert gateway.publisher is not None
+        assert gateway.publisher.status.connects == 1  # heard, not a reconnect's re-send
     finally:
         home_assistant.disconnect()
         home_assistant.loop_stop()

@@ -277,3 +277,14 @@ def test_cloudevents_binary_through_a_broker(tmp_path: Path, broker: LocalBroker
         assert event.get_time() == datetime.fromisoformat(stored_event["time"])
         assert event.get_type() == "io.tidegate.event" and event.get_specversion() == "1.0"
         assert event.get_datacontenttype() == "application/json"
+
+
+def test_cloudevents_binary_refuses_what_cannot_be_a_cloudevent_when_packing() -> None:
+    good = stored(SHAPES[0])
+    win = SendWindow(
+        MqttSection.model_validate({"host": "h", "format": "cloudevents_binary", "protocol": "5"})
+    )
+    messages, refused = win.pack(rows([good, b'{"source": "s"}', good]), room=5, max_bytes=1 << 20)
+    assert [m.ids for m in messages] == [[1], [3]]
+    assert [m.payloads for m in messages] == [[good], [good]]  # the data, as stored
+    assert refused == [([2], "cannot be written as cloudevents_binary: the event has no 'id' text")]

@@ -70,6 +70,7 @@ class WireClient(WireConnection):
         self._mid = 0
         self._topics: dict[str, bytes] = {}
         self._on_message: OnMessage | None = None
+        self._on_refused: Callable[[Reason], None] | None = None
         self._listening: int | None = None
         """The packet id of ``listen``'s SUBSCRIBE, until its SUBACK."""
         self.listen_refused: Reason | None = None
@@ -136,7 +137,12 @@ class WireClient(WireConnection):
             self._loop.call_soon(self._flush)
         return mid
 
-    def listen(self, topic_filter: str, on_message: OnMessage) -> None:
+    def listen(
+        self,
+        topic_filter: str,
+        on_message: OnMessage,
+        on_refused: Callable[[Reason], None] | None = None,
+    ) -> None:
         """Subscribe (QoS 0) to ``topic_filter`` on this connection, and hand each message
         to ``on_message(topic, payload)`` on the event loop: for the few notices a
         publisher heeds (Home Assistant's birth message), not for a stream of data."""
@@ -146,6 +152,7 @@ class WireClient(WireConnection):
         while mid in self._unacked:
             mid = self._mid = mid + 1 if mid < 0xFFFF else 1
         self._on_message = on_message
+        self._on_refused = on_refused
         self._listening = mid
         self._out.append(packets.subscribe(mid, [(topic_filter, 0)], v5=self.v5))
         self._flush()
@@ -215,7 +222,9 @@ class WireClient(WireConnection):
             raise ProtocolViolation("a PUBLISH shorter than its topic's length")
         at = 2 + int.from_bytes(body[:2], "big")
         topic = body[2:at]
-        if qos == 1 and len(body) >= at + 2:
+        if qos == 1:
+            if len(body) < at + 2:
+                raise ProtocolViolation("a QoS 1 PUBLISH without its packet id")
             self._out.append(packets.puback(int.from_bytes(body[at : at + 2], "big")))
             self._flush()
             at += 2
@@ -236,6 +245,8 @@ class WireClient(WireConnection):
         self._listening = None
         if reasons and reasons[0].is_failure:
             self.listen_refused = reasons[0]
+            if self._on_refused is not None:
+                self._on_refused(reasons[0])
 
     def _flush(self) -> None:
         self._flush_pending = False

@@ -53,8 +53,11 @@ class CloudEventsBinary(Format):
     named after it; ``datacontenttype`` is the message's Content Type."""
 
     name: ClassVar[str] = "cloudevents_binary"
-    reshapes: ClassVar[bool] = False
     describes: ClassVar[bool] = True
+
+    def event(self, stored: bytes) -> bytes:
+        _attributes(stored)  # checked when packed: what cannot be a CloudEvent is refused
+        return stored
 
     def join(self, events: Sequence[bytes]) -> bytes:
         raise FormatError("binary mode carries one event per message")  # schema: never
