@@ -21,21 +21,14 @@ import argparse
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 from tidegate.config.loader import load_config_text
+from tidegate.config.schema import FormatName
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.pipeline import Gateway
 
-FORMATS = (
-    "json",
-    "json_batch",
-    "cloudevents",
-    "cloudevents_binary",
-    "influx",
-    "homeassistant",
-    "thingsboard",
-)
+FORMATS: tuple[str, ...] = get_args(FormatName)
 ONE_PER_MESSAGE = frozenset({"homeassistant", "cloudevents_binary"})
 """Formats that only send one event per message."""
 MQTT_5_ONLY = frozenset({"cloudevents_binary"})

@@ -26,6 +26,7 @@ import orjson
 from tidegate.mqtt.wire.packets import user_property
 from tidegate.payload import join_payloads
 from tidegate.uplink.formats.base import Format, FormatError
+from tidegate.uplink.formats.stored import stored_event
 
 EVENT_TYPE = "io.tidegate.event"
 
@@ -71,7 +72,7 @@ class CloudEventsBinary(Format):
 
 def _attributes(stored: bytes) -> dict[str, str]:
     """The CloudEvent attributes of a stored event (all but ``datacontenttype``)."""
-    doc = _stored_event(stored)
+    doc = stored_event(stored, ("id", "source", "name", "time"))
     gateway = doc.get("gateway")
     path = "/".join(quote(str(part), safe="") for part in (gateway, doc["source"]) if part)
     return {
@@ -82,17 +83,3 @@ def _attributes(stored: bytes) -> dict[str, str]:
         "subject": str(doc["name"]),
         "time": str(doc["time"]),
     }
-
-
-def _stored_event(stored: bytes) -> dict[str, object]:
-    """The stored event's object, with the fields a CloudEvent needs as strings."""
-    try:
-        doc = orjson.loads(stored)
-    except orjson.JSONDecodeError as exc:
-        raise FormatError(f"not a JSON event: {exc}") from None
-    if not isinstance(doc, dict):
-        raise FormatError("not a JSON object")
-    for key in ("id", "source", "name", "time"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise FormatError(f"the event has no {key!r} text")
-    return doc

@@ -31,8 +31,9 @@ from typing import Any, ClassVar
 import orjson
 
 from tidegate import __version__
-from tidegate.uplink.formats.base import Announcement, FormatError
+from tidegate.uplink.formats.base import Announcement
 from tidegate.uplink.formats.json import Json
+from tidegate.uplink.formats.stored import stored_event
 
 DEVICE_CLASS_BY_UNIT = {
     "°C": "temperature",
@@ -74,14 +75,7 @@ class HomeAssistant(Json):
         """Per signal (topic, source, name), its configs."""
 
     def announce(self, stored: bytes, topic: str) -> list[Announcement]:
-        try:
-            doc = orjson.loads(stored)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError(f"not a JSON event: {exc}") from None
-        if not isinstance(doc, dict) or not all(
-            isinstance(doc.get(k), str) and doc[k] for k in ("source", "name")
-        ):
-            raise FormatError("the event has no source and name")
+        doc = stored_event(stored, ("source", "name"))
         key = (topic, doc["source"], doc["name"])
         if key in self._sent:
             return []

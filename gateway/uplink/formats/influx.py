@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import ClassVar
 
-import orjson
-
 from tidegate.uplink.formats.base import Format, FormatError
+from tidegate.uplink.formats.stored import since_epoch, stored_event
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Backslashes are not escaped outside string values: parsers (Telegraf's among them)
 # only unescape "\,", "\=" and "\ " there, and would read "\\" as two.
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
@@ -42,12 +40,7 @@ class InfluxLines(Format):
     name: ClassVar[str] = "influx"
 
     def event(self, stored: bytes) -> bytes:
-        try:
-            doc = orjson.loads(stored)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError(f"not a JSON event: {exc}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or not doc["name"]:
-            raise FormatError("the event has no name")
+        doc = stored_event(stored, ("name",))
         if doc["name"].startswith("#"):
             raise FormatError("a name starting with # reads as a comment in line protocol")
         given = doc.get("tags") or {}
@@ -114,16 +107,8 @@ def _field(value: object) -> str:
 
 
 def _nanoseconds(time: object) -> int:
-    """The event's RFC 3339 time in integer nanoseconds (exact: no float on the way)."""
-    if not isinstance(time, str):
-        raise FormatError("the event has no time")
-    try:
-        when = datetime.fromisoformat(time)
-    except ValueError:
-        raise FormatError(f"the event's time {time!r} is not RFC 3339") from None
-    if when.tzinfo is None:
-        raise FormatError(f"the event's time {time!r} has no offset")
-    return (when - _EPOCH) // _MICROSECOND * 1000
+    """The event's time in integer nanoseconds (exact: no float on the way)."""
+    return since_epoch(time) // _MICROSECOND * 1000
 
 
-_MICROSECOND = datetime.resolution
+_MICROSECOND = timedelta(microseconds=1)

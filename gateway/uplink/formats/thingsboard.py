@@ -17,13 +17,15 @@ and ``v1/gateway/attributes`` gives its units (``{"farm-7/greenhouse":
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import orjson
 
 from tidegate.uplink.formats.base import Announcement, Format, FormatError
+from tidegate.uplink.formats.stored import since_epoch, stored_event
 
+_TEXTS = ("source", "name", "time")
 TELEMETRY = "v1/gateway/telemetry"
 CONNECT = "v1/gateway/connect"
 ATTRIBUTES = "v1/gateway/attributes"
@@ -43,7 +45,7 @@ class ThingsBoard(Format):
         return TELEMETRY
 
     def event(self, stored: bytes) -> bytes:
-        doc = _stored_event(stored)
+        doc = stored_event(stored, _TEXTS)
         value = doc.get("value")
         values = (
             {f"{doc['name']}.{k}": v for k, v in value.items() if v is not None}
@@ -64,7 +66,7 @@ class ThingsBoard(Format):
         return orjson.dumps(merged)
 
     def announce(self, stored: bytes, topic: str) -> list[Announcement]:
-        doc = _stored_event(stored)
+        doc = stored_event(stored, _TEXTS)
         device = _device(doc)
         out: list[Announcement] = []
         if device not in self._devices:
@@ -87,35 +89,14 @@ class ThingsBoard(Format):
         return [a for announcements in self._devices.values() for a in announcements]
 
 
-def _stored_event(stored: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(stored)
-    except orjson.JSONDecodeError as exc:
-        raise FormatError(f"not a JSON event: {exc}") from None
-    if not isinstance(doc, dict):
-        raise FormatError("not a JSON object")
-    for key in ("source", "name", "time"):
-        if not isinstance(doc.get(key), str) or not doc[key]:
-            raise FormatError(f"the event has no {key!r} text")
-    return doc
-
-
 def _device(doc: dict[str, Any]) -> str:
     gateway = doc.get("gateway")
     return f"{gateway}/{doc['source']}" if gateway else str(doc["source"])
 
 
 def _milliseconds(time: str) -> int:
-    """The event's RFC 3339 time in milliseconds since the epoch."""
-    try:
-        when = datetime.fromisoformat(time)
-    except ValueError:
-        raise FormatError(f"the event's time {time!r} is not RFC 3339") from None
-    if when.tzinfo is None:
-        raise FormatError(f"the event's time {time!r} has no offset")
-    # Integer milliseconds, truncated: no float on the way.
-    return (when - _EPOCH) // _MILLISECOND
+    """The event's time in whole milliseconds since the epoch (truncated)."""
+    return since_epoch(time) // _MILLISECOND
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
