@@ -15,3 +15,5 @@ class Outgoing(NamedTuple):
     retain: bool
     priority: int = NORMAL
     """0 high, 1 normal, 2 low: higher classes are published first and dropped last."""
+    uplinks: tuple[str, ...] = ()
+    """The uplinks it goes to (``publish: {uplink: ...}``); empty: every one."""

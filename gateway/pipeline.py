@@ -78,6 +78,7 @@ class Gateway:
         gateway_id = config.gateway.id
         buffer = config.buffer
         self.clock = clock or ClockWatcher(step_threshold=buffer.clock_step)
+        uplinks = config.all_uplinks()
         self.outbox = AsyncOutbox.create(
             config.outbox_path,
             gateway_id,
@@ -89,31 +90,41 @@ class Gateway:
                 dead_letter_max_bytes=buffer.dead_letter_max_bytes,
             ),
             self.clock,
+            uplinks=[u.name for u in uplinks],
         )
         prefix = config.topic_prefix
-        mqtt = config.mqtt
+        primary = config.primary_uplink
         self.rules = RuleStage(
             config.rules,
             RouteDefaults(
                 gateway=gateway_id,
                 prefix=prefix,
-                topic=mqtt.topic if mqtt else "{prefix}/{source}/{name}",
-                qos=mqtt.qos if mqtt else 1,
+                topic=primary.topic if primary else "{prefix}/{source}/{name}",
+                # Each uplink sends at most its own QoS: the route's is the highest.
+                qos=max((u.qos for u in uplinks), default=1),
+                uplinks=tuple(u.name for u in uplinks),
             ),
         )
-        self.publisher: Publisher | None = None
-        if mqtt is not None:
+        self.publishers: list[Publisher] = []
+        if uplinks:
             # Imported here: the MQTT client (and ssl with it) only for a gateway with a broker.
             from tidegate.uplink.publisher import Publisher  # noqa: PLC0415
 
-            self.publisher = Publisher(
-                mqtt,
-                self.outbox,
-                client_id=config.client_id,
-                status_topic=f"{prefix}/status",
-                password=password if password is not None else read_password(mqtt),
-                ack_interval=config.buffer.commit_interval,
-            )
+            self.publishers = [
+                Publisher(
+                    uplink,
+                    self.outbox.for_uplink(uplink.name),
+                    client_id=config.uplink_client_id(uplink),
+                    status_topic=f"{config.uplink_prefix(uplink)}/status",
+                    password=password
+                    if password is not None and index == 0
+                    else read_password(uplink),
+                    ack_interval=config.buffer.commit_interval,
+                    name=uplink.name,
+                    stored_prefix=prefix,
+                )
+                for index, uplink in enumerate(uplinks)
+            ]
         self.tap = EventTap()
         """Routed events for `tidegate tail`; costs one check while nobody listens."""
         self.acceptor = Acceptor(
@@ -123,7 +134,7 @@ class Gateway:
             gateway_id=gateway_id,
             clock=self.clock,
             tap=self.tap,
-            committed=self.publisher.wake if self.publisher is not None else lambda: None,
+            committed=self._wake_publishers,
         )
         kinds = driver_types()
         self.drivers: list[Driver] = [
@@ -131,6 +142,15 @@ class Gateway:
             for c in config.drivers
         ]
         self.ready = asyncio.Event()
+
+    @property
+    def publisher(self) -> Publisher | None:
+        """The first uplink's publisher (metrics go through it); None without a broker."""
+        return self.publishers[0] if self.publishers else None
+
+    def _wake_publishers(self) -> None:
+        for publisher in self.publishers:
+            publisher.wake()
 
     @property
     def stats(self) -> PipelineStats:
@@ -184,6 +204,9 @@ class Gateway:
         else:
             broker = self.publisher.status.state
             delivered = self.publisher.status.events_delivered
+            if len(self.publishers) > 1:
+                # Delivered stays the first uplink's: a sum would count an event per uplink.
+                broker = ", ".join(f"{p.name} {p.status.state}" for p in self.publishers)
         return Snapshot(
             events_in=self.stats.events_in,
             accepted=ostats.accepted,
@@ -202,9 +225,9 @@ class Gateway:
     async def _run(self, stop: asyncio.Event) -> None:
         await self.outbox.open()
         accept = asyncio.create_task(self.acceptor.run(), name="accept")
-        publisher = (
-            asyncio.create_task(self.publisher.run(), name="publisher") if self.publisher else None
-        )
+        publishers = [
+            asyncio.create_task(p.run(), name=f"publisher:{p.name}") for p in self.publishers
+        ]
         drivers = [
             asyncio.create_task(supervise(d, self.acceptor.emit), name=f"driver:{d.name}")
             for d in self.drivers
@@ -220,20 +243,20 @@ class Gateway:
         stopper = asyncio.create_task(stop.wait())
         try:
             # A crash of the accept loop or the publisher is a bug: surface it.
-            watched = {stopper, accept} | ({publisher} if publisher else set())
+            watched = {stopper, accept, *publishers}
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stopper and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             stopper.cancel()
-            await self._shutdown(drivers, accept, publisher)
+            await self._shutdown(drivers, accept, publishers)
 
     async def _shutdown(
         self,
         drivers: list[asyncio.Task[None]],
         accept: asyncio.Task[None],
-        publisher: asyncio.Task[None] | None,
+        publishers: list[asyncio.Task[None]],
     ) -> None:
         deadline = time.monotonic() + SHUTDOWN_BUDGET
         for task in drivers:
@@ -248,11 +271,12 @@ class Gateway:
                 await self.acceptor.drain()
         except TimeoutError:
             log.error("shutdown: the final commit did not finish in time")
-        if self.publisher is not None and publisher is not None:
-            await self.publisher.stop(grace=max(0.2, min(2.0, deadline - time.monotonic())))
+        if publishers:
+            grace = max(0.2, min(2.0, deadline - time.monotonic()))
+            await asyncio.gather(*(p.stop(grace=grace) for p in self.publishers))
             try:
                 async with asyncio.timeout(max(0.2, deadline - time.monotonic())):
-                    await asyncio.gather(publisher, return_exceptions=True)
+                    await asyncio.gather(*publishers, return_exceptions=True)
             except TimeoutError:
                 log.error("shutdown: the publisher did not stop in time")
         await self.outbox.close()

@@ -42,6 +42,8 @@ class RouteDefaults:
     prefix: str
     topic: str
     qos: int
+    uplinks: tuple[str, ...] = ()
+    """Every uplink's name (a route to all of them needs no restriction)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +55,25 @@ class Route:
     qos: int
     retain: bool
     priority: Priority
+    uplinks: tuple[str, ...] = ()
+    """The uplinks its events go to; empty: every one."""
 
     def outgoing(self, event: Event) -> Outgoing:
         return Outgoing(
-            event, self.topic(event), self.qos, self.retain, priority_class(self.priority)
+            event,
+            self.topic(event),
+            self.qos,
+            self.retain,
+            priority_class(self.priority),
+            self.uplinks,
         )
+
+
+def _restriction(named: list[str] | None, every: tuple[str, ...]) -> tuple[str, ...]:
+    """The uplinks a route is restricted to: none where it names them all."""
+    if not named or set(every) <= set(named):
+        return ()
+    return tuple(sorted(set(named)))
 
 
 def default_route(defaults: RouteDefaults) -> Route:
@@ -159,6 +175,7 @@ class CompiledRule:
                 defaults.qos if publish.qos is None else publish.qos,
                 publish.retain,
                 publish.priority,
+                _restriction(publish.uplink, defaults.uplinks),
             )
         self.drops = config.drop
         self.continues = publish is not None and publish.continue_

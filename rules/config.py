@@ -185,6 +185,11 @@ class PublishSpec(Section):
     )
     qos: Literal[0, 1] | None = Field(None, description="MQTT QoS; default: mqtt.qos.")
     retain: bool = Field(False, description="Publish with the MQTT retain flag.")
+    uplink: Annotated[list[Name] | None, BeforeValidator(_one_or_list)] = Field(
+        None,
+        description="The uplink (or list of uplinks) these events go to, by name "
+        "(`uplinks:`); default: every uplink.",
+    )
     priority: Priority = Field(
         "normal",
         description="Outbox priority class: high, normal or low (high is sent first when "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -19,7 +19,7 @@ from tidegate.config.paths import (
     require_config_file,
     resolve_config_path,
 )
-from tidegate.config.schema import GatewayConfig
+from tidegate.config.schema import GatewayConfig, MqttSection
 from tidegate.config.yaml_source import SourceMap, load_yaml_file, load_yaml_text
 from tidegate.driver_kinds import driver_types
 from tidegate.errors import ConfigError
@@ -121,6 +121,29 @@ def _check_unique(data: Any, smap: SourceMap, section: str, what: str) -> list[s
     return problems
 
 
+def _check_uplink_routes(config: GatewayConfig, data: dict[str, Any], smap: SourceMap) -> list[str]:
+    """Every uplink a rule's ``publish: {uplink: ...}`` names is one the file has."""
+    names = [u.name for u in config.all_uplinks()]
+    in_file = len(data.get("rules") or [])
+    problems = []
+    for index, rule in enumerate(config.rules):
+        publish = rule.publish
+        unknown = [n for n in (publish.uplink or []) if n not in names] if publish else []
+        if not unknown:
+            continue
+        where = (
+            f"{smap.locate(('rules', index, 'publish', 'uplink'))}: rules[{index}]"
+            if index < in_file
+            else f"rule {rule.name!r} (rules_dir)"
+        )
+        have = f"the uplinks are {', '.join(names)}" if names else "the file has no uplinks"
+        problems.append(f"{where}.publish.uplink: no uplink named {unknown[0]!r} ({have})")
+    return problems
+
+
+M = TypeVar("M", bound=MqttSection)
+
+
 def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     """Make relative paths relative to the config file, not the working directory."""
 
@@ -130,8 +153,7 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     gateway = config.gateway.model_copy(update={"data_dir": absolute(config.gateway.data_dir)})
     buffer = config.buffer.model_copy(update={"path": absolute(config.buffer.path)})
     control = config.control.model_copy(update={"socket": absolute(config.control.socket)})
-    mqtt = config.mqtt
-    if mqtt is not None:
+    def uplink(mqtt: M) -> M:
         tls = mqtt.tls
         if tls is not None:
             tls = tls.model_copy(
@@ -141,9 +163,16 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
                     "key_file": absolute(tls.key_file),
                 }
             )
-        mqtt = mqtt.model_copy(update={"tls": tls, "password_file": absolute(mqtt.password_file)})
+        return mqtt.model_copy(update={"tls": tls, "password_file": absolute(mqtt.password_file)})
+
     return config.model_copy(
-        update={"gateway": gateway, "buffer": buffer, "control": control, "mqtt": mqtt}
+        update={
+            "gateway": gateway,
+            "buffer": buffer,
+            "control": control,
+            "mqtt": None if config.mqtt is None else uplink(config.mqtt),
+            "uplinks": [uplink(u) for u in config.uplinks],
+        }
     )
 
 
@@ -154,8 +183,10 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
         raise ConfigError([f"{smap.locate(())}: the top level must be a mapping of sections"])
     has_rules = "rules" in data or "rules_dir" in data
     model = config_model(used_driver_kinds(data), has_rules)
-    problems = _check_unique(data, smap, "drivers", "driver") + _check_unique(
-        data, smap, "rules", "rule"
+    problems = (
+        _check_unique(data, smap, "drivers", "driver")
+        + _check_unique(data, smap, "rules", "rule")
+        + _check_unique(data, smap, "uplinks", "uplink")
     )
     try:
         config = model.model_validate(data)
@@ -176,6 +207,9 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
         config = config.model_copy(
             update={"rules": load_rules(config.rules, smap, base, config.rules_dir)}
         )
+        unrouted = _check_uplink_routes(config, data, smap)
+        if unrouted:
+            raise ConfigError(unrouted)
     return _resolve_paths(config, base)
 
 

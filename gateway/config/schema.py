@@ -37,6 +37,7 @@ __all__ = [  # TlsSection too: it lived here before the shared connection sectio
     "GatewaySection",
     "MqttSection",
     "TlsSection",
+    "UplinkSection",
 ]
 
 
@@ -203,6 +204,19 @@ class MqttSection(MqttConnection):
         return value
 
 
+class UplinkSection(MqttSection):
+    """One of several uplinks (`uplinks:`): a broker, and how events go to it, by name."""
+
+    name: Name = Field(
+        description="The uplink's name: what `publish: {uplink: ...}` routes to, and what "
+        "status, metrics and `tidegate buffer stats` show."
+    )
+
+
+SHORTHAND_UPLINK = "default"
+"""The name of the one uplink an `mqtt:` section declares."""
+
+
 class BufferSection(Section):
     path: Path | None = Field(
         None, description="The outbox database; default `<data_dir>/outbox.db`."
@@ -262,6 +276,15 @@ class GatewayConfig(Section):
     mqtt: MqttSection | None = Field(
         None, description="The broker to publish to; without it events are only buffered."
     )
+    uplinks: list[UplinkSection] = Field(
+        default_factory=list,
+        description="Several uplinks at once, each with a `name` and everything `mqtt:` takes "
+        "(`mqtt:` is the shorthand for one, named `default`). Every event is stored once; each "
+        "uplink has its own delivery position, and an event leaves the outbox when every uplink "
+        "it is routed to (all, unless its rule's `publish: {uplink: ...}` names some) has it "
+        "acknowledged. The first uplink's `topic` is the default route and its `topic_prefix` "
+        "the one in stored topics; each uplink sends them under its own prefix.",
+    )
     buffer: BufferSection = Field(
         default_factory=BufferSection, description="The outbox: commits, durability and bounds."
     )
@@ -288,17 +311,64 @@ class GatewayConfig(Section):
         description="Log level, and the rate limit of repeated lines.",
     )
 
+    @model_validator(mode="after")
+    def _uplinks_apart(self) -> GatewayConfig:
+        if self.mqtt is not None and self.uplinks:
+            raise ValueError(
+                "give `mqtt:` (one uplink) or `uplinks:` (several, each with a name), not both"
+            )
+        # Two uplinks of one name: the loader says where (``_check_unique``).
+        by_broker: dict[tuple[str, int, str], str] = {}
+        for uplink in self.uplinks:
+            key = (uplink.host, uplink.effective_port, self.uplink_client_id(uplink))
+            if key in by_broker:
+                raise ValueError(
+                    f"uplinks {by_broker[key]!r} and {uplink.name!r} would connect to "
+                    f"{key[0]}:{key[1]} with the same client id {key[2]!r} (the broker keeps "
+                    "one of them): give one a `client_id`"
+                )
+            by_broker[key] = uplink.name
+        return self
+
+    def all_uplinks(self) -> list[UplinkSection]:
+        """The uplinks, in order: ``uplinks``, or the one ``mqtt`` declares (``default``)."""
+        if self.uplinks:
+            return self.uplinks
+        if self.mqtt is None:
+            return []
+        fields = {key: getattr(self.mqtt, key) for key in type(self.mqtt).model_fields}
+        return [UplinkSection.model_construct(name=SHORTHAND_UPLINK, **fields)]
+
+    @property
+    def primary_uplink(self) -> MqttSection | None:
+        """The first uplink: its default route and prefix are the stored events'."""
+        return self.mqtt or (self.uplinks[0] if self.uplinks else None)
+
+    def uplink_prefix(self, uplink: MqttSection) -> str:
+        """``uplink``'s topic prefix with the gateway's id in it."""
+        return uplink.topic_prefix.replace("{gateway}", self.gateway.id)
+
+    def uplink_client_id(self, uplink: UplinkSection) -> str:
+        """Its ``client_id``; else the gateway's default for the first uplink, and that
+        with the uplink's name for the others."""
+        if uplink.client_id:
+            return uplink.client_id
+        first = not self.uplinks or uplink is self.uplinks[0]
+        return self.client_id if first else f"{self.client_id}-{uplink.name}"
+
     @property
     def outbox_path(self) -> Path:
         return self.buffer.path or self.gateway.data_dir / "outbox.db"
 
     @property
     def topic_prefix(self) -> str:
-        template = self.mqtt.topic_prefix if self.mqtt else "tidegate/{gateway}"
+        primary = self.primary_uplink
+        template = primary.topic_prefix if primary else "tidegate/{gateway}"
         return template.replace("{gateway}", self.gateway.id)
 
     @property
     def client_id(self) -> str:
-        if self.mqtt and self.mqtt.client_id:
-            return self.mqtt.client_id
+        primary = self.primary_uplink
+        if primary and primary.client_id:
+            return primary.client_id
         return f"tidegate-{self.gateway.id}"

@@ -302,7 +302,24 @@ def prometheus_text(doc: Document) -> str:
             "PUBACKs saying quota exceeded: the message stays in the outbox and is sent again.",
             broker["quota_exceeded"],
         )
+    uplinks = doc.get("uplinks") or []
+    if len(uplinks) > 1:
+        _uplink_families(out, uplinks)
     return "\n".join(out.lines) + "\n"
+
+
+UPLINK_FAMILIES = (
+    ("connected", "uplink_connected", "gauge", "1 while the uplink is connected."),
+    ("delivered", "uplink_delivered_total", "counter", "Events the uplink's broker acknowledged."),
+    ("rejected", "uplink_rejected_total", "counter", "Events the uplink could not send."),
+    ("waiting", "uplink_waiting_events", "gauge", "Events stored after the uplink's position."),
+)
+"""Several uplinks: the broker figures per uplink (``broker_*`` are the first's)."""
+
+
+def _uplink_families(out: _Exposition, uplinks: list[Document]) -> None:
+    for key, name, kind, text in UPLINK_FAMILIES:
+        out.family(name, kind, text, iter(({"uplink": u["name"]}, u[key]) for u in uplinks))
 
 
 class PrometheusEndpoint:

@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING
 
 from tidegate import __version__
 from tidegate.ops.status_text import Document, render_status
+from tidegate.outbox import UplinkOutbox
 from tidegate.priority import PRIORITIES
 from tidegate.timefmt import rfc3339
 
 if TYPE_CHECKING:  # the supervisor imports the monitor's users, not the other way round
     from tidegate.pipeline import Gateway
+    from tidegate.uplink.publisher import Publisher
 
 __all__ = ["Counters", "Document", "GatewayMonitor", "RateWindow", "render_status"]
 
@@ -155,29 +157,36 @@ class GatewayMonitor:
         # Not while the outbox waits for disk space: even a reader may need to write.
         if self.gateway.outbox.stats.depth > 0 and self.gateway.outbox.waiting is None:
             oldest = await asyncio.to_thread(oldest_accepted, self.gateway.config.outbox_path)
-        return self.document(oldest)
+        return self.document(oldest, await self._waiting())
 
-    def document(self, oldest_accepted_at: float | None = None) -> Document:
+    async def _waiting(self) -> dict[str, int] | None:
+        """Per uplink, the events after its position (several uplinks; else the depth)."""
+        outbox = self.gateway.outbox
+        if outbox.waiting is not None:
+            return None
+        out: dict[str, int] = {}
+        for publisher in self.gateway.publishers:
+            view = publisher.outbox
+            if isinstance(view, UplinkOutbox):
+                out[publisher.name] = await view.waiting()
+            else:
+                out[publisher.name] = outbox.stats.depth
+        return out
+
+    def document(
+        self, oldest_accepted_at: float | None = None, waiting: dict[str, int] | None = None
+    ) -> Document:
         gateway = self.gateway
         now = self.clock()
         wall = time.time()
         ostats = gateway.outbox.stats
-        publisher = gateway.publisher
-        mqtt = gateway.config.mqtt
-        broker: Document = {"configured": publisher is not None}
-        if publisher is not None and mqtt is not None:
-            pstatus = publisher.status
-            broker.update(
-                address=pstatus.broker or f"{mqtt.host}:{mqtt.effective_port}",
-                connected=pstatus.connected,
-                since_s=_age(pstatus.since, now),
-                last_error=pstatus.last_error,
-                inflight=pstatus.inflight,
-                connects=pstatus.connects,
-                delivered=pstatus.events_delivered,
-                rejected=pstatus.events_rejected,
-                quota_exceeded=pstatus.quota_exceeded,
-            )
+        uplinks = [
+            _uplink(p, now, None if waiting is None else waiting.get(p.name))
+            for p in gateway.publishers
+        ]
+        broker: Document = {"configured": bool(uplinks)}
+        if uplinks:
+            broker.update({k: v for k, v in uplinks[0].items() if k not in ("name", "waiting")})
         return {
             "version": __version__,
             "gateway": gateway.config.gateway.id,
@@ -252,6 +261,26 @@ class GatewayMonitor:
                 "dead_letters": ostats.dead_letters,
             },
             "broker": broker,
+            "uplinks": uplinks,
             "rates": self.window.rates(now, self.counters()),
             "tail_clients": self.tail_listeners(),
         }
+
+
+def _uplink(publisher: Publisher, now: float, waiting: int | None) -> Document:
+    """One uplink in the status document."""
+    pstatus = publisher.status
+    mqtt = publisher.mqtt
+    return {
+        "name": publisher.name,
+        "address": pstatus.broker or f"{mqtt.host}:{mqtt.effective_port}",
+        "connected": pstatus.connected,
+        "since_s": _age(pstatus.since, now),
+        "last_error": pstatus.last_error,
+        "inflight": pstatus.inflight,
+        "connects": pstatus.connects,
+        "delivered": pstatus.events_delivered,
+        "rejected": pstatus.events_rejected,
+        "quota_exceeded": pstatus.quota_exceeded,
+        "waiting": waiting,
+    }

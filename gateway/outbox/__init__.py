@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tidegate.outbox.dead import DeadInput
     from tidegate.outbox.delivery import Row
     from tidegate.outbox.disk import OutboxNoSpace
-    from tidegate.outbox.facade import AsyncOutbox
+    from tidegate.outbox.facade import AsyncOutbox, UplinkOutbox
     from tidegate.outbox.limits import Durability, OutboxFull, OutboxLimits, WhenFull
     from tidegate.outbox.stats import OutboxStats
 
@@ -35,6 +35,7 @@ _HOMES = {
     "OutboxNoSpace": "disk",
     "OutboxStats": "stats",
     "Row": "delivery",
+    "UplinkOutbox": "facade",
     "WhenFull": "limits",
 }
 """Each public name and the module that defines it."""
@@ -48,6 +49,7 @@ __all__ = [
     "OutboxNoSpace",
     "OutboxStats",
     "Row",
+    "UplinkOutbox",
     "WhenFull",
 ]
 

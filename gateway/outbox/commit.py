@@ -24,6 +24,7 @@ from tidegate.outbox import segment_store
 from tidegate.outbox.bound import Fitted, make_room, refresh_bound
 from tidegate.outbox.delivery import Row, delete_undeleted
 from tidegate.outbox.limits import OutboxFull
+from tidegate.outbox.routing import stored_topic
 from tidegate.outbox.schema import (
     ACCEPTED_TOTAL,
     MEMORY_APPLIED,
@@ -61,12 +62,14 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
         known_sources, known_routes = box._source_ids, box._route_ids
         payloads = []
         incoming = 0
-        for event, topic, qos, retain, _ in items:
+        for event, topic, qos, retain, _, uplinks in items:
             source = event.source
             seq = seqs.get(source, 0) + 1
             seqs[source] = seq
             if source not in known_sources:
                 added_sources.add(source)
+            if uplinks:
+                topic = stored_topic(topic, uplinks)  # noqa: PLW2901
             if (topic, qos, retain) not in known_routes:
                 added_routes.add((topic, qos, retain))
             payload = encode_event(event, seq, gateway, synced=synced)
@@ -172,10 +175,13 @@ def _insert(
         routes = []
         for i in members:
             outgoing = items[i]
-            route = (outgoing.topic, outgoing.qos, outgoing.retain)
-            routes.append(route_ids[route])
+            topic = outgoing.topic
+            if outgoing.uplinks:
+                topic = stored_topic(topic, outgoing.uplinks)
+            routes.append(route_ids[(topic, outgoing.qos, outgoing.retain)])
             if kept:
-                fresh.append(Row(row_id + len(routes) - 1, *route, payloads[i], priority))
+                sent = box._routes[routes[-1]]  # the topic as sent: without its uplinks
+                fresh.append(Row(row_id + len(routes) - 1, *sent, payloads[i], priority))
         segment_store.insert(
             db,
             priority,

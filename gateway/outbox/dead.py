@@ -30,10 +30,17 @@ class DeadInput(NamedTuple):
 
 
 def reject(
-    box: Outbox, ids: Sequence[int], reason: str, stage: str = "publish", count_as: str = ""
+    box: Outbox,
+    ids: Sequence[int],
+    reason: str,
+    stage: str = "publish",
+    count_as: str = "",
+    *,
+    keep: bool = False,
 ) -> int:
     """Move rows to the dead-letter table with ``reason`` (and count them in the
-    counter ``count_as``, if given)."""
+    counter ``count_as``, if given); with ``keep``, copy them there (one of several
+    uplinks cannot send them; the others still may)."""
     if not ids:
         return 0
     db = box.db
@@ -46,10 +53,14 @@ def reject(
             for priority, table in enumerate(CLASS_TABLES):
                 # As bytes whatever type a damaged record says (a TEXT payload may not
                 # even be UTF-8); the CRC as stored, so a replay cannot launder damage.
+                columns = (
+                    "source_id, route_id, CAST(payload AS BLOB), LENGTH(payload), "
+                    "IIF(typeof(crc) = 'text', CAST(crc AS BLOB), crc)"
+                )
                 row = db.execute(
-                    f"DELETE FROM {table} WHERE id = ? RETURNING source_id, route_id, "  # noqa: S608
-                    "CAST(payload AS BLOB), LENGTH(payload), "
-                    "IIF(typeof(crc) = 'text', CAST(crc AS BLOB), crc)",
+                    f"SELECT {columns} FROM {table} WHERE id = ?"  # noqa: S608 - constants
+                    if keep
+                    else f"DELETE FROM {table} WHERE id = ? RETURNING {columns}",  # noqa: S608
                     (row_id,),
                 ).fetchone()
                 if row is None:
@@ -73,7 +84,8 @@ def reject(
                         crc,
                     ),
                 )
-                box.stats.depth_by_priority[priority] -= 1
+                if not keep:
+                    box.stats.depth_by_priority[priority] -= 1
                 moved += 1
                 size += len(payload or b"")  # NULL: a damaged header may say so
                 counted_size += counted or 0
@@ -85,8 +97,9 @@ def reject(
     except sqlite3.Error as exc:
         box._rollback()
         raise BufferError_(f"cannot move events to the dead-letter table: {exc}") from None
-    box.stats.depth -= moved
-    box.stats.bytes -= counted_size + moved * ROW_OVERHEAD  # as recount counts it
+    if not keep:
+        box.stats.depth -= moved
+        box.stats.bytes -= counted_size + moved * ROW_OVERHEAD  # as recount counts it
     box.stats.dead_letters += moved
     box.stats.dead_letter_bytes += size
     box._sync_ledger()

@@ -70,9 +70,17 @@ class AsyncOutbox:
         durability: Durability = "batch",
         limits: OutboxLimits | None = None,
         clock: ClockWatcher | None = None,
+        *,
+        uplinks: Sequence[str] = (),
     ) -> AsyncOutbox:
-        """The facade of a new (not yet open) outbox at ``path``."""
-        return cls(Outbox(path, gateway, durability, limits, clock))
+        """The facade of a new (not yet open) outbox at ``path``, read by ``uplinks``
+        (more than one: each from its own position, ``tidegate.outbox.shares``)."""
+        return cls(Outbox(path, gateway, durability, limits, clock, uplinks=uplinks))
+
+    def for_uplink(self, name: str) -> AsyncOutbox | UplinkOutbox:
+        """What uplink ``name``'s publisher reads and acknowledges: the outbox itself,
+        or with several uplinks, its view from that uplink's position."""
+        return self if self.outbox.shares is None else UplinkOutbox(self, name)
 
     @property
     def stats(self) -> OutboxStats:
@@ -189,3 +197,32 @@ class AsyncOutbox:
             await self.call(self.outbox.close)
         finally:
             self._executor.shutdown(wait=True)
+
+
+class UplinkOutbox:
+    """One of several uplinks' view of the outbox: what the publisher calls."""
+
+    def __init__(self, outbox: AsyncOutbox, uplink: str) -> None:
+        shares = outbox.outbox.shares
+        assert shares is not None
+        self.outbox = outbox
+        self.uplink = uplink
+        self._shares = shares
+
+    async def until_open(self, stop: asyncio.Event) -> bool:
+        return await self.outbox.until_open(stop)
+
+    async def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
+        self.outbox.check_open()
+        return await self.outbox.call(self._shares.take, self.uplink, limit, cursors)
+
+    async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
+        """The broker has ``ids``; returns how many left the outbox (done everywhere)."""
+        return await self.outbox.call(self._shares.ack, self.uplink, ids)
+
+    async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
+        return await self.outbox.call(self._shares.reject, self.uplink, ids, reason, stage)
+
+    async def waiting(self) -> int:
+        """Events stored after this uplink's position (``UplinkShares.waiting``)."""
+        return await self.outbox.call(self._shares.waiting, self.uplink)

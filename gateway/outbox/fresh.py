@@ -155,3 +155,18 @@ class FreshRows:
 def _row_id(row: Row) -> int:
     return row.id
 
+
+
+class NoFreshRows(FreshRows):
+    """Memory that serves nothing: for an outbox read by several uplinks, each from its
+    own position, where one reader's acknowledgement must not take rows out of what
+    another is served (every take reads the file, the truth)."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__(classes, max_bytes=0)
+
+    def serves(self, priority: int, cursor: int) -> bool:
+        return False
+
+    def took(self, priority: int, cursor: int, rows: list[Row]) -> None:
+        return None

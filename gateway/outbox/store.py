@@ -41,15 +41,17 @@ from tidegate.outbox.commit import note_memory_drops, put
 from tidegate.outbox.dead import DeadInput, dead_letter_input, reject
 from tidegate.outbox.delivery import Row, ack, take
 from tidegate.outbox.disk import Disk
-from tidegate.outbox.fresh import FreshRows
+from tidegate.outbox.fresh import FreshRows, NoFreshRows
 from tidegate.outbox.ledger.file import Ledger, ledger_path
 from tidegate.outbox.ledger.sync import snapshot_to_ledger
 from tidegate.outbox.ledger.undelivered import Tracker
 from tidegate.outbox.lifecycle import close_outbox, open_outbox
 from tidegate.outbox.limits import Durability, OutboxFull, OutboxLimits, WhenFull
 from tidegate.outbox.lock import OutboxLock
+from tidegate.outbox.routing import route_topic
 from tidegate.outbox.schema import ADMIN_GENERATION, NEXT_ID, ROW_OVERHEAD
 from tidegate.outbox.segment_reader import Decoded
+from tidegate.outbox.shares import UplinkShares
 from tidegate.outbox.stats import OutboxStats, read_drops, recount
 from tidegate.priority import PRIORITIES
 
@@ -65,6 +67,8 @@ class Outbox:
         durability: Durability = "batch",
         limits: OutboxLimits | None = None,
         clock: ClockWatcher | None = None,
+        *,
+        uplinks: Sequence[str] = (),
     ) -> None:
         self.path = path
         self.gateway = gateway
@@ -96,7 +100,11 @@ class Outbox:
         self._lock = OutboxLock(path)
         self._tracker = Tracker()
         """Which rows are undelivered, for the ledger (``tidegate.outbox.ledger.undelivered``)."""
-        self._fresh = FreshRows(len(PRIORITIES))
+        self._fresh = (
+            NoFreshRows(len(PRIORITIES)) if len(uplinks) > 1 else FreshRows(len(PRIORITIES))
+        )
+        self.shares = UplinkShares(self, uplinks) if len(uplinks) > 1 else None
+        """Several uplinks: each one's delivery position (``tidegate.outbox.shares``)."""
         self._decoded = Decoded()
         """The segments take read last, decoded (``tidegate.outbox.segment_store``)."""
         """What this run committed and has not handed out yet (``tidegate.outbox.fresh``)."""
@@ -254,7 +262,7 @@ class Outbox:
         for route_id, topic, qos, retain in db.execute("SELECT id, topic, qos, retain FROM routes"):
             route = (topic, qos, bool(retain))
             self._route_ids[route] = route_id
-            self._routes[route_id] = route
+            self._routes[route_id] = (route_topic(topic), qos, bool(retain))
         self._next_id = max(self._next_id, self._read_counter(db, NEXT_ID))
 
     def _source_id(self, source: str) -> int:
@@ -276,7 +284,7 @@ class Outbox:
             )
             assert cursor.lastrowid is not None
             route_id = self._route_ids[route] = cursor.lastrowid
-            self._routes[route_id] = route
+            self._routes[route_id] = (route_topic(route[0]), route[1], route[2])
         return route_id
 
     def _forget(self, sources: Iterable[str], routes: Iterable[tuple[str, int, bool]]) -> None:

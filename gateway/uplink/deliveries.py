@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from tidegate.errors import TidegateError
-from tidegate.outbox import AsyncOutbox
+from tidegate.outbox import AsyncOutbox, UplinkOutbox
 from tidegate.uplink.batches import Message
 from tidegate.uplink.status import PublisherStatus
 from tidegate.wording import count
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class Deliveries:
     """Acknowledged and refused outbox rows, not yet recorded."""
 
-    def __init__(self, outbox: AsyncOutbox, status: PublisherStatus) -> None:
+    def __init__(self, outbox: AsyncOutbox | UplinkOutbox, status: PublisherStatus) -> None:
         self.outbox = outbox
         self.status = status
         self._acked: list[int] = []

@@ -30,7 +30,7 @@ from tidegate.errors import TidegateError
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.tls import tls_context
 from tidegate.mqtt.wire import ConnectFailed, Reason, WireClient
-from tidegate.outbox import AsyncOutbox
+from tidegate.outbox import AsyncOutbox, UplinkOutbox
 from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
@@ -48,13 +48,17 @@ class Publisher:
     def __init__(
         self,
         mqtt: MqttSection,
-        outbox: AsyncOutbox,
+        outbox: AsyncOutbox | UplinkOutbox,
         *,
         client_id: str,
         status_topic: str,
         password: Secret | None,
         ack_interval: float,
+        name: str = "default",
+        stored_prefix: str | None = None,
     ) -> None:
+        self.name = name
+        """The uplink's name (``uplinks:``; ``default`` for ``mqtt:``)."""
         self.mqtt = mqtt
         self.outbox = outbox
         self.client_id = client_id
@@ -85,7 +89,7 @@ class Publisher:
         self._caught_up = asyncio.Event()
         """Set while nothing is in flight and the last take found nothing new."""
         self._client: WireClient | None = None
-        self._window = SendWindow(mqtt, status_topic)
+        self._window = SendWindow(mqtt, status_topic, stored_prefix)
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
         self._status_sent = asyncio.Event()

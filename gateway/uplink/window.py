@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from tidegate.config.schema import MqttSection
 from tidegate.mqtt.wire import WireClient
@@ -20,11 +21,38 @@ MAX_TAKE = 20000
 """Outbox rows read at once, at most."""
 
 
+class Reroute(NamedTuple):
+    """How one of several uplinks sends a stored row: the first uplink's prefix (the
+    one stored topics have) swapped for its own, and at most its own QoS."""
+
+    stored_prefix: str
+    prefix: str
+    qos: int
+
+    def __call__(self, row: Row) -> Row:
+        topic = row.topic
+        if self.prefix != self.stored_prefix and topic.startswith(self.stored_prefix + "/"):
+            topic = self.prefix + topic[len(self.stored_prefix) :]
+        return row._replace(topic=topic, qos=min(row.qos, self.qos))
+
+
 class SendWindow:
     """What one connection has in flight, by message id, and where its reading stands."""
 
-    def __init__(self, mqtt: MqttSection, status_topic: str = "tidegate/status") -> None:
+    def __init__(
+        self,
+        mqtt: MqttSection,
+        status_topic: str = "tidegate/status",
+        stored_prefix: str | None = None,
+    ) -> None:
         self.configured = mqtt.max_inflight
+        own_prefix = status_topic.removesuffix("/status")
+        self._reroute = (
+            Reroute(stored_prefix, own_prefix, mqtt.qos)
+            if stored_prefix is not None and (stored_prefix != own_prefix or mqtt.qos == 0)
+            else None
+        )
+        """One of several uplinks: stored topics under its own prefix, at most its QoS."""
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
         self.format = format_named(mqtt.format, FormatContext(status_topic, mqtt.discovery_prefix))
@@ -101,6 +129,9 @@ class SendWindow:
         where each came from in ``rows`` (None: the rows themselves), and the ones it
         cannot write, with why; announcements the rows call for are queued."""
         fmt = self.format
+        reroute = self._reroute
+        if reroute is not None:
+            rows = [reroute(row) for row in rows]
         if not (fmt.reshapes or fmt.announces or fmt.retopics):
             return rows, None, []
         written: list[Row] = []

@@ -1,0 +1,211 @@
+"""Several uplinks on one outbox, against real Mosquitto brokers: one down for the whole
+run while the other delivers everything; the backlog it missed delivered to it later
+from the one stored copy; rules routing to one uplink; each uplink under its prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.mqtt.support import until
+from tests.support import Subscriber, assert_contiguous, seqs_by_source, wait_until
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker, free_port
+from tidegate.errors import ConfigError
+from tidegate.pipeline import Gateway
+
+SIM = """
+drivers:
+  - name: s1
+    type: sim
+    signals: [{name: n, kind: counter, rate: 200}]
+"""
+
+
+def uplinks_config(tmp_path: Path, cloud_port: int, local_port: int, extra: str = "") -> str:
+    return f"""
+gateway: {{id: up, data_dir: {tmp_path / "data"}}}
+uplinks:
+  - name: cloud
+    host: 127.0.0.1
+    port: {cloud_port}
+    topic_prefix: cloud/{{gateway}}
+    reconnect: {{initial_delay: 0.05s, max_delay: 0.2s}}
+  - name: local
+    host: 127.0.0.1
+    port: {local_port}
+    reconnect: {{initial_delay: 0.05s, max_delay: 0.2s}}
+buffer: {{commit_interval: 20ms}}
+{extra}"""
+
+
+def run(gateway: Gateway, until_done: object) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        try:
+            await until_done()  # type: ignore[operator]
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(main())
+
+
+def stored_events(tmp_path: Path) -> int:
+    db = sqlite3.connect(tmp_path / "data" / "outbox.db")
+    try:
+        (rows,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        (segments,) = db.execute(
+            "SELECT COALESCE(SUM(s.last_id - COALESCE(p.upto + 1, s.id) + 1), 0) "
+            "FROM segments s LEFT JOIN segment_positions p ON p.id = s.id"
+        ).fetchone()
+        return int(rows + segments)
+    finally:
+        db.close()
+
+
+def test_an_uplink_down_for_the_whole_run_holds_back_nothing_and_loses_nothing(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    cloud_port = free_port()  # nothing listens there: the cloud is down all run
+    local = Subscriber(broker.host, broker.port, "tidegate/up/#").start()
+    gateway = Gateway(load_config_text(uplinks_config(tmp_path, cloud_port, broker.port) + SIM))
+    cloud_pub, local_pub = gateway.publishers
+    try:
+
+        async def delivering() -> None:
+            await until(lambda: local.count() >= 300, 20, "300 events at the local broker")
+            assert not cloud_pub.status.connected and cloud_pub.status.last_error
+            # The status document shows each uplink, and what waits for the cloud.
+            assert gateway.publisher is cloud_pub
+
+        run(gateway, delivering)
+        wait_until(
+            lambda: local.count() >= local_pub.status.events_delivered,
+            5,
+            "every acknowledged event at the local subscriber",
+        )
+    finally:
+        local.stop()
+    first_run = local.events()
+    assert_contiguous(first_run)
+    accepted = gateway.outbox.stats.accepted
+    assert local_pub.status.events_delivered >= 300
+    # Nothing was deleted: the cloud has none of them yet.
+    assert stored_events(tmp_path) == accepted
+
+    # The cloud comes back (a broker on its port), the gateway starts again.
+    cloud_broker = LocalBroker(tmp_path / "cloud", port=cloud_port)
+    cloud_broker.start()
+    cloud = Subscriber(cloud_broker.host, cloud_broker.port, "cloud/up/#").start()
+    local = Subscriber(broker.host, broker.port, "tidegate/up/#").start()
+    gateway = Gateway(load_config_text(uplinks_config(tmp_path, cloud_port, broker.port) + SIM))
+    try:
+
+        async def caught_up() -> None:
+            await until(
+                lambda: len(cloud.events()) >= accepted + 100, 30, "the backlog at the cloud"
+            )
+
+        run(gateway, caught_up)
+    finally:
+        cloud.stop()
+        local.stop()
+        cloud_broker.kill()
+    at_cloud = cloud.events()
+    # The cloud got the first run's backlog from its beginning, under its own prefix.
+    assert_contiguous(at_cloud)
+    assert min(e["seq"] for e in at_cloud) == 1
+    assert all(m.topic.startswith("cloud/up/") for m in cloud.snapshot())
+    # The local uplink's position was kept: nothing of the first run is sent to it again.
+    again = set(seqs_by_source(local.events()).get("s1", [])) & {e["seq"] for e in first_run}
+    assert not again
+
+
+def test_a_rule_routes_to_one_uplink(tmp_path: Path, broker: LocalBroker) -> None:
+    cloud_broker = LocalBroker(tmp_path / "cloud")
+    cloud_broker.start()
+    cloud = Subscriber(cloud_broker.host, cloud_broker.port, "#").start()
+    local = Subscriber(broker.host, broker.port, "#").start()
+    rules = """
+drivers:
+  - name: s1
+    type: sim
+    signals: [{name: a, kind: counter, rate: 100}, {name: b, kind: counter, rate: 100}]
+rules:
+  - name: a-local
+    match: {name: a}
+    publish: {uplink: local}
+"""
+    gateway = Gateway(
+        load_config_text(uplinks_config(tmp_path, cloud_broker.port, broker.port) + rules)
+    )
+    try:
+
+        async def both_flowing() -> None:
+            await until(lambda: len(cloud.events()) >= 100, 20, "events at the cloud")
+            await until(
+                lambda: sum(e["name"] == "a" for e in local.events()) >= 100, 20, "a at local"
+            )
+
+        run(gateway, both_flowing)
+    finally:
+        cloud.stop()
+        local.stop()
+        cloud_broker.kill()
+    assert {e["name"] for e in cloud.events()} == {"b"}
+    assert {e["name"] for e in local.events()} == {"a", "b"}
+    # What is left in the outbox is at most what was in flight at the stop: the events
+    # routed to local alone did not wait for the cloud.
+    assert stored_events(tmp_path) < 100
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "mqtt: {host: a}\nuplinks: [{name: x, host: b}]\n",
+            "give `mqtt:` (one uplink) or `uplinks:` (several, each with a name), not both",
+        ),
+        (
+            "uplinks: [{name: x, host: a}, {name: x, host: b}]\n",
+            "up.yaml:1:38: uplinks[1].name: duplicate uplink name 'x' (first used by uplinks[0])",
+        ),
+        (
+            "uplinks: [{name: x, host: a, client_id: c}, {name: y, host: a, client_id: c}]\n",
+            "uplinks 'x' and 'y' would connect to a:1883 with the same client id",
+        ),
+        (
+            "uplinks: [{name: x, host: a}]\nrules: [{name: r, publish: {uplink: [x, cloud]}}]\n",
+            "up.yaml:2:37: rules[0].publish.uplink: no uplink named 'cloud' (the uplinks are x)",
+        ),
+    ],
+)
+def test_uplink_config_mistakes_are_said_where_they_are(body: str, message: str) -> None:
+    text = body + "drivers: [{name: s, type: sim, signals: [{name: t, kind: sine, rate: 1}]}]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "up.yaml")
+    assert any(message in m for m in caught.value.messages), caught.value.messages
+
+
+def test_two_uplinks_on_one_broker_get_client_ids_of_their_own() -> None:
+    config = load_config_text(
+        "gateway: {id: gw}\nuplinks: [{name: x, host: a}, {name: y, host: a}, "
+        "{name: z, host: a, client_id: zed}]\n"
+        "drivers: [{name: s, type: sim, signals: [{name: t, kind: sine, rate: 1}]}]\n"
+    )
+    ids = [config.uplink_client_id(u) for u in config.all_uplinks()]
+    assert ids == ["tidegate-gw", "tidegate-gw-y", "zed"]
+
+
+def test_the_mqtt_section_is_one_uplink_named_default() -> None:
+    config = load_config_text(
+        "mqtt: {host: a, qos: 0}\n"
+        "drivers: [{name: s, type: sim, signals: [{name: t, kind: sine, rate: 1}]}]\n"
+    )
+    (uplink,) = config.all_uplinks()
+    assert (uplink.name, uplink.host, uplink.qos) == ("default", "a", 0)
