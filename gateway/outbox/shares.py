@@ -199,12 +199,30 @@ class UplinkShares:
         db = self.box.db
         try:
             db.execute(CREATE)
+            gone: set[str] = set()
             for name, cls, upto in db.execute(f"SELECT uplink, cls, upto FROM {TABLE}"):  # noqa: S608
-                if name in self.positions and 0 <= cls < len(CLASS_TABLES):
+                if name not in self.positions:
+                    gone.add(name)
+                elif 0 <= cls < len(CLASS_TABLES):
                     self.positions[name].upto[cls] = int(upto)
+            # Every uplink has its rows (``tidegate buffer stats`` reads them); one no
+            # longer configured has none: nothing waits for it.
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                f"INSERT OR IGNORE INTO {TABLE} (uplink, cls, upto) VALUES (?, ?, 0)",  # noqa: S608
+                [(name, cls) for name in self.names for cls in range(len(CLASS_TABLES))],
+            )
+            db.executemany(f"DELETE FROM {TABLE} WHERE uplink = ?", [(n,) for n in gone])  # noqa: S608
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
+            self.box._rollback()
             raise BufferError_(f"cannot read the uplinks' positions in the outbox: {exc}") from None
         self._loaded = True
+        if gone:
+            log.warning(
+                "outbox: uplink positions of %s dropped (no longer configured)",
+                ", ".join(sorted(gone)),
+            )
 
     def _save(self) -> None:
         moved = [(name, p) for name, p in self.positions.items() if p.moved]

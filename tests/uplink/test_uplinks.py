@@ -15,6 +15,7 @@ from tests.support import Subscriber, assert_contiguous, seqs_by_source, wait_un
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.errors import ConfigError
+from tidegate.outbox.admin import inspect as admin
 from tidegate.pipeline import Gateway
 
 SIM = """
@@ -97,6 +98,15 @@ def test_an_uplink_down_for_the_whole_run_holds_back_nothing_and_loses_nothing(
     assert local_pub.status.events_delivered >= 300
     # Nothing was deleted: the cloud has none of them yet.
     assert stored_events(tmp_path) == accepted
+    # `tidegate buffer stats` says what each uplink still has to send.
+    path = tmp_path / "data" / "outbox.db"
+    handle = admin.open_for_reading(path)
+    try:
+        by_uplink = admin.read_stats(handle, path).by_uplink
+    finally:
+        handle.close()
+    assert by_uplink["cloud"] == accepted
+    assert by_uplink["local"] < 200  # at most what was in flight at the stop (1 s of events)
 
     # The cloud comes back (a broker on its port), the gateway starts again.
     cloud_broker = LocalBroker(tmp_path / "cloud", port=cloud_port)

@@ -145,6 +145,8 @@ def print_stats(s: BufferStats) -> None:
     echo(
         "  by priority   " + " · ".join(f"{name} {c.depth:,}" for name, c in s.by_priority.items())
     )
+    if s.by_uplink:
+        echo("  by uplink     " + " · ".join(f"{n} {d:,} to send" for n, d in s.by_uplink.items()))
     if s.by_source:
         width = max(len(x.source) for x in s.by_source)
         echo(

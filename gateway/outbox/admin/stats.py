@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from tidegate.outbox.admin.access import COUNTER_SQL, scalar, snapshot
 from tidegate.outbox.admin.listing import Packed, packed
+from tidegate.outbox.admin.uplinks import uplink_depths
 from tidegate.outbox.ledger.file import ledger_path, read_ledger
 from tidegate.outbox.schema import CLASS_TABLES, INTERNAL_COUNTERS, MEMORY_APPLIED
 from tidegate.outbox.segment import SegmentDamaged
@@ -69,6 +70,8 @@ class BufferStats:
     """The ledger beside the file: ok, missing (before the first start), damaged."""
     reserved: dict[str, int] = dataclass_field(default_factory=dict)
     """Per source, the seq mark no seq ever went above (from the ledger)."""
+    by_uplink: dict[str, int] = dataclass_field(default_factory=dict)
+    """Several uplinks: per uplink, the events it still has to send."""
 
     @property
     def depth(self) -> int:
@@ -103,6 +106,7 @@ class BufferStats:
                 }
                 for s in self.by_source
             },
+            "by_uplink": self.by_uplink,
             "counters": self.counters,
             "pending_drops": self.pending,
             "ledger": {"state": self.ledger, "reserved": self.reserved},
@@ -207,6 +211,7 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
         dead, dead_bytes = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM dead_letters"
         ).fetchone()
+        by_uplink = uplink_depths(db)
         reasons = [
             ReasonCount(row["stage"], row["reason"], row["n"])
             for row in db.query(
@@ -237,4 +242,5 @@ def read_stats(db: Database, path: Path, top: int = 10) -> BufferStats:
         dead_letter_bytes=dead_bytes,
         dead_by_reason=reasons,
         dead_other=dead - sum(r.count for r in reasons),
+        by_uplink=by_uplink,
     )
