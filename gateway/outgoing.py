@@ -17,3 +17,5 @@ class Outgoing(NamedTuple):
     """0 high, 1 normal, 2 low: higher classes are published first and dropped last."""
     uplinks: tuple[str, ...] = ()
     """The uplinks it goes to (``publish: {uplink: ...}``); empty: every one."""
+    expire_after: float | None = None
+    """Seconds after its time it is no longer worth sending (``publish: {expire_after:}``)."""

@@ -121,7 +121,9 @@ class Gateway:
                     else read_password(uplink),
                     ack_interval=config.buffer.commit_interval,
                     name=uplink.name,
-                    stored_prefix=prefix,
+                    # One uplink sends the stored routes as they are (a rule's QoS too).
+                    stored_prefix=prefix if len(uplinks) > 1 else None,
+                    clock_trusted=lambda: self.clock.trusted,
                 )
                 for index, uplink in enumerate(uplinks)
             ]

@@ -57,6 +57,7 @@ class Route:
     priority: Priority
     uplinks: tuple[str, ...] = ()
     """The uplinks its events go to; empty: every one."""
+    expire_after: float | None = None
 
     def outgoing(self, event: Event) -> Outgoing:
         return Outgoing(
@@ -66,6 +67,7 @@ class Route:
             self.retain,
             priority_class(self.priority),
             self.uplinks,
+            self.expire_after,
         )
 
 
@@ -176,6 +178,7 @@ class CompiledRule:
                 publish.retain,
                 publish.priority,
                 _restriction(publish.uplink, defaults.uplinks),
+                publish.expire_after,
             )
         self.drops = config.drop
         self.continues = publish is not None and publish.continue_

@@ -142,7 +142,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
 
 import tidegate.rules.operators.builtins  # noqa: F401 - declares the built-in operators
-from tidegate.config.types import Name, Section
+from tidegate.config.types import Duration, Name, Section
 from tidegate.priority import Priority
 from tidegate.rules.expr import ExpressionError, compile_expression
 from tidegate.rules.expr.location import expression_error
@@ -189,6 +189,14 @@ class PublishSpec(Section):
         None,
         description="The uplink (or list of uplinks) these events go to, by name "
         "(`uplinks:`); default: every uplink.",
+    )
+    expire_after: Duration | None = Field(
+        None,
+        gt=0,
+        description="Not worth sending after this long (e.g. `1h`): an event older than "
+        "this (by its `time`) when an uplink would send it is dropped and counted "
+        "(`dropped_route_expired`), never delivered late; MQTT 5 uplinks also give the "
+        "message the rest of it as its Message Expiry Interval, so the broker drops it too.",
     )
     priority: Priority = Field(
         "normal",

@@ -64,6 +64,8 @@ class Received:
     """MQTT 5's Content Type property, where the message had one."""
     user_properties: list[tuple[str, str]] = field(default_factory=list)
     """MQTT 5's User Properties, in order."""
+    message_expiry: int | None = None
+    """MQTT 5's Message Expiry Interval as the broker forwarded it (what was left)."""
 
 
 @dataclass
@@ -113,6 +115,7 @@ class Subscriber:
                         msg.qos,
                         getattr(props, "ContentType", None) if props is not None else None,
                         list(getattr(props, "UserProperty", None) or []),
+                        getattr(props, "MessageExpiryInterval", None) if props else None,
                     )
                 )
 

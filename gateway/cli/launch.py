@@ -46,6 +46,9 @@ def run_gateway(config: Path | None) -> None:
     cfg = load_config(path)
     setup_logging(cfg.logging.level or cfg.gateway.log_level)
     install_rate_limit(cfg.logging.rate_limit)
-    if cfg.mqtt is None:
-        print("tidegate: no `mqtt:` section; events are only kept in the outbox", file=sys.stderr)
+    if not cfg.all_uplinks():
+        print(
+            "tidegate: no `mqtt:` or `uplinks:` section; events are only kept in the outbox",
+            file=sys.stderr,
+        )
     asyncio.run(serve(cfg, config_path=path))

@@ -29,11 +29,13 @@ def check_summary(path: Path) -> str:
     from tidegate.config.loader import load_config  # noqa: PLC0415 - the heavy part
 
     cfg = load_config(path)
-    broker = (
-        f"broker {cfg.mqtt.host}:{cfg.mqtt.effective_port}"
-        if cfg.mqtt
-        else "no broker (buffer only)"
-    )
+    uplinks = cfg.all_uplinks()
+    if cfg.uplinks:
+        broker = f"uplinks {', '.join(f'{u.name} {u.host}:{u.effective_port}' for u in uplinks)}"
+    elif uplinks:
+        broker = f"broker {uplinks[0].host}:{uplinks[0].effective_port}"
+    else:
+        broker = "no broker (buffer only)"
     return (
         f"{path}: ok — gateway '{cfg.gateway.id}', {count(len(cfg.drivers), 'driver')}, "
         f"{count(len(cfg.rules), 'rule')}, {broker}"

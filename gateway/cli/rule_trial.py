@@ -18,7 +18,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tidegate.config.loader import translate_validation_error
-from tidegate.config.schema import GatewaySection, MqttSection
+from tidegate.config.schema import GatewaySection, MqttSection, UplinkSection
 from tidegate.config.yaml_source import load_yaml_file
 from tidegate.payload import event_document
 from tidegate.rules.compiler import DEFAULT_ROUTE, RouteDefaults, RuleStats
@@ -39,6 +39,7 @@ class _RoutePart(BaseModel):
 
     gateway: GatewaySection | None = None
     mqtt: MqttSection | None = None
+    uplinks: list[UplinkSection] = []
 
 
 def route_defaults(rules_path: Path, gateway_id: str | None, topic: str | None) -> RouteDefaults:
@@ -52,7 +53,7 @@ def route_defaults(rules_path: Path, gateway_id: str | None, topic: str | None) 
                 part = _RoutePart.model_validate(data)
             except ValidationError as exc:
                 raise translate_validation_error(exc, _RoutePart, data, smap) from None
-            mqtt = part.mqtt
+            mqtt = part.mqtt or (part.uplinks[0] if part.uplinks else None)
             explicit_id = part.gateway is not None and "id" in part.gateway.model_fields_set
             if explicit_id and gateway_id is None:
                 assert part.gateway is not None

@@ -19,6 +19,7 @@ import tempfile
 import time
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import TypeVar, overload
 
 import typer
 
@@ -142,19 +143,28 @@ def on_a_laptop(cfg: GatewayConfig, data_dir: Path) -> GatewayConfig:
     )
 
 
+M = TypeVar("M", bound=MqttSection)
+
+
+@overload
+def private_uplink(mqtt: M, broker: LocalBroker) -> M: ...
+@overload
+def private_uplink(mqtt: None, broker: LocalBroker) -> MqttSection: ...
 def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection:
-    """The config's publishing settings (topics, batching, QoS) sent to ``broker``; its
-    connection (host, TLS, user and password) is the device's, not the laptop's."""
+    """The config's publishing settings (topics, batching, QoS; an uplink's name) sent to
+    ``broker``; its connection (host, TLS, user and password, client id) is the
+    device's, not the laptop's."""
+    kind = MqttSection if mqtt is None else type(mqtt)
     kept = (
         {}
         if mqtt is None
         else {
             name: getattr(mqtt, name)
-            for name in MqttSection.model_fields
+            for name in kind.model_fields
             if name not in MqttConnection.model_fields
         }
     )
-    return MqttSection(host=broker.host, port=broker.port, **kept)
+    return kind(host=broker.host, port=broker.port, **kept)
 
 
 DEVICE_KEYS = ("port", "path", "bus")
@@ -220,20 +230,25 @@ def simulate(
                 f"the outbox at {cfg.outbox_path} (install it: sudo apt install mosquitto)",
                 err=True,
             )
-            cfg = cfg.model_copy(update={"mqtt": None})
+            cfg = cfg.model_copy(update={"mqtt": None, "uplinks": []})
         elif broker:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tidegate-")))
             local = stack.enter_context(LocalBroker(workdir))
+            hosts = sorted({u.host for u in cfg.all_uplinks()})
             instead = (
-                ""
-                if cfg.mqtt is None
-                else f" in place of the config's broker {cfg.mqtt.host} (--no-broker keeps it)"
+                f" in place of the config's broker {', '.join(hosts)} (--no-broker keeps it)"
+                if hosts
+                else ""
             )
-            cfg = cfg.model_copy(update={"mqtt": private_uplink(cfg.mqtt, local)})
+            cfg = cfg.model_copy(
+                update={"mqtt": private_uplink(cfg.mqtt, local)}
+                if not cfg.uplinks
+                else {"uplinks": [private_uplink(u, local) for u in cfg.uplinks]}
+            )
             typer.echo(
                 f"started a private Mosquitto on {local.host}:{local.port}{instead}", err=True
             )
-        elif cfg.mqtt is None:
+        elif not cfg.all_uplinks():
             typer.echo(f"no broker: events are kept in the outbox at {cfg.outbox_path}", err=True)
         typer.echo(
             f"simulating {count(len(cfg.drivers), 'driver')}; outbox {cfg.outbox_path}; "

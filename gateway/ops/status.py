@@ -281,6 +281,7 @@ def _uplink(publisher: Publisher, now: float, waiting: int | None) -> Document:
         "connects": pstatus.connects,
         "delivered": pstatus.events_delivered,
         "rejected": pstatus.events_rejected,
+        "expired": pstatus.events_expired,
         "quota_exceeded": pstatus.quota_exceeded,
         "waiting": waiting,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ import orjson
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
 from tidegate.outbox.bound import drop_oldest
+from tidegate.outbox.delivery import ack
 from tidegate.outbox.integrity import checksum, intact
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
 from tidegate.outbox.segment import SegmentDamaged
@@ -215,3 +217,25 @@ def _shift_payload(payload: bytes, delta: float) -> bytes | None:
     doc.pop("time_synced", None)
     doc["time_corrected"] = True
     return orjson.dumps(doc)
+
+
+ROUTE_EXPIRED = "dropped_route_expired"
+"""Counter: events older than their route's ``expire_after`` when they would be sent."""
+
+
+def drop_route_expired(box: Outbox, ids: Sequence[int]) -> int:
+    """Delete events their route says are no longer worth sending (judged by the
+    publisher on a trusted clock), and count them. Returns how many went."""
+    gone = ack(box, ids)  # deleted as a delivery is (chunked, the ledger told) ...
+    box.stats.acked -= gone  # ... but not counted as one
+    if not gone:
+        return 0
+    db = box.db
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        box._bump(db, ROUTE_EXPIRED, gone)
+        box._commit()
+    except sqlite3.Error as exc:
+        box._rollback()
+        raise BufferError_(f"cannot count expired events: {exc}") from None
+    return gone

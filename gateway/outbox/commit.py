@@ -62,14 +62,14 @@ def put(box: Outbox, items: Sequence[Outgoing]) -> int:
         known_sources, known_routes = box._source_ids, box._route_ids
         payloads = []
         incoming = 0
-        for event, topic, qos, retain, _, uplinks in items:
+        for event, topic, qos, retain, _, uplinks, expire_after in items:
             source = event.source
             seq = seqs.get(source, 0) + 1
             seqs[source] = seq
             if source not in known_sources:
                 added_sources.add(source)
-            if uplinks:
-                topic = stored_topic(topic, uplinks)  # noqa: PLW2901
+            if uplinks or expire_after is not None:
+                topic = stored_topic(topic, uplinks, expire_after)  # noqa: PLW2901
             if (topic, qos, retain) not in known_routes:
                 added_routes.add((topic, qos, retain))
             payload = encode_event(event, seq, gateway, synced=synced)
@@ -176,8 +176,8 @@ def _insert(
         for i in members:
             outgoing = items[i]
             topic = outgoing.topic
-            if outgoing.uplinks:
-                topic = stored_topic(topic, outgoing.uplinks)
+            if outgoing.uplinks or outgoing.expire_after is not None:
+                topic = stored_topic(topic, outgoing.uplinks, outgoing.expire_after)
             routes.append(route_ids[(topic, outgoing.qos, outgoing.retain)])
             if kept:
                 sent = box._routes[routes[-1]]  # the topic as sent: without its uplinks

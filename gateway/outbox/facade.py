@@ -171,6 +171,10 @@ class AsyncOutbox:
     async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
         return await self.call(self.outbox.reject, ids, reason, stage)
 
+    async def drop_route_expired(self, ids: Sequence[int]) -> int:
+        """Events past their route's ``expire_after``: deleted and counted."""
+        return await self.call(self.outbox.drop_route_expired, ids)
+
     async def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
         self.check_open()
         await self.call(self.outbox.dead_letter_input, letters)
@@ -222,6 +226,10 @@ class UplinkOutbox:
 
     async def reject(self, ids: Sequence[int], reason: str, stage: str = "publish") -> int:
         return await self.outbox.call(self._shares.reject, self.uplink, ids, reason, stage)
+
+    async def drop_route_expired(self, ids: Sequence[int]) -> int:
+        """Past their route's ``expire_after``: gone for every uplink (``UplinkShares.expire``)."""
+        return await self.outbox.call(self._shares.expire, self.uplink, ids)
 
     async def waiting(self) -> int:
         """Events stored after this uplink's position (``UplinkShares.waiting``)."""

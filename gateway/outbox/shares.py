@@ -135,6 +135,20 @@ class UplinkShares:
         self._done(uplink, wanted)
         return copied
 
+    def expire(self, uplink: str, ids: Sequence[int]) -> int:
+        """Past their route's ``expire_after``: worth sending to no uplink, deleted now
+        (another uplink that has them handed out prunes them; ``_prune``)."""
+        self._load()
+        pos = self.positions[uplink]
+        for row_id in ids:
+            cls = pos.cls.pop(row_id, None)
+            if cls is not None:
+                pos.routes.pop(row_id, None)
+                pos.handed[cls][row_id] = True
+        self._advance(pos)
+        self._save()
+        return self.box.drop_route_expired(ids)
+
     def _done(self, uplink: str, ids: list[int]) -> int:
         pos = self.positions[uplink]
         gone: list[int] = []

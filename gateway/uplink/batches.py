@@ -21,6 +21,8 @@ class Message:
     """Emptied once published (the sent packet was their only other copy)."""
     size: int = 0
     """Bytes of its events' payloads, what the outbox counts (kept after publishing)."""
+    expiry: int | None = None
+    """MQTT 5's Message Expiry Interval, seconds: what is left of its route's expiry."""
 
 
 def group_messages(

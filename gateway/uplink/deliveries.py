@@ -28,6 +28,7 @@ class Deliveries:
         self._acked: list[int] = []
         self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
+        self._expired: list[int] = []
 
     def acked(self, msg: Message) -> None:
         """The broker acknowledged ``msg``: its rows may be deleted."""
@@ -40,13 +41,24 @@ class Deliveries:
         """These rows are poison: they go to the dead letters with ``reason``."""
         self._rejected.append((ids, reason))
 
+    def expired(self, ids: list[int]) -> None:
+        """These rows are past their route's ``expire_after``: dropped, and counted."""
+        self._expired += ids
+
     async def flush(self) -> None:
         """Record acks and refusals in the outbox. A failure keeps them for the next try:
         an ack that is lost would make the event be sent again after a restart."""
         acked, self._acked = self._acked, []
         acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
+        expired, self._expired = self._expired, []
         try:
+            if expired:
+                gone = await asyncio.shield(self.outbox.drop_route_expired(expired))
+                self.status.events_expired += gone
+                if gone:
+                    log.info("%s past their route's expire_after: dropped", count(gone, "event"))
+                expired = []
             if acked:
                 # Shielded: cancelling the publisher must not cancel a queued ack.
                 await asyncio.shield(self.outbox.ack(acked, acked_bytes))
@@ -61,6 +73,7 @@ class Deliveries:
             self._acked[:0] = acked
             self._acked_bytes += acked_bytes if acked else 0
             self._rejected[:0] = rejected
+            self._expired[:0] = expired
             self.status.last_error = str(exc)
             log.error("could not record deliveries in the outbox (%s); will retry", exc)
 

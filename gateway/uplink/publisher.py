@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from tidegate.backoff import Backoff
 from tidegate.config.schema import MqttSection
@@ -56,9 +57,14 @@ class Publisher:
         ack_interval: float,
         name: str = "default",
         stored_prefix: str | None = None,
+        clock_trusted: Callable[[], bool] = lambda: True,
     ) -> None:
+        self._clock_trusted = clock_trusted
+        """Whether the wall clock can judge an event's age (route expiry)."""
         self.name = name
         """The uplink's name (``uplinks:``; ``default`` for ``mqtt:``)."""
+        self._who = "" if name == "default" else f"uplink {name}: "
+        """What log lines start with: several uplinks say which."""
         self.mqtt = mqtt
         self.outbox = outbox
         self.client_id = client_id
@@ -200,7 +206,7 @@ class Publisher:
                     continue  # to the first broker, at once
                 delay, note = self._after_connection()
                 if note:
-                    log.warning("%s; reconnecting in %.1f s", note, delay)
+                    log.warning("%s%s; reconnecting in %.1f s", self._who, note, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
         finally:
@@ -276,7 +282,9 @@ class Publisher:
         self.status.since = time.monotonic()
         self.status.connects += 1
         self.status.last_error = None
-        log.info("connected to broker %s as %s", self.status.broker, self.client_id)
+        log.info(
+            "%sconnected to broker %s as %s", self._who, self.status.broker, self.client_id
+        )
 
     def _drop_connection(self) -> None:
         """Forget the current client; unacked messages will be sent again from the outbox."""
@@ -320,7 +328,11 @@ class Publisher:
                     continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
                     self._caught_up.clear()
-                    messages, refused = window.pack(rows, room, self._max_message)
+                    now = time.time() if self._clock_trusted() else None
+                    messages, refused = window.pack(rows, room, self._max_message, now)
+                    if window.expired:
+                        self._deliveries.expired(window.expired)
+                        window.expired = []
                     for ids, reason in refused:
                         self._deliveries.refused(ids, reason)
                     error = window.publish(client, messages)

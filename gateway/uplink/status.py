@@ -17,6 +17,8 @@ class PublisherStatus:
     events_delivered: int = 0
     messages_delivered: int = 0
     events_rejected: int = 0
+    events_expired: int = 0
+    """Events this uplink found past their route's ``expire_after`` (dropped, not sent)."""
     connects: int = 0
     quota_exceeded: int = 0
     """PUBACKs "quota exceeded": messages kept in the outbox, to be sent again later."""

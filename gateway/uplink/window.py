@@ -10,9 +10,10 @@ from typing import NamedTuple
 
 from tidegate.config.schema import MqttSection
 from tidegate.mqtt.wire import WireClient
-from tidegate.mqtt.wire.packets import content_type
+from tidegate.mqtt.wire.packets import content_type, message_expiry
 from tidegate.outbox import Row
 from tidegate.uplink.batches import Message, group_messages
+from tidegate.uplink.expiry import age_out, any_expiring
 from tidegate.uplink.formats import Announcement, FormatContext, FormatError, format_named
 
 log = logging.getLogger("tidegate.uplink.publisher")
@@ -56,6 +57,9 @@ class SendWindow:
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
         self.format = format_named(mqtt.format, FormatContext(status_topic, mqtt.discovery_prefix))
+        self.expired: list[int] = []
+        """Rows ``pack`` found past their route's expiry, for the outbox to drop."""
+        self._v5 = mqtt.protocol == "5"
         self.announcements: list[Announcement] = []
         """What the format asked to send before the next messages (discovery configs)."""
         media_type = self.format.content_type(self.per_message > 1)
@@ -87,13 +91,17 @@ class SendWindow:
         return min(room * self.per_message, MAX_TAKE)
 
     def pack(
-        self, rows: Sequence[Row], room: int, max_bytes: int
+        self, rows: Sequence[Row], room: int, max_bytes: int, now: float | None = None
     ) -> tuple[list[Message], list[tuple[list[int], str]]]:
         """Up to ``room`` messages of ``rows``, and the rows no message can carry, with
         why (too large for any message, or not writable in the format). The cursors
-        move past what was packed; the rest is taken again later."""
+        move past what was packed; the rest is taken again later. Rows past their
+        route's expiry at ``now`` (None: the clock is not trusted) go to ``expired``."""
         fmt = self.format
-        written, origin, unwritable = self._through_format(rows)
+        aged = age_out(rows, now) if now is not None and any_expiring(rows) else None
+        written, origin, unwritable = self._through_format(
+            rows, set(aged.expired) if aged else set()
+        )
         too_big: list[Row] = []
         messages, consumed = group_messages(
             written, self.per_message, room, max_bytes=max_bytes, too_big=too_big
@@ -120,24 +128,33 @@ class SendWindow:
         for at, reason in unwritable:
             if at < consumed:
                 refused.append(([rows[at].id], f"cannot be written as {fmt.name}: {reason}"))
+        if aged is not None:
+            self.expired += [rows[at].id for at in aged.expired if at < consumed]
+            if aged.remaining and self._v5:
+                for msg in messages:
+                    left = [aged.remaining[i] for i in msg.ids if i in aged.remaining]
+                    msg.expiry = min(left) if left else None
         return messages, refused
 
     def _through_format(
-        self, rows: Sequence[Row]
+        self, rows: Sequence[Row], expired: set[int]
     ) -> tuple[Sequence[Row], list[int] | None, list[tuple[int, str]]]:
         """The rows as the format writes them (the size limit applies to what is sent),
         where each came from in ``rows`` (None: the rows themselves), and the ones it
-        cannot write, with why; announcements the rows call for are queued."""
+        cannot write, with why; announcements the rows call for are queued. Rows at
+        the positions ``expired`` are left out (the caller says what becomes of them)."""
         fmt = self.format
         reroute = self._reroute
-        if reroute is not None:
-            rows = [reroute(row) for row in rows]
-        if not (fmt.reshapes or fmt.announces or fmt.retopics):
+        if not (fmt.reshapes or fmt.announces or fmt.retopics or expired or reroute):
             return rows, None, []
         written: list[Row] = []
         origin: list[int] = []
         unwritable: list[tuple[int, str]] = []
         for at, row in enumerate(rows):
+            if at in expired:
+                continue
+            if reroute is not None:
+                row = reroute(row)  # noqa: PLW2901
             try:
                 if fmt.announces:
                     self.announcements += fmt.announce(row.payload, row.topic)
@@ -186,11 +203,14 @@ class SendWindow:
             self.announce(client)
         batched = self.per_message > 1
         fmt = self.format
-        write, properties = fmt.message, self._properties
+        write, common = fmt.message, self._properties
         for msg in messages:
             payload = write(msg.payloads, batched=batched)
+            properties = common
             if fmt.describes:
-                properties = self._properties + fmt.message_properties(msg.payloads)
+                properties += fmt.message_properties(msg.payloads)
+            if msg.expiry is not None:
+                properties += message_expiry(msg.expiry)
             mid = client.publish(msg.topic, payload, msg.qos, msg.retain, properties)
             if mid < 0:
                 return "the connection is closed"

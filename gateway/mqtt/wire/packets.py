@@ -136,6 +136,14 @@ def content_type(media_type: str) -> bytes:
     return bytes([CONTENT_TYPE]) + utf8(media_type)
 
 
+MESSAGE_EXPIRY = 0x02
+
+
+def message_expiry(seconds: int) -> bytes:
+    """MQTT 5's Message Expiry Interval property (the broker drops the message after it)."""
+    return bytes([MESSAGE_EXPIRY]) + min(seconds, 0xFFFFFFFF).to_bytes(4, "big")
+
+
 def user_property(name: str, value: str) -> bytes:
     """MQTT 5's User Property (a name and a value; a packet may carry many)."""
     return b"\x26" + utf8(name) + utf8(value)

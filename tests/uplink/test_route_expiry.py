@@ -1,0 +1,129 @@
+"""Route expiry (``publish: {expire_after: ...}``): a reading not worth sending late is
+dropped and counted when the uplink comes back, never delivered late; what is left of
+its time travels as MQTT 5's Message Expiry Interval."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+from paho.mqtt.enums import MQTTProtocolVersion
+
+from tests.mqtt.support import until
+from tests.support import Subscriber, assert_contiguous
+from tests.uplink.test_failover import forward
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker, free_port
+from tidegate.outbox import Row
+from tidegate.outbox.clock import ROUTE_EXPIRED
+from tidegate.outbox.routing import route_topic, stored_topic
+from tidegate.pipeline import Gateway
+from tidegate.timefmt import rfc3339
+from tidegate.uplink.expiry import age_out
+
+
+def row(row_id: int, topic: str, at: float | None) -> Row:
+    payload = orjson.dumps({"value": 1} if at is None else {"time": rfc3339(at), "value": 1})
+    return Row(row_id, route_topic(topic), 1, False, payload, 1)
+
+
+def test_age_out_judges_each_event_by_its_time() -> None:
+    now = 1_800_000_000.0
+    hourly = stored_topic("t/a", expire_after=3600)
+    rows = [
+        row(1, hourly, now - 7200),  # two hours old: past it
+        row(2, hourly, now - 600),  # ten minutes: 50 minutes left
+        row(3, "t/b", now - 7200),  # a route without expiry: never
+        row(4, hourly, None),  # no readable time: sent, never lost
+    ]
+    aged = age_out(rows, now)
+    assert aged.expired == [0]
+    assert aged.remaining == {2: 3000}
+
+
+def test_a_route_header_keeps_the_uplinks_and_the_expiry() -> None:
+    topic = route_topic(stored_topic("site/x", ["local", "cloud"], 90))
+    assert topic == "site/x"
+    assert getattr(topic, "uplinks", None) == {"cloud", "local"}
+    assert getattr(topic, "expire_after", None) == 90
+    assert route_topic("site/x") == "site/x" and not hasattr(route_topic("site/x"), "uplinks")
+
+
+def test_stale_readings_are_dropped_when_the_broker_comes_back(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    port = free_port()  # the broker's way in, opened later: it is away until then
+    received = Subscriber(
+        broker.host, broker.port, "tidegate/ex/#", protocol=MQTTProtocolVersion.MQTTv5
+    ).start()
+    gateway = Gateway(
+        load_config_text(f"""
+gateway: {{id: ex, data_dir: {tmp_path / "data"}}}
+mqtt:
+  host: 127.0.0.1
+  port: {port}
+  protocol: "5"
+  reconnect: {{initial_delay: 0.05s, max_delay: 0.1s}}
+buffer: {{commit_interval: 20ms}}
+drivers:
+  - name: fast
+    type: sim
+    signals: [{{name: a, kind: counter, rate: 100}}]
+  - name: slow
+    type: sim
+    signals: [{{name: b, kind: counter, rate: 100}}]
+rules:
+  - name: fresh-only
+    match: {{source: fast}}
+    publish: {{expire_after: 1s}}
+""")
+    )
+    publisher = gateway.publisher
+    assert publisher is not None
+    opened_at = 0.0
+
+    async def main() -> None:
+        nonlocal opened_at
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        server: asyncio.Server | None = None
+        try:
+            # Two seconds of readings pile up while the broker is away.
+            await until(lambda: gateway.outbox.stats.accepted >= 400, 20, "a backlog")
+            opened_at = time.time()
+            server = await asyncio.start_server(
+                lambda r, w: forward(broker.port, r, w), "127.0.0.1", port
+            )
+            await until(lambda: publisher.status.events_expired > 0, 15, "stale readings dropped")
+            await until(
+                lambda: sum(e["source"] == "fast" for e in received.events()) >= 50,
+                15,
+                "fresh readings delivered",
+            )
+        finally:
+            stop.set()
+            await task
+            if server is not None:
+                server.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        received.stop()
+    fast = [m for m in received.snapshot() if "/fast/" in m.topic]
+    slow = [m for m in received.snapshot() if "/slow/" in m.topic]
+    # Nothing of the expiring route arrived late: each reading was under a second old
+    # when it was packed, which was after the way to the broker opened.
+    times = [datetime.fromisoformat(orjson.loads(m.payload)["time"]).timestamp() for m in fast]
+    assert times and min(times) >= opened_at - 1.0
+    assert all(m.message_expiry is not None and m.message_expiry <= 1 for m in fast)
+    # The other route lost nothing, and carries no expiry.
+    assert_contiguous([orjson.loads(m.payload) for m in slow])
+    assert all(m.message_expiry is None for m in slow)
+    # Every dropped reading is counted, once.
+    expired = publisher.status.events_expired
+    assert expired >= 50
+    assert gateway.outbox.stats.drops[ROUTE_EXPIRED] == expired
