@@ -110,10 +110,10 @@ class SendWindow:
             try:
                 if fmt.announces:
                     self.announcements += fmt.announce(row.payload, row.topic)
+                if fmt.retopics:  # from the stored event, before it is rewritten
+                    row = row._replace(topic=fmt.topic_for(row.topic, row.payload))  # noqa: PLW2901
                 if fmt.reshapes:
                     row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
-                if fmt.retopics:
-                    row = row._replace(topic=fmt.topic(row.topic))  # noqa: PLW2901
             except FormatError as exc:
                 unwritable.append((at, str(exc)))
                 continue
