@@ -170,8 +170,21 @@ def aws_topic_problem(topic: str, what: str = "its topic") -> str | None:
 def aws_template_problem(template: str, prefix: str) -> str | None:
     """Why every topic ``template`` renders to breaks AWS IoT's rules: its slashes are
     known at load (values put in have theirs replaced), its length only in part."""
-    static = _PLACEHOLDER.sub("", template.replace("{prefix}", prefix))
-    return aws_topic_problem(static, f"the topic template (its fixed part: '{static}')")
+    full = template.replace("{prefix}", prefix)
+    static = _PLACEHOLDER.sub("", full)
+    size = len(static.encode())
+    if size > AWS_MAX_TOPIC_BYTES:
+        return (
+            f"topics of the template '{full}' are at least {size} bytes; AWS IoT takes at "
+            f"most {AWS_MAX_TOPIC_BYTES}"
+        )
+    slashes = static.count("/")
+    if slashes > AWS_MAX_SLASHES:
+        return (
+            f"topics of the template '{full}' have {slashes} slashes; AWS IoT takes at most "
+            f"{AWS_MAX_SLASHES}"
+        )
+    return None
 
 
 def preset_problems(mqtt: MqttSection) -> None:
@@ -214,7 +227,7 @@ def _aws(mqtt: MqttSection, problems: ProblemList) -> None:
             f"AWS IoT takes at most {AWS_MAX_INFLIGHT} unacknowledged messages from a client",
             "max_inflight",
         )
-    prefix = _PLACEHOLDER.sub("", mqtt.topic_prefix)
+    prefix = mqtt.topic_prefix
     for key, template in (("topic", mqtt.topic), ("topic_prefix", "{prefix}/status")):
         problem = aws_template_problem(template, prefix)
         if problem is not None:
