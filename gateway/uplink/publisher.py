@@ -59,11 +59,9 @@ class Publisher:
         self.mqtt = mqtt
         self.outbox = outbox
         self.client_id = client_id
-        # -- mqtt.preset (tidegate.uplink.presets): a password per CONNECT, its renewal,
-        # and the topics the cloud broker takes; changes nothing without a preset.
         self._preset = preset_for(mqtt, password)
+        """``mqtt.preset``: each CONNECT's password, its renewal, the topics the cloud takes."""
         self._renewing = False
-        """The connection is being ended to log in again (a new SAS token)."""
         self.status_topic = self._preset.status_topic(status_topic)
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
@@ -239,10 +237,9 @@ class Publisher:
         await self._sign_off(time.monotonic() + self.mqtt.connect_timeout)
 
     async def _renew(self, start: float, latest: float) -> None:
-        """Before this connection's login expires (``mqtt.preset``: an Azure SAS token),
-        end it cleanly, so that the next CONNECT logs in anew: at ``start``, or once
-        nothing is in flight, but by ``latest`` (monotonic). Whatever is unacknowledged
-        then is sent again from the outbox, as after any reconnect."""
+        """Before its login expires (an Azure SAS token), end this connection cleanly for
+        the next CONNECT to log in anew: once nothing is in flight after ``start``, by
+        ``latest`` (monotonic). What is unacked is sent again, as after any reconnect."""
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._caught_up.wait(), max(0.0, latest - time.monotonic()))

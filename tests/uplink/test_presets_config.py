@@ -167,3 +167,8 @@ def test_the_azure_section_is_checked_key_by_key(azure: str, where: str, message
 def test_the_azure_section_goes_with_its_preset() -> None:
     (found,) = problems("mqtt:\n  host: b\n  azure: {device_id: d}\n")
     assert found.startswith("gw.yaml:4:3: mqtt.azure: `azure:` goes with `preset: azure_iot_hub`")
+
+
+def test_fallbacks_are_refused_with_a_preset() -> None:
+    (found,) = problems(AWS_OK + "  fallbacks: [{host: other.amazonaws.com}]\n")
+    assert found.startswith("gw.yaml:7:3: mqtt.fallbacks: fallbacks are not for preset aws_iot")

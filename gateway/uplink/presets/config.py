@@ -190,6 +190,13 @@ def aws_template_problem(template: str, prefix: str) -> str | None:
 def preset_problems(mqtt: MqttSection) -> None:
     """Raise what ``mqtt.preset`` refuses in ``mqtt``, each problem at its key."""
     problems = ProblemList()
+    if mqtt.preset is not None and mqtt.fallbacks:
+        problems.add(
+            f"fallbacks are not for preset {mqtt.preset}: moving back probes the first broker "
+            "as <client_id>-probe, a client id the cloud refuses",
+            "fallbacks",
+            key=True,
+        )
     if mqtt.preset == "aws_iot":
         _aws(mqtt, problems)
     elif mqtt.preset == "azure_iot_hub":
