@@ -144,14 +144,15 @@ def on_a_laptop(cfg: GatewayConfig, data_dir: Path) -> GatewayConfig:
 
 def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection:
     """The config's publishing settings (topics, batching, QoS) sent to ``broker``; its
-    connection (host, TLS, user and password) is the device's, not the laptop's."""
+    connection (host, TLS, user and password, a cloud's ``preset``) is the device's, not
+    the laptop's."""
     kept = (
         {}
         if mqtt is None
         else {
             name: getattr(mqtt, name)
             for name in MqttSection.model_fields
-            if name not in MqttConnection.model_fields
+            if name not in MqttConnection.model_fields and name not in ("preset", "azure")
         }
     )
     return MqttSection(host=broker.host, port=broker.port, **kept)
