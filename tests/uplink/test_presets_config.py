@@ -3,6 +3,9 @@ reported at the key to change, as ``FILE:LINE:COL: key.path: message``."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from tidegate.config.loader import load_config_text
@@ -172,3 +175,11 @@ def test_the_azure_section_goes_with_its_preset() -> None:
 def test_fallbacks_are_refused_with_a_preset() -> None:
     (found,) = problems(AWS_OK + "  fallbacks: [{host: other.amazonaws.com}]\n")
     assert found.startswith("gw.yaml:7:3: mqtt.fallbacks: fallbacks are not for preset aws_iot")
+
+
+def test_the_readmes_preset_examples_load_as_they_are() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Cloud presets", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    presets = [load_config_text(block, "README.md").mqtt for block in blocks]
+    assert [m.preset for m in presets if m is not None] == ["aws_iot", "azure_iot_hub"]
