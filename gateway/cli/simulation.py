@@ -152,8 +152,8 @@ def private_uplink(mqtt: M, broker: LocalBroker) -> M: ...
 def private_uplink(mqtt: None, broker: LocalBroker) -> MqttSection: ...
 def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection:
     """The config's publishing settings (topics, batching, QoS; an uplink's name) sent to
-    ``broker``; its connection (host, TLS, user and password, client id) is the
-    device's, not the laptop's."""
+    ``broker``; its connection (host, TLS, user and password, client id, a cloud's
+    ``preset``) is the device's, not the laptop's."""
     kind = MqttSection if mqtt is None else type(mqtt)
     kept = (
         {}
@@ -161,7 +161,7 @@ def private_uplink(mqtt: MqttSection | None, broker: LocalBroker) -> MqttSection
         else {
             name: getattr(mqtt, name)
             for name in kind.model_fields
-            if name not in MqttConnection.model_fields
+            if name not in MqttConnection.model_fields and name not in ("preset", "azure")
         }
     )
     return kind(host=broker.host, port=broker.port, **kept)

@@ -163,7 +163,12 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
                     "key_file": absolute(tls.key_file),
                 }
             )
-        return mqtt.model_copy(update={"tls": tls, "password_file": absolute(mqtt.password_file)})
+        azure = mqtt.azure
+        if azure is not None:
+            azure = azure.model_copy(update={"device_key_file": absolute(azure.device_key_file)})
+        return mqtt.model_copy(
+            update={"tls": tls, "password_file": absolute(mqtt.password_file), "azure": azure}
+        )
 
     return config.model_copy(
         update={

@@ -13,14 +13,22 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from tidegate.config.located_errors import ProblemList
 from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.driver import DriverConfig
 from tidegate.mqtt.connection import MqttConnection, TlsSection
 from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
+from tidegate.uplink.presets.config import (
+    AzureIotHubSection,
+    PresetName,
+    aws_template_problem,
+    preset_defaults,
+    preset_problems,
+)
 
 if TYPE_CHECKING:  # the loader types `rules` with it, for files that have rules
     from tidegate.rules.config import RuleConfig
@@ -90,6 +98,18 @@ class BrokerAddress(Section):
 class MqttSection(MqttConnection):
     """The uplink: the broker events are published to, and how."""
 
+    preset: PresetName | None = Field(
+        None,
+        description="A cloud broker's rules: `aws_iot` (AWS IoT Core: TLS with the device "
+        "certificate, `client_id` the thing's name, topics of at most 256 bytes and 7 "
+        "slashes, messages of 128 KiB, 100 in flight) or `azure_iot_hub` (Azure IoT Hub: "
+        "MQTT 3.1.1 over TLS, the device id and user name from `azure`, every message on "
+        "`devices/<id>/messages/events/`, 256 KiB; a SAS token made from the device key on "
+        "every connect and renewed before it expires, or X.509). See the README's presets.",
+    )
+    azure: AzureIotHubSection | None = Field(
+        None, description="With `preset: azure_iot_hub`: the device, and how it logs in."
+    )
     qos: Literal[0, 1] = Field(1, description="QoS of published events (1: at least once).")
     topic_prefix: str = Field(
         "tidegate/{gateway}",
@@ -147,15 +167,16 @@ class MqttSection(MqttConnection):
         256 * 1024,
         ge=1024,
         description="Largest payload sent in one message (the broker's limit: Mosquitto's "
-        "`message_size_limit`, AWS IoT's 128 kB); batches are split below it, and a single "
-        "event larger than it is dead-lettered. MQTT 5 brokers that announce a maximum "
-        "packet size lower it automatically.",
+        "`message_size_limit`; 128 KiB with `preset: aws_iot`); batches are split below it, "
+        "and a single event larger than it is dead-lettered. MQTT 5 brokers that announce a "
+        "maximum packet size lower it automatically.",
     )
     max_inflight: int = Field(
         200,
         ge=1,
         le=20000,
-        description="Messages published but not yet acknowledged, at most.",
+        description="Messages published but not yet acknowledged, at most (100 with "
+        "`preset: aws_iot`).",
     )
 
     _check_prefix = field_validator("topic_prefix")(_check_topic)
@@ -167,6 +188,16 @@ class MqttSection(MqttConnection):
         return [(self.host, self.effective_port)] + [
             (b.host, b.port if b.port is not None else default) for b in self.fallbacks
         ]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_decides(cls, data: Any) -> Any:
+        return preset_defaults(data)
+
+    @model_validator(mode="after")
+    def _preset_fits(self) -> MqttSection:
+        preset_problems(self)
+        return self
 
     @model_validator(mode="after")
     def _format_fits(self) -> MqttSection:
@@ -355,6 +386,24 @@ class GatewayConfig(Section):
             return uplink.client_id
         first = not self.uplinks or uplink is self.uplinks[0]
         return self.client_id if first else f"{self.client_id}-{uplink.name}"
+
+    @model_validator(mode="after")
+    def _rule_topics_fit_the_preset(self) -> GatewayConfig:
+        """AWS IoT's topic rules, for the templates of this file's rules (rules_dir's are
+        checked as each event is published)."""
+        problems = ProblemList()
+        for uplink in self.all_uplinks():
+            if uplink.preset != "aws_iot":
+                continue
+            prefix = self.uplink_prefix(uplink)
+            for at, rule in enumerate(self.rules):
+                topic = getattr(getattr(rule, "publish", None), "topic", None)
+                if isinstance(topic, str):
+                    problem = aws_template_problem(topic, prefix)
+                    if problem is not None:
+                        problems.add(problem, "rules", at, "publish", "topic")
+        problems.raise_if_any()
+        return self
 
     @property
     def outbox_path(self) -> Path:

@@ -30,17 +30,17 @@ class Secret:
     __str__ = __repr__
 
 
-def _read(path: Path, what: str) -> Secret:
+def _read(path: Path, what: str, named: str) -> Secret:
     try:
         return Secret(path.read_text(encoding="utf-8").strip())
     except OSError as exc:
         raise SecretUnreadable(
-            f"cannot read the MQTT password from {what} {path}: {exc.strerror or exc}"
+            f"cannot read {named} from {what} {path}: {exc.strerror or exc}"
         ) from None
     except UnicodeDecodeError:
         # Not the exception's text: it quotes the bytes around the bad one.
         raise SecretUnreadable(
-            f"cannot read the MQTT password from {what} {path}: it is not UTF-8 text"
+            f"cannot read {named} from {what} {path}: it is not UTF-8 text"
         ) from None
 
 
@@ -72,21 +72,38 @@ class MqttCredentials(Section):
 
 def read_password(mqtt: MqttCredentials) -> Secret | None:
     """The password the config points at; what is not there is a SecretUnreadable."""
-    if mqtt.password_file is not None:
-        return _read(mqtt.password_file, "file")
-    if mqtt.password_env is not None:
-        value = os.environ.get(mqtt.password_env)
+    return read_secret(
+        mqtt.password_file,
+        mqtt.password_env,
+        mqtt.password_credential,
+        named="the MQTT password",
+        key="password_credential",
+    )
+
+
+def read_secret(
+    file: Path | None,
+    env: str | None,
+    credential: str | None,
+    *,
+    named: str,
+    key: str,
+) -> Secret | None:
+    """A secret from a file, an environment variable or a systemd credential (at most one
+    is given; none: None); ``named`` names it in messages, ``key`` is the credential's key."""
+    if file is not None:
+        return _read(file, "file", named)
+    if env is not None:
+        value = os.environ.get(env)
         if value is None:
-            raise SecretUnreadable(
-                f"the MQTT password variable ${mqtt.password_env} is not set in the environment"
-            )
+            raise SecretUnreadable(f"{named} variable ${env} is not set in the environment")
         return Secret(value)
-    if mqtt.password_credential is not None:
+    if credential is not None:
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise SecretUnreadable(
-                f"password_credential '{mqtt.password_credential}' needs systemd's "
+                f"{key} '{credential}' needs systemd's "
                 "LoadCredential= ($CREDENTIALS_DIRECTORY is not set)"
             )
-        return _read(Path(directory) / mqtt.password_credential, "credential")
+        return _read(Path(directory) / credential, "credential", named)
     return None

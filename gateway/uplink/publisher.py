@@ -36,6 +36,7 @@ from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
 from tidegate.uplink.deliveries import Deliveries
+from tidegate.uplink.presets.base import preset_for
 from tidegate.uplink.refusals import RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
 from tidegate.uplink.window import SendWindow
@@ -68,8 +69,10 @@ class Publisher:
         self.mqtt = mqtt
         self.outbox = outbox
         self.client_id = client_id
-        self.status_topic = status_topic
-        self._password = password
+        self._preset = preset_for(mqtt, password)
+        """``mqtt.preset``: each CONNECT's password, its renewal, the topics the cloud takes."""
+        self._renewing = False
+        self.status_topic = self._preset.status_topic(status_topic)
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
         self._deliveries = Deliveries(outbox, self.status)
@@ -95,7 +98,10 @@ class Publisher:
         self._caught_up = asyncio.Event()
         """Set while nothing is in flight and the last take found nothing new."""
         self._client: WireClient | None = None
-        self._window = SendWindow(mqtt, status_topic, stored_prefix)
+        self._window = SendWindow(
+            mqtt, self.status_topic, stored_prefix, prefix=status_topic.removesuffix("/status")
+        )
+        self._window.format = self._preset.wrap(self._window.format)
         self._disconnected = asyncio.Event()
         self._status_mid: int | None = None
         self._status_sent = asyncio.Event()
@@ -108,9 +114,10 @@ class Publisher:
     def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish a message that is not in the outbox (metrics); False while disconnected."""
         client = self._client
-        if client is None or not self.status.connected:
+        to = self._preset.unbuffered_topic(topic)
+        if client is None or not self.status.connected or to is None:
             return False
-        return client.publish(topic, payload, qos, retain) > 0
+        return client.publish(to, payload, qos, retain) > 0
 
     def wake(self) -> None:
         """New rows were committed to the outbox."""
@@ -122,7 +129,7 @@ class Publisher:
             self.mqtt,
             client_id=self.client_id,
             will_topic=self.status_topic,
-            password=self._password,
+            password=self._preset.password(),
             on_publish=self._on_publish,
             on_disconnect=self._on_disconnect,
         )
@@ -191,11 +198,14 @@ class Publisher:
                     if self._brokers.on_fallback
                     else None
                 )
+                renewal = self._preset.renewal()
+                renewer = asyncio.create_task(self._renew(*renewal)) if renewal else None
                 try:
                     await self._pump()
                 finally:
-                    if watcher is not None:
-                        watcher.cancel()
+                    for task in (watcher, renewer):
+                        if task is not None:
+                            task.cancel()
                     self._drop_connection()
                     await self._deliveries.flush()
                 if self._stopping:
@@ -204,6 +214,10 @@ class Publisher:
                     self._going_back = False
                     self.status.last_error = None  # ended on purpose, not lost
                     continue  # to the first broker, at once
+                if self._renewing:
+                    self._renewing = False
+                    self.status.last_error = None  # ended on purpose, not lost
+                    continue  # a new login, at once
                 delay, note = self._after_connection()
                 if note:
                     log.warning("%s%s; reconnecting in %.1f s", self._who, note, delay)
@@ -226,13 +240,27 @@ class Publisher:
                 self._brokers.addresses[0],
                 self._tls_context,
                 client_id=self.client_id,
-                password=self._password,
+                password=self._preset.password(),
                 will_topic=self.status_topic,
             ):
                 break
         self._brokers.go_back()
         self._going_back = True
         await self._sign_off(time.monotonic() + self.mqtt.connect_timeout)
+
+    async def _renew(self, start: float, latest: float) -> None:
+        """Before its login expires (an Azure SAS token), end this connection cleanly for
+        the next CONNECT to log in anew: once nothing is in flight after ``start``, by
+        ``latest`` (monotonic). What is unacked is sent again, as after any reconnect."""
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._caught_up.wait(), max(0.0, latest - time.monotonic()))
+        client = self._client
+        if client is None or self._stopping:
+            return
+        log.info("renewing the login to broker %s before it expires", self.status.broker)
+        self._renewing = True
+        client.disconnect()
 
     def _after_connection(self) -> tuple[float, str]:
         """How long to wait before reconnecting, and what to log; dead-letter what was refused.

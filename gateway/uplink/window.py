@@ -45,9 +45,11 @@ class SendWindow:
         mqtt: MqttSection,
         status_topic: str = "tidegate/status",
         stored_prefix: str | None = None,
+        *,
+        prefix: str | None = None,
     ) -> None:
         self.configured = mqtt.max_inflight
-        own_prefix = status_topic.removesuffix("/status")
+        own_prefix = prefix if prefix is not None else status_topic.removesuffix("/status")
         self._reroute = (
             Reroute(stored_prefix, own_prefix, mqtt.qos)
             if stored_prefix is not None and (stored_prefix != own_prefix or mqtt.qos == 0)
@@ -158,10 +160,10 @@ class SendWindow:
             try:
                 if fmt.announces:
                     self.announcements += fmt.announce(row.payload, row.topic)
+                if fmt.retopics:  # from the stored event, before it is rewritten
+                    row = row._replace(topic=fmt.topic_for(row.topic, row.payload))  # noqa: PLW2901
                 if fmt.reshapes:
                     row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
-                if fmt.retopics:
-                    row = row._replace(topic=fmt.topic(row.topic))  # noqa: PLW2901
             except FormatError as exc:
                 unwritable.append((at, str(exc)))
                 continue

@@ -51,6 +51,11 @@ class Format:
         """The topic an event routed to ``routed`` is sent on."""
         return routed
 
+    def topic_for(self, routed: str, stored: bytes) -> str:
+        """The topic the stored event ``stored``, routed to ``routed``, is sent on; a
+        FormatError refuses the event (a preset's topic rules)."""
+        return self.topic(routed)
+
     def join(self, events: Sequence[bytes]) -> bytes:
         """The payload of a message carrying ``events`` (each already from ``event``)."""
         raise NotImplementedError
