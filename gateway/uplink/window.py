@@ -23,11 +23,19 @@ MAX_TAKE = 20000
 class SendWindow:
     """What one connection has in flight, by message id, and where its reading stands."""
 
-    def __init__(self, mqtt: MqttSection, status_topic: str = "tidegate/status") -> None:
+    def __init__(
+        self, mqtt: MqttSection, status_topic: str = "tidegate/status", gateway: str = "tidegate"
+    ) -> None:
         self.configured = mqtt.max_inflight
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
-        self.format = format_named(mqtt.format, FormatContext(status_topic, mqtt.discovery_prefix))
+        self.format = format_named(
+            mqtt.format,
+            FormatContext(status_topic, mqtt.discovery_prefix, gateway, mqtt.sparkplug_group),
+        )
+        self.live_from = 0
+        """The first outbox row id accepted on the current connection: rows below it are
+        replays (``Format.replayed``)."""
         self.announcements: list[Announcement] = []
         """What the format asked to send before the next messages (discovery configs)."""
         media_type = self.format.content_type(self.per_message > 1)
@@ -40,10 +48,12 @@ class SendWindow:
         """Per priority class, the last outbox row packed on this connection: what did
         not fit comes back at the next take (the outbox keeps it at hand)."""
 
-    def connected(self, receive_maximum: int) -> None:
+    def connected(self, receive_maximum: int, live_from: int = 0) -> None:
         """A new connection: never more in flight than the broker takes (MQTT 5's
-        Receive Maximum; 65,535 when it did not say)."""
+        Receive Maximum; 65,535 when it did not say); rows from ``live_from`` on were
+        accepted after it was made."""
         self.max_inflight = min(self.configured, receive_maximum)
+        self.live_from = live_from
         self._refill = max(1, self.max_inflight // 2)
         self.announcements = self.format.reannounce()
 
@@ -68,7 +78,7 @@ class SendWindow:
         written, origin, unwritable = self._through_format(rows)
         too_big: list[Row] = []
         messages, consumed = group_messages(
-            written, self.per_message, room, max_bytes=max_bytes, too_big=too_big
+            written, self.per_message, room, max_bytes=max_bytes - fmt.overhead, too_big=too_big
         )
         if fmt.reshapes:
             stored = {row.id: len(row.payload) for row in rows}
@@ -107,13 +117,16 @@ class SendWindow:
         origin: list[int] = []
         unwritable: list[tuple[int, str]] = []
         for at, row in enumerate(rows):
+            stored = row.payload
             try:
                 if fmt.announces:
-                    self.announcements += fmt.announce(row.payload, row.topic)
-                if fmt.reshapes:
-                    row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
+                    self.announcements += fmt.announce(stored, row.topic)
+                if fmt.replays and row.id < self.live_from:
+                    row = row._replace(payload=fmt.replayed(stored))  # noqa: PLW2901
+                elif fmt.reshapes:
+                    row = row._replace(payload=fmt.event(stored))  # noqa: PLW2901
                 if fmt.retopics:
-                    row = row._replace(topic=fmt.topic(row.topic))  # noqa: PLW2901
+                    row = row._replace(topic=fmt.topic(row.topic, stored))  # noqa: PLW2901
             except FormatError as exc:
                 unwritable.append((at, str(exc)))
                 continue
@@ -144,9 +157,22 @@ class SendWindow:
     def announce(self, client: WireClient) -> None:
         """Send what the format asked to announce: QoS 0 (outside the window; the next
         connection sends it all again)."""
+        sequence = self.format.sequence if self.format.sequences else None
         for topic, payload, retain in self.announcements:
-            client.publish(topic, payload, 0, retain)
+            sent = payload if sequence is None else sequence(topic, payload)
+            client.publish(topic, sent, 0, retain)
         self.announcements = []
+
+    # -- the format's own session (``Format.will``, ``Format.farewell``) -------------------
+
+    def will(self) -> Announcement | None:
+        """The next connection's Last Will, if the format has one (None: ``offline``)."""
+        return self.format.will()
+
+    def farewell(self, client: WireClient) -> None:
+        """On a clean end: what the format says before the connection goes (QoS 0)."""
+        self.announcements = self.format.farewell()
+        self.announce(client)
 
     def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:
         """Hand ``messages`` to the client, after any announcements; an error if it
@@ -156,8 +182,11 @@ class SendWindow:
         batched = self.per_message > 1
         fmt = self.format
         write, properties = fmt.message, self._properties
+        sequence = fmt.sequence if fmt.sequences else None
         for msg in messages:
             payload = write(msg.payloads, batched=batched)
+            if sequence is not None:
+                payload = sequence(msg.topic, payload)
             if fmt.describes:
                 properties = self._properties + fmt.message_properties(msg.payloads)
             mid = client.publish(msg.topic, payload, msg.qos, msg.retain, properties)
