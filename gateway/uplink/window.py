@@ -158,6 +158,8 @@ class SendWindow:
         """Send what the format asked to announce: QoS 0 (outside the window; the next
         connection sends it all again)."""
         sequence = self.format.sequence if self.format.sequences else None
+        if self.format.supersedes:  # a dict keeps each topic's first place, its last value
+            self.announcements = list({a.topic: a for a in self.announcements}.values())
         for topic, payload, retain in self.announcements:
             sent = payload if sequence is None else sequence(topic, payload)
             client.publish(topic, sent, 0, retain)

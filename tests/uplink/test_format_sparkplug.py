@@ -4,7 +4,7 @@ the will's NDEATH when a link is cut, historical replays, rebirth on NCMD, the f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from tahutils.tahu import sparkplug_b as tahu
@@ -13,6 +13,7 @@ from tidegate.config.loader import load_config_text
 from tidegate.config.schema import MqttSection
 from tidegate.errors import ConfigError
 from tidegate.event import new_event
+from tidegate.mqtt.wire import WireClient
 from tidegate.outbox import Row
 from tidegate.payload import encode_event
 from tidegate.uplink.formats import FormatContext, FormatError, format_named
@@ -210,6 +211,36 @@ def test_the_window_sends_one_ddata_per_device_and_marks_replays() -> None:
         (4, False),
     ]
     assert nbirth.topic == "spBv1.0/g/NBIRTH/farm-7"
+
+
+class Recorder:
+    """Stands in for the connection: what the window hands it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, int, bool]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+        self.sent.append((topic, payload, qos, retain))
+        return len(self.sent)
+
+
+def test_a_device_met_with_several_metrics_at_once_is_born_once() -> None:
+    window = SendWindow(MqttSection.model_validate({"host": "h", "format": "sparkplug_b"}))
+    window.connected(100)
+    rows = [
+        Row(i, "t", 1, False, stored("greenhouse", name, 1.5), 1)
+        for i, name in enumerate(["temperature", "humidity", "co2"], start=1)
+    ]
+    window.pack(rows, room=5, max_bytes=1 << 20)
+    client = Recorder()
+    window.announce(cast(WireClient, client))
+    assert [(topic.split("/")[2], qos, retain) for topic, _, qos, retain in client.sent] == [
+        ("NBIRTH", 0, False),
+        ("DBIRTH", 0, False),  # the last, which declares all three
+    ]
+    dbirth = tahu.Payload.FromString(client.sent[1][1])
+    assert [m.name for m in dbirth.metrics] == ["temperature", "humidity", "co2"]
+    assert dbirth.seq == 1
 
 
 @pytest.mark.parametrize("group", ["a/b", "plant+", "#"])

@@ -21,6 +21,7 @@ class FormatContext(NamedTuple):
     gateway: str = "tidegate"
     """The gateway's id (``gateway.id``): Sparkplug's edge node."""
     sparkplug_group: str = "tidegate"
+    """``mqtt.sparkplug_group``: the Sparkplug B group id."""
 
 
 class Announcement(NamedTuple):
@@ -90,6 +91,11 @@ class Format:
     def announce(self, stored: bytes, topic: str) -> list[Announcement]:
         """What to send before this event, on ``topic``, goes out (empty once sent)."""
         return []
+
+    supersedes: ClassVar[bool] = False
+    """True where an announcement replaces an unsent earlier one on its topic (a
+    Sparkplug DBIRTH that declares one metric more): only the last is sent, in the
+    first one's place."""
 
     def reannounce(self) -> list[Announcement]:
         """Everything announced so far: sent again on every new connection."""

@@ -82,6 +82,7 @@ class _Metric:
 class SparkplugB(Format):
     name: ClassVar[str] = "sparkplug_b"
     announces: ClassVar[bool] = True
+    supersedes: ClassVar[bool] = True
     retopics: ClassVar[bool] = True
     replays: ClassVar[bool] = True
     sequences: ClassVar[bool] = True
