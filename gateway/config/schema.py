@@ -82,6 +82,7 @@ FormatName = Literal[
     "influx",
     "homeassistant",
     "thingsboard",
+    "sparkplug_b",
 ]
 """What ``mqtt.format`` takes; one module each in ``tidegate.uplink.formats``."""
 
@@ -134,14 +135,23 @@ class MqttSection(MqttConnection):
         "`influx` (InfluxDB line protocol, one line per event, for Telegraf), "
         "`homeassistant` (the events as `json`, one per message, and Home Assistant's MQTT "
         "discovery: a retained config message per signal), `thingsboard` (ThingsBoard's "
-        "gateway API: each source a device, telemetry on `v1/gateway/telemetry`). The outbox "
-        "stores one copy of each event either way.",
+        "gateway API: each source a device, telemetry on `v1/gateway/telemetry`), "
+        "`sparkplug_b` (Sparkplug B 3.0: the gateway an edge node, each source a device; "
+        "protobuf NBIRTH/DBIRTH/DDATA/DDEATH/NDEATH on `spBv1.0/<sparkplug_group>/...`, "
+        "the data at `qos`). The outbox stores one copy of each event either way.",
     )
     discovery_prefix: str = Field(
         "homeassistant",
         min_length=1,
         description="With `format: homeassistant`: the topic prefix Home Assistant's MQTT "
         "integration watches for discovery (its default: `homeassistant`).",
+    )
+    sparkplug_group: str = Field(
+        "tidegate",
+        min_length=1,
+        description="With `format: sparkplug_b`: the Sparkplug group id, the second level of "
+        "every topic (`spBv1.0/<sparkplug_group>/DDATA/<gateway id>/<source>`); no `+`, `#` "
+        "or `/`.",
     )
     fallbacks: list[BrokerAddress] = Field(
         default_factory=list,
@@ -211,6 +221,10 @@ class MqttSection(MqttConnection):
                 "topic_prefix and discovery_prefix are the same: the gateway's status topic "
                 "would be Home Assistant's own birth topic; give topic_prefix another value"
             )
+        if self.format == "sparkplug_b" and self.preset is not None:
+            raise ValueError(
+                f"format sparkplug_b does not work with preset {self.preset} yet: leave one out"
+            )
         if self.format == "cloudevents_binary" and (
             self.protocol != "5" or self.events_per_message != 1
         ):
@@ -225,6 +239,13 @@ class MqttSection(MqttConnection):
     def _no_wildcards(cls, value: str) -> str:
         if "+" in value or "#" in value:
             raise ValueError("discovery_prefix is a topic, not a filter: no + or #")
+        return value
+
+    @field_validator("sparkplug_group")
+    @classmethod
+    def _one_level(cls, value: str) -> str:
+        if re.search(r"[+#/]", value):
+            raise ValueError("sparkplug_group is one topic level: no +, # or /")
         return value
 
     @field_validator("topic_prefix")

@@ -86,6 +86,18 @@ class AsyncOutbox:
     def stats(self) -> OutboxStats:
         return self.outbox.stats
 
+    @property
+    def gateway(self) -> str:
+        """The gateway id its events carry."""
+        return self.outbox.gateway
+
+    @property
+    def next_id(self) -> int:
+        """The row id the next accepted event gets: every event accepted so far has a
+        lower one. Read from the event loop: the outbox thread replaces the int whole,
+        after the commit that used the ids below it."""
+        return self.outbox.next_id
+
     async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run any Outbox method (or function of it) on the outbox thread."""
         loop = asyncio.get_running_loop()
@@ -212,6 +224,14 @@ class UplinkOutbox:
         self.outbox = outbox
         self.uplink = uplink
         self._shares = shares
+
+    @property
+    def gateway(self) -> str:
+        return self.outbox.gateway
+
+    @property
+    def next_id(self) -> int:
+        return self.outbox.next_id
 
     async def until_open(self, stop: asyncio.Event) -> bool:
         return await self.outbox.until_open(stop)

@@ -109,6 +109,11 @@ class Outbox:
         """The segments take read last, decoded (``tidegate.outbox.segment_store``)."""
         """What this run committed and has not handed out yet (``tidegate.outbox.fresh``)."""
 
+    @property
+    def next_id(self) -> int:
+        """The row id the next committed event gets."""
+        return self._next_id
+
     # -- the contract ----------------------------------------------------------------
 
     def open(self) -> None:

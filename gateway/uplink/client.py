@@ -9,6 +9,7 @@ from tidegate.mqtt.connection import MqttConnection
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import ConnectFailed, WireClient
 from tidegate.mqtt.wire.client import OnDisconnect, OnPublish
+from tidegate.uplink.formats.base import Announcement
 
 
 def new_client(
@@ -19,8 +20,10 @@ def new_client(
     password: Secret | None,
     on_publish: OnPublish,
     on_disconnect: OnDisconnect,
+    will: Announcement | None = None,
 ) -> WireClient:
-    """A client with a clean session and ``offline`` (retained) as its Last Will.
+    """A client with a clean session and ``offline`` (retained) on ``will_topic`` as its
+    Last Will, or the format's ``will`` (Sparkplug B's NDEATH) in its place.
 
     The outbox, not the client's memory, is the source of truth for what still
     needs sending: the client keeps no queue of its own.
@@ -31,8 +34,9 @@ def new_client(
         keepalive=mqtt.keepalive,
         username=mqtt.username,
         password=password if mqtt.username is not None else None,
-        will_topic=will_topic,
-        will_payload=b"offline",
+        will_topic=will_topic if will is None else will.topic,
+        will_payload=b"offline" if will is None else will.payload,
+        will_retain=True if will is None else will.retain,
         on_publish=on_publish,
         on_disconnect=on_disconnect,
         topic_aliases=mqtt.topic_aliases,

@@ -99,7 +99,11 @@ class Publisher:
         """Set while nothing is in flight and the last take found nothing new."""
         self._client: WireClient | None = None
         self._window = SendWindow(
-            mqtt, self.status_topic, stored_prefix, prefix=status_topic.removesuffix("/status")
+            mqtt,
+            self.status_topic,
+            stored_prefix,
+            prefix=status_topic.removesuffix("/status"),
+            gateway=outbox.gateway,
         )
         self._window.format = self._preset.wrap(self._window.format)
         self._disconnected = asyncio.Event()
@@ -132,6 +136,7 @@ class Publisher:
             password=self._preset.password(),
             on_publish=self._on_publish,
             on_disconnect=self._on_disconnect,
+            will=self._window.will(),  # the format's (Sparkplug's NDEATH), if it has one
         )
 
     # -- the client's callbacks (on the event loop, from the current client only) ------
@@ -302,10 +307,12 @@ class Publisher:
             # for the fixed header, the topic and the properties.
             self._max_message = max(1, min(self._max_message, client.max_packet - 512))
         # One of the broker's Receive Maximum stays free for the online/offline message.
-        self._window.connected(max(1, client.receive_maximum - 1))
+        # Rows from the outbox's next id on were accepted on this connection (the others
+        # are replays, which a format may mark: Sparkplug's is_historical).
+        self._window.connected(max(1, client.receive_maximum - 1), self.outbox.next_id)
         client.publish(self.status_topic, b"online", 1, True)
+        self._window.listen(client)  # before the announcements: Sparkplug's NCMD before NBIRTH
         self._window.announce(client)  # what the format announced on earlier connections
-        self._window.listen(client)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1
@@ -404,6 +411,7 @@ class Publisher:
         if client is None:
             return
         self._status_sent.clear()
+        self._window.farewell(client)  # the format's own (Sparkplug's DDEATHs and NDEATH)
         mid = client.publish(self.status_topic, b"offline", 1, True)
         if mid > 0:
             self._status_mid = mid

@@ -47,6 +47,7 @@ class SendWindow:
         stored_prefix: str | None = None,
         *,
         prefix: str | None = None,
+        gateway: str = "tidegate",
     ) -> None:
         self.configured = mqtt.max_inflight
         own_prefix = prefix if prefix is not None else status_topic.removesuffix("/status")
@@ -58,7 +59,13 @@ class SendWindow:
         """One of several uplinks: stored topics under its own prefix, at most its QoS."""
         self.max_inflight = mqtt.max_inflight
         self.per_message = mqtt.events_per_message
-        self.format = format_named(mqtt.format, FormatContext(status_topic, mqtt.discovery_prefix))
+        self.format = format_named(
+            mqtt.format,
+            FormatContext(status_topic, mqtt.discovery_prefix, gateway, mqtt.sparkplug_group),
+        )
+        self.live_from = 0
+        """The first outbox row id accepted on the current connection: rows below it are
+        replays (``Format.replayed``)."""
         self.expired: list[int] = []
         """Rows ``pack`` found past their route's expiry, for the outbox to drop."""
         self._v5 = mqtt.protocol == "5"
@@ -74,10 +81,12 @@ class SendWindow:
         """Per priority class, the last outbox row packed on this connection: what did
         not fit comes back at the next take (the outbox keeps it at hand)."""
 
-    def connected(self, receive_maximum: int) -> None:
+    def connected(self, receive_maximum: int, live_from: int = 0) -> None:
         """A new connection: never more in flight than the broker takes (MQTT 5's
-        Receive Maximum; 65,535 when it did not say)."""
+        Receive Maximum; 65,535 when it did not say); rows from ``live_from`` on were
+        accepted after it was made."""
         self.max_inflight = min(self.configured, receive_maximum)
+        self.live_from = live_from
         self._refill = max(1, self.max_inflight // 2)
         self.announcements = self.format.reannounce()
 
@@ -106,7 +115,7 @@ class SendWindow:
         )
         too_big: list[Row] = []
         messages, consumed = group_messages(
-            written, self.per_message, room, max_bytes=max_bytes, too_big=too_big
+            written, self.per_message, room, max_bytes=max_bytes - fmt.overhead, too_big=too_big
         )
         if fmt.reshapes:
             stored = {row.id: len(row.payload) for row in rows}
@@ -147,7 +156,7 @@ class SendWindow:
         the positions ``expired`` are left out (the caller says what becomes of them)."""
         fmt = self.format
         reroute = self._reroute
-        if not (fmt.reshapes or fmt.announces or fmt.retopics or expired or reroute):
+        if not (fmt.reshapes or fmt.replays or fmt.announces or fmt.retopics or expired or reroute):
             return rows, None, []
         written: list[Row] = []
         origin: list[int] = []
@@ -157,13 +166,16 @@ class SendWindow:
                 continue
             if reroute is not None:
                 row = reroute(row)  # noqa: PLW2901
+            stored = row.payload
             try:
                 if fmt.announces:
-                    self.announcements += fmt.announce(row.payload, row.topic)
-                if fmt.retopics:  # from the stored event, before it is rewritten
-                    row = row._replace(topic=fmt.topic_for(row.topic, row.payload))  # noqa: PLW2901
-                if fmt.reshapes:
-                    row = row._replace(payload=fmt.event(row.payload))  # noqa: PLW2901
+                    self.announcements += fmt.announce(stored, row.topic)
+                if fmt.retopics:
+                    row = row._replace(topic=fmt.topic_for(row.topic, stored))  # noqa: PLW2901
+                if fmt.replays and row.id < self.live_from:
+                    row = row._replace(payload=fmt.replayed(stored))  # noqa: PLW2901
+                elif fmt.reshapes:
+                    row = row._replace(payload=fmt.event(stored))  # noqa: PLW2901
             except FormatError as exc:
                 unwritable.append((at, str(exc)))
                 continue
@@ -194,9 +206,24 @@ class SendWindow:
     def announce(self, client: WireClient) -> None:
         """Send what the format asked to announce: QoS 0 (outside the window; the next
         connection sends it all again)."""
+        sequence = self.format.sequence if self.format.sequences else None
+        if self.format.supersedes:  # a dict keeps each topic's first place, its last value
+            self.announcements = list({a.topic: a for a in self.announcements}.values())
         for topic, payload, retain in self.announcements:
-            client.publish(topic, payload, 0, retain)
+            sent = payload if sequence is None else sequence(topic, payload)
+            client.publish(topic, sent, 0, retain)
         self.announcements = []
+
+    # -- the format's own session (``Format.will``, ``Format.farewell``) -------------------
+
+    def will(self) -> Announcement | None:
+        """The next connection's Last Will, if the format has one (None: ``offline``)."""
+        return self.format.will()
+
+    def farewell(self, client: WireClient) -> None:
+        """On a clean end: what the format says before the connection goes (QoS 0)."""
+        self.announcements = self.format.farewell()
+        self.announce(client)
 
     def publish(self, client: WireClient, messages: Sequence[Message]) -> str | None:
         """Hand ``messages`` to the client, after any announcements; an error if it
@@ -206,8 +233,11 @@ class SendWindow:
         batched = self.per_message > 1
         fmt = self.format
         write, common = fmt.message, self._properties
+        sequence = fmt.sequence if fmt.sequences else None
         for msg in messages:
             payload = write(msg.payloads, batched=batched)
+            if sequence is not None:
+                payload = sequence(msg.topic, payload)
             properties = common
             if fmt.describes:
                 properties += fmt.message_properties(msg.payloads)

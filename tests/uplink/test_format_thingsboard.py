@@ -42,7 +42,7 @@ def stored(event: Event) -> bytes:
 )
 def test_telemetry_is_the_gateway_apis_shape(event: Event, values: dict[str, Any]) -> None:
     fmt = thingsboard()
-    assert fmt.topic("tidegate/farm-7/x/y") == "v1/gateway/telemetry"
+    assert fmt.topic("tidegate/farm-7/x/y", stored(event)) == "v1/gateway/telemetry"
     assert json.loads(fmt.event(stored(event))) == {
         f"farm-7/{event.source}": [{"ts": 1764162300125, "values": values}]  # ms, truncated
     }

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.mqtt.support import make_pki, run, until
-from tests.support import Received, Subscriber
+from tests.support import Received, Subscriber, wait_until
 from tidegate.config.schema import MqttSection
-from tidegate.demo.local_broker import LocalBroker, free_port
+from tidegate.demo.local_broker import LocalBroker, free_port, port_open
 from tidegate.event import new_event
 from tidegate.outbox import AsyncOutbox
 from tidegate.outgoing import Outgoing
@@ -72,6 +72,8 @@ def mtls_broker(tmp_path: Path) -> Iterator[tuple[LocalBroker, int, dict[str, Pa
             f"listener {plain} 127.0.0.1\n"
         ),
     ) as broker:
+        # Mosquitto opens its listeners one after the other: start() waited for the first.
+        wait_until(lambda: port_open(broker.host, plain), 10, "the plain listener")
         yield broker, plain, pki
 
 

@@ -49,6 +49,7 @@ class WireClient(WireConnection):
         on_publish: OnPublish,
         on_disconnect: OnDisconnect,
         topic_aliases: bool = False,
+        will_retain: bool = True,
     ) -> None:
         super().__init__(
             client_id=client_id,
@@ -58,7 +59,7 @@ class WireClient(WireConnection):
             password=password,
             on_disconnect=on_disconnect,
         )
-        self._will = (will_topic, will_payload)
+        self._will = (will_topic, will_payload, will_retain)
         self._on_publish = on_publish
         self._qos0: list[int] = []
         self._unsent_qos0: list[int] = []
@@ -176,7 +177,7 @@ class WireClient(WireConnection):
         super().connection_made(transport)
 
     def _connect_packet(self, password: bytes | None) -> bytes:
-        will_topic, will_payload = self._will
+        will_topic, will_payload, will_retain = self._will
         return packets.connect(
             client_id=self.client_id,
             v5=self.v5,
@@ -185,6 +186,7 @@ class WireClient(WireConnection):
             password=password,
             will_topic=will_topic,
             will_payload=will_payload,
+            will_retain=will_retain,
         )
 
     def data_received(self, data: bytes) -> None:

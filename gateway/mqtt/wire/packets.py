@@ -67,17 +67,19 @@ def connect(
     password: bytes | None,
     will_topic: str | None,
     will_payload: bytes = b"",
+    will_retain: bool = True,
     clean: bool = True,
     session_expiry: int = 0,
 ) -> bytes:
-    """CONNECT; with a Last Will (retained, QoS 1) when ``will_topic`` is given.
+    """CONNECT; with a Last Will (QoS 1, retained unless ``will_retain`` is False) when
+    ``will_topic`` is given.
 
     ``clean`` False asks the broker to resume the session (3.1.1: clean session off;
     5: clean start off), which MQTT 5 keeps ``session_expiry`` seconds after a disconnect.
     """
     flags = 0x02 if clean else 0x00
     if will_topic is not None:
-        flags |= 0x04 | (1 << 3) | 0x20  # will, will QoS 1, will retain
+        flags |= 0x04 | (1 << 3) | (0x20 if will_retain else 0)  # will, will QoS 1, retain
     if username is not None:
         flags |= 0x80
     if password is not None:

@@ -22,6 +22,7 @@ from tidegate.uplink.formats.cloudevents import CloudEvents, CloudEventsBinary
 from tidegate.uplink.formats.homeassistant import HomeAssistant
 from tidegate.uplink.formats.influx import InfluxLines
 from tidegate.uplink.formats.json import Json, JsonBatch
+from tidegate.uplink.formats.sparkplug import SparkplugB
 from tidegate.uplink.formats.thingsboard import ThingsBoard
 
 FORMATS: dict[str, type[Format]] = {
@@ -34,6 +35,7 @@ FORMATS: dict[str, type[Format]] = {
         InfluxLines,
         HomeAssistant,
         ThingsBoard,
+        SparkplugB,
     )
 }
 if set(FORMATS) != set(get_args(FormatName)):  # pragma: no cover - caught by any test run

@@ -18,6 +18,10 @@ class FormatContext(NamedTuple):
     status_topic: str
     """Where the gateway says ``online`` and ``offline`` (retained; the Last Will)."""
     discovery_prefix: str = "homeassistant"
+    gateway: str = "tidegate"
+    """The gateway's id (``gateway.id``): Sparkplug's edge node."""
+    sparkplug_group: str = "tidegate"
+    """``mqtt.sparkplug_group``: the Sparkplug B group id."""
 
 
 class Announcement(NamedTuple):
@@ -47,14 +51,22 @@ class Format:
     retopics: ClassVar[bool] = False
     """True where ``topic`` puts events on topics of the format's own."""
 
-    def topic(self, routed: str) -> str:
-        """The topic an event routed to ``routed`` is sent on."""
+    def topic(self, routed: str, stored: bytes) -> str:
+        """The topic the ``stored`` event, routed to ``routed``, is sent on."""
         return routed
 
     def topic_for(self, routed: str, stored: bytes) -> str:
         """The topic the stored event ``stored``, routed to ``routed``, is sent on; a
         FormatError refuses the event (a preset's topic rules)."""
-        return self.topic(routed)
+        return self.topic(routed, stored)
+
+    replays: ClassVar[bool] = False
+    """True where an event sent again from the store is written differently (``replayed``)."""
+
+    def replayed(self, stored: bytes) -> bytes:
+        """``event`` for an event accepted before the current connection was made (a
+        store-and-forward replay after an outage, or what was in flight at a drop)."""
+        return self.event(stored)
 
     def join(self, events: Sequence[bytes]) -> bytes:
         """The payload of a message carrying ``events`` (each already from ``event``)."""
@@ -85,6 +97,11 @@ class Format:
         """What to send before this event, on ``topic``, goes out (empty once sent)."""
         return []
 
+    supersedes: ClassVar[bool] = False
+    """True where an announcement replaces an unsent earlier one on its topic (a
+    Sparkplug DBIRTH that declares one metric more): only the last is sent, in the
+    first one's place."""
+
     def reannounce(self) -> list[Announcement]:
         """Everything announced so far: sent again on every new connection."""
         return []
@@ -96,3 +113,27 @@ class Format:
     def heard(self, payload: bytes) -> bool:
         """Whether a message on ``listens`` asks for ``reannounce`` now."""
         return False
+
+    # -- a format's own session on each connection (Sparkplug B's births and deaths) ------
+
+    def will(self) -> Announcement | None:
+        """The Last Will of the next connection (QoS 1), asked once per connection
+        attempt, before it is made; None: the gateway's retained ``offline`` on the
+        status topic. A connection has one will: a format's replaces ``offline``."""
+        return None
+
+    def farewell(self) -> list[Announcement]:
+        """What to send on a clean end of a connection, before the gateway's ``offline``
+        and the DISCONNECT (the will is not published then)."""
+        return []
+
+    sequences: ClassVar[bool] = False
+    """True where every message is finished as it goes out (``sequence``)."""
+    overhead: ClassVar[int] = 0
+    """Bytes ``sequence`` may add to a message, kept free below the size limit."""
+
+    def sequence(self, topic: str, payload: bytes) -> bytes:
+        """The ``payload`` for ``topic`` as it goes out now: called (where ``sequences``)
+        for every message and announcement in the order they are handed to the
+        connection, so a format can number them (Sparkplug's ``seq``) or stamp them."""
+        return payload

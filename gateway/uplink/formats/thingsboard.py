@@ -41,7 +41,7 @@ class ThingsBoard(Format):
         self._devices: dict[str, list[Announcement]] = {}
         self._units: set[tuple[str, str]] = set()
 
-    def topic(self, routed: str) -> str:
+    def topic(self, routed: str, stored: bytes) -> str:
         return TELEMETRY
 
     def event(self, stored: bytes) -> bytes:
