@@ -11,8 +11,9 @@ fails, the uplink goes straight back to the broker it came from.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from tidegate.backoff import Backoff
 
@@ -89,6 +90,15 @@ class BrokerList:
         self._failures = 0
         self._came_from = None
         self.backoff.reset()
+
+    async def until_first_accepts(
+        self, probe: Callable[[tuple[str, int]], Awaitable[bool]]
+    ) -> None:
+        """Every ``return_after``, ``probe`` the first broker; return once it accepts."""
+        while True:
+            await asyncio.sleep(self.return_after)
+            if await probe(self.addresses[0]):
+                return
 
     def go_back(self) -> None:
         """The first broker accepts connections again: the next attempt is to it."""

@@ -36,6 +36,7 @@ from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
 from tidegate.uplink.deliveries import Deliveries
+from tidegate.uplink.presence import Presence
 from tidegate.uplink.presets.base import preset_for
 from tidegate.uplink.refusals import RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
@@ -106,9 +107,8 @@ class Publisher:
             gateway=outbox.gateway,
         )
         self._window.format = self._preset.wrap(self._window.format)
+        self._presence = Presence(self.status_topic, self._window)
         self._disconnected = asyncio.Event()
-        self._status_mid: int | None = None
-        self._status_sent = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stopping = False
         self._stop_deadline = 0.0
@@ -152,8 +152,7 @@ class Publisher:
     def _on_publish(self, mid: int, reason: Reason) -> None:
         msg = self._window.answered(mid)
         if msg is None:
-            if mid == self._status_mid:
-                self._status_sent.set()
+            self._presence.answered(mid)
             return
         self.status.inflight = len(self._window)
         if reason.is_failure and defers(reason):
@@ -238,17 +237,16 @@ class Publisher:
         """On a fallback: every ``return_after``, try an MQTT connection to the first
         broker (made and closed cleanly, beside this one); once one succeeds, sign off
         here (``offline``, retained: this broker keeps no stale ``online``) and move."""
-        while True:
-            await asyncio.sleep(self._brokers.return_after)
-            if await accepts(
+        await self._brokers.until_first_accepts(
+            lambda address: accepts(
                 self.mqtt,
-                self._brokers.addresses[0],
+                address,
                 self._tls_context,
                 client_id=self.client_id,
                 password=self._preset.password(),
                 will_topic=self.status_topic,
-            ):
-                break
+            )
+        )
         self._brokers.go_back()
         self._going_back = True
         await self._sign_off(time.monotonic() + self.mqtt.connect_timeout)
@@ -268,26 +266,19 @@ class Publisher:
         client.disconnect()
 
     def _after_connection(self) -> tuple[float, str]:
-        """How long to wait before reconnecting, and what to log; dead-letter what was refused.
-
-        Connections that end with messages in flight and none acknowledged, or
-        on the broker's quota, back off like failed connects; see
-        ``RefusalTracker`` for what is poison.
-        """
-        tracker = self._refusals
-        over_quota = self._deferred > 0
-        poison = tracker.connection_ended(
-            self._progress, self._first_unacked, over_quota=over_quota
+        """How long to wait before reconnecting, and what to log; dead-letter what was
+        refused (``RefusalTracker.after``)."""
+        after = self._refusals.after(
+            self._progress,
+            self._first_unacked,
+            self._deferred,
+            self._backoff.policy,
+            self.status.last_error,
         )
-        if poison is not None:
-            self._deliveries.refused(poison.ids, poison.reason)
-        attempt = tracker.backoff_attempt()
-        # One step longer than a failed connect's wait: this connection cost a round of sends.
-        delay = self._backoff.policy.delay(attempt + 1) if attempt else 0.0
-        if over_quota:
-            self.status.last_error = "the broker's quota is exceeded (PUBACK: Quota exceeded)"
-            return delay, tracker.quota_note(self._deferred)
-        return delay, f"broker connection lost ({self.status.last_error}){tracker.hint()}"
+        if after.poison is not None:
+            self._deliveries.refused(after.poison.ids, after.poison.reason)
+        self.status.last_error = after.last_error
+        return after.delay, after.note
 
     async def _connect(self) -> None:
         # Acked rows must be deleted before we start again from the oldest.
@@ -310,16 +301,12 @@ class Publisher:
         # Rows from the outbox's next id on were accepted on this connection (the others
         # are replays, which a format may mark: Sparkplug's is_historical).
         self._window.connected(max(1, client.receive_maximum - 1), self.outbox.next_id)
-        client.publish(self.status_topic, b"online", 1, True)
-        self._window.listen(client)  # before the announcements: Sparkplug's NCMD before NBIRTH
-        self._window.announce(client)  # what the format announced on earlier connections
+        self._presence.born(client)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1
         self.status.last_error = None
-        log.info(
-            "%sconnected to broker %s as %s", self._who, self.status.broker, self.client_id
-        )
+        log.info("%sconnected to broker %s as %s", self._who, self.status.broker, self.client_id)
 
     def _drop_connection(self) -> None:
         """Forget the current client; unacked messages will be sent again from the outbox."""
@@ -364,13 +351,9 @@ class Publisher:
                 if rows:
                     self._caught_up.clear()
                     now = time.time() if self._clock_trusted() else None
-                    messages, refused = window.pack(rows, room, self._max_message, now)
-                    if window.expired:
-                        self._deliveries.expired(window.expired)
-                        window.expired = []
-                    for ids, reason in refused:
-                        self._deliveries.refused(ids, reason)
-                    error = window.publish(client, messages)
+                    error = window.fill(
+                        client, rows, room, self._max_message, now=now, deliveries=self._deliveries
+                    )
                     self.status.inflight = len(window)
                     if error is not None:
                         # The connection is ending (the broker's DISCONNECT came first, say):
@@ -410,19 +393,6 @@ class Publisher:
         client = self._client
         if client is None:
             return
-        self._status_sent.clear()
-        self._window.farewell(client)  # the format's own (Sparkplug's DDEATHs and NDEATH)
-        mid = client.publish(self.status_topic, b"offline", 1, True)
-        if mid > 0:
-            self._status_mid = mid
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._status_sent.wait(), max(0.05, (deadline - time.monotonic()) / 2)
-                )
-        client.disconnect()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._disconnected.wait(), max(0.05, deadline - time.monotonic())
-            )
+        await self._presence.sign_off(client, self._disconnected, deadline)
         self._disconnected.set()  # a broker that never answered: stop pumping anyway
         self._changed.set()

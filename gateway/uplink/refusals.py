@@ -35,8 +35,9 @@ publisher then dead-letters what is larger before sending it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+from tidegate.backoff import ReconnectSection
 from tidegate.mqtt.wire import Reason
 from tidegate.wording import count
 
@@ -156,3 +157,39 @@ class RefusalTracker:
             "(a bad link, or a broker that refuses a message without saying so: with "
             "MQTT 3.1.1, set mqtt.max_message_bytes below the broker's message limit)"
         )
+
+    def after(
+        self,
+        progress: bool,
+        first: InFlight | None,
+        deferred: int,
+        backoff: ReconnectSection,
+        last_error: str | None,
+    ) -> AfterConnection:
+        """A connection ended (``deferred``: "quota exceeded" answers on it): how long to
+        wait before the next, what to log, and what is poison.
+
+        Connections that end with messages in flight and none acknowledged, or on the
+        broker's quota, back off like failed connects.
+        """
+        over_quota = deferred > 0
+        poison = self.connection_ended(progress, first, over_quota=over_quota)
+        attempt = self.backoff_attempt()
+        # One step longer than a failed connect's wait: this connection cost a round of sends.
+        delay = backoff.delay(attempt + 1) if attempt else 0.0
+        if over_quota:
+            return AfterConnection(delay, self.quota_note(deferred), poison, QUOTA_ERROR)
+        return AfterConnection(
+            delay, f"broker connection lost ({last_error}){self.hint()}", poison, last_error
+        )
+
+
+QUOTA_ERROR = "the broker's quota is exceeded (PUBACK: Quota exceeded)"
+
+
+class AfterConnection(NamedTuple):
+    delay: float
+    note: str
+    """What to log (empty: nothing)."""
+    poison: Poison | None
+    last_error: str | None

@@ -13,6 +13,7 @@ from tidegate.mqtt.wire import WireClient
 from tidegate.mqtt.wire.packets import content_type, message_expiry
 from tidegate.outbox import Row
 from tidegate.uplink.batches import Message, group_messages
+from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.expiry import age_out, any_expiring
 from tidegate.uplink.formats import Announcement, FormatContext, FormatError, format_named
 
@@ -251,6 +252,26 @@ class SendWindow:
             msg.payloads = []
             self.inflight[mid] = msg
         return None
+
+    def fill(
+        self,
+        client: WireClient,
+        rows: Sequence[Row],
+        room: int,
+        max_bytes: int,
+        *,
+        now: float | None,
+        deliveries: Deliveries,
+    ) -> str | None:
+        """``pack`` and ``publish`` ``rows``; what cannot go (refused, expired) is told to
+        ``deliveries``. An error if the client took not every message."""
+        messages, refused = self.pack(rows, room, max_bytes, now)
+        if self.expired:
+            deliveries.expired(self.expired)
+            self.expired = []
+        for ids, reason in refused:
+            deliveries.refused(ids, reason)
+        return self.publish(client, messages)
 
     def answered(self, mid: int) -> Message | None:
         """The message a PUBACK (or, at QoS 0, the write) ``mid`` is about, if it is ours."""
