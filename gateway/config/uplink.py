@@ -102,6 +102,14 @@ class MqttSection(MqttConnection):
         description="With `format: homeassistant`: the topic prefix Home Assistant's MQTT "
         "integration watches for discovery (its default: `homeassistant`).",
     )
+    discovery_forget_after: Duration | None = Field(
+        7 * 86400.0,
+        gt=0,
+        description="With `format: homeassistant`: a signal not seen for this long has its "
+        "entities removed from Home Assistant (an empty retained config), as have entities "
+        "of this gateway's it finds retained on the broker and never sees again (a signal "
+        "renamed or gone before a restart); `null`: never remove.",
+    )
     sparkplug_group: str = Field(
         "tidegate",
         min_length=1,

@@ -62,7 +62,13 @@ class SendWindow:
         self.per_message = mqtt.events_per_message
         self.format = format_named(
             mqtt.format,
-            FormatContext(status_topic, mqtt.discovery_prefix, gateway, mqtt.sparkplug_group),
+            FormatContext(
+                status_topic,
+                mqtt.discovery_prefix,
+                gateway,
+                mqtt.sparkplug_group,
+                mqtt.discovery_forget_after,
+            ),
         )
         self.live_from = 0
         """The first outbox row id accepted on the current connection: rows below it are
@@ -186,21 +192,21 @@ class SendWindow:
 
     def listen(self, client: WireClient) -> None:
         """Subscribe to what the format listens to, on a new connection."""
-        topic = self.format.listens()
-        if topic is not None:
+        filters = self.format.listens()
+        if filters:
             client.listen(
-                topic,
-                lambda _topic, payload: self._heard(client, payload),
+                filters,
+                lambda topic, payload: self._heard(client, topic, payload),
                 lambda reason: log.warning(
                     "the broker refused the subscription to %s (%s): %s will not hear it",
-                    topic,
+                    ", ".join(filters),
                     reason,
                     self.format.name,
                 ),
             )
 
-    def _heard(self, client: WireClient, payload: bytes) -> None:
-        if self.format.heard(payload):
+    def _heard(self, client: WireClient, topic: str, payload: bytes) -> None:
+        if self.format.heard(topic, payload):
             self.announcements = self.format.reannounce()
             self.announce(client)
 

@@ -169,16 +169,17 @@ def test_the_farewell_is_a_ddeath_per_device_then_ndeath() -> None:
 
 def test_ncmd_rebirth_is_heard() -> None:
     fmt = sparkplug()
-    assert fmt.listens() == NODE.format("NCMD")
+    assert fmt.listens() == [NODE.format("NCMD")]
 
     def ncmd(value: bool) -> bytes:
         payload = tahu.Payload()
         tahu.addMetric(payload, "Node Control/Rebirth", None, tahu.MetricDataType.Boolean, value)
         return bytes(payload.SerializeToString())
 
-    assert fmt.heard(ncmd(True))
-    assert not fmt.heard(ncmd(False))
-    assert not fmt.heard(b"\xff\xff")  # not a payload at all
+    topic = NODE.format("NCMD")
+    assert fmt.heard(topic, ncmd(True))
+    assert not fmt.heard(topic, ncmd(False))
+    assert not fmt.heard(topic, b"\xff\xff")  # not a payload at all
 
 
 def test_the_window_sends_one_ddata_per_device_and_marks_replays() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import packets
@@ -140,13 +140,15 @@ class WireClient(WireConnection):
 
     def listen(
         self,
-        topic_filter: str,
+        topic_filter: str | Sequence[str],
         on_message: OnMessage,
         on_refused: Callable[[Reason], None] | None = None,
     ) -> None:
         """Subscribe (QoS 0) to ``topic_filter`` on this connection, and hand each message
         to ``on_message(topic, payload)`` on the event loop: for the few notices a
-        publisher heeds (Home Assistant's birth message), not for a stream of data."""
+        publisher heeds (Home Assistant's birth message), not for a stream of data.
+        Several filters go in one SUBSCRIBE; a refusal of any of them is reported."""
+        filters = [topic_filter] if isinstance(topic_filter, str) else list(topic_filter)
         if not self._connected or self._transport is None or self._ended is not None:
             return
         mid = self._mid = self._mid + 1 if self._mid < 0xFFFF else 1
@@ -155,7 +157,7 @@ class WireClient(WireConnection):
         self._on_message = on_message
         self._on_refused = on_refused
         self._listening = mid
-        self._out.append(packets.subscribe(mid, [(topic_filter, 0)], v5=self.v5))
+        self._out.append(packets.subscribe(mid, [(f, 0) for f in filters], v5=self.v5))
         self._flush()
 
     @property
@@ -245,10 +247,11 @@ class WireClient(WireConnection):
         if got != self._listening:
             raise ProtocolViolation(f"a SUBACK for packet {got}, which was not sent")
         self._listening = None
-        if reasons and reasons[0].is_failure:
-            self.listen_refused = reasons[0]
+        refused = next((r for r in reasons if r.is_failure), None)
+        if refused is not None:
+            self.listen_refused = refused
             if self._on_refused is not None:
-                self._on_refused(reasons[0])
+                self._on_refused(refused)
 
     def _flush(self) -> None:
         self._flush_pending = False

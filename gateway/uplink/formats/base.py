@@ -22,6 +22,9 @@ class FormatContext(NamedTuple):
     """The gateway's id (``gateway.id``): Sparkplug's edge node."""
     sparkplug_group: str = "tidegate"
     """``mqtt.sparkplug_group``: the Sparkplug B group id."""
+    discovery_forget_after: float | None = None
+    """``mqtt.discovery_forget_after``: seconds a signal may go unseen before Home
+    Assistant is told to remove its entities; None: never."""
 
 
 class Announcement(NamedTuple):
@@ -106,12 +109,12 @@ class Format:
         """Everything announced so far: sent again on every new connection."""
         return []
 
-    def listens(self) -> str | None:
-        """A topic whose messages may ask for everything again (``heard``); None: none."""
-        return None
+    def listens(self) -> list[str]:
+        """Topic filters whose messages the format hears (``heard``) on each connection."""
+        return []
 
-    def heard(self, payload: bytes) -> bool:
-        """Whether a message on ``listens`` asks for ``reannounce`` now."""
+    def heard(self, topic: str, payload: bytes) -> bool:
+        """A message on one of ``listens``: whether it asks for ``reannounce`` now."""
         return False
 
     # -- a format's own session on each connection (Sparkplug B's births and deaths) ------

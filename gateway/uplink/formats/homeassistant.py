@@ -21,11 +21,18 @@ a structured value, one entity per key. The device class comes from the unit (an
 for ``%``, from a name that says humidity or battery). Configs are sent at QoS 0,
 retained: they do not count against the broker's in-flight limit, and the next
 connection sends them again.
+
+A signal not packed for ``discovery_forget_after`` has its entities removed (an
+empty retained config); the uplink also listens to this gateway's configs retained
+on the broker, and removes those no signal of this run took up in that time (what an
+earlier run announced for a signal since renamed or gone).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
@@ -68,30 +75,68 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 class HomeAssistant(Json):
     name: ClassVar[str] = "homeassistant"
     announces: ClassVar[bool] = True
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._sent: dict[tuple[str, str, str], list[Announcement]] = {}
         """Per signal (topic, source, name), its configs."""
+        self._seen: dict[tuple[str, str, str], float] = {}
+        """Per signal, when an event of it was last packed (``clock``)."""
+        self._found: dict[str, float] = {}
+        """Config topics of this gateway retained on the broker that no signal of this run
+        has (yet), with when they were first heard."""
+        self._next_sweep = 0.0
 
     def announce(self, stored: bytes, topic: str) -> list[Announcement]:
         doc = stored_event(stored, ("source", "name"))
         key = (topic, doc["source"], doc["name"])
+        now = self.clock()
+        self._seen[key] = now
+        gone = self._sweep(now) if now >= self._next_sweep else []
         if key in self._sent:
-            return []
+            return gone
         configs = self._configs(doc, topic)
         self._sent[key] = configs
-        return configs
+        for config in configs:
+            self._found.pop(config.topic, None)
+        return gone + configs
 
     def reannounce(self) -> list[Announcement]:
-        return [config for configs in self._sent.values() for config in configs]
+        gone = self._sweep(self.clock())
+        return gone + [config for configs in self._sent.values() for config in configs]
 
-    def listens(self) -> str | None:
-        return f"{self.context.discovery_prefix}/status"
+    def listens(self) -> list[str]:
+        prefix = self.context.discovery_prefix
+        # Its birth message, and this gateway's configs the broker kept (to find the
+        # entities of signals that are gone).
+        return [f"{prefix}/status", f"{prefix}/+/{_UNSAFE.sub('_', self.context.gateway)}/+/config"]
 
-    def heard(self, payload: bytes) -> bool:
-        # Home Assistant's birth message: it (re)started and reads discovery now.
-        return payload.strip() == b"online"
+    def heard(self, topic: str, payload: bytes) -> bool:
+        if not topic.endswith("/config"):
+            # Home Assistant's birth message: it (re)started and reads discovery now.
+            return payload.strip() == b"online"
+        if not payload:
+            self._found.pop(topic, None)  # removed (by us, or by hand)
+        elif not any(c.topic == topic for configs in self._sent.values() for c in configs):
+            self._found.setdefault(topic, self.clock())
+        return False
+
+    def _sweep(self, now: float) -> list[Announcement]:
+        """Removals (an empty retained config) for the signals not seen for
+        ``discovery_forget_after``, and for configs found retained and never sent since."""
+        forget = self.context.discovery_forget_after
+        if forget is None:
+            return []
+        self._next_sweep = now + min(60.0, forget / 10)
+        gone: list[Announcement] = []
+        for key in [k for k, seen in self._seen.items() if now - seen > forget]:
+            del self._seen[key]
+            gone += [Announcement(c.topic, b"") for c in self._sent.pop(key, [])]
+        for topic in [t for t, since in self._found.items() if now - since > forget]:
+            del self._found[topic]
+            gone.append(Announcement(topic, b""))
+        return gone
 
     def _configs(self, doc: dict[str, Any], topic: str) -> list[Announcement]:
         value = doc.get("value")

@@ -127,10 +127,10 @@ class SparkplugB(Format):
         ]
         return [*deaths, self._ndeath()]
 
-    def listens(self) -> str | None:
-        return f"{self._prefix}/NCMD/{self.node}"
+    def listens(self) -> list[str]:
+        return [f"{self._prefix}/NCMD/{self.node}"]
 
-    def heard(self, payload: bytes) -> bool:
+    def heard(self, topic: str, payload: bytes) -> bool:
         try:
             metrics = pb.read_metrics(payload)
         except ValueError:

@@ -105,11 +105,11 @@ class PresetFormat(Format):
     def reannounce(self) -> list[Announcement]:
         return self.inner.reannounce()
 
-    def listens(self) -> str | None:
+    def listens(self) -> list[str]:
         return self.inner.listens()
 
-    def heard(self, payload: bytes) -> bool:
-        return self.inner.heard(payload)
+    def heard(self, topic: str, payload: bytes) -> bool:
+        return self.inner.heard(topic, payload)
 
 
 def with_topic_rule(fmt: Format, rule: TopicRule, broker: str) -> Format:
