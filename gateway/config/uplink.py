@@ -145,6 +145,15 @@ class MqttSection(MqttConnection):
         "and a single event larger than it is dead-lettered. MQTT 5 brokers that announce a "
         "maximum packet size lower it automatically.",
     )
+    max_event_age: Duration | None = Field(
+        None,
+        gt=0,
+        description="This uplink's bound on age: an event older than this (by its `time`) "
+        "when the uplink would send it is given up for this uplink, not sent late, and "
+        "counted (`too_old` per uplink in `tidegate status --json`; with one uplink the "
+        "event leaves the outbox, counted as `dropped_uplink_max_age`). Judged only on a "
+        "trusted clock. With several uplinks, the others still send it.",
+    )
     max_inflight: int = Field(
         200,
         ge=1,

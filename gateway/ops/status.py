@@ -282,6 +282,7 @@ def _uplink(publisher: Publisher, now: float, waiting: int | None) -> Document:
         "delivered": pstatus.events_delivered,
         "rejected": pstatus.events_rejected,
         "expired": pstatus.events_expired,
+        "too_old": pstatus.events_too_old,
         "quota_exceeded": pstatus.quota_exceeded,
         "waiting": waiting,
     }

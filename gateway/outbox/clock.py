@@ -221,11 +221,14 @@ def _shift_payload(payload: bytes, delta: float) -> bytes | None:
 
 ROUTE_EXPIRED = "dropped_route_expired"
 """Counter: events older than their route's ``expire_after`` when they would be sent."""
+UPLINK_MAX_AGE = "dropped_uplink_max_age"
+"""Counter: events older than the (one) uplink's ``max_event_age`` when it would send them."""
 
 
-def drop_route_expired(box: Outbox, ids: Sequence[int]) -> int:
-    """Delete events their route says are no longer worth sending (judged by the
-    publisher on a trusted clock), and count them. Returns how many went."""
+def drop_route_expired(box: Outbox, ids: Sequence[int], counter: str = ROUTE_EXPIRED) -> int:
+    """Delete events their route (or the one uplink's ``max_event_age``) says are no
+    longer worth sending, judged by the publisher on a trusted clock, and count them
+    in ``counter``. Returns how many went."""
     gone = ack(box, ids)  # deleted as a delivery is (chunked, the ledger told) ...
     box.stats.acked -= gone  # ... but not counted as one
     if not gone:
@@ -233,7 +236,7 @@ def drop_route_expired(box: Outbox, ids: Sequence[int]) -> int:
     db = box.db
     try:
         db.execute("BEGIN IMMEDIATE")
-        box._bump(db, ROUTE_EXPIRED, gone)
+        box._bump(db, counter, gone)
         box._commit()
     except sqlite3.Error as exc:
         box._rollback()

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from tidegate.errors import BufferError_
+from tidegate.outbox.clock import UPLINK_MAX_AGE
 from tidegate.outbox.disk import OutboxNoSpace, free_bytes
 from tidegate.outbox.limits import Durability, OutboxLimits
 from tidegate.outbox.store import Outbox
@@ -187,6 +188,10 @@ class AsyncOutbox:
         """Events past their route's ``expire_after``: deleted and counted."""
         return await self.call(self.outbox.drop_route_expired, ids)
 
+    async def give_up(self, ids: Sequence[int]) -> int:
+        """Past the uplink's ``max_event_age``: with one uplink, deleted and counted."""
+        return await self.call(self.outbox.drop_route_expired, ids, UPLINK_MAX_AGE)
+
     async def dead_letter_input(self, letters: Sequence[DeadInput]) -> None:
         self.check_open()
         await self.call(self.outbox.dead_letter_input, letters)
@@ -250,6 +255,10 @@ class UplinkOutbox:
     async def drop_route_expired(self, ids: Sequence[int]) -> int:
         """Past their route's ``expire_after``: gone for every uplink (``UplinkShares.expire``)."""
         return await self.outbox.call(self._shares.expire, self.uplink, ids)
+
+    async def give_up(self, ids: Sequence[int]) -> int:
+        """Past this uplink's ``max_event_age``: done for it (``UplinkShares.give_up``)."""
+        return await self.outbox.call(self._shares.give_up, self.uplink, ids)
 
     async def waiting(self) -> int:
         """Events stored after this uplink's position (``UplinkShares.waiting``)."""

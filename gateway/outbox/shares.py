@@ -135,6 +135,12 @@ class UplinkShares:
         self._done(uplink, wanted)
         return copied
 
+    def give_up(self, uplink: str, ids: Sequence[int]) -> int:
+        """Past ``uplink``'s ``max_event_age``: done for it (not sent), as an ack would
+        make them; deleted if every other uplink they go to has them too."""
+        self._load()
+        return self._done(uplink, list(ids))
+
     def expire(self, uplink: str, ids: Sequence[int]) -> int:
         """Past their route's ``expire_after``: worth sending to no uplink, deleted now
         (another uplink that has them handed out prunes them; ``_prune``)."""

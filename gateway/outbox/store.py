@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING
 
 from tidegate.clock import ClockWatcher
 from tidegate.errors import BufferError_
-from tidegate.outbox.clock import correct_clock, drop_route_expired, purge_expired
+from tidegate.outbox.clock import (
+    ROUTE_EXPIRED,
+    correct_clock,
+    drop_route_expired,
+    purge_expired,
+)
 from tidegate.outbox.commit import note_memory_drops, put
 from tidegate.outbox.dead import DeadInput, dead_letter_input, reject
 from tidegate.outbox.delivery import Row, ack, take
@@ -161,9 +166,9 @@ class Outbox:
         """Drop events older than ``max_age`` (oldest first); only on a trusted clock."""
         return purge_expired(self, now)
 
-    def drop_route_expired(self, ids: Sequence[int]) -> int:
+    def drop_route_expired(self, ids: Sequence[int], counter: str = ROUTE_EXPIRED) -> int:
         """Delete events past their route's ``expire_after``, and count them."""
-        return drop_route_expired(self, ids)
+        return drop_route_expired(self, ids, counter)
 
     def correct_clock(self, delta: float) -> int:
         """Shift this boot's undelivered events by a measured wall-clock step."""

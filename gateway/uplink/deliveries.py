@@ -29,6 +29,7 @@ class Deliveries:
         self._acked_bytes = 0
         self._rejected: list[tuple[list[int], str]] = []
         self._expired: list[int] = []
+        self._too_old: list[int] = []
 
     def acked(self, msg: Message) -> None:
         """The broker acknowledged ``msg``: its rows may be deleted."""
@@ -45,6 +46,10 @@ class Deliveries:
         """These rows are past their route's ``expire_after``: dropped, and counted."""
         self._expired += ids
 
+    def too_old(self, ids: list[int]) -> None:
+        """These rows are past the uplink's ``max_event_age``: given up for it."""
+        self._too_old += ids
+
     async def flush(self) -> None:
         """Record acks and refusals in the outbox. A failure keeps them for the next try:
         an ack that is lost would make the event be sent again after a restart."""
@@ -52,7 +57,16 @@ class Deliveries:
         acked_bytes, self._acked_bytes = self._acked_bytes, 0
         rejected, self._rejected = self._rejected, []
         expired, self._expired = self._expired, []
+        too_old, self._too_old = self._too_old, []
         try:
+            if too_old:
+                await asyncio.shield(self.outbox.give_up(too_old))
+                self.status.events_too_old += len(too_old)
+                log.info(
+                    "%s older than the uplink's max_event_age: not sent",
+                    count(len(too_old), "event"),
+                )
+                too_old = []
             if expired:
                 gone = await asyncio.shield(self.outbox.drop_route_expired(expired))
                 self.status.events_expired += gone
@@ -74,6 +88,7 @@ class Deliveries:
             self._acked_bytes += acked_bytes if acked else 0
             self._rejected[:0] = rejected
             self._expired[:0] = expired
+            self._too_old[:0] = too_old
             self.status.last_error = str(exc)
             log.error("could not record deliveries in the outbox (%s); will retry", exc)
 

@@ -26,31 +26,36 @@ from tidegate.uplink.formats.stored import since_epoch
 class Aged(NamedTuple):
     expired: list[int]
     """Positions in the rows of the events past their route's expiry."""
+    too_old: list[int]
+    """Positions of the others past the uplink's ``max_event_age``."""
     remaining: dict[int, int]
-    """Per row id of an expiring route still worth sending, whole seconds left (≥ 1)."""
+    """Per row id of an expiring event still worth sending, whole seconds left (≥ 1)."""
 
 
 def any_expiring(rows: Sequence[Row]) -> bool:
     return any(expires_after(row.topic) is not None for row in rows)
 
 
-def age_out(rows: Sequence[Row], now: float) -> Aged:
-    """Which of ``rows`` are past their route's ``expire_after`` at ``now``."""
-    expired: list[int] = []
-    remaining: dict[int, int] = {}
+def age_out(rows: Sequence[Row], now: float, max_event_age: float | None = None) -> Aged:
+    """Which of ``rows`` are past their route's ``expire_after``, or past the uplink's
+    ``max_event_age``, at ``now``."""
+    aged = Aged([], [], {})
     for at, row in enumerate(rows):
         ttl = expires_after(row.topic)
-        if ttl is None:
+        if ttl is None and max_event_age is None:
             continue
         time = event_time(row.payload)
         if time is None:
             continue
-        left = ttl - (now - time)
-        if left <= 0:
-            expired.append(at)
+        age = now - time
+        if ttl is not None and age >= ttl:
+            aged.expired.append(at)
+        elif max_event_age is not None and age >= max_event_age:
+            aged.too_old.append(at)
         else:
-            remaining[row.id] = max(1, math.ceil(left))
-    return Aged(expired, remaining)
+            left = min(t - age for t in (ttl, max_event_age) if t is not None)
+            aged.remaining[row.id] = max(1, math.ceil(left))
+    return aged
 
 
 def event_time(stored: bytes) -> float | None:

@@ -17,6 +17,8 @@ class PublisherStatus:
     events_delivered: int = 0
     messages_delivered: int = 0
     events_rejected: int = 0
+    events_too_old: int = 0
+    """Events older than the uplink's ``max_event_age`` when it would send them."""
     events_expired: int = 0
     """Events this uplink found past their route's ``expire_after`` (dropped, not sent)."""
     connects: int = 0

@@ -75,6 +75,9 @@ class SendWindow:
         replays (``Format.replayed``)."""
         self.expired: list[int] = []
         """Rows ``pack`` found past their route's expiry, for the outbox to drop."""
+        self.too_old: list[int] = []
+        """Rows ``pack`` found past ``max_event_age``: given up for this uplink."""
+        self._max_event_age = mqtt.max_event_age
         self._v5 = mqtt.protocol == "5"
         self.announcements: list[Announcement] = []
         """What the format asked to send before the next messages (discovery configs)."""
@@ -116,9 +119,14 @@ class SendWindow:
         move past what was packed; the rest is taken again later. Rows past their
         route's expiry at ``now`` (None: the clock is not trusted) go to ``expired``."""
         fmt = self.format
-        aged = age_out(rows, now) if now is not None and any_expiring(rows) else None
+        ages = self._max_event_age
+        aged = (
+            age_out(rows, now, ages)
+            if now is not None and (ages is not None or any_expiring(rows))
+            else None
+        )
         written, origin, unwritable = self._through_format(
-            rows, set(aged.expired) if aged else set()
+            rows, {*aged.expired, *aged.too_old} if aged else set()
         )
         too_big: list[Row] = []
         messages, consumed = group_messages(
@@ -148,6 +156,7 @@ class SendWindow:
                 refused.append(([rows[at].id], f"cannot be written as {fmt.name}: {reason}"))
         if aged is not None:
             self.expired += [rows[at].id for at in aged.expired if at < consumed]
+            self.too_old += [rows[at].id for at in aged.too_old if at < consumed]
             if aged.remaining and self._v5:
                 for msg in messages:
                     left = [aged.remaining[i] for i in msg.ids if i in aged.remaining]
@@ -275,6 +284,9 @@ class SendWindow:
         if self.expired:
             deliveries.expired(self.expired)
             self.expired = []
+        if self.too_old:
+            deliveries.too_old(self.too_old)
+            self.too_old = []
         for ids, reason in refused:
             deliveries.refused(ids, reason)
         return self.publish(client, messages)

@@ -17,9 +17,12 @@ from tests.support import Subscriber, assert_contiguous
 from tests.uplink.test_failover import forward
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
+from tidegate.event import new_event
 from tidegate.outbox import Row
-from tidegate.outbox.clock import ROUTE_EXPIRED
+from tidegate.outbox.clock import ROUTE_EXPIRED, UPLINK_MAX_AGE
 from tidegate.outbox.routing import route_topic, stored_topic
+from tidegate.outbox.store import Outbox
+from tidegate.outgoing import Outgoing
 from tidegate.pipeline import Gateway
 from tidegate.timefmt import rfc3339
 from tidegate.uplink.expiry import age_out
@@ -42,6 +45,20 @@ def test_age_out_judges_each_event_by_its_time() -> None:
     aged = age_out(rows, now)
     assert aged.expired == [0]
     assert aged.remaining == {2: 3000}
+
+
+def test_an_uplinks_max_event_age_gives_up_what_no_route_expires() -> None:
+    now = 1_800_000_000.0
+    hourly = stored_topic("t/a", expire_after=3600)
+    rows = [
+        row(1, hourly, now - 7200),  # past its route's hour: expired for every uplink
+        row(2, hourly, now - 600),  # 50 minutes left by the route, 20 by the uplink
+        row(3, "t/b", now - 7200),  # no route expiry, but older than the uplink takes
+        row(4, "t/b", now - 60),
+    ]
+    aged = age_out(rows, now, max_event_age=1800)
+    assert (aged.expired, aged.too_old) == ([0], [2])
+    assert aged.remaining == {2: 1200, 4: 1740}
 
 
 def test_a_route_header_keeps_the_uplinks_and_the_expiry() -> None:
@@ -127,3 +144,17 @@ rules:
     expired = publisher.status.events_expired
     assert expired >= 50
     assert gateway.outbox.stats.drops[ROUTE_EXPIRED] == expired
+
+
+def test_one_uplinks_max_event_age_drops_from_the_outbox_and_counts(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "outbox.db", "gw")
+    box.open()
+    try:
+        box.put([Outgoing(new_event("s", "x", float(i)), "t", 1, False) for i in range(3)])
+        rows = box.take(10)
+        assert box.drop_route_expired([r.id for r in rows[:2]], UPLINK_MAX_AGE) == 2
+        assert box.stats.drops[UPLINK_MAX_AGE] == 2
+        assert box.stats.depth == 1
+        assert box.stats.acked == 0  # a drop, not a delivery
+    finally:
+        box.close()

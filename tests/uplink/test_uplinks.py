@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.mqtt.support import until
 from tests.support import Subscriber, assert_contiguous, seqs_by_source, wait_until
+from tests.uplink.test_failover import forward
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.errors import ConfigError
@@ -172,6 +175,65 @@ rules:
     # What is left in the outbox is at most what was in flight at the stop: the events
     # routed to local alone did not wait for the cloud.
     assert stored_events(tmp_path) < 100
+
+
+def test_an_uplink_back_after_its_max_event_age_is_sent_only_fresh_events(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """The cloud is away for longer than its `max_event_age`: when it is back it gets
+    the fresh events only; the local uplink got everything; what the cloud gave up and
+    local delivered leaves the outbox."""
+    cloud_port = free_port()
+    cloud_broker = LocalBroker(tmp_path / "cloud")
+    cloud_broker.start()
+    cloud = Subscriber(cloud_broker.host, cloud_broker.port, "#").start()
+    local = Subscriber(broker.host, broker.port, "tidegate/up/#").start()
+    text = f"""
+gateway: {{id: up, data_dir: {tmp_path / "data"}}}
+uplinks:
+  - {{name: local, host: 127.0.0.1, port: {broker.port}}}
+  - name: cloud
+    host: 127.0.0.1
+    port: {cloud_port}
+    max_event_age: 1s
+    reconnect: {{initial_delay: 0.05s, max_delay: 0.1s}}
+buffer: {{commit_interval: 20ms}}
+{SIM}"""
+    gateway = Gateway(load_config_text(text))
+    local_pub, cloud_pub = gateway.publishers
+    opened_at = 0.0
+
+    async def main() -> None:
+        nonlocal opened_at
+        stop = asyncio.Event()
+        task = asyncio.create_task(gateway.run(stop))
+        server: asyncio.Server | None = None
+        try:
+            await until(lambda: gateway.outbox.stats.accepted >= 400, 20, "two seconds away")
+            opened_at = time.time()
+            server = await asyncio.start_server(
+                lambda r, w: forward(cloud_broker.port, r, w), "127.0.0.1", cloud_port
+            )
+            await until(lambda: len(cloud.events()) >= 100, 20, "fresh events at the cloud")
+        finally:
+            stop.set()
+            await task
+            if server is not None:
+                server.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        cloud.stop()
+        local.stop()
+        cloud_broker.kill()
+    at_cloud = cloud.events()
+    times = [datetime.fromisoformat(e["time"]).timestamp() for e in at_cloud]
+    assert min(times) >= opened_at - 1.0
+    assert cloud_pub.status.events_too_old >= 150
+    assert_contiguous(local.events())
+    assert local_pub.status.events_delivered >= cloud_pub.status.events_too_old
+    assert stored_events(tmp_path) < 200  # given up by one, delivered by the other: gone
 
 
 @pytest.mark.parametrize(
