@@ -4,7 +4,6 @@ failing over to the second, and moving back once the first is up, losing nothing
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from tests.support import (
     assert_same_ids_for_duplicates,
     wait_until,
 )
+from tests.uplink.away import forward
 from tidegate.backoff import Backoff, ReconnectSection
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
@@ -84,21 +84,6 @@ def test_fallback_ports_default_by_tls() -> None:
     )
     assert config.mqtt is not None
     assert config.mqtt.broker_addresses() == [("a", 1999), ("b", 8883), ("c", 1884)]
-
-
-async def forward(port: int, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
-    """A TCP forwarder to the broker on ``port``: the first broker's address, which
-    exists only once the test opens it (before, nothing listens there)."""
-    broker_in, broker = await asyncio.open_connection("127.0.0.1", port)
-
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        sink.close()
-
-    await asyncio.gather(pipe(client_in, broker), pipe(broker_in, client))
 
 
 def test_the_uplink_fails_over_and_moves_back_losing_nothing(

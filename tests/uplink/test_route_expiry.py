@@ -4,17 +4,14 @@ its time travels as MQTT 5's Message Expiry Interval."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 from pathlib import Path
 
 import orjson
 from paho.mqtt.enums import MQTTProtocolVersion
 
-from tests.mqtt.support import until
 from tests.support import Subscriber, assert_contiguous
-from tests.uplink.test_failover import forward
+from tests.uplink.away import away_then_back
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.event import new_event
@@ -100,34 +97,18 @@ rules:
     )
     publisher = gateway.publisher
     assert publisher is not None
-    opened_at = 0.0
-
-    async def main() -> None:
-        nonlocal opened_at
-        stop = asyncio.Event()
-        task = asyncio.create_task(gateway.run(stop))
-        server: asyncio.Server | None = None
-        try:
-            # Two seconds of readings pile up while the broker is away.
-            await until(lambda: gateway.outbox.stats.accepted >= 400, 20, "a backlog")
-            opened_at = time.time()
-            server = await asyncio.start_server(
-                lambda r, w: forward(broker.port, r, w), "127.0.0.1", port
-            )
-            await until(lambda: publisher.status.events_expired > 0, 15, "stale readings dropped")
-            await until(
-                lambda: sum(e["source"] == "fast" for e in received.events()) >= 50,
-                15,
-                "fresh readings delivered",
-            )
-        finally:
-            stop.set()
-            await task
-            if server is not None:
-                server.close()
-
     try:
-        asyncio.run(main())
+        opened_at = away_then_back(
+            gateway,
+            port,
+            broker.port,
+            backlog=400,  # two seconds of readings pile up while the broker is away
+            back=lambda: (
+                publisher.status.events_expired > 0
+                and sum(e["source"] == "fast" for e in received.events()) >= 50
+            ),
+            what="stale readings dropped and fresh ones delivered",
+        )
     finally:
         received.stop()
     fast = [m for m in received.snapshot() if "/fast/" in m.topic]

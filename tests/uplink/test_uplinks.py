@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from tests.mqtt.support import until
 from tests.support import Subscriber, assert_contiguous, seqs_by_source, wait_until
-from tests.uplink.test_failover import forward
+from tests.uplink.away import away_then_back
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.errors import ConfigError
@@ -201,28 +200,15 @@ buffer: {{commit_interval: 20ms}}
 {SIM}"""
     gateway = Gateway(load_config_text(text))
     local_pub, cloud_pub = gateway.publishers
-    opened_at = 0.0
-
-    async def main() -> None:
-        nonlocal opened_at
-        stop = asyncio.Event()
-        task = asyncio.create_task(gateway.run(stop))
-        server: asyncio.Server | None = None
-        try:
-            await until(lambda: gateway.outbox.stats.accepted >= 400, 20, "two seconds away")
-            opened_at = time.time()
-            server = await asyncio.start_server(
-                lambda r, w: forward(cloud_broker.port, r, w), "127.0.0.1", cloud_port
-            )
-            await until(lambda: len(cloud.events()) >= 100, 20, "fresh events at the cloud")
-        finally:
-            stop.set()
-            await task
-            if server is not None:
-                server.close()
-
     try:
-        asyncio.run(main())
+        opened_at = away_then_back(
+            gateway,
+            cloud_port,
+            cloud_broker.port,
+            backlog=400,
+            back=lambda: len(cloud.events()) >= 100,
+            what="fresh events at the cloud",
+        )
     finally:
         cloud.stop()
         local.stop()
