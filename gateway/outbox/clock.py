@@ -20,7 +20,7 @@ import orjson
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
 from tidegate.outbox.bound import drop_oldest
-from tidegate.outbox.delivery import ack
+from tidegate.outbox.deletes import drop
 from tidegate.outbox.integrity import checksum, intact
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
 from tidegate.outbox.segment import SegmentDamaged
@@ -227,18 +227,6 @@ UPLINK_MAX_AGE = "dropped_uplink_max_age"
 
 def drop_route_expired(box: Outbox, ids: Sequence[int], counter: str = ROUTE_EXPIRED) -> int:
     """Delete events their route (or the one uplink's ``max_event_age``) says are no
-    longer worth sending, judged by the publisher on a trusted clock, and count them
-    in ``counter``. Returns how many went."""
-    gone = ack(box, ids)  # deleted as a delivery is (chunked, the ledger told) ...
-    box.stats.acked -= gone  # ... but not counted as one
-    if not gone:
-        return 0
-    db = box.db
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        box._bump(db, counter, gone)
-        box._commit()
-    except sqlite3.Error as exc:
-        box._rollback()
-        raise BufferError_(f"cannot count expired events: {exc}") from None
-    return gone
+    longer worth sending, judged by the publisher on a trusted clock, counting them in
+    ``counter`` in the same transaction. Returns how many went."""
+    return drop(box, ids, counter)

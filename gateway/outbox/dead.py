@@ -70,7 +70,7 @@ def reject(
                 source = db.execute(
                     "SELECT source FROM sources WHERE id = ?", (source_id,)
                 ).fetchone()
-                route = box._routes.get(route_id)  # unknown: no topic (not replayable)
+                topic = box._route_topics.get(route_id)  # unknown: none (not replayable)
                 db.execute(
                     "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -79,7 +79,7 @@ def reject(
                         stage,
                         reason,
                         source[0] if source else None,
-                        None if route is None else route[0],
+                        topic,
                         payload,
                         crc,
                     ),

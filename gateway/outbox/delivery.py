@@ -17,19 +17,25 @@ reconnect, nor after a restart), and every later ack and commit deletes them.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import heapq
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
-from itertools import compress, repeat
-from operator import sub
+from itertools import repeat
 from typing import TYPE_CHECKING, NamedTuple
 
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_reader, segment_store
 from tidegate.outbox.dead import reject_segment
+from tidegate.outbox.deletes import (
+    ack_chunk,
+    chunks,
+    delete_ranges,
+    merge,
+    ranges_of,
+    within,
+)
 from tidegate.outbox.integrity import (
     CHECKSUM_MISMATCH,
     CHECKSUM_MISSING,
@@ -220,35 +226,35 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
     commit tries to delete them again.
     """
     id_list = sorted(ids)
-    ranges = _ranges(id_list)
+    ranges = ranges_of(id_list)
     box._fresh.delivered(ranges)  # even if the delete below fails
     if id_list and id_list[0] < box._resized_below:
         payload_bytes = None  # sent before a clock correction resized them
     if box._undeleted:
-        ranges = _merge(ranges, box._undeleted)
+        ranges = merge(ranges, box._undeleted)
         payload_bytes = None
     if not ranges:
         return 0
-    chunks = _chunks(ranges, _ack_chunk(box))
+    pieces = chunks(ranges, ack_chunk(box))
     sized = payload_bytes is None  # else the publisher's figure is subtracted at the end
     deleted = 0
     try:
-        while chunks:
+        while pieces:
             try:
-                deleted += _delete(box, chunks[0], sized=sized)
+                deleted += delete_ranges(box, pieces[0], sized=sized)
             except sqlite3.Error as exc:
                 if not box._release_if_full(exc):
                     raise
                 payload_bytes = None  # counted again from the tables (below)
-                deleted += _delete(box, chunks[0], sized=sized)
-            chunks.pop(0)
-            if chunks and box._disk is not None:
+                deleted += delete_ranges(box, pieces[0], sized=sized)
+            pieces.pop(0)
+            if pieces and box._disk is not None:
                 # Back to back, chunks outrun the automatic checkpoint: a WAL that only
                 # grows is what the chunks are cut to avoid on a small disk.
                 with contextlib.suppress(sqlite3.Error):  # a later one catches up
                     box.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error as exc:
-        box._undeleted = [r for chunk in chunks for r in chunk]
+        box._undeleted = [r for chunk in pieces for r in chunk]
         box.stats.undeleted = sum(high - low + 1 for low, high in box._undeleted)
         box._sync_ledger()
         raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
@@ -264,58 +270,6 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
         box._undeleted = []
         box.stats.undeleted = 0
     box._sync_ledger()
-    return deleted
-
-
-def _ack_chunk(box: Outbox) -> int:
-    """Rows per delete transaction: one transaction's WAL must fit beside the outbox
-    (a delivered backlog is acknowledged in large batches)."""
-    if box._disk is None:
-        return 1 << 30
-    depth = box.stats.depth
-    return box._disk.ack_chunk(box.stats.bytes / depth if depth else 300.0)
-
-
-def _delete(box: Outbox, ranges: list[tuple[int, int]], *, sized: bool) -> int:
-    """One delete transaction: the events in ``ranges``, segments and rows. Counts them
-    (and their bytes, if ``sized``: else the caller does)."""
-    db = box.db
-    deleted = size = 0
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        for priority, table in enumerate(CLASS_TABLES):
-            # Segments first: whole ones go, a prefix moves its position, anything else
-            # becomes rows, deleted below.
-            gone, length = segment_store.deliver(db, priority, ranges, sized=sized, tracked=True)
-            size += length
-            for low, high in ranges:
-                if sized:
-                    # Summed by a read, not by DELETE ... RETURNING: SQLite keeps RETURNING
-                    # rows in a temporary table, which spills into temp files beyond a few
-                    # thousand rows (measured: +200 disk bytes per event at 100 events per
-                    # message, where every ack of a backlog is deleted in chunks).
-                    (length,) = db.execute(
-                        f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM {table} "  # noqa: S608
-                        "WHERE id BETWEEN ? AND ?",
-                        (low, high),
-                    ).fetchone()
-                    size += length
-                gone += db.execute(
-                    f"DELETE FROM {table} WHERE id BETWEEN ? AND ?",  # noqa: S608
-                    (low, high),
-                ).rowcount
-            box.stats.depth_by_priority[priority] -= gone
-            deleted += gone
-        box._commit()
-    except sqlite3.Error:
-        box._rollback()
-        with contextlib.suppress(sqlite3.Error):
-            box.recount()
-        raise
-    box.stats.acked += deleted
-    box.stats.depth -= deleted
-    if sized:
-        box.stats.bytes -= size + deleted * ROW_OVERHEAD
     return deleted
 
 
@@ -337,52 +291,3 @@ def delete_undeleted(box: Outbox, db: sqlite3.Connection) -> None:
             box.stats.depth -= len(rows)
             box.stats.bytes -= sum(r[0] for r in rows) + len(rows) * ROW_OVERHEAD
             box.stats.acked += len(rows)
-
-
-def _chunks(ranges: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
-    """Split id ranges into groups of at most ``size`` ids."""
-    out: list[list[tuple[int, int]]] = [[]]
-    room = size
-    for first, last in ranges:
-        low = first
-        while low <= last:
-            if room == 0:
-                out.append([])
-                room = size
-            top = min(last, low + room - 1)
-            out[-1].append((low, top))
-            room -= top - low + 1
-            low = top + 1
-    return [c for c in out if c]
-
-
-def within(row_id: int, ranges: list[tuple[int, int]]) -> bool:
-    at = bisect.bisect_right(ranges, (row_id, 1 << 62)) - 1
-    return at >= 0 and ranges[at][0] <= row_id <= ranges[at][1]
-
-
-def _merge(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The union of two lists of inclusive ranges, as sorted, disjoint ranges."""
-    out: list[tuple[int, int]] = []
-    for low, high in sorted(a + b):
-        if out and low <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], max(out[-1][1], high))
-        else:
-            out.append((low, high))
-    return out
-
-
-def _ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
-    """Collapse sorted ids into inclusive (low, high) runs (in C loops: the breaks
-    between runs are found by ``compress``, an acknowledged backlog has few)."""
-    if not ids:
-        return []
-    steps = list(map(sub, ids[1:], ids[:-1]))
-    out: list[tuple[int, int]] = []
-    low = ids[0]
-    for k in compress(range(len(steps)), map((1).__ne__, steps)):
-        if steps[k]:  # not a repeated id
-            out.append((low, ids[k]))
-            low = ids[k + 1]
-    out.append((low, ids[-1]))
-    return out

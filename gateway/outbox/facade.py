@@ -242,8 +242,17 @@ class UplinkOutbox:
         return await self.outbox.until_open(stop)
 
     async def take(self, limit: int, cursors: Sequence[int] = (0, 0, 0)) -> list[Row]:
+        """As ``AsyncOutbox.take``, for this uplink: read on past what it has done or what
+        is not routed to it, one read per call on the outbox thread (commits go on
+        between them), until rows for it are found or there are no more."""
         self.outbox.check_open()
-        return await self.outbox.call(self._shares.take, self.uplink, limit, cursors)
+        after: list[int] | None = None
+        while True:
+            rows, after, more = await self.outbox.call(
+                self._shares.take, self.uplink, limit, cursors, after
+            )
+            if rows or not more:
+                return rows
 
     async def ack(self, ids: Sequence[int], payload_bytes: int | None = None) -> int:
         """The broker has ``ids``; returns how many left the outbox (done everywhere)."""

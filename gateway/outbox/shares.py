@@ -8,12 +8,18 @@ uplink that is down holds back no other: the others read on from their own
 positions, and events routed only to them leave the outbox as they are acknowledged.
 
 Per uplink and class, ``upto`` is its position: every event of the class up to it
-is done for the uplink. It is kept in ``uplink_positions`` (written before the
-deletes it allows: a crash in between leaves events that a later reader finds done
-for every uplink, and deletes). Above it, ``handed`` keeps the ids handed out, in
-order, each done or not; ``upto`` moves over the done ones at the head. An id that
-leaves the outbox otherwise (a bound's drop, an expiry, a dead letter for damage)
-is pruned from the head once it blocks (``_prune``).
+is done for the uplink (``tidegate.outbox.positions``). It is kept in
+``uplink_positions``, written before the deletes it allows: what a crash, or a
+failed write, leaves between them is found at the next start (``_sweep``), as are
+the events that waited only for an uplink since removed from the config. Above it,
+``handed`` keeps the ids handed out, in id order, each done or not; ``upto`` moves
+over the done ones at the head, never over one not done. An id that leaves the
+outbox otherwise (a bound's drop, an expiry, a dead letter for damage) is forgotten
+at the next connection, or once many wait behind it.
+
+An event deleted because every uplink it goes to is done with it counts as delivered
+if one of them acknowledged it; refused or given up by all of them, it leaves without
+being counted as delivered (the dead letters, or the uplinks' ``too_old``, say so).
 
 One uplink (``mqtt:``) never comes here: the outbox deletes what it acknowledges.
 """
@@ -21,15 +27,18 @@ One uplink (``mqtt:``) never comes here: the outbox deletes what it acknowledges
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from tidegate.errors import BufferError_
-from tidegate.outbox import delivery, segment_store
+from tidegate.outbox import delivery
+from tidegate.outbox import positions as stored
+from tidegate.outbox.clock import ROUTE_EXPIRED
 from tidegate.outbox.dead import reject
+from tidegate.outbox.deletes import drop
+from tidegate.outbox.positions import Position
 from tidegate.outbox.routing import routed_to
 from tidegate.outbox.schema import CLASS_TABLES
+from tidegate.wording import count
 
 if TYPE_CHECKING:
     from tidegate.outbox.delivery import Row
@@ -37,39 +46,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tidegate.outbox.store")
 
-TABLE = "uplink_positions"
-CREATE = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (uplink TEXT NOT NULL, cls INTEGER NOT NULL, "
-    "upto INTEGER NOT NULL, PRIMARY KEY (uplink, cls)) WITHOUT ROWID"
-)
-PRUNE_AFTER = 50_000
-"""Handed-out ids kept above a position before the missing ones are looked for."""
-
-
-class Position:
-    """One uplink's place in the outbox, per priority class."""
-
-    def __init__(self, classes: int) -> None:
-        self.upto = [0] * classes
-        self.handed: list[dict[int, bool]] = [{} for _ in range(classes)]
-        """Per class, ids handed out above ``upto``, in order: done or not."""
-        self.routes: dict[int, frozenset[str] | None] = {}
-        """Handed-out ids not yet done: the uplinks each is routed to (None: all)."""
-        self.cls: dict[int, int] = {}
-        """Handed-out ids not yet done: their class."""
-        self.moved = False
-        """``upto`` moved since it was last written."""
-
-    def is_done(self, cls: int, row_id: int) -> bool:
-        return row_id <= self.upto[cls] or self.handed[cls].get(row_id, False)
-
-    def restart(self) -> None:
-        """A new connection reads again from ``upto``: forget the order (not what is done)."""
-        for handed in self.handed:
-            for row_id in [i for i, done in handed.items() if not done]:
-                del handed[row_id]
-        self.routes.clear()
-        self.cls.clear()
+TABLE = stored.TABLE
+ORPHANED = "dropped_uplink_removed"
+"""Counter: events routed only to uplinks removed from the config since."""
+SWEEP_READ = 10_000
+"""Rows read at once by the sweep at start."""
 
 
 class UplinkShares:
@@ -80,51 +61,70 @@ class UplinkShares:
         self.names = list(uplinks)
         self.positions = {name: Position(len(CLASS_TABLES)) for name in self.names}
         self._loaded = False
+        self._gone_delivered: list[int] = []
+        """Done for every uplink they go to, one of them acknowledged: to delete."""
+        self._gone_unsent: list[int] = []
+        """Done for every uplink they go to, none delivered them: to delete."""
+        self._orphans: list[int] = []
+        """Routed only to uplinks no longer configured: to drop, counted."""
 
     # -- reading -----------------------------------------------------------------------
 
-    def take(self, uplink: str, limit: int, cursors: Sequence[int]) -> list[Row]:
-        """Up to ``limit`` rows for ``uplink``, after its cursors and its position; rows
-        done for it (or not routed to it) are passed over, read on until some are found."""
+    def take(
+        self,
+        uplink: str,
+        limit: int,
+        cursors: Sequence[int],
+        after: Sequence[int] | None = None,
+    ) -> tuple[list[Row], list[int], bool]:
+        """One read for ``uplink``: up to ``limit`` rows for it after its cursors and its
+        position (or after ``after``: where the last read left off); rows done for it,
+        or not routed to it, are passed over. Returns the rows, where the next read goes
+        on, and whether there may be more."""
         self._load()
         pos = self.positions[uplink]
-        if not any(cursors):
-            pos.restart()
-        after = [max(c, u) for c, u in zip(cursors, pos.upto, strict=True)]
-        while True:
-            rows = delivery.take(self.box, limit, after)
-            out: list[Row] = []
-            passed: list[int] = []
-            for row in rows:
-                handed = pos.handed[row.priority]
-                after[row.priority] = max(after[row.priority], row.id)
-                if pos.is_done(row.priority, row.id):
-                    continue
-                routed = routed_to(row.topic)
-                handed.setdefault(row.id, False)
-                pos.cls[row.id] = row.priority
-                pos.routes[row.id] = routed
-                if routed is not None and uplink not in self._known(routed):
-                    passed.append(row.id)
-                else:
-                    out.append(row)
-            if passed:
-                self._done(uplink, passed)
-            if out or len(rows) < limit:
-                return out
+        if after is None:
+            if not any(cursors):
+                self._restart(pos)
+            after = [max(c, u) for c, u in zip(cursors, pos.upto, strict=True)]
+        else:
+            after = list(after)
+        rows = delivery.take(self.box, limit, after)
+        out: list[Row] = []
+        passed: list[int] = []
+        for row in rows:
+            cls = row.priority
+            after[cls] = max(after[cls], row.id)
+            if pos.is_done(cls, row.id):
+                continue
+            routed = routed_to(row.topic)
+            pos.hand(cls, row.id, routed)
+            if routed is not None and uplink not in self._known(routed):
+                passed.append(row.id)
+            else:
+                out.append(row)
+        if passed:
+            self._done(uplink, passed, unsent=False)
+        return out, after, len(rows) >= limit
 
     def _known(self, routed: frozenset[str]) -> frozenset[str]:
-        """Of the uplinks a stored route names, those configured now; none of them
-        (renamed or removed since): every uplink, so nothing stored is stranded."""
-        known = routed.intersection(self.names)
-        return known if known else frozenset(self.names)
+        """Of the uplinks a stored route names, those configured now (none: the route's
+        uplinks were all removed from the config; its events are dropped and counted,
+        ``ORPHANED``, never sent where they were not meant to go)."""
+        return routed.intersection(self.names)
+
+    def _restart(self, pos: Position) -> None:
+        pos.restart()
+        db = self.box.db
+        for cls, handed in enumerate(pos.handed):
+            waiting = [i for i, done in handed.items() if not done]
+            pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
 
     # -- what an uplink has ------------------------------------------------------------
 
     def ack(self, uplink: str, ids: Iterable[int]) -> int:
-        """``uplink`` has these: delete those now done for every uplink they go to."""
-        self._load()
-        return self._done(uplink, list(ids))
+        """``uplink``'s broker has these: delete those now done for every uplink."""
+        return self._done(uplink, list(ids), unsent=False)
 
     def reject(self, uplink: str, ids: Sequence[int], reason: str, stage: str) -> int:
         """``uplink`` cannot send these: a copy goes to the dead letters (the others
@@ -132,138 +132,131 @@ class UplinkShares:
         self._load()
         wanted = [i for i in ids if i in self.positions[uplink].cls]
         copied = reject(self.box, wanted, f"uplink {uplink}: {reason}", stage, keep=True)
-        self._done(uplink, wanted)
+        self._done(uplink, wanted, unsent=True)
         return copied
 
     def give_up(self, uplink: str, ids: Sequence[int]) -> int:
-        """Past ``uplink``'s ``max_event_age``: done for it (not sent), as an ack would
-        make them; deleted if every other uplink they go to has them too."""
-        self._load()
-        return self._done(uplink, list(ids))
+        """Past ``uplink``'s ``max_event_age``: done for it, not sent; deleted if every
+        other uplink they go to is done with them too."""
+        return self._done(uplink, list(ids), unsent=True)
 
     def expire(self, uplink: str, ids: Sequence[int]) -> int:
         """Past their route's ``expire_after``: worth sending to no uplink, deleted now
-        (another uplink that has them handed out prunes them; ``_prune``)."""
+        and counted (another uplink that has them handed out forgets them)."""
         self._load()
         pos = self.positions[uplink]
-        for row_id in ids:
-            cls = pos.cls.pop(row_id, None)
-            if cls is not None:
-                pos.routes.pop(row_id, None)
-                pos.handed[cls][row_id] = True
-        self._advance(pos)
-        self._save()
-        return self.box.drop_route_expired(ids)
+        for cls in range(len(CLASS_TABLES)):
+            pos.forget(cls, {i for i in ids if pos.cls.get(i) == cls})
+        self._advance_all()
+        return drop(self.box, ids, ROUTE_EXPIRED)
 
-    def _done(self, uplink: str, ids: list[int]) -> int:
-        pos = self.positions[uplink]
-        gone: list[int] = []
+    def _done(self, uplink: str, ids: list[int], *, unsent: bool) -> int:
+        self._load()
+        positions = self.positions
+        pos = positions[uplink]
         for row_id in ids:
             cls = pos.cls.pop(row_id, None)
             if cls is None:
                 continue  # not handed out on this connection (an ack of an older one)
             routed = pos.routes.pop(row_id, None)
             pos.handed[cls][row_id] = True
+            if unsent:
+                pos.unsent.add(row_id)
             others = self._known(routed) if routed is not None else self.names
-            if all(name == uplink or self.positions[name].is_done(cls, row_id) for name in others):
-                gone.append(row_id)
-        for name in self.names:
-            self._advance(self.positions[name])
-        self._save()
-        return delivery.ack(self.box, gone) if gone else 0
+            if not others:
+                self._orphans.append(row_id)
+            elif all(name == uplink or positions[name].is_done(cls, row_id) for name in others):
+                sent = any(row_id not in positions[name].unsent for name in others)
+                (self._gone_delivered if sent else self._gone_unsent).append(row_id)
+                for name in others:
+                    positions[name].unsent.discard(row_id)
+        self._advance_all()
+        return self._delete_gone()
 
-    def _advance(self, pos: Position) -> None:
-        for cls, handed in enumerate(pos.handed):
-            if len(handed) > PRUNE_AFTER:
-                self._prune(pos, cls)
-            moved = pos.upto[cls]
-            for row_id, done in handed.items():
-                if not done:
-                    break
-                moved = row_id
-            if moved != pos.upto[cls]:
-                for row_id in [i for i in handed if i <= moved]:
-                    del handed[row_id]
-                pos.upto[cls] = moved
-                pos.moved = True
-
-    def _prune(self, pos: Position, cls: int) -> None:
-        """Mark done the handed-out ids of ``cls`` no longer in the outbox (dropped by a
-        bound, expired, moved to the dead letters)."""
-        waiting = [i for i, done in pos.handed[cls].items() if not done]
-        if not waiting:
-            return
+    def _advance_all(self) -> None:
         db = self.box.db
-        present = {
-            i
-            for (i,) in db.execute(
-                f"SELECT id FROM {CLASS_TABLES[cls]} WHERE id BETWEEN ? AND ?",  # noqa: S608
-                (waiting[0], waiting[-1]),
-            )
-        }
-        spans = [
-            (s.first, s.last_id)
-            for s in segment_store.overlapping(db, cls, waiting[0], waiting[-1])
-        ]
-        for row_id in waiting:
-            if row_id not in present and not any(lo <= row_id <= hi for lo, hi in spans):
-                pos.handed[cls][row_id] = True
-                pos.cls.pop(row_id, None)
-                pos.routes.pop(row_id, None)
+        for pos in self.positions.values():
+            for cls, handed in enumerate(pos.handed):
+                if len(handed) > pos.prune_at[cls]:
+                    waiting = [i for i, done in handed.items() if not done]
+                    pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
+                    pos.prune_at[cls] = max(stored.PRUNE_AFTER, 2 * len(handed))
+            pos.advance()
 
-    # -- the positions table -----------------------------------------------------------
+    def _delete_gone(self) -> int:
+        """Record the positions, then delete what they allow (a failure keeps both for
+        the next round; a crash between them is swept up at the next start)."""
+        stored.save(self.box.db, self.positions)
+        deleted = 0
+        if self._gone_delivered:
+            ids, self._gone_delivered = self._gone_delivered, []
+            deleted += delivery.ack(self.box, ids)  # keeps what it could not delete
+        if self._gone_unsent:
+            deleted += drop(self.box, self._gone_unsent, None)
+            self._gone_unsent = []
+        if self._orphans:
+            orphans = drop(self.box, self._orphans, ORPHANED)
+            self._orphans = []
+            if orphans:
+                log.warning(
+                    "outbox: %s routed only to uplinks no longer configured: dropped",
+                    count(orphans, "event"),
+                )
+            deleted += orphans
+        return deleted
+
+    # -- at start ----------------------------------------------------------------------
 
     def _load(self) -> None:
         if self._loaded:
             return
-        db = self.box.db
-        try:
-            db.execute(CREATE)
-            gone: set[str] = set()
-            for name, cls, upto in db.execute(f"SELECT uplink, cls, upto FROM {TABLE}"):  # noqa: S608
-                if name not in self.positions:
-                    gone.add(name)
-                elif 0 <= cls < len(CLASS_TABLES):
-                    self.positions[name].upto[cls] = int(upto)
-            # Every uplink has its rows (``tidegate buffer stats`` reads them); one no
-            # longer configured has none: nothing waits for it.
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                f"INSERT OR IGNORE INTO {TABLE} (uplink, cls, upto) VALUES (?, ?, 0)",  # noqa: S608
-                [(name, cls) for name in self.names for cls in range(len(CLASS_TABLES))],
-            )
-            db.executemany(f"DELETE FROM {TABLE} WHERE uplink = ?", [(n,) for n in gone])  # noqa: S608
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.box._rollback()
-            raise BufferError_(f"cannot read the uplinks' positions in the outbox: {exc}") from None
+        gone = stored.load(self.box.db, self.positions)
         self._loaded = True
         if gone:
             log.warning(
                 "outbox: uplink positions of %s dropped (no longer configured)",
                 ", ".join(sorted(gone)),
             )
-
-    def _save(self) -> None:
-        moved = [(name, p) for name, p in self.positions.items() if p.moved]
-        if not moved:
-            return
-        db = self.box.db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany(
-                f"INSERT INTO {TABLE} (uplink, cls, upto) VALUES (?, ?, ?) "  # noqa: S608
-                "ON CONFLICT (uplink, cls) DO UPDATE SET upto = excluded.upto",
-                [(name, cls, upto) for name, p in moved for cls, upto in enumerate(p.upto)],
+        swept = self._sweep()
+        if swept:
+            log.info(
+                "outbox: %s done for every uplink they go to deleted at start",
+                count(swept, "event"),
             )
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self.box._rollback()
-            raise BufferError_(
-                f"cannot record the uplinks' positions in the outbox: {exc}"
-            ) from None
-        for _, p in moved:
-            p.moved = False
+
+    def _sweep(self) -> int:
+        """Delete the events every uplink they go to is done with: what a crash between
+        a position's write and its deletes left, and what was routed only to uplinks
+        removed from the config since (dropped, counted). Without routes to some
+        uplinks, what lies below every position is all of it; with them, the events
+        up to the highest position are read once (their routes say)."""
+        positions = list(self.positions.values())
+        restricted = any(routed_to(route[0]) is not None for route in self.box._routes.values())
+        gone: list[int] = []
+        db = self.box.db
+        for cls in range(len(CLASS_TABLES)):
+            low = min(p.upto[cls] for p in positions)
+            high = max(p.upto[cls] for p in positions)
+            if not restricted:
+                gone += stored.stored_upto(db, cls, low) if low > 0 else []
+                continue
+            after = [1 << 62] * len(CLASS_TABLES)
+            after[cls] = 0
+            while high > 0 and (rows := delivery.take(self.box, SWEEP_READ, after)):
+                for row in rows:
+                    if row.id > high:
+                        break
+                    routed = routed_to(row.topic)
+                    names = self._known(routed) if routed is not None else self.names
+                    if not names:
+                        self._orphans.append(row.id)
+                    elif all(self.positions[n].upto[cls] >= row.id for n in names):
+                        gone.append(row.id)
+                if rows[-1].id > high or len(rows) < SWEEP_READ:
+                    break
+                after[cls] = rows[-1].id
+        swept = delivery.ack(self.box, gone) if gone else 0
+        return swept + self._delete_gone()
 
     # -- figures -----------------------------------------------------------------------
 
@@ -274,17 +267,8 @@ class UplinkShares:
         pos = self.positions[uplink]
         db = self.box.db
         total = 0
-        for cls, table in enumerate(CLASS_TABLES):
+        for cls in range(len(CLASS_TABLES)):
             upto = pos.upto[cls]
-            (rows,) = db.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE id > ?",  # noqa: S608 - constant names
-                (upto,),
-            ).fetchone()
-            segments = sum(
-                s.last_id - max(s.first, upto + 1) + 1
-                for s in segment_store.overlapping(db, cls, upto + 1, 1 << 62)
-                if s.last_id > upto
-            )
-            done = sum(1 for i, d in pos.handed[cls].items() if d and i > upto)
-            total += rows + segments - done
+            done = sorted(i for i, d in pos.handed[cls].items() if d and i > upto)
+            total += stored.stored_after(db, cls, upto) - len(stored.present(db, cls, done))
         return max(0, total)

@@ -86,6 +86,9 @@ class Outbox:
         self._source_ids: dict[str, int] = {}
         self._route_ids: dict[tuple[str, int, bool], int] = {}
         self._routes: dict[int, tuple[str, int, bool]] = {}
+        self._route_topics: dict[int, str] = {}
+        """Each route's topic as stored: with its uplinks and expiry (a dead letter keeps
+        them, so a replay goes where the event went)."""
         self._boot_row = 0
         self._next_id = 1
         self._admin_generation = 0
@@ -273,10 +276,12 @@ class Outbox:
             self._last_seq[source] = last_seq
         self._route_ids.clear()
         self._routes.clear()
+        self._route_topics.clear()
         for route_id, topic, qos, retain in db.execute("SELECT id, topic, qos, retain FROM routes"):
             route = (topic, qos, bool(retain))
             self._route_ids[route] = route_id
             self._routes[route_id] = (route_topic(topic), qos, bool(retain))
+            self._route_topics[route_id] = topic
         self._next_id = max(self._next_id, self._read_counter(db, NEXT_ID))
 
     def _source_id(self, source: str) -> int:
@@ -299,6 +304,7 @@ class Outbox:
             assert cursor.lastrowid is not None
             route_id = self._route_ids[route] = cursor.lastrowid
             self._routes[route_id] = (route_topic(route[0]), route[1], route[2])
+            self._route_topics[route_id] = route[0]
         return route_id
 
     def _forget(self, sources: Iterable[str], routes: Iterable[tuple[str, int, bool]]) -> None:
@@ -306,7 +312,9 @@ class Outbox:
         for source in sources:
             self._source_ids.pop(source, None)
         for route in routes:
-            self._routes.pop(self._route_ids.pop(route, -1), None)
+            route_id = self._route_ids.pop(route, -1)
+            self._routes.pop(route_id, None)
+            self._route_topics.pop(route_id, None)
 
 
 __all__ = [

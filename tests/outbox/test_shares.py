@@ -12,7 +12,8 @@ import pytest
 
 from tidegate.event import new_event
 from tidegate.outbox.delivery import Row
-from tidegate.outbox.shares import PRUNE_AFTER, UplinkShares
+from tidegate.outbox.positions import PRUNE_AFTER
+from tidegate.outbox.shares import ORPHANED, UplinkShares
 from tidegate.outbox.store import Outbox
 from tidegate.outgoing import Outgoing
 
@@ -36,8 +37,14 @@ def shares(box: Outbox) -> UplinkShares:
     return box.shares
 
 
-def take_all(box: Outbox, uplink: str) -> list[Row]:
-    return shares(box).take(uplink, 10_000, (0, 0, 0))
+def take_all(box: Outbox, uplink: str, cursors: tuple[int, int, int] = (0, 0, 0)) -> list[Row]:
+    """What the uplink's next take after ``cursors`` hands out (all-zero: a new
+    connection), read on as ``UplinkOutbox.take`` does."""
+    after: list[int] | None = None
+    while True:
+        rows, after, more = shares(box).take(uplink, 10_000, cursors, after)
+        if rows or not more:
+            return rows
 
 
 def values(rows: list[Row]) -> list[float]:
@@ -92,9 +99,11 @@ def test_positions_survive_a_restart(tmp_path: Path) -> None:
         box.close()
 
 
-def test_an_uplink_removed_from_the_config_releases_its_routes(tmp_path: Path) -> None:
-    """Events routed only to an uplink no longer configured go to every uplink there
-    is: nothing stored is stranded."""
+def test_an_uplink_removed_from_the_config_takes_its_own_events_with_it(
+    tmp_path: Path,
+) -> None:
+    """Events routed only to an uplink no longer configured are dropped and counted, not
+    sent where they were not meant to go (a LAN-only reading to a cloud)."""
     path = tmp_path / "outbox.db"
     box = Outbox(path, "gw", uplinks=("cloud", "old"))
     box.open()
@@ -103,8 +112,9 @@ def test_an_uplink_removed_from_the_config_releases_its_routes(tmp_path: Path) -
     box = Outbox(path, "gw", uplinks=UPLINKS)
     box.open()
     try:
-        assert values(take_all(box, "local")) == [1]
-        assert values(take_all(box, "cloud")) == [1, 2]
+        assert take_all(box, "local") == []
+        assert values(take_all(box, "cloud")) == [2]
+        assert box.stats.drops[ORPHANED] == 1
     finally:
         box.close()
 
@@ -148,7 +158,7 @@ def test_events_gone_otherwise_do_not_pin_a_position(box: Outbox) -> None:
     box.db.execute("DELETE FROM segments_normal")
     box._rows_changed()
     box.put([item(i) for i in range(1, PRUNE_AFTER + 2)])
-    rows = shares(box).take("cloud", PRUNE_AFTER + 10, (first.id, 0, 0))
+    rows, _, _ = shares(box).take("cloud", PRUNE_AFTER + 10, (first.id, 0, 0))
     assert len(rows) == PRUNE_AFTER + 1
     shares(box).ack("cloud", [r.id for r in rows])
     assert shares(box).positions["cloud"].upto[1] == rows[-1].id

@@ -21,6 +21,7 @@ from tidegate.errors import TidegateError
 from tidegate.outbox.admin.access import snapshot
 from tidegate.outbox.admin.listing import DeadLetter, Entry, dead_letters, entries
 from tidegate.outbox.admin.stats import BufferStats
+from tidegate.outbox.routing import route_topic
 from tidegate.timefmt import rfc3339
 from tidegate.wording import count
 
@@ -65,7 +66,7 @@ def entry_record(e: Entry) -> dict[str, object]:
         "row": e.id,
         "priority": e.priority,
         "source": e.source,
-        "topic": e.topic,
+        "topic": _shown(e.topic),
         "qos": e.qos,
         "retain": e.retain,
         "accepted": None if e.accepted is None else rfc3339(e.accepted),
@@ -83,10 +84,16 @@ def letter_record(d: DeadLetter) -> dict[str, object]:
         "stage": d.stage,
         "reason": d.reason,
         "source": d.source,
-        "topic": d.topic,
+        "topic": _shown(d.topic),
         "encoding": encoding,
         "payload": value,
     }
+
+
+def _shown(topic: str | None) -> str | None:
+    """A stored route's topic as it is sent: without the uplinks and expiry before it
+    (``tidegate.outbox.routing``)."""
+    return None if topic is None else str(route_topic(topic))
 
 
 ENTRY_COLUMNS = ("row", "priority", "source", "topic", "qos", "retain", "accepted", "synced")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from tidegate.outbox.admin.listing import packed
+from tidegate.outbox.positions import TABLE
 from tidegate.outbox.routing import route_topic, routed_to
 from tidegate.outbox.schema import CLASS_TABLES
 from tidegate.outbox.segment import SegmentDamaged
-from tidegate.outbox.shares import TABLE
 
 
 def uplink_depths(db: Database) -> dict[str, int]:
@@ -21,7 +21,6 @@ def uplink_depths(db: Database) -> dict[str, int]:
     for name, cls, position in db.execute(f"SELECT uplink, cls, upto FROM {TABLE}"):  # noqa: S608
         if 0 <= cls < len(CLASS_TABLES):
             upto.setdefault(name, [0] * len(CLASS_TABLES))[cls] = position
-    names = frozenset(upto)
     routes = {
         route_id: routed_to(route_topic(topic))
         for route_id, topic in db.execute("SELECT id, topic FROM routes")
@@ -30,9 +29,8 @@ def uplink_depths(db: Database) -> dict[str, int]:
 
     def count(cls: int, row_id: int, route: int | None) -> None:
         routed = routes.get(route) if route is not None else None
-        # Routed only to uplinks not among them (removed since): to all, as the gateway does.
-        if routed is not None and not routed & names:
-            routed = None
+        # Routed only to uplinks not among them (removed since): to none, as the gateway
+        # drops them at its next start.
         for name, positions in upto.items():
             if row_id > positions[cls] and (routed is None or name in routed):
                 depths[name] += 1
