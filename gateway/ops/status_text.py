@@ -139,8 +139,13 @@ def render_status(doc: Document) -> str:
     if outbox.get("recovery"):
         lines.append(f"  at start: {outbox['recovery']['message']}")
     broker = doc["broker"]
+    uplinks = doc.get("uplinks") or []
     if not broker["configured"]:
         lines += ["", "broker  none configured: events are only kept in the outbox"]
+    elif len(uplinks) > 1:
+        lines.append("")
+        for uplink in uplinks:
+            lines += _uplink_lines(uplink)
     else:
         state = "connected" if broker["connected"] else "disconnected"
         lines += [
@@ -150,3 +155,21 @@ def render_status(doc: Document) -> str:
             f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
         ]
     return "\n".join(lines)
+
+
+def _uplink_lines(uplink: Document) -> list[str]:
+    """One of several uplinks: where, its state, and what waits for it."""
+    state = "connected" if uplink["connected"] else "disconnected"
+    waiting = uplink.get("waiting")
+    dropped = [
+        f"{uplink[key]} {what}"
+        for key, what in (("rejected", "rejected"), ("expired", "expired"), ("too_old", "too old"))
+        if uplink.get(key)
+    ]
+    return [
+        f"uplink {uplink['name']}  {uplink['address']}",
+        f"  {state} for {_duration(uplink['since_s'])} · in flight {uplink['inflight']} · "
+        f"delivered {uplink['delivered']} · waiting {'?' if waiting is None else waiting}"
+        + "".join(f" · {d}" for d in dropped)
+        + f" · last error: {uplink['last_error'] or '-'}",
+    ]

@@ -29,7 +29,10 @@ class BrokerList:
         failover_after: int,
         return_after: float,
         backoff: Backoff,
+        who: str = "",
     ) -> None:
+        self.who = who
+        """What its log lines start with (``uplink NAME: `` with several uplinks)."""
         if not addresses:
             raise ValueError("an uplink needs a broker")
         self.addresses = list(addresses)
@@ -59,14 +62,21 @@ class BrokerList:
         tried = self.name()
         if self._came_from is not None:
             self.index, self._came_from = self._came_from, None
-            log.warning("broker %s still unavailable (%s): back to %s", tried, error, self.name())
+            log.warning(
+                "%sbroker %s still unavailable (%s): back to %s",
+                self.who,
+                tried,
+                error,
+                self.name(),
+            )
             return 0.0
         self._failures += 1
         if self._failures >= self.failover_after and len(self.addresses) > 1:
             self.index = (self.index + 1) % len(self.addresses)
             self._failures = 0
             log.warning(
-                "broker %s unavailable %d times in a row (%s): failing over to %s",
+                "%sbroker %s unavailable %d times in a row (%s): failing over to %s",
+                self.who,
                 tried,
                 self.failover_after,
                 error,
@@ -78,7 +88,8 @@ class BrokerList:
         attempt = self.backoff.failures
         if attempt == 1 or attempt % 20 == 0:
             log.warning(
-                "broker %s unavailable (%s); retrying in %.1f s (attempt %d)",
+                "%sbroker %s unavailable (%s); retrying in %.1f s (attempt %d)",
+                self.who,
                 self.name(),
                 error,
                 delay,
@@ -102,5 +113,5 @@ class BrokerList:
 
     def go_back(self) -> None:
         """The first broker accepts connections again: the next attempt is to it."""
-        log.info("broker %s is back: moving to it from %s", self.name(0), self.name())
+        log.info("%sbroker %s is back: moving to it from %s", self.who, self.name(0), self.name())
         self._came_from, self.index, self._failures = self.index, 0, 0

@@ -84,6 +84,7 @@ class Publisher:
             failover_after=mqtt.failover_after,
             return_after=mqtt.return_after,
             backoff=self._backoff,
+            who=self._who,
         )
         self._going_back = False
         """The connection is being ended to move back to the first broker."""

@@ -17,6 +17,8 @@ from tests.uplink.away import away_then_back
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.errors import ConfigError
+from tidegate.ops.metrics import prometheus_text
+from tidegate.ops.status import GatewayMonitor, render_status
 from tidegate.outbox.admin import inspect as admin
 from tidegate.pipeline import Gateway
 
@@ -83,8 +85,16 @@ def test_an_uplink_down_for_the_whole_run_holds_back_nothing_and_loses_nothing(
         async def delivering() -> None:
             await until(lambda: local.count() >= 300, 20, "300 events at the local broker")
             assert not cloud_pub.status.connected and cloud_pub.status.last_error
-            # The status document shows each uplink, and what waits for the cloud.
+            # The status document, its text and the metrics show each uplink, and what
+            # waits for the cloud.
             assert gateway.publisher is cloud_pub
+            doc = await GatewayMonitor(gateway).status()
+            by_name = {u["name"]: u for u in doc["uplinks"]}
+            assert by_name["cloud"]["connected"] is False and by_name["cloud"]["waiting"] > 0
+            assert by_name["local"]["connected"] is True
+            text = render_status(doc)
+            assert f"uplink cloud  127.0.0.1:{cloud_port}" in text and "uplink local" in text
+            assert 'tidegate_uplink_waiting_events{uplink="cloud"}' in prometheus_text(doc)
 
         run(gateway, delivering)
         wait_until(
