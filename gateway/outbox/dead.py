@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from tidegate.errors import BufferError_
 from tidegate.outbox import segment_store
 from tidegate.outbox.integrity import DAMAGED
+from tidegate.outbox.routing import expires_after, route_topic, stored_topic
 from tidegate.outbox.schema import CLASS_TABLES, ROW_OVERHEAD, SEGMENT_TABLES
 from tidegate.outbox.segment import SegmentDamaged, decode
 
@@ -37,10 +38,13 @@ def reject(
     count_as: str = "",
     *,
     keep: bool = False,
+    only_to: str | None = None,
 ) -> int:
     """Move rows to the dead-letter table with ``reason`` (and count them in the
     counter ``count_as``, if given); with ``keep``, copy them there (one of several
-    uplinks cannot send them; the others still may)."""
+    uplinks cannot send them; the others still may): then ``only_to`` names that uplink,
+    and the letter's route goes to it alone (a replay does not send it again to the
+    uplinks that had it)."""
     if not ids:
         return 0
     db = box.db
@@ -71,6 +75,9 @@ def reject(
                     "SELECT source FROM sources WHERE id = ?", (source_id,)
                 ).fetchone()
                 topic = box._route_topics.get(route_id)  # unknown: none (not replayable)
+                if topic is not None and only_to is not None:
+                    sent = route_topic(topic)
+                    topic = stored_topic(sent, [only_to], expires_after(sent))
                 db.execute(
                     "INSERT INTO dead_letters (at, stage, reason, source, topic, payload, crc) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -36,7 +36,12 @@ def drop(box: Outbox, ids: Iterable[int], counter: str | None) -> int:
     deleted = 0
     try:
         for chunk in chunks(ranges, ack_chunk(box)):
-            deleted += delete_ranges(box, chunk, sized=True, delivered=False, counter=counter)
+            try:
+                deleted += delete_ranges(box, chunk, sized=True, delivered=False, counter=counter)
+            except sqlite3.Error as exc:
+                if not box._release_if_full(exc):  # a full disk: the reserve, then again
+                    raise
+                deleted += delete_ranges(box, chunk, sized=True, delivered=False, counter=counter)
     except sqlite3.Error as exc:
         raise BufferError_(f"cannot drop events from the outbox: {exc}") from None
     finally:

@@ -33,8 +33,9 @@ class Position:
         """Ids handed out on the current connection and not done: their class."""
         self.routes: dict[int, frozenset[str] | None] = {}
         """The same ids: the uplinks each is routed to (None: all)."""
-        self.unsent: set[int] = set()
-        """Ids done without being delivered (refused, given up) and still stored."""
+        self.unsent: dict[int, tuple[int, bool]] = {}
+        """Ids done without being delivered and still stored: their class, and whether
+        refused (True: a dead letter has a copy) or given up (too old)."""
         self.prune_at = [PRUNE_AFTER] * classes
         self.moved = False
         """``upto`` moved since it was last written."""
@@ -76,7 +77,11 @@ class Position:
                 handed[row_id] = True
             self.cls.pop(row_id, None)
             self.routes.pop(row_id, None)
-            self.unsent.discard(row_id)
+            self.unsent.pop(row_id, None)
+
+    def unsent_in(self, cls: int) -> list[int]:
+        """The class's ids done without being delivered, sorted."""
+        return sorted(i for i, (c, _) in self.unsent.items() if c == cls)
 
 
 def present(db: sqlite3.Connection, cls: int, ids: Sequence[int]) -> set[int]:

@@ -19,7 +19,9 @@ at the next connection, or once many wait behind it.
 
 An event deleted because every uplink it goes to is done with it counts as delivered
 if one of them acknowledged it; refused or given up by all of them, it leaves without
-being counted as delivered (the dead letters, or the uplinks' ``too_old``, say so).
+being counted as delivered: refused, the dead letters have it; given up, it is a drop
+counted as ``dropped_uplink_max_age``. What was not sent is kept in memory only: an
+event refused or given up before a restart counts as delivered when it leaves after it.
 
 One uplink (``mqtt:``) never comes here: the outbox deletes what it acknowledges.
 """
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from tidegate.outbox import delivery
 from tidegate.outbox import positions as stored
-from tidegate.outbox.clock import ROUTE_EXPIRED
+from tidegate.outbox.clock import ROUTE_EXPIRED, UPLINK_MAX_AGE
 from tidegate.outbox.dead import reject
 from tidegate.outbox.deletes import drop
 from tidegate.outbox.positions import Position
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tidegate.outbox.store")
 
 TABLE = stored.TABLE
+ACKED, PASSED, REFUSED, TOO_OLD = "acked", "passed", "refused", "too_old"
+"""How an event became done for an uplink (``UplinkShares._done``)."""
 ORPHANED = "dropped_uplink_removed"
 """Counter: events routed only to uplinks removed from the config since."""
 SWEEP_READ = 10_000
@@ -65,6 +69,8 @@ class UplinkShares:
         """Done for every uplink they go to, one of them acknowledged: to delete."""
         self._gone_unsent: list[int] = []
         """Done for every uplink they go to, none delivered them: to delete."""
+        self._gone_too_old: list[int] = []
+        """Given up (too old) by every uplink they go to: to drop, counted."""
         self._orphans: list[int] = []
         """Routed only to uplinks no longer configured: to drop, counted."""
 
@@ -104,7 +110,7 @@ class UplinkShares:
             else:
                 out.append(row)
         if passed:
-            self._done(uplink, passed, unsent=False)
+            self._done(uplink, passed, PASSED)
         return out, after, len(rows) >= limit
 
     def _known(self, routed: frozenset[str]) -> frozenset[str]:
@@ -115,30 +121,39 @@ class UplinkShares:
 
     def _restart(self, pos: Position) -> None:
         pos.restart()
+        for cls in range(len(CLASS_TABLES)):
+            self._forget_gone(pos, cls)
+
+    def _forget_gone(self, pos: Position, cls: int) -> None:
+        """What ``pos`` still waits on or keeps as not sent, but left the outbox some
+        other way (a bound, an expiry, a purge): forgotten."""
         db = self.box.db
-        for cls, handed in enumerate(pos.handed):
-            waiting = [i for i, done in handed.items() if not done]
-            pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
+        waiting = [i for i, done in pos.handed[cls].items() if not done]
+        pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
+        unsent = pos.unsent_in(cls)
+        pos.forget(cls, set(unsent) - stored.present(db, cls, unsent))
 
     # -- what an uplink has ------------------------------------------------------------
 
     def ack(self, uplink: str, ids: Iterable[int]) -> int:
         """``uplink``'s broker has these: delete those now done for every uplink."""
-        return self._done(uplink, list(ids), unsent=False)
+        return self._done(uplink, list(ids), ACKED)
 
     def reject(self, uplink: str, ids: Sequence[int], reason: str, stage: str) -> int:
         """``uplink`` cannot send these: a copy goes to the dead letters (the others
         may still send them), and they are done for it."""
         self._load()
         wanted = [i for i in ids if i in self.positions[uplink].cls]
-        copied = reject(self.box, wanted, f"uplink {uplink}: {reason}", stage, keep=True)
-        self._done(uplink, wanted, unsent=True)
+        copied = reject(
+            self.box, wanted, f"uplink {uplink}: {reason}", stage, keep=True, only_to=uplink
+        )
+        self._done(uplink, wanted, REFUSED)
         return copied
 
     def give_up(self, uplink: str, ids: Sequence[int]) -> int:
         """Past ``uplink``'s ``max_event_age``: done for it, not sent; deleted if every
         other uplink they go to is done with them too."""
-        return self._done(uplink, list(ids), unsent=True)
+        return self._done(uplink, list(ids), TOO_OLD)
 
     def expire(self, uplink: str, ids: Sequence[int]) -> int:
         """Past their route's ``expire_after``: worth sending to no uplink, deleted now
@@ -147,10 +162,16 @@ class UplinkShares:
         pos = self.positions[uplink]
         for cls in range(len(CLASS_TABLES)):
             pos.forget(cls, {i for i in ids if pos.cls.get(i) == cls})
+        for other in self.positions.values():
+            for row_id in ids:
+                other.unsent.pop(row_id, None)
         self._advance_all()
         return drop(self.box, ids, ROUTE_EXPIRED)
 
-    def _done(self, uplink: str, ids: list[int], *, unsent: bool) -> int:
+    def _done(self, uplink: str, ids: list[int], how: str) -> int:
+        """``ids`` are done for ``uplink`` (``how``: ACKED, PASSED, REFUSED, TOO_OLD);
+        those now done for every uplink they go to are deleted: as delivered if one
+        delivered it; else as a drop, counted unless refused (the dead letters have it)."""
         self._load()
         positions = self.positions
         pos = positions[uplink]
@@ -160,27 +181,28 @@ class UplinkShares:
                 continue  # not handed out on this connection (an ack of an older one)
             routed = pos.routes.pop(row_id, None)
             pos.handed[cls][row_id] = True
-            if unsent:
-                pos.unsent.add(row_id)
+            if how in (REFUSED, TOO_OLD):
+                pos.unsent[row_id] = (cls, how == REFUSED)
             others = self._known(routed) if routed is not None else self.names
             if not others:
                 self._orphans.append(row_id)
             elif all(name == uplink or positions[name].is_done(cls, row_id) for name in others):
-                sent = any(row_id not in positions[name].unsent for name in others)
-                (self._gone_delivered if sent else self._gone_unsent).append(row_id)
-                for name in others:
-                    positions[name].unsent.discard(row_id)
+                unsent = [positions[n].unsent.pop(row_id, None) for n in others]
+                if any(u is None for u in unsent):
+                    self._gone_delivered.append(row_id)
+                elif any(refused for _, refused in filter(None, unsent)):
+                    self._gone_unsent.append(row_id)
+                else:
+                    self._gone_too_old.append(row_id)
         self._advance_all()
         return self._delete_gone()
 
     def _advance_all(self) -> None:
-        db = self.box.db
         for pos in self.positions.values():
             for cls, handed in enumerate(pos.handed):
-                if len(handed) > pos.prune_at[cls]:
-                    waiting = [i for i, done in handed.items() if not done]
-                    pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
-                    pos.prune_at[cls] = max(stored.PRUNE_AFTER, 2 * len(handed))
+                if len(handed) + len(pos.unsent) > pos.prune_at[cls]:
+                    self._forget_gone(pos, cls)
+                    pos.prune_at[cls] = max(stored.PRUNE_AFTER, 2 * (len(handed) + len(pos.unsent)))
             pos.advance()
 
     def _delete_gone(self) -> int:
@@ -194,6 +216,9 @@ class UplinkShares:
         if self._gone_unsent:
             deleted += drop(self.box, self._gone_unsent, None)
             self._gone_unsent = []
+        if self._gone_too_old:
+            deleted += drop(self.box, self._gone_too_old, UPLINK_MAX_AGE)
+            self._gone_too_old = []
         if self._orphans:
             orphans = drop(self.box, self._orphans, ORPHANED)
             self._orphans = []
@@ -217,7 +242,8 @@ class UplinkShares:
                 "outbox: uplink positions of %s dropped (no longer configured)",
                 ", ".join(sorted(gone)),
             )
-        swept = self._sweep()
+        # After a clean stop nothing was left between a position and its deletes.
+        swept = self._sweep() if gone or not self.box.opened_after_clean_stop else 0
         if swept:
             log.info(
                 "outbox: %s done for every uplink they go to deleted at start",

@@ -86,6 +86,8 @@ class Outbox:
         self._source_ids: dict[str, int] = {}
         self._route_ids: dict[tuple[str, int, bool], int] = {}
         self._routes: dict[int, tuple[str, int, bool]] = {}
+        self.opened_after_clean_stop = False
+        """Whether the last run closed the outbox (its ledger said so when it opened)."""
         self._route_topics: dict[int, str] = {}
         """Each route's topic as stored: with its uplinks and expiry (a dead letter keeps
         them, so a replay goes where the event went)."""

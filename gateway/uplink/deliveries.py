@@ -59,6 +59,11 @@ class Deliveries:
         expired, self._expired = self._expired, []
         too_old, self._too_old = self._too_old, []
         try:
+            if acked:
+                # First (a failing drop must not hold acks back); shielded: cancelling
+                # the publisher must not cancel a queued ack.
+                await asyncio.shield(self.outbox.ack(acked, acked_bytes))
+                acked = []
             if too_old:
                 await asyncio.shield(self.outbox.give_up(too_old))
                 self.status.events_too_old += len(too_old)
@@ -73,10 +78,6 @@ class Deliveries:
                 if gone:
                     log.info("%s past their route's expire_after: dropped", count(gone, "event"))
                 expired = []
-            if acked:
-                # Shielded: cancelling the publisher must not cancel a queued ack.
-                await asyncio.shield(self.outbox.ack(acked, acked_bytes))
-                acked = []
             while rejected:
                 ids, reason = rejected[0]
                 moved = await asyncio.shield(self.outbox.reject(ids, reason))

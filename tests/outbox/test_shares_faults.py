@@ -16,7 +16,7 @@ from tidegate.event import new_event
 from tidegate.outbox import delivery as delivery_module
 from tidegate.outbox import positions as positions_module
 from tidegate.outbox.admin.replay import plan_replay, replay
-from tidegate.outbox.clock import ROUTE_EXPIRED
+from tidegate.outbox.clock import ROUTE_EXPIRED, UPLINK_MAX_AGE
 from tidegate.outbox.delivery import Row
 from tidegate.outbox.shares import ORPHANED, UplinkShares
 from tidegate.outbox.store import Outbox
@@ -33,6 +33,15 @@ def opened(path: Path, uplinks: tuple[str, ...] = BOTH) -> Outbox:
     box = Outbox(path, "gw", uplinks=uplinks)
     box.open()
     return box
+
+
+def crash(box: Outbox) -> None:
+    """The process dies: the file and its lock let go, the ledger never marked clean."""
+    assert box._db is not None
+    box._db.close()
+    box._db = None
+    box._ledger.close()
+    box._lock.release()
 
 
 def shares(box: Outbox) -> UplinkShares:
@@ -92,7 +101,7 @@ def test_what_a_crash_leaves_between_a_position_and_its_deletes_goes_at_start(
     monkeypatch.setattr(delivery_module, "ack", lambda box, gone: 0)
     shares(box).ack("cloud", cloud)
     monkeypatch.undo()
-    box.close()
+    crash(box)
     box = opened(tmp_path / "o.db")
     try:
         shares(box).waiting("cloud")  # the first use loads the positions, and sweeps
@@ -190,6 +199,55 @@ def test_a_drop_and_its_count_are_one_transaction(
         assert box.drop_route_expired(ids) == 3  # the publisher's retry
         assert box.stats.drops[ROUTE_EXPIRED] == 3
         assert box.drop_route_expired(ids) == 0
+        assert box.stats.drops[ROUTE_EXPIRED] == 3
+    finally:
+        box.close()
+
+
+def test_a_replayed_copy_goes_only_to_the_uplink_that_refused_it(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = opened(path)
+    box.put([item(1)])
+    (row,) = take_all(box, "cloud")
+    shares(box).reject("cloud", [row.id], "too large", "publish")
+    shares(box).ack("local", [r.id for r in take_all(box, "local")])
+    assert box.stats.depth == 0
+    box.close()
+    db = Database(str(path))
+    try:
+        assert replay(db, plan_replay(db).replayable) == 1
+    finally:
+        db.close()
+    box = opened(path)
+    try:
+        assert take_all(box, "local") == []  # it has it already
+        assert len(take_all(box, "cloud")) == 1
+    finally:
+        box.close()
+
+
+def test_an_event_given_up_by_every_uplink_is_a_counted_drop(tmp_path: Path) -> None:
+    box = opened(tmp_path / "o.db")
+    try:
+        box.put([item(1)])
+        for uplink in BOTH:
+            shares(box).give_up(uplink, [r.id for r in take_all(box, uplink)])
+        assert box.stats.depth == 0
+        assert box.stats.drops[UPLINK_MAX_AGE] == 1
+        assert box.stats.acked == 0
+    finally:
+        box.close()
+
+
+def test_what_an_uplink_gave_up_is_forgotten_once_it_leaves_otherwise(tmp_path: Path) -> None:
+    box = opened(tmp_path / "o.db")
+    try:
+        box.put([item(i, expire=60) for i in range(3)])
+        cloud = [r.id for r in take_all(box, "cloud")]
+        shares(box).give_up("cloud", cloud)  # local still has them to send
+        assert len(shares(box).positions["cloud"].unsent) == 3
+        shares(box).expire("local", [r.id for r in take_all(box, "local")])
+        assert shares(box).positions["cloud"].unsent == {}
         assert box.stats.drops[ROUTE_EXPIRED] == 3
     finally:
         box.close()

@@ -186,7 +186,7 @@ def print_entry(e: Entry, now: float) -> None:
     text = e.payload.decode("utf-8", errors="replace")
     typer.echo(
         f"#{e.id} {e.priority} {age(None if e.accepted is None else now - e.accepted)} ago  "
-        f"{e.source}  {e.topic}"
+        f"{e.source}  {_shown(e.topic)}"
         f"{'' if e.synced else ' (untrusted clock)'}\n    {text}"
     )
 
@@ -195,7 +195,7 @@ def print_letter(d: DeadLetter, now: float) -> None:
     encoding, value = payload_fields(d.payload)
     text = d.payload.decode("utf-8") if encoding in ("json", "text") and d.payload else f"{value}"
     # Input a driver rejected never had a topic: say nothing rather than "topic None".
-    topic = f"  topic {d.topic}" if d.topic is not None else ""
+    topic = f"  topic {_shown(d.topic)}" if d.topic is not None else ""
     typer.echo(
         f"#{d.id} {age(now - d.at)} ago  {d.stage}: {d.reason}  source {d.source}{topic}"
         f"\n    [{encoding}] {text}"

@@ -24,6 +24,7 @@ from tidegate.outbox import segment_store
 from tidegate.outbox.admin.access import COUNTER_SQL, scalar, snapshot, write_transaction
 from tidegate.outbox.admin.listing import DeadLetter, dead_letters
 from tidegate.outbox.integrity import DAMAGE_REASONS, checksum, intact, names_damage
+from tidegate.outbox.routing import route_topic, routed_to, stored_topic
 from tidegate.outbox.schema import CLASS_TABLES, NEXT_ID
 
 WRITE_CHUNK = 500
@@ -148,7 +149,7 @@ def replay(db: Database, ids: Iterable[int]) -> int:
                     db,
                     "INSERT OR IGNORE INTO routes (topic, qos, retain) VALUES (?, 1, 0)",
                     "SELECT id FROM routes WHERE topic = ? AND qos = 1 AND retain = 0",
-                    (letter.topic,),
+                    (_replayed_route(letter.topic),),
                 )
                 rows.append(
                     {
@@ -174,3 +175,10 @@ def replay(db: Database, ids: Iterable[int]) -> int:
                 db.table("dead_letters").delete_where(f"id IN ({','.join('?' * len(done))})", done)
             moved += len(rows)
     return moved
+
+
+def _replayed_route(stored: str) -> str:
+    """A letter's route as a replay stores it: to the uplinks it went to, without its
+    expiry (the operator asked for it to be sent, however late)."""
+    sent = route_topic(stored)
+    return stored_topic(sent, routed_to(sent) or ())

@@ -161,6 +161,7 @@ def reconcile_at_open(box: Outbox, status: LoadStatus, recreated: Recreated | No
     box._load_ids(db)
     box._accepted_total = plan.accepted
     box._memory_noted = box._memory_applied = noted
+    box.opened_after_clean_stop = status == "ok" and state.clean
     state.clean = False
     state.boot = box.clock.boot_id
     state.outbox_id = file_id
