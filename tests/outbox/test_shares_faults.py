@@ -58,6 +58,13 @@ def take_all(box: Outbox, uplink: str) -> list[Row]:
             return rows
 
 
+def local_has_three(box: Outbox) -> list[int]:
+    """Three events the local uplink delivered, handed out to the cloud: their ids."""
+    box.put([item(i) for i in range(3)])
+    shares(box).ack("local", [r.id for r in take_all(box, "local")])
+    return [r.id for r in take_all(box, "cloud")]
+
+
 def test_a_reconnect_never_moves_a_position_over_an_event_not_sent(tmp_path: Path) -> None:
     box = opened(tmp_path / "o.db")
     box.put([item(0), item(1, only=("local",)), item(2)])
@@ -94,9 +101,7 @@ def test_what_a_crash_leaves_between_a_position_and_its_deletes_goes_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     box = opened(tmp_path / "o.db")
-    box.put([item(i) for i in range(3)])
-    shares(box).ack("local", [r.id for r in take_all(box, "local")])
-    cloud = [r.id for r in take_all(box, "cloud")]
+    cloud = local_has_three(box)
     # The positions are written; the process dies before the delete.
     monkeypatch.setattr(delivery_module, "ack", lambda box, gone: 0)
     shares(box).ack("cloud", cloud)
@@ -115,9 +120,7 @@ def test_a_failed_position_write_keeps_the_deletes_for_the_next_round(
 ) -> None:
     box = opened(tmp_path / "o.db")
     try:
-        box.put([item(i) for i in range(3)])
-        shares(box).ack("local", [r.id for r in take_all(box, "local")])
-        cloud = [r.id for r in take_all(box, "cloud")]
+        cloud = local_has_three(box)
         real = positions_module.save
 
         def locked_once(db: sqlite3.Connection, positions: object) -> None:
