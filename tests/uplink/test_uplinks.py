@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.mqtt.support import until
+from tests.mqtt.support import FreezableProxy, until
 from tests.support import Subscriber, assert_contiguous, seqs_by_source, wait_until
 from tests.uplink.away import away_then_back
 from tidegate.config.loader import load_config_text
@@ -146,6 +147,65 @@ def test_an_uplink_down_for_the_whole_run_holds_back_nothing_and_loses_nothing(
     # The local uplink's position was kept: nothing of the first run is sent to it again.
     again = set(seqs_by_source(local.events()).get("s1", [])) & {e["seq"] for e in first_run}
     assert not again
+
+
+def test_an_uplink_whose_link_goes_silent_is_noticed_while_the_other_delivers(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """A pulled cable on the cloud's link (no FIN, no RST: a frozen proxy): its uplink
+    notices by keep-alive within 1.5 keep-alives and a little, and the local uplink
+    delivers all along."""
+    keepalive = 5.0  # the least the config takes
+    local = Subscriber(broker.host, broker.port, "tidegate/up/#").start()
+
+    async def main() -> tuple[float, int, int]:
+        async with FreezableProxy(broker.host, broker.port) as proxy:
+            gateway = Gateway(
+                load_config_text(
+                    f"""
+gateway: {{id: up, data_dir: {tmp_path / "data"}}}
+uplinks:
+  - {{name: local, host: 127.0.0.1, port: {broker.port}}}
+  - name: cloud
+    host: 127.0.0.1
+    port: {proxy.port}
+    topic_prefix: cloud/{{gateway}}
+    keepalive: {keepalive}s
+    reconnect: {{initial_delay: 0.5s, max_delay: 1s}}
+buffer: {{commit_interval: 20ms}}
+{SIM}"""
+                )
+            )
+            local_pub, cloud_pub = gateway.publishers
+            stop = asyncio.Event()
+            task = asyncio.create_task(gateway.run(stop))
+            try:
+                await until(lambda: cloud_pub.status.events_delivered > 0, 15, "the cloud")
+                proxy.freeze()
+                frozen_at = time.monotonic()
+                before = local.count()
+                await until(
+                    lambda: not cloud_pub.status.connected,
+                    1.5 * keepalive + 3,
+                    "the silent link noticed",
+                )
+                noticed = time.monotonic() - frozen_at
+                during = local.count() - before
+                return noticed, during, local_pub.status.events_delivered
+            finally:
+                stop.set()
+                await task
+
+    try:
+        noticed, during, delivered = asyncio.run(main())
+    finally:
+        local.stop()
+    # Not sooner than a keep-alive (less what was in flight when the link froze: it was
+    # the keep-alive that noticed, not chance),
+    # not later than 1.5 of them and a little.
+    assert keepalive - 0.5 <= noticed <= 1.5 * keepalive + 3, noticed
+    assert during >= 200 * keepalive * 0.5  # the local uplink went on (200 events/s)
+    assert delivered >= during
 
 
 def test_a_rule_routes_to_one_uplink(tmp_path: Path, broker: LocalBroker) -> None:
