@@ -18,6 +18,7 @@ from tests.ops.test_control import until
 from tests.support import TIDEGATE, wait_until, write_config
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.demo.watch import WatchCounts, watch
+from tidegate.ops import unix_socket
 from tidegate.ops.control_socket import locate_socket
 
 CONFIG = """
@@ -129,7 +130,9 @@ def test_a_socket_left_by_a_killed_simulation_is_not_named(tmp_path: Path) -> No
     own.mkdir(parents=True)
     config = write_config(tmp_path / "my.yaml", CONFIG.format(data=tmp_path / "data"))
     left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    left.bind(str(own / "control.sock"))  # bound, never listening: what a kill leaves
+    # Bound, never listening: what a kill leaves (through the gateway's own binding, which
+    # takes a path of any length: a parallel run's temporary folders are deep).
+    unix_socket.bind(left, own / "control.sock")
     try:
         target = locate_socket(None, config, env)
         assert target.explain("status") == (
