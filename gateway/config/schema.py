@@ -231,8 +231,9 @@ class GatewayConfig(Section):
     @property
     def topic_prefix(self) -> str:
         primary = self.primary_uplink
-        template = primary.topic_prefix if primary else "tidegate/{gateway}"
-        return template.replace("{gateway}", self.gateway.id)
+        if primary is None:
+            return f"tidegate/{self.gateway.id}"
+        return self.uplink_prefix(primary)
 
     @property
     def client_id(self) -> str:

@@ -33,20 +33,50 @@ def drop(box: Outbox, ids: Iterable[int], counter: str | None) -> int:
     if not ranges:
         return 0
     box._fresh.delivered(ranges)  # never handed out again, wherever the delete stands
-    deleted = 0
+    pieces = chunks(ranges, ack_chunk(box))
     try:
-        for chunk in chunks(ranges, ack_chunk(box)):
-            try:
-                deleted += delete_ranges(box, chunk, sized=True, delivered=False, counter=counter)
-            except sqlite3.Error as exc:
-                if not box._release_if_full(exc):  # a full disk: the reserve, then again
-                    raise
-                deleted += delete_ranges(box, chunk, sized=True, delivered=False, counter=counter)
+        deleted, _ = delete_chunks(box, pieces, sized=True, delivered=False, counter=counter)
     except sqlite3.Error as exc:
         raise BufferError_(f"cannot drop events from the outbox: {exc}") from None
     finally:
         box._sync_ledger()
     return deleted
+
+
+def delete_chunks(
+    box: Outbox,
+    pieces: list[list[tuple[int, int]]],
+    *,
+    sized: bool,
+    delivered: bool = True,
+    counter: str | None = None,
+) -> tuple[int, bool]:
+    """Delete ``pieces`` (from ``chunks``), one transaction each (``delete_ranges``),
+    taking each out of the list once it is done: on a failure the list holds what was
+    not deleted. A full disk gives back the reserve and tries the chunk again. Returns
+    how many went, and whether a chunk was tried again (its sizes then come from the
+    tables, not the caller's figure)."""
+    deleted = 0
+    retried = False
+    while pieces:
+        try:
+            deleted += delete_ranges(
+                box, pieces[0], sized=sized, delivered=delivered, counter=counter
+            )
+        except sqlite3.Error as exc:
+            if not box._release_if_full(exc):
+                raise
+            retried = True
+            deleted += delete_ranges(
+                box, pieces[0], sized=sized, delivered=delivered, counter=counter
+            )
+        pieces.pop(0)
+        if pieces and box._disk is not None:
+            # Back to back, chunks outrun the automatic checkpoint: a WAL that only
+            # grows is what the chunks are cut to avoid on a small disk.
+            with contextlib.suppress(sqlite3.Error):  # a later one catches up
+                box.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    return deleted, retried
 
 
 def ack_chunk(box: Outbox) -> int:

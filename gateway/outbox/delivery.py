@@ -31,7 +31,7 @@ from tidegate.outbox.dead import reject_segment
 from tidegate.outbox.deletes import (
     ack_chunk,
     chunks,
-    delete_ranges,
+    delete_chunks,
     merge,
     ranges_of,
     within,
@@ -237,27 +237,15 @@ def ack(box: Outbox, ids: Iterable[int], payload_bytes: int | None = None) -> in
         return 0
     pieces = chunks(ranges, ack_chunk(box))
     sized = payload_bytes is None  # else the publisher's figure is subtracted at the end
-    deleted = 0
     try:
-        while pieces:
-            try:
-                deleted += delete_ranges(box, pieces[0], sized=sized)
-            except sqlite3.Error as exc:
-                if not box._release_if_full(exc):
-                    raise
-                payload_bytes = None  # counted again from the tables (below)
-                deleted += delete_ranges(box, pieces[0], sized=sized)
-            pieces.pop(0)
-            if pieces and box._disk is not None:
-                # Back to back, chunks outrun the automatic checkpoint: a WAL that only
-                # grows is what the chunks are cut to avoid on a small disk.
-                with contextlib.suppress(sqlite3.Error):  # a later one catches up
-                    box.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        deleted, retried = delete_chunks(box, pieces, sized=sized)
     except sqlite3.Error as exc:
         box._undeleted = [r for chunk in pieces for r in chunk]
         box.stats.undeleted = sum(high - low + 1 for low, high in box._undeleted)
         box._sync_ledger()
         raise BufferError_(f"cannot delete delivered events from the outbox: {exc}") from None
+    if retried:
+        payload_bytes = None  # counted again from the tables (below)
     if not sized:
         if payload_bytes is not None and deleted == len(id_list):
             box.stats.bytes -= payload_bytes + deleted * ROW_OVERHEAD

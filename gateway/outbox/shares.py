@@ -127,11 +127,8 @@ class UplinkShares:
     def _forget_gone(self, pos: Position, cls: int) -> None:
         """What ``pos`` still waits on or keeps as not sent, but left the outbox some
         other way (a bound, an expiry, a purge): forgotten."""
-        db = self.box.db
-        waiting = [i for i, done in pos.handed[cls].items() if not done]
-        pos.forget(cls, set(waiting) - stored.present(db, cls, waiting))
-        unsent = pos.unsent_in(cls)
-        pos.forget(cls, set(unsent) - stored.present(db, cls, unsent))
+        kept = sorted([i for i, done in pos.handed[cls].items() if not done] + pos.unsent_in(cls))
+        pos.forget(cls, set(kept) - stored.present(self.box.db, cls, kept))
 
     # -- what an uplink has ------------------------------------------------------------
 
