@@ -54,3 +54,19 @@ class BufferError_(TidegateError):
 
 class PublishError(TidegateError):
     """The publisher could not configure or reach the broker."""
+
+
+class ActionError(TidegateError):
+    """An action on a device could not be done: the device failed, did not answer or
+    is out of reach. A command that meets one reports ``failed``."""
+
+
+class ActionRefused(TidegateError):
+    """An action was refused before anything moved: an interlock (minimum on/off
+    time, maximum switches per hour), or arguments the device cannot take. A command
+    that meets one reports ``refused`` with ``reason``."""
+
+    def __init__(self, message: str, *, reason: str = "interlock") -> None:
+        super().__init__(message)
+        self.reason = reason
+        """A short code: ``interlock`` or ``bad_arguments``."""
