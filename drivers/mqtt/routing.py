@@ -16,10 +16,10 @@ from tidegate.drivers.mqtt.topics import (
     TopicTemplate,
     check_filter,
     clean_name,
-    filter_matches,
 )
 from tidegate.drivers.parsing.parse import FrameParser, TimeReport
 from tidegate.event import Event
+from tidegate.mqtt.topic_filter import filter_matches
 
 ROUTE_CACHE = 10_000
 """Distinct topics remembered with their subscription; a site has far fewer."""

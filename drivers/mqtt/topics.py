@@ -59,21 +59,6 @@ def check_filter(topic_filter: str) -> list[str]:
     return levels
 
 
-def filter_matches(filter_levels: Sequence[str], topic_levels: Sequence[str]) -> bool:
-    """Whether a topic (split at '/') matches a filter (split at '/')."""
-    # Wildcards at the first level never match the broker's own $SYS-style topics.
-    if topic_levels and topic_levels[0].startswith("$") and filter_levels[0] in ("+", "#"):
-        return False
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True  # also matches the parent level itself: "a/#" matches "a"
-        if index >= len(topic_levels):
-            return False
-        if level != "+" and level != topic_levels[index]:
-            return False
-    return len(filter_levels) == len(topic_levels)
-
-
 def clean_name(text: str) -> str | None:
     """``text`` made into a valid event name, or None when nothing usable is left."""
     name = _NOT_NAME.sub("_", text).lstrip("_.-")[:NAME_MAX]

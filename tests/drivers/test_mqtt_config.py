@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from tidegate.config.loader import load_config_text
 from tidegate.drivers.mqtt import config as config_module
 from tidegate.drivers.mqtt.config import MqttInputConfig
-from tidegate.drivers.mqtt.topics import TopicError, TopicTemplate, clean_name, filter_matches
+from tidegate.drivers.mqtt.topics import TopicError, TopicTemplate, clean_name
+from tidegate.mqtt.topic_filter import filter_matches
 
 
 def test_module_docstring_yaml_loads_through_the_config_loader() -> None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from tidegate.mqtt.credentials import Secret
+from tidegate.mqtt.topic_filter import filter_matches
 from tidegate.mqtt.wire import packets
 from tidegate.mqtt.wire.connection import ConnectFailed, OnDisconnect, WireConnection
 from tidegate.mqtt.wire.packets import PUBACK, PUBLISH, SUBACK, ProtocolViolation
@@ -33,6 +35,14 @@ MAX_TOPICS = 4096
 
 OnPublish = Callable[[int, Reason], None]
 OnMessage = Callable[[str, bytes], None]
+OnMessageWithProperties = Callable[[str, bytes, dict[int, object]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    filters: tuple[tuple[str, ...], ...]
+    on_message: OnMessage | OnMessageWithProperties
+    with_properties: bool
 
 
 class WireClient(WireConnection):
@@ -70,10 +80,10 @@ class WireClient(WireConnection):
         self._unacked: set[int] = set()
         self._mid = 0
         self._topics: dict[str, bytes] = {}
-        self._on_message: OnMessage | None = None
-        self._on_refused: Callable[[Reason], None] | None = None
-        self._listening: int | None = None
-        """The packet id of ``listen``'s SUBSCRIBE, until its SUBACK."""
+        self._listeners: list[_Listener] = []
+        self._listening: dict[int, Callable[[Reason], None] | None] = {}
+        """The packet ids of ``listen``'s SUBSCRIBEs until their SUBACKs, with who to tell
+        of a refusal."""
         self.listen_refused: Reason | None = None
         """The broker's refusal of the ``listen`` subscription, if it refused."""
         self._use_aliases = topic_aliases and v5
@@ -141,29 +151,36 @@ class WireClient(WireConnection):
     def listen(
         self,
         topic_filter: str | Sequence[str],
-        on_message: OnMessage,
+        on_message: OnMessage | OnMessageWithProperties,
         on_refused: Callable[[Reason], None] | None = None,
+        *,
+        qos: int = 0,
+        with_properties: bool = False,
     ) -> None:
-        """Subscribe (QoS 0) to ``topic_filter`` on this connection, and hand each message
-        to ``on_message(topic, payload)`` on the event loop: for the few notices a
-        publisher heeds (Home Assistant's birth message), not for a stream of data.
-        Several filters go in one SUBSCRIBE; a refusal of any of them is reported."""
+        """Subscribe to ``topic_filter`` at ``qos`` on this connection, and hand each message
+        it matches to ``on_message(topic, payload)`` on the event loop (with
+        ``with_properties``: ``on_message(topic, payload, properties)``, the MQTT 5
+        properties as ``packets.properties`` reads them; empty on 3.1.1). For the few
+        messages a publisher heeds (Home Assistant's birth message, the cloud's commands),
+        not for a stream of data. Several filters go in one SUBSCRIBE; a refusal of any of
+        them is reported. Each call adds a listener: a message is handed to every
+        listener one of whose filters it matches."""
         filters = [topic_filter] if isinstance(topic_filter, str) else list(topic_filter)
         if not self._connected or self._transport is None or self._ended is not None:
             return
         mid = self._mid = self._mid + 1 if self._mid < 0xFFFF else 1
-        while mid in self._unacked:
+        while mid in self._unacked or mid in self._listening:
             mid = self._mid = mid + 1 if mid < 0xFFFF else 1
-        self._on_message = on_message
-        self._on_refused = on_refused
-        self._listening = mid
-        self._out.append(packets.subscribe(mid, [(f, 0) for f in filters], v5=self.v5))
+        levels = tuple(tuple(f.split("/")) for f in filters)
+        self._listeners.append(_Listener(levels, on_message, with_properties))
+        self._listening[mid] = on_refused
+        self._out.append(packets.subscribe(mid, [(f, qos) for f in filters], v5=self.v5))
         self._flush()
 
     @property
     def subscribing(self) -> bool:
-        """``listen``'s SUBSCRIBE is out and its SUBACK not in yet."""
-        return self._listening is not None
+        """A SUBSCRIBE of ``listen``'s is out and its SUBACK not in yet."""
+        return bool(self._listening)
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -205,7 +222,7 @@ class WireClient(WireConnection):
                         self._on_publish(mid, reason)
                 elif kind == PUBLISH and self._connected:
                     self._answer_publish(flags, body)
-                elif kind == SUBACK and self._listening is not None:
+                elif kind == SUBACK and self._listening:
                     self._subscribed(body)
                 else:
                     self._control(kind, body)
@@ -232,26 +249,43 @@ class WireClient(WireConnection):
             self._out.append(packets.puback(int.from_bytes(body[at : at + 2], "big")))
             self._flush()
             at += 2
-        if self._on_message is not None:
-            if self.v5:
-                length, at = packets.read_varint(body, at)
-                at += length
-            try:
-                name = topic.decode()
-            except UnicodeDecodeError:
-                raise ProtocolViolation("a PUBLISH whose topic is not UTF-8") from None
-            self._on_message(name, body[at:])
+        if not self._listeners:
+            return
+        try:
+            name = topic.decode()
+        except UnicodeDecodeError:
+            raise ProtocolViolation("a PUBLISH whose topic is not UTF-8") from None
+        levels = name.split("/")
+        heard = [
+            listener
+            for listener in self._listeners
+            if any(filter_matches(f, levels) for f in listener.filters)
+        ]
+        if not heard:
+            return
+        props: dict[int, object] = {}
+        if self.v5:
+            if any(listener.with_properties for listener in heard):
+                props = packets.properties(body, at)
+            length, at = packets.read_varint(body, at)
+            at += length
+        payload = body[at:]
+        for listener in heard:
+            if listener.with_properties:
+                listener.on_message(name, payload, props)  # type: ignore[call-arg]
+            else:
+                listener.on_message(name, payload)  # type: ignore[call-arg]
 
     def _subscribed(self, body: bytes) -> None:
         got, reasons = packets.suback_of(body, self.v5)
-        if got != self._listening:
+        if got not in self._listening:
             raise ProtocolViolation(f"a SUBACK for packet {got}, which was not sent")
-        self._listening = None
+        on_refused = self._listening.pop(got)
         refused = next((r for r in reasons if r.is_failure), None)
         if refused is not None:
             self.listen_refused = refused
-            if self._on_refused is not None:
-                self._on_refused(refused)
+            if on_refused is not None:
+                on_refused(refused)
 
     def _flush(self) -> None:
         self._flush_pending = False
