@@ -18,6 +18,9 @@ from typing import Literal, TypeAlias
 
 from tidegate.ids import uuid7
 
+ACTIONS_SOURCE = "actions"
+"""The ``source`` of the events that record actions the gateway took (``actions:``)."""
+
 Scalar: TypeAlias = int | float | bool | str
 Value: TypeAlias = Scalar | dict[str, Scalar]
 TimeSource: TypeAlias = Literal["device"] | None

@@ -33,6 +33,8 @@ from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.wording import count
 
 if TYPE_CHECKING:
+    from tidegate.actions.runner import ActionRunner
+    from tidegate.commands.service import CommandService
     from tidegate.rules.config import RuleConfig
     from tidegate.uplink.publisher import Publisher
 
@@ -143,7 +145,40 @@ class Gateway:
             kinds[c.type](c, DriverContext(gateway_id, self.acceptor.rejecter(c.name)))
             for c in config.drivers
         ]
+        self.actions: ActionRunner | None = None
+        if config.actions:
+            from tidegate.actions.runner import ActionRunner  # noqa: PLC0415 - only with actions
+
+            by_name = {d.name: d for d in self.drivers}
+            self.actions = ActionRunner(config.actions, by_name, self.acceptor.emit)
+            self.rules.action_sink = self.actions.submit
+        self.commands: CommandService | None = None
+        if config.commands is not None:
+            from tidegate.commands.setup import build_commands  # noqa: PLC0415 - only with commands
+
+            self.commands = build_commands(
+                config,
+                actions=self.actions,
+                publishers=self.publishers,
+                status=self._command_status,
+                rules_update=None,
+                clock_trusted=lambda: self.clock.trusted,
+            )
         self.ready = asyncio.Event()
+
+    def _command_status(self) -> dict[str, Any]:
+        """What the ``status`` command answers: the figures of ``tidegate status``'s head."""
+        snap = self.snapshot()
+        return {
+            "gateway": self.config.gateway.id,
+            "events_in": snap.events_in,
+            "accepted": snap.accepted,
+            "delivered": snap.delivered,
+            "depth": snap.depth,
+            "dead_letters": snap.dead_letters,
+            "uplinks": {p.name: p.status.connected for p in self.publishers},
+            "drivers": {d.name: str(d.health.state) for d in self.drivers},
+        }
 
     @property
     def publisher(self) -> Publisher | None:
@@ -226,7 +261,14 @@ class Gateway:
 
     async def _run(self, stop: asyncio.Event) -> None:
         await self.outbox.open()
+        if self.commands is not None:
+            await asyncio.to_thread(self.commands.audit.open)
         accept = asyncio.create_task(self.acceptor.run(), name="accept")
+        acting = (
+            asyncio.create_task(self.actions.run_queue(), name="actions")
+            if self.actions is not None
+            else None
+        )
         publishers = [
             asyncio.create_task(p.run(), name=f"publisher:{p.name}") for p in self.publishers
         ]
@@ -252,6 +294,12 @@ class Gateway:
                     raise task.exception()  # type: ignore[misc]
         finally:
             stopper.cancel()
+            # No command or rule action is started on drivers that are stopping.
+            if self.commands is not None:
+                await self.commands.close()
+            if acting is not None:
+                acting.cancel()
+                await asyncio.gather(acting, return_exceptions=True)
             await self._shutdown(drivers, accept, publishers)
 
     async def _shutdown(
@@ -282,6 +330,8 @@ class Gateway:
             except TimeoutError:
                 log.error("shutdown: the publisher did not stop in time")
         await self.outbox.close()
+        if self.commands is not None:
+            self.commands.audit.close()
         snap = self.snapshot()
         log.info(
             "gateway stopped: %s in, %d accepted, %d delivered, %d left in the outbox",

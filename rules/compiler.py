@@ -25,6 +25,7 @@ from tidegate.rules.set_fields import SetFields
 from tidegate.rules.topic import TopicRenderer, compile_template
 
 if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
+    from tidegate.rules.action import RuleAction
     from tidegate.rules.config import RuleConfig
     from tidegate.rules.expr.expression import Expression
 
@@ -103,6 +104,8 @@ class RuleStats:
     """Events dead-lettered: expression errors, and `range` with `action: dead_letter`."""
     errors: int = 0
     """Expression runtime errors (and defects caught in an operator): each a dead letter."""
+    actions: int = 0
+    """Calls of the rule's ``action:`` handed to the gateway's actions."""
 
     @property
     def out(self) -> int:
@@ -181,6 +184,11 @@ class CompiledRule:
                 publish.expire_after,
             )
         self.drops = config.drop
+        self.action: RuleAction | None = None
+        if config.action is not None:
+            from tidegate.rules.action import RuleAction  # noqa: PLC0415 - as the expressions
+
+            self.action = RuleAction(config.name, config.action)
         self.continues = publish is not None and publish.continue_
         self.stats = RuleStats()
         self.dead_letters: list[RuleDeadLetter] = []

@@ -210,6 +210,21 @@ class PublishSpec(Section):
     )
 
 
+ActionArg = ExpressionText | bool | int | float
+"""Smart union: a YAML true stays a bool, 1 an int, text an expression."""
+
+
+class RuleActionSpec(Section):
+    """``action:``: run a declared action (``actions:``) for each event the rule outputs."""
+
+    run: Name = Field(description="The action's name, as declared under `actions:`.")
+    args: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ActionArg] = Field(
+        default_factory=dict,
+        description="Its arguments: each an expression over the event (text; a string "
+        "constant is quoted inside: `\"'ON'\"`), or a number or true/false.",
+    )
+
+
 class RuleBase(Section):
     """A rule's engine keys; ``RuleConfig`` adds one optional key per operator found."""
 
@@ -238,6 +253,12 @@ class RuleBase(Section):
         None, description="Publish the rule's output to a topic (it stops there)."
     )
     drop: bool = Field(False, description="Stop the rule's output (counted as dropped).")
+    action: RuleActionSpec | None = Field(
+        None,
+        description="Run a declared action for each event the rule outputs (after its "
+        "steps; whatever its outcome), e.g. `{run: vent, args: {state: \"value == "
+        "'raised'\"}}`. Works with no network at all; see `actions:`.",
+    )
 
     def operator_configs(self) -> list[tuple[type[Operator], Any]]:
         """The operators this rule uses, in the order they run, with their configs."""
@@ -257,9 +278,9 @@ class RuleBase(Section):
     def _check_outcome(self) -> RuleBase:
         if self.drop and self.publish is not None:
             raise ValueError("a rule can `publish` or `drop`, not both")
-        if not self.drop and self.publish is None and not self.has_steps:
+        if not self.drop and self.publish is None and not self.has_steps and not self.action:
             raise ValueError(
-                "a rule needs `publish: {...}`, `drop: true` or a step "
+                "a rule needs `publish: {...}`, `drop: true`, `action: {...}` or a step "
                 f"(where, set, {', '.join(OPERATORS.keys())})"
             )
         return self

@@ -65,6 +65,7 @@ from tidegate.rules.compiler import (
 from tidegate.rules.expr.errors import ExpressionRuntimeError
 
 if TYPE_CHECKING:  # the schema's module imports every operator: not needed to run rules
+    from tidegate.rules.action import ActionSink
     from tidegate.rules.config import RuleConfig
 
 __all__ = [
@@ -150,6 +151,8 @@ class RuleStage:
         self._dead_letters: deque[RuleDeadLetter] = deque()
         self.dead_letters_discarded = 0
         self._trace: list[Route] | None = [] if trace else None
+        self.action_sink: ActionSink | None = None
+        """Where rules' ``action:`` calls go (the gateway's action runner); None: counted only."""
 
     # -- the pipeline's calls -----------------------------------------------------------
 
@@ -236,6 +239,7 @@ class RuleStage:
                 "created": s.created,
                 "dead_lettered": s.dead_lettered,
                 "errors": s.errors,
+                "actions": s.actions,
                 "operators": rule.operator_counters(),
             }
         return {
@@ -283,6 +287,8 @@ class RuleStage:
                 outputs: Sequence[Event] = rule.run(event) if rule.steps else (event,)
                 if not outputs:
                     break
+                if rule.action is not None:
+                    self._act(rule, outputs)
                 route = rule.route
                 if route is not None:
                     self._publish(route, stats, outputs, out)
@@ -329,6 +335,8 @@ class RuleStage:
         The same outcome as ``_drain`` gives the output of ``run``.
         """
         stats = rule.stats
+        if rule.action is not None:
+            self._act(rule, emitted)
         route = rule.route
         if route is not None:
             self._publish(route, stats, emitted, out)
@@ -341,6 +349,24 @@ class RuleStage:
             stats.passed += len(emitted)
         published = route is not None
         self._drain([(e, index + 1, rule.name, published) for e in reversed(emitted)], out)
+
+    def _act(self, rule: CompiledRule, events: Sequence[Event]) -> None:
+        """Hand the rule's action a call per event (an argument that fails to evaluate
+        dead-letters its event's call, not the event)."""
+        action = rule.action
+        assert action is not None
+        sink = self.action_sink
+        for e in events:
+            try:
+                args = action.call(e)
+            except ExpressionRuntimeError as exc:
+                rule.reject(e, f"action {action.name}: {exc}")
+                continue
+            if args is None:
+                continue
+            rule.stats.actions += 1
+            if sink is not None:
+                sink(action.name, args, action.cause)
 
     def _gather_dead_letters(self) -> None:
         sink = self._dead_letters

@@ -177,6 +177,11 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
             "control": control,
             "mqtt": None if config.mqtt is None else uplink(config.mqtt),
             "uplinks": [uplink(u) for u in config.uplinks],
+            "commands": None
+            if config.commands is None
+            else config.commands.model_copy(
+                update={"key_file": absolute(config.commands.key_file)}
+            ),
         }
     )
 
@@ -192,6 +197,7 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
         _check_unique(data, smap, "drivers", "driver")
         + _check_unique(data, smap, "rules", "rule")
         + _check_unique(data, smap, "uplinks", "uplink")
+        + _check_unique(data, smap, "actions", "action")
     )
     try:
         config = model.model_validate(data)
@@ -204,6 +210,10 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
             messages += translate_validation_error(rest, model, data, smap).messages
         messages += problems
         raise ConfigError(sorted(messages, key=line_col)) from None
+    if config.actions or config.commands is not None:
+        from tidegate.actions.checks import check_actions  # noqa: PLC0415 - only with actions
+
+        problems += check_actions(config, smap)
     if problems:
         raise ConfigError(problems)
     if has_rules:
@@ -213,6 +223,10 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
             update={"rules": load_rules(config.rules, smap, base, config.rules_dir)}
         )
         unrouted = _check_uplink_routes(config, data, smap)
+        if any(rule.action is not None for rule in config.rules):
+            from tidegate.actions.checks import check_rule_actions  # noqa: PLC0415
+
+            unrouted += check_rule_actions(config, len(data.get("rules") or []), smap)
         if unrouted:
             raise ConfigError(unrouted)
     return _resolve_paths(config, base)

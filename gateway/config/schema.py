@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from tidegate.actions.config import ActionConfig
+from tidegate.commands.config import CommandsSection
 from tidegate.config.located_errors import ProblemList
 from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.config.uplink import (
@@ -146,6 +148,15 @@ class GatewayConfig(Section):
         None,
         description="Folder of rule files (*.yaml, each a list of rules), run after `rules:` "
         "in file name order. Relative to this file.",
+    )
+    actions: list[ActionConfig] = Field(
+        default_factory=list,
+        description="What the gateway can do to devices (switch an output, write a "
+        "register, send a frame, publish locally), for rules' `action:` and cloud commands.",
+    )
+    commands: CommandsSection | None = Field(
+        None,
+        description="Commands the cloud may send through the uplinks; none without this section.",
     )
 
     control: ControlSection = Field(

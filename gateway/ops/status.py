@@ -262,6 +262,8 @@ class GatewayMonitor:
             },
             "broker": broker,
             "uplinks": uplinks,
+            "actions": {} if gateway.actions is None else gateway.actions.status(),
+            "commands": None if gateway.commands is None else gateway.commands.status(),
             "rates": self.window.rates(now, self.counters()),
             "tail_clients": self.tail_listeners(),
         }

@@ -35,6 +35,7 @@ from tidegate.outbox import AsyncOutbox, UplinkOutbox
 from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
+from tidegate.uplink.command_link import CommandLink
 from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.presence import Presence
 from tidegate.uplink.presets.base import preset_for
@@ -113,6 +114,7 @@ class Publisher:
         self._stop_requested = asyncio.Event()
         self._stopping = False
         self._stop_deadline = 0.0
+        self.commands: CommandLink | None = None  # the cloud's commands, set by the gateway
 
     # -- wiring ---------------------------------------------------------------------
 
@@ -123,6 +125,14 @@ class Publisher:
         if client is None or not self.status.connected or to is None:
             return False
         return client.publish(to, payload, qos, retain) > 0
+
+    def reannounce(self) -> bool:
+        """The format announces itself again now (the ``rebirth`` command); False offline."""
+        client = self._client
+        if client is None or not self.status.connected:
+            return False
+        self._window.reannounce(client)
+        return True
 
     def wake(self) -> None:
         """New rows were committed to the outbox."""
@@ -215,14 +225,11 @@ class Publisher:
                     await self._deliveries.flush()
                 if self._stopping:
                     break
-                if self._going_back:
-                    self._going_back = False
-                    self.status.last_error = None  # ended on purpose, not lost
-                    continue  # to the first broker, at once
-                if self._renewing:
-                    self._renewing = False
-                    self.status.last_error = None  # ended on purpose, not lost
-                    continue  # a new login, at once
+                if self._going_back or self._renewing:
+                    # Ended on purpose (to the first broker, or a new login): on at once.
+                    self._going_back = self._renewing = False
+                    self.status.last_error = None
+                    continue
                 delay, note = self._after_connection()
                 if note:
                     log.warning("%s%s; reconnecting in %.1f s", self._who, note, delay)
@@ -303,6 +310,8 @@ class Publisher:
         # are replays, which a format may mark: Sparkplug's is_historical).
         self._window.connected(max(1, client.receive_maximum - 1), self.outbox.next_id)
         self._presence.born(client)
+        if self.commands is not None:
+            self.commands.connected(client)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1
@@ -318,6 +327,8 @@ class Publisher:
         self._window.reset()
         self.status.inflight = 0
         client, self._client = self._client, None
+        if self.commands is not None:
+            self.commands.gone()
         if client is not None:
             client.abort()  # hear nothing more from it
 

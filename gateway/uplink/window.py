@@ -216,8 +216,12 @@ class SendWindow:
 
     def _heard(self, client: WireClient, topic: str, payload: bytes) -> None:
         if self.format.heard(topic, payload):
-            self.announcements = self.format.reannounce()
-            self.announce(client)
+            self.reannounce(client)
+
+    def reannounce(self, client: WireClient) -> None:
+        """Everything the format announces, again (Home Assistant discovery, births)."""
+        self.announcements = self.format.reannounce()
+        self.announce(client)
 
     def announce(self, client: WireClient) -> None:
         """Send what the format asked to announce: QoS 0 (outside the window; the next

@@ -23,7 +23,9 @@ from tidegate.config.types import Section
 if TYPE_CHECKING:
     from tidegate.rules.operator import Operator
 
-RESERVED_KEYS = frozenset({"name", "match", "from", "where", "set", "time", "publish", "drop"})
+RESERVED_KEYS = frozenset(
+    {"name", "match", "from", "where", "set", "time", "publish", "drop", "action"}
+)
 """Rule keys the engine owns; an operator cannot take one of them."""
 
 

@@ -1,0 +1,1 @@
+"""Commands from the cloud: declared, authorised, run once, answered and audited."""

@@ -1,0 +1,362 @@
+"""Taking a command: the checks in order, the audit, the action, and the answers.
+
+For each message on an uplink's command topic (``heard``):
+
+1. parse it (``bad_request``); find the command under ``allow`` (``unknown_command``);
+2. a signed command's signature and ``ts`` (``not_authorised``); until here nothing
+   the message claims is trusted, so its id is not taken as its own;
+3. a repeated id: the first result again (marked ``repeated``), nothing done twice;
+4. recorded in the audit (committed) before anything moves;
+5. its deadline (``expired``), the rate limit (``rate_limited``), its arguments
+   (``bad_arguments``); then ``accepted`` is published;
+6. the action or built-in runs; ``done``, ``refused`` (an interlock) or ``failed`` is
+   published and recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tidegate.actions.args import check_args
+from tidegate.actions.runner import ActionRunner
+from tidegate.commands.audit import FINAL, AuditRow, CommandAudit
+from tidegate.commands.config import CommandSpec, CommandsSection
+from tidegate.commands.message import (
+    BadCommand,
+    Command,
+    CommandRefused,
+    check_signature,
+    parse,
+    result_doc,
+)
+from tidegate.commands.rate import RateWindow
+from tidegate.errors import ActionRefused, TidegateError
+from tidegate.mqtt.credentials import Secret
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[str, bytes, bytes], bool]
+"""Publish a result on the uplink the command came by: topic, payload, MQTT 5
+properties; False while it is not connected (the audit keeps the result)."""
+
+Steps = AsyncIterator[tuple[str, dict[str, Any]]]
+"""A built-in's progress: ``(status, fields)`` pairs, the last one final."""
+
+
+@dataclass(frozen=True, slots=True)
+class Builtins:
+    """What the built-in commands reach of the gateway."""
+
+    status: Callable[[], dict[str, Any]]
+    rebirth: Callable[[], int]
+    """Ask every uplink's format to announce itself again; how many uplinks did."""
+    rules_update: Callable[[str, str], Steps] | None = None
+    """``(rules text, origin)`` → its steps; None without ``remote_rules:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """Where commands arrive: an uplink, its command topic, and how to answer on it."""
+
+    uplink: str
+    base: str
+    """Commands arrive on ``<base>/<name>``; results without a response topic go to
+    ``<base>/result/<id>``."""
+    reply: Reply
+
+    @property
+    def filter(self) -> str:
+        return f"{self.base}/+"
+
+
+@dataclass(slots=True)
+class CommandCounters:
+    received: int = 0
+    done: int = 0
+    failed: int = 0
+    repeated: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    unanswered: int = 0
+    """Results that could not be published (the uplink was down): the audit has them."""
+
+
+def _correlation(data: bytes | None) -> bytes:
+    return b"" if data is None else b"\x09" + len(data).to_bytes(2, "big") + data
+
+
+class CommandService:
+    """The commands of one gateway, heard on any of its uplinks."""
+
+    def __init__(
+        self,
+        section: CommandsSection,
+        *,
+        actions: ActionRunner | None,
+        audit: CommandAudit,
+        builtins: Builtins,
+        key: Secret | None,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        clock_trusted: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.section = section
+        self._allowed: dict[str, CommandSpec] = {c.name: c for c in section.allow}
+        self._actions = actions
+        self.audit = audit
+        self._builtins = builtins
+        self._key = key
+        self._wall = wall_clock
+        self._monotonic = monotonic
+        self._clock_trusted = clock_trusted
+        self._rates = {
+            c.name: RateWindow(c.rate_limit, monotonic) for c in section.allow if c.rate_limit
+        }
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_hand: set[str] = set()
+        """Ids being taken right now: a repeat arriving meanwhile is answered as one."""
+        self.counters = CommandCounters()
+
+    # -- the uplinks' side ------------------------------------------------------------
+
+    def heard(
+        self, inbox: Inbox, topic: str, payload: bytes, properties: Mapping[int, object]
+    ) -> None:
+        """A message on ``<inbox.base>/+``: taken in a task of its own."""
+        received = self._monotonic()
+        task = asyncio.get_running_loop().create_task(
+            self._take(inbox, topic, payload, properties, received), name=f"command:{topic}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Stop taking commands (at shutdown); one cut short is ``interrupted`` in the audit."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- taking one ---------------------------------------------------------------------
+
+    async def _take(
+        self,
+        inbox: Inbox,
+        topic: str,
+        payload: bytes,
+        properties: Mapping[int, object],
+        received: float,
+    ) -> None:
+        self.counters.received += 1
+        name = topic[len(inbox.base) + 1 :]
+        answer = _Answer(self, inbox)
+        try:
+            command = parse(name, payload, properties, received)
+        except BadCommand as exc:
+            await answer.refused_untrusted(exc.command, exc)
+            return
+        spec = self._allowed.get(name)
+        try:
+            if spec is None:
+                known = ", ".join(self._allowed) or "none"
+                raise CommandRefused(
+                    f"no command {name!r} (this gateway takes: {known})", reason="unknown_command"
+                )
+            if self.section.signed(spec):
+                assert self._key is not None  # the loader reads the key of a signed section
+                check_signature(command, self._key.reveal(), self._wall(), self.section.max_skew)
+        except CommandRefused as exc:
+            await answer.refused_untrusted(command, exc)
+            return
+        assert command.id is not None  # parse refuses a command without one
+        if command.id in self._in_hand:
+            await answer.repeat(command, None)
+            return
+        self._in_hand.add(command.id)
+        try:
+            await self._run(spec, command, answer)
+        finally:
+            self._in_hand.discard(command.id)
+
+    async def _run(self, spec: CommandSpec, command: Command, answer: _Answer) -> None:
+        assert command.id is not None
+        first = await self.audit.find(command.id)
+        if first is not None:
+            await answer.repeat(command, first)
+            return
+        unsigned = {k: v for k, v in command.doc.items() if k != "sig"}
+        try:
+            answer.seq = await self.audit.received(
+                command.id, None, command.name, answer.uplink, json.dumps(unsigned)
+            )
+        except sqlite3.IntegrityError:  # the same id, taken by another uplink just now
+            await answer.repeat(command, await self.audit.find(command.id))
+            return
+        try:
+            self._check_deadline(command)
+            rate = self._rates.get(spec.name)
+            if rate is not None:
+                rate.take(spec.name)
+            if spec.action is not None and self._actions is not None:
+                action = self._actions.config(spec.action)
+                if action is not None:
+                    check_args(spec.action, action.arg_specs(), command.args)
+        except (CommandRefused, ActionRefused) as exc:
+            await answer.final(command, "refused", reason=exc.reason, message=str(exc))
+            return
+        await answer.step(command, "accepted")
+        try:
+            self._check_deadline(command)  # the audit write may have taken its time
+            if spec.action is not None:
+                await self._act(spec.action, command, answer)
+            else:
+                await self._builtin(spec.name, command, answer)
+        except CommandRefused as exc:
+            await answer.final(command, "refused", reason=exc.reason, message=str(exc))
+        except TidegateError as exc:
+            await answer.final(command, "failed", message=str(exc))
+
+    def _expiry(self, command: Command) -> str | None:
+        try:
+            self._check_deadline(command)
+        except CommandRefused as exc:
+            return str(exc)
+        return None
+
+    def _check_deadline(self, command: Command) -> None:
+        if command.expires_monotonic is not None and self._monotonic() >= command.expires_monotonic:
+            raise CommandRefused("its message expired before it could run", reason="expired")
+        if (
+            command.deadline is not None
+            and self._clock_trusted()
+            and self._wall() >= command.deadline
+        ):
+            late = self._wall() - command.deadline
+            raise CommandRefused(f"its deadline passed {late:.1f} s ago", reason="expired")
+
+    async def _act(self, action: str, command: Command, answer: _Answer) -> None:
+        if self._actions is None:
+            raise CommandRefused(f"no action {action!r}", reason="unknown_command")
+        outcome = await self._actions.run(
+            action,
+            command.args,
+            cause=f"command {command.name} {command.id}",
+            expired=lambda: self._expiry(command),
+        )
+        await answer.final(
+            command,
+            outcome.status,
+            result=outcome.result,
+            reason=outcome.reason,
+            message=outcome.message,
+        )
+
+    async def _builtin(self, name: str, command: Command, answer: _Answer) -> None:
+        if name == "ping":
+            await answer.final(command, "done", result={"pong": self._wall()})
+        elif name == "status":
+            await answer.final(command, "done", result=self._builtins.status())
+        elif name == "rebirth":
+            await answer.final(command, "done", result={"uplinks": self._builtins.rebirth()})
+        elif name == "rules_update":
+            update = self._builtins.rules_update
+            if update is None:
+                raise CommandRefused(
+                    "this gateway takes no rules updates (no `remote_rules:` in its config)",
+                    reason="unknown_command",
+                )
+            rules = command.args.get("rules")
+            if not isinstance(rules, str):
+                raise CommandRefused(
+                    "`args.rules` must be the rules file's text", reason="bad_arguments"
+                )
+            async for status, fields in update(rules, f"command:{command.id}"):
+                if status in FINAL:
+                    await answer.final(command, status, **fields)
+                else:
+                    await answer.step(command, status, **fields)
+        else:  # the config refuses other names without an action
+            raise CommandRefused(f"no built-in {name!r}", reason="unknown_command")
+
+    def status(self) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "received": c.received,
+            "done": c.done,
+            "failed": c.failed,
+            "repeated": c.repeated,
+            "refused": dict(c.refused),
+            "unanswered": c.unanswered,
+            "allowed": list(self._allowed),
+        }
+
+
+class _Answer:
+    """The results of one command: published on its uplink, kept in the audit, counted."""
+
+    def __init__(self, service: CommandService, inbox: Inbox) -> None:
+        self._service = service
+        self.uplink = inbox.uplink
+        self._base = inbox.base
+        self._reply = inbox.reply
+        self.seq: int | None = None
+
+    def _publish(self, command: Command, payload: bytes) -> None:
+        if command.response_topic is not None:
+            topic = command.response_topic
+        else:
+            topic = f"{self._base}/result/{command.id or '-'}"
+        if not self._reply(topic, payload, _correlation(command.correlation)):
+            self._service.counters.unanswered += 1
+
+    async def step(self, command: Command, status: str, **fields: Any) -> None:
+        payload = result_doc(command, status, **fields)
+        if self.seq is not None:
+            await self._service.audit.update(self.seq, status, None, payload)
+        self._publish(command, payload)
+
+    async def final(self, command: Command, status: str, **fields: Any) -> None:
+        counters = self._service.counters
+        if status == "done":
+            counters.done += 1
+        elif status == "failed":
+            counters.failed += 1
+        else:
+            reason = str(fields.get("reason") or "refused")
+            counters.refused[reason] = counters.refused.get(reason, 0) + 1
+        payload = result_doc(command, status, **fields)
+        if self.seq is not None:
+            await self._service.audit.update(self.seq, status, fields.get("reason"), payload)
+        log.log(
+            logging.INFO if status == "done" else logging.WARNING,
+            "command %s %s from uplink %s: %s%s",
+            command.name,
+            command.id,
+            self.uplink,
+            status,
+            f" ({fields.get('reason') or fields.get('message')})" if status != "done" else "",
+        )
+        self._publish(command, payload)
+
+    async def refused_untrusted(self, command: Command, exc: CommandRefused) -> None:
+        """Refused before it was trusted: audited with its id only as claimed."""
+        unsigned = {k: v for k, v in command.doc.items() if k != "sig"}
+        self.seq = await self._service.audit.received(
+            None, command.id, command.name, self.uplink, json.dumps(unsigned)
+        )
+        await self.final(command, "refused", reason=exc.reason, message=str(exc))
+
+    async def repeat(self, command: Command, first: AuditRow | None) -> None:
+        """A repeated id: the first one's latest result again, marked ``repeated``."""
+        self._service.counters.repeated += 1
+        if first is not None and first.result:
+            doc = json.loads(first.result)
+        else:
+            doc = {"id": command.id, "command": command.name, "status": "accepted"}
+        doc["repeated"] = True
+        self._publish(command, json.dumps(doc, separators=(",", ":")).encode())
