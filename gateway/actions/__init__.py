@@ -1,0 +1,1 @@
+"""Actions: what commands and rules make devices do, and the rules that guard them."""
