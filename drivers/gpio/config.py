@@ -56,6 +56,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Tag
 
+from tidegate.actions.interlock import InterlockSection
 from tidegate.backoff import ReconnectSection
 from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import DriverConfig
@@ -114,8 +115,8 @@ _SIM = (
 # --- the driver, one model per mode ------------------------------------------------------
 
 
-class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver"):
-    """What every mode has: which line, how it is wired, debounce, reconnect."""
+class _GpioWire(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver"):
+    """What every mode has, input or output: which line, how it is wired, reconnect."""
 
     type: Literal["gpio"] = Field(default="gpio", description="Driver kind: `gpio`.")
     backend: Literal["gpiod", "sim"] = Field(
@@ -132,15 +133,24 @@ class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver")
     line: Annotated[int, Field(ge=0)] | str = Field(
         description="The line: an offset on the chip (`17`) or a line name (`GPIO17`)."
     )
-    bias: BiasName = Field(
-        default="as-is",
-        description="Internal bias resistor: `pull-up`, `pull-down`, `disabled`, or `as-is` "
-        "(leave the chip's setting).",
-    )
     active_low: bool = Field(
         default=False,
         description="The line is active when low (a switch to ground with a pull-up): "
         "levels and edges are inverted.",
+    )
+    reconnect: ReconnectSection = Field(
+        default_factory=ReconnectSection,
+        description="Waits between attempts to reopen a chip that is missing or went away.",
+    )
+
+
+class _GpioLine(_GpioWire):
+    """What every input mode has besides: bias and debounce."""
+
+    bias: BiasName = Field(
+        default="as-is",
+        description="Internal bias resistor: `pull-up`, `pull-down`, `disabled`, or `as-is` "
+        "(leave the chip's setting).",
     )
     debounce: Duration = Field(
         default=0.0,
@@ -152,10 +162,6 @@ class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver")
         default="auto",
         description="`auto`: the kernel's debouncer where the chip has one, else software; "
         "`kernel`: require the kernel's; `software`: always debounce in tidegate.",
-    )
-    reconnect: ReconnectSection = Field(
-        default_factory=ReconnectSection,
-        description="Waits between attempts to reopen a chip that is missing or went away.",
     )
 
 
@@ -226,10 +232,44 @@ class GpioLevelConfig(_GpioLine):
         return "both" if self.on_change else "none"
 
 
+class GpioOutputConfig(_GpioWire):
+    """An output line the actions switch: a relay, a valve, a vent motor, a lamp."""
+
+    mode: Literal["output"] = Field(
+        description="An output driven by actions and commands, guarded by `interlock`."
+    )
+    active_low: bool = Field(
+        default=False,
+        description="On drives the line low (a relay board that switches on a low input).",
+    )
+    initial: Literal["off", "on"] = Field(
+        default="off", description="The state the line is driven to when the gateway starts."
+    )
+    on_stop: Literal["off", "on", "keep"] = Field(
+        default="off",
+        description="The state driven when the gateway stops cleanly; `keep` leaves the "
+        "line as it is (what it does once released is up to the board: see above).",
+    )
+    interlock: InterlockSection = Field(
+        default_factory=InterlockSection,
+        description="Minimum on and off times, maximum on time, maximum switches per hour.",
+    )
+    report: bool = Field(
+        default=True,
+        description="An event at each change: value 1 or 0, tag `cause` (who switched it).",
+    )
+    event: Name = Field(default="state", description="Event name.")
+
+
+GpioInputConfig = GpioEdgeConfig | GpioCounterConfig | GpioLevelConfig
+"""The modes that watch a line."""
+
 GpioConfig = Annotated[
     Annotated[GpioEdgeConfig, Tag("mode: edge")]
     | Annotated[GpioCounterConfig, Tag("mode: counter")]
-    | Annotated[GpioLevelConfig, Tag("mode: level")],
-    pick_by("mode", ["edge", "counter", "level"], default="edge"),
+    | Annotated[GpioLevelConfig, Tag("mode: level")]
+    | Annotated[GpioOutputConfig, Tag("mode: output")],
+    pick_by("mode", ["edge", "counter", "level", "output"], default="edge"),
 ]
-"""One GPIO line watched as edges, a pulse counter or a sampled level; ``mode`` picks."""
+"""One GPIO line watched as edges, a pulse counter or a sampled level, or driven as an
+output; ``mode`` picks."""

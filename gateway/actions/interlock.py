@@ -26,7 +26,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tidegate.config.types import Duration, Section
 from tidegate.errors import ActionRefused
@@ -62,6 +62,12 @@ class InterlockSection(Section):
         description="Switching on is refused while the last hour already holds this many "
         "switches (on or off); switching off is never refused for it.",
     )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InterlockSection:
+        if self.min_on is not None and self.max_on is not None and self.min_on > self.max_on:
+            raise ValueError("min_on must not exceed max_on")
+        return self
 
 
 def _seconds(value: float, *, up: bool = False) -> str:
@@ -117,7 +123,8 @@ class Interlock:
         max_on, min_on = self.config.max_on, self.config.min_on
         if max_on is not None and duration > max_on:
             self._refuse(f"a {_seconds(duration)} pulse exceeds max_on {_seconds(max_on)}")
-        if min_on is not None and duration < min_on and self._on is not True:
+        held = self._clock() - self._since if self._on else 0.0
+        if min_on is not None and held + duration < min_on:
             self._refuse(f"a {_seconds(duration)} pulse is shorter than min_on {_seconds(min_on)}")
         self.check(True)
 
