@@ -156,7 +156,10 @@ def test_a_pulse_must_fit_between_min_on_and_max_on() -> None:
     lock.check_pulse(10)
     lock.check_pulse(2)
     lock.switched(True)
-    lock.check_pulse(1)  # already on: its min_on has been counting since it went on
+    clock.advance(1)
+    lock.check_pulse(1)  # already on for 1 s: with the pulse, 2 s on
+    with pytest.raises(ActionRefused, match="shorter than min_on"):
+        lock.check_pulse(0.9)
 
 
 def test_a_pulse_is_refused_when_switching_on_is() -> None:

@@ -340,3 +340,11 @@ def test_keys_that_do_not_fit_output_mode_are_schema_errors(
     with pytest.raises(ValidationError) as caught:
         GPIO_CONFIG.validate_python({"name": "v", "line": 4, "mode": "output", **keys})
     assert where in str(caught.value)
+
+
+def test_bare_yaml_on_and_off_are_the_words() -> None:
+    config = GPIO_CONFIG.validate_python(
+        {"name": "v", "line": 4, "mode": "output", "initial": True, "on_stop": False}
+    )
+    assert isinstance(config, GpioOutputConfig)
+    assert (config.initial, config.on_stop) == ("on", "off")
