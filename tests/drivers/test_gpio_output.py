@@ -348,3 +348,21 @@ def test_bare_yaml_on_and_off_are_the_words() -> None:
     )
     assert isinstance(config, GpioOutputConfig)
     assert (config.initial, config.on_stop) == ("on", "off")
+
+
+def test_gpiod_requests_an_output_line_already_driven() -> None:
+    """libgpiod v2: ``LineSettings(direction=OUTPUT, output_value=ACTIVE)``; the
+    stand-in module's enums (tests.drivers.test_gpio_backends) play ``gpiod.line``."""
+    from tests.drivers.test_gpio_backends import FakeGpiod  # noqa: PLC0415
+    from tidegate.drivers.gpio.backend import LineSpec, _settings_kwargs  # noqa: PLC0415
+
+    fake = FakeGpiod()
+    spec = LineSpec(line=17, direction="output", output_value=1, active_low=True)
+    assert _settings_kwargs(fake, spec) == {
+        "direction": fake.line.Direction.OUTPUT,
+        "output_value": fake.line.Value.ACTIVE,
+        "bias": fake.line.Bias.AS_IS,
+        "active_low": True,
+    }
+    off = _settings_kwargs(fake, LineSpec(line=17, direction="output"))
+    assert off["output_value"] is fake.line.Value.INACTIVE
