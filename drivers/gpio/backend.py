@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from tidegate.drivers.gpio.config import BiasName, EdgeDetection
 from tidegate.errors import DriverError
@@ -61,6 +61,10 @@ class LineSpec:
     """Ask the chip to debounce (0: don't). ``OpenedLine.kernel_debounce`` tells
     whether it did; if not, the driver debounces in software."""
     consumer: str = "tidegate"
+    direction: Literal["input", "output"] = "input"
+    """An output line is driven, not watched: ``edges`` and ``debounce_ns`` don't apply."""
+    output_value: int = 0
+    """The logical level an output line is driven to as it is requested (1: active)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,10 @@ class GpioBackend(Protocol):
 
     def read_level(self) -> int:
         """The line's logical level now (0 or 1). Raises ``DriverError``."""
+        ...
+
+    def set_level(self, level: int) -> None:
+        """Drive an output line to a logical level (0 or 1). Raises ``DriverError``."""
         ...
 
     def now_ns(self) -> int:
@@ -140,6 +148,14 @@ def _settings_kwargs(gpiod: Any, spec: LineSpec) -> dict[str, Any]:
         "pull-down": line.Bias.PULL_DOWN,
         "disabled": line.Bias.DISABLED,
     }
+    if spec.direction == "output":
+        return {
+            "direction": line.Direction.OUTPUT,
+            # Driven from the request on: no glitch to the other level in between.
+            "output_value": line.Value.ACTIVE if spec.output_value else line.Value.INACTIVE,
+            "bias": biases[spec.bias],
+            "active_low": spec.active_low,
+        }
     return {
         "direction": line.Direction.INPUT,
         "edge_detection": edges[spec.edges],
@@ -260,6 +276,14 @@ class GpiodBackend:
         except (OSError, RuntimeError) as exc:
             raise DriverError(f"cannot read GPIO line on {self._path}: {exc}") from exc
         return 1 if value == self._gpiod.line.Value.ACTIVE else 0
+
+    def set_level(self, level: int) -> None:
+        request = self._live_request()
+        values = self._gpiod.line.Value
+        try:
+            request.set_value(self._offset, values.ACTIVE if level else values.INACTIVE)
+        except (OSError, RuntimeError) as exc:
+            raise DriverError(f"cannot drive GPIO line on {self._path}: {exc}") from exc
 
     def now_ns(self) -> int:
         # CPython's monotonic clock is CLOCK_MONOTONIC on Linux, the clock the

@@ -1,9 +1,10 @@
-"""GPIO lines: buttons, contacts, and pulse outputs such as flow and energy meters.
+"""GPIO lines: buttons, contacts, pulse outputs such as flow and energy meters, and
+output lines that switch relays.
 
-One driver instance watches one line, on real hardware through libgpiod v2
+One driver instance watches or drives one line, on real hardware through libgpiod v2
 (``backend: gpiod``, the optional extra ``tidegate[gpio]``) or on a simulated
 chip (``backend: sim``) that plays generated edges, so a device config runs on
-a laptop by changing one line. Three modes:
+a laptop by changing one line. Three modes watch a line:
 
 - ``edge``: an event per debounced edge (``value`` 1 after a rising edge, 0
   after a falling one; tag ``edge``), stamped with the kernel's timestamp.
@@ -21,7 +22,45 @@ can (``debounce_period``), and the driver does it otherwise, on the event
 timestamps, with the same rule: an edge counts once the level has been stable
 for ``debounce``, and carries the time of the last bounce.
 
-Each mode takes only its own keys (``per_pulse`` in ``edge`` mode is an unknown key).
+One mode drives it:
+
+- ``output``: the line is an output that actions (commands, rules) switch on and
+  off, toggle, or pulse for a duration, each guarded by ``interlock`` (minimum on
+  and off times, a maximum on time after which the driver switches it off
+  itself, a maximum number of switches per hour). With ``report`` (the default)
+  each change is an event named ``state``, value 1 (on) or 0 (off), tag ``cause``:
+  the action or command that switched it, ``initial``, ``max_on`` or ``stop``.
+  A refused switch moves nothing and is counted (``refused``); so are switches.
+
+Each mode takes only its own keys (``per_pulse`` in ``edge`` mode and ``debounce``
+in ``output`` mode are unknown keys).
+
+What an output line does when the gateway starts, stops, or crashes:
+
+- *Start*: the line is requested as an output already driven to ``initial``
+  (libgpiod v2 sets the value in the request itself: no glitch to the other level).
+  Until then it is whatever the board left it: after power-up, usually an input
+  (the pull resistor decides); after a restart, see *crash*.
+- *Clean stop* (SIGTERM, Ctrl-C, `systemctl stop`): the driver drives ``on_stop``
+  (``off``, ``on``, or ``keep``: leave it) and then releases the line.
+- *Crash, kill -9, power loss of the process only*: the kernel releases the line
+  when the process exits; no tidegate code runs. What a released line does is up
+  to the chip's kernel driver, not to libgpiod. Raspberry Pi OS kernels
+  (``pinctrl-bcm2835`` on Pi 1-4, ``pinctrl-rp1`` on Pi 5) leave a released output
+  as an output at its last level, so a relay that was on *stays on* after a crash
+  (unless the ``strict_gpiod`` option the Raspberry Pi kernels added in 2024 is
+  set, which returns released GPIOs to inputs). Mainline kernels and many other
+  boards (e.g. NVIDIA Jetson on JetPack 6) return a released line to an input or
+  its default pin state, and then the pull resistor decides. This was checked
+  against the kernel and libgpiod maintainers' notes, not measured on each board:
+  try yours (``gpioinfo`` after a ``kill -9``). Where a stuck-on load matters, wire
+  it so that the safe state is the one a floating input gives: an external pull
+  resistor to the off level (with ``active_low`` if the relay board switches on a
+  low input), or a watchdog relay that drops when the gateway stops petting it.
+
+The interlock's memory lives in the process: after a restart, ``min_on`` and
+``min_off`` count from the start (the line may just have changed), and the
+switches of the last hour start from none but the start's.
 
 ```yaml
 drivers:
@@ -47,15 +86,25 @@ drivers:
     unit: m3
     rate_per: 1h            # rate in m3/h
     sim: {kind: pulses, rate_hz: 10, jitter: 0.02}
+  - name: vent
+    type: gpio
+    backend: sim
+    line: GPIO22
+    mode: output
+    active_low: true        # the relay board switches on a low input
+    initial: off            # driven at start
+    on_stop: off            # driven on a clean stop (keep: leave it)
+    interlock: {min_on: 30s, min_off: 3m, max_on: 2h, max_switches_per_hour: 6}
 ```
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, Tag
+from pydantic import BeforeValidator, Field, Tag
 
+from tidegate.actions.interlock import InterlockSection
 from tidegate.backoff import ReconnectSection
 from tidegate.config.types import Duration, Name, Section
 from tidegate.driver import DriverConfig
@@ -114,8 +163,8 @@ _SIM = (
 # --- the driver, one model per mode ------------------------------------------------------
 
 
-class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver"):
-    """What every mode has: which line, how it is wired, debounce, reconnect."""
+class _GpioWire(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver"):
+    """What every mode has, input or output: which line, how it is wired, reconnect."""
 
     type: Literal["gpio"] = Field(default="gpio", description="Driver kind: `gpio`.")
     backend: Literal["gpiod", "sim"] = Field(
@@ -132,15 +181,24 @@ class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver")
     line: Annotated[int, Field(ge=0)] | str = Field(
         description="The line: an offset on the chip (`17`) or a line name (`GPIO17`)."
     )
-    bias: BiasName = Field(
-        default="as-is",
-        description="Internal bias resistor: `pull-up`, `pull-down`, `disabled`, or `as-is` "
-        "(leave the chip's setting).",
-    )
     active_low: bool = Field(
         default=False,
         description="The line is active when low (a switch to ground with a pull-up): "
         "levels and edges are inverted.",
+    )
+    reconnect: ReconnectSection = Field(
+        default_factory=ReconnectSection,
+        description="Waits between attempts to reopen a chip that is missing or went away.",
+    )
+
+
+class _GpioLine(_GpioWire):
+    """What every input mode has besides: bias and debounce."""
+
+    bias: BiasName = Field(
+        default="as-is",
+        description="Internal bias resistor: `pull-up`, `pull-down`, `disabled`, or `as-is` "
+        "(leave the chip's setting).",
     )
     debounce: Duration = Field(
         default=0.0,
@@ -152,10 +210,6 @@ class _GpioLine(DriverConfig, runtime="tidegate.drivers.gpio.driver:GpioDriver")
         default="auto",
         description="`auto`: the kernel's debouncer where the chip has one, else software; "
         "`kernel`: require the kernel's; `software`: always debounce in tidegate.",
-    )
-    reconnect: ReconnectSection = Field(
-        default_factory=ReconnectSection,
-        description="Waits between attempts to reopen a chip that is missing or went away.",
     )
 
 
@@ -226,10 +280,55 @@ class GpioLevelConfig(_GpioLine):
         return "both" if self.on_change else "none"
 
 
+def _on_off(value: Any) -> Any:
+    """YAML 1.1 reads a bare ``on``/``off`` as a boolean: take it back as the word."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+OnOff = Annotated[Literal["off", "on"], BeforeValidator(_on_off)]
+OnOffKeep = Annotated[Literal["off", "on", "keep"], BeforeValidator(_on_off)]
+
+
+class GpioOutputConfig(_GpioWire):
+    """An output line the actions switch: a relay, a valve, a vent motor, a lamp."""
+
+    mode: Literal["output"] = Field(
+        description="An output driven by actions and commands, guarded by `interlock`."
+    )
+    active_low: bool = Field(
+        default=False,
+        description="On drives the line low (a relay board that switches on a low input).",
+    )
+    initial: OnOff = Field(
+        default="off", description="The state the line is driven to when the gateway starts."
+    )
+    on_stop: OnOffKeep = Field(
+        default="off",
+        description="The state driven when the gateway stops cleanly; `keep` leaves the "
+        "line as it is (what it does once released is up to the board: see above).",
+    )
+    interlock: InterlockSection = Field(
+        default_factory=InterlockSection,
+        description="Minimum on and off times, maximum on time, maximum switches per hour.",
+    )
+    report: bool = Field(
+        default=True,
+        description="An event at each change: value 1 or 0, tag `cause` (who switched it).",
+    )
+    event: Name = Field(default="state", description="Event name.")
+
+
+GpioInputConfig = GpioEdgeConfig | GpioCounterConfig | GpioLevelConfig
+"""The modes that watch a line."""
+
 GpioConfig = Annotated[
     Annotated[GpioEdgeConfig, Tag("mode: edge")]
     | Annotated[GpioCounterConfig, Tag("mode: counter")]
-    | Annotated[GpioLevelConfig, Tag("mode: level")],
-    pick_by("mode", ["edge", "counter", "level"], default="edge"),
+    | Annotated[GpioLevelConfig, Tag("mode: level")]
+    | Annotated[GpioOutputConfig, Tag("mode: output")],
+    pick_by("mode", ["edge", "counter", "level", "output"], default="edge"),
 ]
-"""One GPIO line watched as edges, a pulse counter or a sampled level; ``mode`` picks."""
+"""One GPIO line watched as edges, a pulse counter or a sampled level, or driven as an
+output; ``mode`` picks."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
@@ -20,10 +21,12 @@ from tidegate.drivers.gpio.config import (
     GpioConfig,
     GpioCounterConfig,
     GpioEdgeConfig,
+    GpioInputConfig,
     GpioLevelConfig,
+    GpioOutputConfig,
 )
 from tidegate.drivers.gpio.debounce import SoftwareDebouncer
-from tidegate.drivers.gpio.sim import sim_backend
+from tidegate.drivers.gpio.sim_demo import sim_backend, sim_output_backend
 from tidegate.errors import DriverError
 from tidegate.event import Event, Scalar, new_event
 
@@ -35,7 +38,25 @@ def _ns(seconds: float) -> int:
 
 
 class GpioDriver(Driver[GpioConfig]):
-    """Watches one GPIO line; see ``tidegate.drivers.gpio.config`` for modes and keys."""
+    """Watches one GPIO line; see ``tidegate.drivers.gpio.config`` for modes and keys.
+
+    A driver kind names one runtime class, so ``GpioDriver(config, …)`` builds a
+    ``GpioOutputDriver`` (``gpio.output``) for ``mode: output``."""
+
+    def __new__(cls, config: GpioConfig, *args: Any, **kwargs: Any) -> GpioDriver:
+        if cls is GpioDriver and isinstance(config, GpioOutputConfig):
+            from tidegate.drivers.gpio.output import GpioOutputDriver  # noqa: PLC0415 - a cycle
+
+            return super().__new__(GpioOutputDriver)
+        return super().__new__(cls)
+
+    @property
+    def line_config(self) -> GpioInputConfig:
+        """The config of an input mode (the modes this class runs itself)."""
+        cfg = self.config
+        if isinstance(cfg, GpioOutputConfig):
+            raise TypeError("an output line is run by GpioOutputDriver")
+        return cfg
 
     def __init__(
         self,
@@ -52,7 +73,7 @@ class GpioDriver(Driver[GpioConfig]):
         """Pulses not reported yet; carried over a reconnect so none is lost from `count`."""
 
     async def run(self, emit: Emit) -> None:
-        backoff = Backoff(self.config.reconnect)
+        backoff = Backoff(self.line_config.reconnect)
         try:
             while True:
                 try:
@@ -72,7 +93,7 @@ class GpioDriver(Driver[GpioConfig]):
             self.health.set_state(DriverState.STOPPED)
 
     def _spec(self) -> LineSpec:
-        cfg = self.config
+        cfg = self.line_config
         edges: EdgeDetection = cfg.counted_edges()
         debounce_ns = _ns(cfg.debounce) if edges != "none" else 0
         if debounce_ns:
@@ -90,7 +111,7 @@ class GpioDriver(Driver[GpioConfig]):
 
     async def _watch(self, emit: Emit, backoff: Backoff) -> None:
         """One open line, until the backend fails."""
-        cfg, backend = self.config, self.backend
+        cfg, backend = self.line_config, self.backend
         spec = self._spec()
         opened = backend.open(spec)
         debouncer: SoftwareDebouncer | None = None
@@ -148,7 +169,7 @@ class GpioDriver(Driver[GpioConfig]):
                 self.health.count(len(events))
 
     def _on_edge(self, edge: LineEdge) -> list[Event]:
-        cfg = self.config
+        cfg = self.line_config
         if isinstance(cfg, GpioCounterConfig):
             self._pulses += 1
             self._window_pulses += 1
@@ -168,7 +189,7 @@ class GpioDriver(Driver[GpioConfig]):
     def _on_tick(self, tick_ns: int, interval_ns: int, level: int | None) -> list[Event]:
         """The report due at ``tick_ns``; ``level`` is the line's as of then, if the
         edges tell it, else the level is read now."""
-        cfg = self.config
+        cfg = self.line_config
         wall = self.backend.to_wall(tick_ns)
         if isinstance(cfg, GpioLevelConfig):
             sample = self.backend.read_level() if level is None else level
@@ -188,6 +209,8 @@ class GpioDriver(Driver[GpioConfig]):
 def _backend_for(config: GpioConfig) -> GpioBackend:
     if config.backend == "gpiod":
         return GpiodBackend(config.chip)
+    if isinstance(config, GpioOutputConfig):
+        return sim_output_backend(chip=config.chip, line=config.line)
     return sim_backend(
         config.sim,
         chip=config.chip,

@@ -24,8 +24,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tidegate.drivers.gpio.backend import READ_BATCH, LineEdge, LineSpec, OpenedLine
-from tidegate.drivers.gpio.config import ButtonSim, LevelsSim, PulsesSim
-from tidegate.drivers.gpio.timelines import generator_stream
 from tidegate.errors import DriverError
 
 
@@ -55,6 +53,8 @@ class _SimLine:
     upcoming: tuple[int, int] | None = None
     """The next (absolute t_ns, level) point, taken from the timelines."""
     request: _SimRequest | None = None
+    history: list[tuple[int, int]] = field(default_factory=list)
+    """(t_ns, physical level) each time an output request drove the line."""
 
     def peek(self) -> tuple[int, int] | None:
         while self.upcoming is None and self.timelines:
@@ -190,6 +190,8 @@ class SimChip:
         kernel_debounce = self.kernel_debounce and spec.debounce_ns > 0
         request = _SimRequest(offset, spec, kernel_debounce, sim_line.level)
         sim_line.request = request
+        if spec.direction == "output":
+            self._drive(sim_line, spec.output_value ^ int(spec.active_low))
         return request, OpenedLine(offset, sim_line.name, kernel_debounce)
 
     def _close(self, request: _SimRequest) -> None:
@@ -197,6 +199,28 @@ class SimChip:
         sim_line = self._lines[request.offset]
         if sim_line.request is request:
             sim_line.request = None
+
+    def driven(self, line: int | str) -> int | None:
+        """The physical level an output request drives ``line`` to; None when none
+        holds it (a released line keeps its level, as a Raspberry Pi's does)."""
+        sim_line = self._lines[self.line_offset(line)]
+        request = sim_line.request
+        return sim_line.level if request and request.spec.direction == "output" else None
+
+    def history(self, line: int | str) -> list[tuple[int, int]]:
+        """(t_ns, physical level) each time an output request drove ``line``."""
+        return list(self._lines[self.line_offset(line)].history)
+
+    def _drive(self, sim_line: _SimLine, physical: int) -> None:
+        sim_line.level = physical
+        sim_line.history.append((self.now_ns(), physical))
+        self._notify()
+
+    def _set(self, request: _SimRequest, level: int) -> None:
+        self._check(request)
+        if request.spec.direction != "output":  # the kernel says EPERM
+            raise DriverError(f"line {request.offset} on {self.label} is not an output")
+        self._drive(self._lines[request.offset], level ^ int(request.spec.active_low))
 
     def _check(self, request: _SimRequest) -> None:
         if not request.live:
@@ -367,27 +391,11 @@ class SimBackend:
     def read_level(self) -> int:
         return self.chip._read(self._live())
 
+    def set_level(self, level: int) -> None:
+        self.chip._set(self._live(), level)
+
     def now_ns(self) -> int:
         return self.chip.now_ns()
 
     def to_wall(self, timestamp_ns: int) -> float:
         return self.chip.to_wall(timestamp_ns)
-
-
-def sim_backend(generator: ButtonSim | PulsesSim | LevelsSim, *, chip: str, line: int | str,
-                active_low: bool) -> SimBackend:
-    """The demo's simulated chip for one driver: real time, lines named like a
-    Raspberry Pi's (``GPIO0``…``GPIO31``, plus ``line`` if it is another name),
-    idle at the level the wiring implies, playing the generator's timeline."""
-    names = {n: f"GPIO{n}" for n in range(32)}
-    if isinstance(line, str) and line not in names.values() and not line.isdigit():
-        names[0] = line
-    idle_level = 1 if active_low else 0
-    sim_chip = SimChip(
-        label=chip,
-        line_names=names,
-        levels=dict.fromkeys(range(32), idle_level),
-        kernel_debounce=True,
-        realtime=True,
-    )
-    return SimBackend(sim_chip, autoplay=generator_stream(generator, idle_level=idle_level))

@@ -102,6 +102,6 @@ def test_a_driver_refuses_a_config_of_another_kind() -> None:
 def test_config_models_of_a_kind_with_modes() -> None:
     gpio = driver_types()["gpio"]
     assert [m.__name__ for m in gpio.models] == [
-        "GpioEdgeConfig", "GpioCounterConfig", "GpioLevelConfig"
+        "GpioEdgeConfig", "GpioCounterConfig", "GpioLevelConfig", "GpioOutputConfig"
     ]
     assert config_models(SerialConfig) == (SerialConfig,)

@@ -18,6 +18,7 @@ from tidegate.drivers.gpio.config import (
     GpioCounterConfig,
     GpioEdgeConfig,
     GpioLevelConfig,
+    GpioOutputConfig,
 )
 from tidegate.drivers.gpio.driver import GpioDriver
 from tidegate.errors import ConfigError
@@ -28,7 +29,7 @@ CONTEXT = DriverContext(gateway_id="test-gw", reject=lambda raw, reason: None)
 def test_yaml_example_loads() -> None:
     (block,) = re.findall(r"```yaml\n(.*?)```", gpio_config.__doc__ or "", re.S)
     configs = [GPIO_CONFIG.validate_python(d) for d in yaml.safe_load(block)["drivers"]]
-    button, meter = configs
+    button, meter, vent = configs
     assert isinstance(button, GpioEdgeConfig) and isinstance(meter, GpioCounterConfig)
     assert (button.line, button.debounce, button.active_low, button.bias, button.edge) == (
         "GPIO17", 0.02, True, "pull-up", "rising"
@@ -40,7 +41,10 @@ def test_yaml_example_loads() -> None:
     )
     assert meter.sim.kind == "pulses"
     GpioDriver(meter, CONTEXT)  # a sim config builds its chip without I/O
-    assert [d.type for d in load_config_text(block, "gpio/config.py").drivers] == ["gpio"] * 2
+    assert isinstance(vent, GpioOutputConfig)
+    assert (vent.initial, vent.on_stop, vent.active_low) == ("off", "off", True)
+    assert (vent.interlock.min_off, vent.interlock.max_switches_per_hour) == (180.0, 6)
+    assert [d.type for d in load_config_text(block, "gpio/config.py").drivers] == ["gpio"] * 3
 
 
 def test_each_mode_has_its_own_defaults() -> None:
