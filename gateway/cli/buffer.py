@@ -191,6 +191,39 @@ def export(
 
 
 @buffer_app.command()
+def commands(
+    *,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option("-n", "--count", min=1, help="The newest N.")] = 50,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per line.")] = False,
+) -> None:
+    """The command audit: every command from the cloud and its result, oldest first."""
+    import json  # noqa: PLC0415
+
+    from tidegate.commands.audit import read_rows  # noqa: PLC0415
+    from tidegate.outbox.admin import inspect as admin  # noqa: PLC0415
+    from tidegate.timefmt import rfc3339  # noqa: PLC0415
+
+    handle = admin.open_for_reading(_outbox_path(config, db, "commands"))
+    try:
+        rows = read_rows(handle.conn, limit)
+    finally:
+        handle.close()
+    for row in rows:
+        if jsonl:
+            typer.echo(json.dumps(row.to_json()))
+            continue
+        why = f" ({row.reason})" if row.reason else ""
+        typer.echo(
+            f"{rfc3339(row.received)}  {row.command:<14} {row.status}{why}  "
+            f"id={row.id or row.claimed}  via {row.uplink}"
+        )
+    if not rows and not jsonl:
+        typer.echo("no commands recorded")
+
+
+@buffer_app.command()
 def replay(
     *,
     config: ConfigOption = None,

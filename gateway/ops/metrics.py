@@ -26,6 +26,7 @@ import orjson
 
 from tidegate.errors import TidegateError
 from tidegate.ops.config import MetricsSection, PrometheusSection
+from tidegate.ops.exposition import Exposition
 from tidegate.ops.status import Document, GatewayMonitor
 from tidegate.timefmt import rfc3339
 
@@ -87,37 +88,9 @@ class MetricsReporter:
 # -- Prometheus text format ------------------------------------------------------------------
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-class _Exposition:
-    """Collects metric families; each family's HELP/TYPE is written once."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(
-        self, name: str, kind: str, help_text: str, samples: Iterator[tuple[dict[str, str], Any]]
-    ) -> None:
-        rows = [(labels, value) for labels, value in samples if value is not None]
-        if not rows:
-            return
-        self.lines += [f"# HELP tidegate_{name} {help_text}", f"# TYPE tidegate_{name} {kind}"]
-        for labels, value in rows:
-            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            number = float(value) if isinstance(value, bool) else value
-            self.lines.append(
-                f"tidegate_{name}{{{text}}} {number}" if text else f"tidegate_{name} {number}"
-            )
-
-    def one(self, name: str, kind: str, help_text: str, value: Any) -> None:
-        self.family(name, kind, help_text, iter([({}, value)]))
-
-
 def prometheus_text(doc: Document) -> str:
     """The status document in Prometheus text exposition format 0.0.4."""
-    out = _Exposition()
+    out = Exposition()
     out.family(
         "info",
         "gauge",
@@ -305,7 +278,40 @@ def prometheus_text(doc: Document) -> str:
     uplinks = doc.get("uplinks") or []
     if len(uplinks) > 1:
         _uplink_families(out, uplinks)
+    _two_way_families(out, doc)
     return "\n".join(out.lines) + "\n"
+
+
+def _outcomes(name: str, counts: Document) -> Iterator[tuple[dict[str, str], Any]]:
+    yield {**({"action": name} if name else {}), "outcome": "done"}, counts["done"]
+    yield {**({"action": name} if name else {}), "outcome": "failed"}, counts["failed"]
+    for reason, n in sorted(counts["refused"].items()):
+        yield {**({"action": name} if name else {}), "outcome": "refused", "reason": reason}, n
+
+
+def _two_way_families(out: Exposition, doc: Document) -> None:
+    """Actions taken and commands taken, by outcome (and refusal reason)."""
+    actions = doc.get("actions") or {}
+    out.family(
+        "actions_total",
+        "counter",
+        "Action calls by action and outcome (done, failed, refused with its reason).",
+        (sample for name, a in actions.items() for sample in _outcomes(name, a)),
+    )
+    commands = doc.get("commands")
+    if commands:
+        out.family(
+            "commands_total",
+            "counter",
+            "Commands from the cloud by outcome (done, failed, refused with its reason).",
+            _outcomes("", commands),
+        )
+        out.one(
+            "commands_repeated_total",
+            "counter",
+            "Repeated command ids answered again.",
+            commands["repeated"],
+        )
 
 
 UPLINK_FAMILIES = (
@@ -317,7 +323,7 @@ UPLINK_FAMILIES = (
 """Several uplinks: the broker figures per uplink (``broker_*`` are the first's)."""
 
 
-def _uplink_families(out: _Exposition, uplinks: list[Document]) -> None:
+def _uplink_families(out: Exposition, uplinks: list[Document]) -> None:
     for key, name, kind, text in UPLINK_FAMILIES:
         out.family(name, kind, text, iter(({"uplink": u["name"]}, u[key]) for u in uplinks))
 

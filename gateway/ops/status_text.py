@@ -86,11 +86,7 @@ def render_status(doc: Document) -> str:
                 d["name"],
                 d["type"],
                 d["state"]
-                + (
-                    ""
-                    if d["state"] == "running"
-                    else f" ({_duration(d['state_since_s'])})"
-                ),
+                + ("" if d["state"] == "running" else f" ({_duration(d['state_since_s'])})"),
                 str(d["events"]),
                 str(d["errors"]),
                 "never"
@@ -154,7 +150,35 @@ def render_status(doc: Document) -> str:
             f"  {state} for {_duration(broker['since_s'])} · in flight {broker['inflight']} · "
             f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + _two_way_lines(doc))
+
+
+def _refusals(refused: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(refused.items())) or "none"
+
+
+def _two_way_lines(doc: Document) -> list[str]:
+    """The actions (one line each) and the commands from the cloud, where configured."""
+    lines: list[str] = []
+    actions = doc.get("actions") or {}
+    if actions:
+        lines += ["", "actions"]
+        for name, a in actions.items():
+            dropped = f" · {a['dropped_queue_full']} dropped" if a["dropped_queue_full"] else ""
+            lines.append(
+                f"  {name}: {a['does']} · done {a['done']} · failed {a['failed']} · refused "
+                f"{_refusals(a['refused'])}{dropped} · last: {a['last'] or '-'}"
+            )
+    commands = doc.get("commands")
+    if commands:
+        lines += [
+            "",
+            f"commands  {', '.join(commands['allowed']) or 'none allowed'}",
+            f"  received {commands['received']} · done {commands['done']} · failed "
+            f"{commands['failed']} · repeated {commands['repeated']} · refused "
+            f"{_refusals(commands['refused'])}",
+        ]
+    return lines
 
 
 def _uplink_lines(uplink: Document) -> list[str]:

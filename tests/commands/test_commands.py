@@ -4,6 +4,7 @@ deadlines and rate limits, results on the MQTT 5 response topic and on 3.1.1's."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.commands.cloud import Cloud, running
-from tests.support import wait_until
+from tests.support import tidegate, wait_until
 from tidegate.demo.local_broker import LocalBroker
+from tidegate.ops.metrics import prometheus_text
+from tidegate.ops.status import GatewayMonitor
+from tidegate.ops.status_text import render_status
 
 KEY = "correct horse battery staple"
 
@@ -156,3 +160,32 @@ def test_the_audit_keeps_the_newest(tmp_path: Path, broker: LocalBroker) -> None
         for ident in idents:
             cloud.final(ident)
     assert [row[0] for row in audit_rows(tmp_path)] == idents[2:]
+
+
+def test_status_metrics_and_the_audit_export_show_the_commands(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    with (
+        running(config(tmp_path, broker)) as gateway,
+        Cloud(broker.port, "tidegate/gw1/cmd") as cloud,
+    ):
+        done = cloud.send("ping", key=KEY, ident="seen-1")
+        refused = cloud.send("ping", ident="seen-2")  # unsigned
+        cloud.final(done)
+        cloud.final(refused)
+        doc = GatewayMonitor(gateway).document()
+    text = render_status(doc)
+    assert "commands  ping, status, rebirth" in text
+    assert "received 2 · done 1 · failed 0 · repeated 0 · refused 1 not_authorised" in text
+    metrics = prometheus_text(doc)
+    assert 'tidegate_commands_total{outcome="done"} 1' in metrics
+    assert 'tidegate_commands_total{outcome="refused",reason="not_authorised"} 1' in metrics
+    listed = tidegate("buffer", "commands", "--db", str(tmp_path / "outbox.db"), "--jsonl")
+    assert listed.returncode == 0, listed.stderr
+    rows = sorted((json.loads(line) for line in listed.stdout.splitlines()), key=lambda r: r["id"])
+    assert [(r["id"], r["status"], r["reason"]) for r in rows] == [
+        ("seen-1", "done", None),
+        ("seen-2", "refused", "not_authorised"),
+    ]
+    assert "sig" not in rows[0]["message"]  # the signature is not kept
+    assert rows[0]["result"]["status"] == "done"
