@@ -201,7 +201,7 @@ class RulesUpdater:
         pending = _Pending(version, previous, loop.create_future())
         self._pending = pending
         pending.task = asyncio.create_task(
-            self._confirm(section, history, pending), name=f"rules-update:{version.version}"
+            self._watch(section, history, pending), name=f"rules-update:{version.version}"
         )
         log.info(
             "rules update %d from %s applied; confirming within %gs",
@@ -237,6 +237,26 @@ class RulesUpdater:
         )
         _write(section.file, data)
         return before, version
+
+    async def _watch(
+        self, section: RemoteRulesSection, history: History, pending: _Pending
+    ) -> None:
+        try:
+            await self._confirm(section, history, pending)
+        except Exception as exc:
+            # The history or the file could not be written: the record stays `applied`,
+            # so the next start rolls it back; this gateway takes updates again.
+            log.exception("rules update %d: watching it failed", pending.version.version)
+            self._pending = None
+            if not pending.done.done():
+                pending.done.set_result(
+                    UpdateOutcome(
+                        "applied",
+                        f"version {pending.version.version} could not be settled ({exc}); "
+                        "it is rolled back at the next start",
+                        pending.version.version,
+                    )
+                )
 
     async def _confirm(
         self, section: RemoteRulesSection, history: History, pending: _Pending
