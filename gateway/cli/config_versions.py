@@ -66,7 +66,7 @@ def rollback(
     version: Annotated[
         int | None,
         typer.Argument(
-            metavar="[VERSION]",
+            metavar="VERSION",
             help="The version to restore; default: the confirmed one before the current one.",
             show_default=False,
         ),
