@@ -29,6 +29,7 @@ from tidegate.ops.collector import paced_for_throughput
 from tidegate.ops.reload import ReloadOutcome, restart_note, restart_sections
 from tidegate.ops.tap import EventTap
 from tidegate.outbox import AsyncOutbox, OutboxLimits
+from tidegate.remote.update import RulesUpdater
 from tidegate.rules.stage import RouteDefaults, RuleStage
 from tidegate.wording import count
 
@@ -145,6 +146,15 @@ class Gateway:
             kinds[c.type](c, DriverContext(gateway_id, self.acceptor.rejecter(c.name)))
             for c in config.drivers
         ]
+        self.remote_rules = RulesUpdater(
+            config.remote_rules,
+            config_path=config_path,
+            outbox_path=config.outbox_path,
+            uplinks=[u.name for u in uplinks],
+            reload=self.reload_rules,
+            health=self.health,
+        )
+        """Rules updates from outside (the `rules_update` command, `tidegate config push`)."""
         self.actions: ActionRunner | None = None
         if config.actions:
             from tidegate.actions.runner import ActionRunner  # noqa: PLC0415 - only with actions
@@ -161,7 +171,7 @@ class Gateway:
                 actions=self.actions,
                 publishers=self.publishers,
                 status=self._command_status,
-                rules_update=None,
+                rules_update=None if config.remote_rules is None else self.remote_rules,
                 clock_trusted=lambda: self.clock.trusted,
             )
         self.ready = asyncio.Event()
@@ -224,6 +234,16 @@ class Gateway:
         note = restart_note(self._restart_sections, sections)
         log.info("%s", "; ".join((summary, *note)))
         return ReloadOutcome(True, summary, note)
+
+    def health(self) -> str | None:
+        """None when every uplink is connected and every driver running, else what is not."""
+        for publisher in self.publishers:
+            if not publisher.status.connected:
+                return f"uplink {publisher.name} {publisher.status.state}"
+        for driver in self.drivers:
+            if driver.health.state is not DriverState.RUNNING:
+                return f"driver {driver.name} {driver.health.state}"
+        return None
 
     def publish_unbuffered(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Publish outside the outbox (metrics); False without a connected broker."""
@@ -309,6 +329,7 @@ class Gateway:
         publishers: list[asyncio.Task[None]],
     ) -> None:
         deadline = time.monotonic() + SHUTDOWN_BUDGET
+        await self.remote_rules.close()  # a pending update is rolled back at the next start
         for task in drivers:
             task.cancel()
         await asyncio.gather(*drivers, return_exceptions=True)

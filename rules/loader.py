@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tidegate.config.types import Section
-from tidegate.config.yaml_source import PathKey, SourceMap, load_yaml_file
+from tidegate.config.yaml_source import PathKey, SourceMap, load_yaml_file, load_yaml_text
 from tidegate.errors import ConfigError
 from tidegate.rules.chain import check_rule_set
 from tidegate.rules.config import RuleConfig
@@ -101,7 +101,15 @@ def _under_rules(smap: SourceMap) -> SourceMap:
 
 def load_rule_file(path: Path) -> list[LocatedRule]:
     """One rule file: a YAML list of rules (an empty file has none)."""
-    data, smap = load_yaml_file(path)
+    return _rule_list(*load_yaml_file(path))
+
+
+def load_rule_text(text: str, file: str) -> list[LocatedRule]:
+    """A rule file's text, not yet on disk; messages name it ``file``."""
+    return _rule_list(*load_yaml_text(text, file))
+
+
+def _rule_list(data: Any, smap: SourceMap) -> list[LocatedRule]:
     if data is None:
         return []
     if not isinstance(data, list):
@@ -198,6 +206,37 @@ def load_rules_of_config(path: Path) -> list[RuleConfig]:
     except ValidationError as exc:
         raise _translate(exc, RulesPart, data, smap) from None
     return load_rules(part.rules, smap, path.parent.resolve(), part.rules_dir)
+
+
+def load_rules_replacing(config_path: Path, file: Path, text: str, label: str) -> list[RuleConfig]:
+    """The config's rule set as it would be with ``file`` (a rule file directly in its
+    ``rules_dir``, there or not yet) holding ``text``; its messages name it ``label``.
+
+    What a remote rules update checks before it writes anything
+    (``tidegate.remote.update``): the same checks as a reload, all at once.
+    """
+    data, smap = load_yaml_file(config_path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"{smap.locate(())}: the top level must be a mapping of sections"])
+    try:
+        part = RulesPart.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, RulesPart, data, smap) from None
+    located = [LocatedRule(rule, smap, ("rules", i)) for i, rule in enumerate(part.rules)]
+    if part.rules_dir is None:
+        raise ConfigError([f"{smap.locate(())}: the config has no `{RULES_DIR_KEY}`"])
+    folder = _rules_folder(config_path.parent.resolve(), part.rules_dir, smap)
+    target = file.resolve()
+    files = sorted({*(p.resolve() for p in rule_files(folder)), target}, key=lambda p: p.name)
+    problems: list[str] = []
+    for path in files:
+        try:
+            located += load_rule_text(text, label) if path == target else load_rule_file(path)
+        except ConfigError as exc:
+            problems += exc.messages
+    if problems:
+        raise ConfigError(problems)
+    return check_located(located)
 
 
 def load_rules_for_reload(config_path: Path) -> list[RuleConfig]:

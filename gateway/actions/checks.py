@@ -66,6 +66,13 @@ def check_actions(config: GatewayConfig, smap: SourceMap) -> list[str]:
                 problems.append(
                     f"{where}: commands.allow[{index}].action: no action {spec.action!r} ({have})"
                 )
+        for index, spec in enumerate(commands.allow):
+            if spec.name == "rules_update" and config.remote_rules is None:
+                where = smap.locate(("commands", "allow", index, "name"))
+                problems.append(
+                    f"{where}: commands.allow[{index}]: rules_update needs a `remote_rules:` "
+                    "section (the file it replaces, how long to wait for health)"
+                )
         uplinks = [u.name for u in config.all_uplinks()]
         for name in commands.uplinks or []:
             if name not in uplinks:

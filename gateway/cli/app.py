@@ -17,6 +17,7 @@ from tidegate import __version__
 from tidegate.cli.buffer import buffer_app
 from tidegate.cli.check import check
 from tidegate.cli.cmd import cmd_app
+from tidegate.cli.config_versions import config_app
 from tidegate.cli.control import reload, status, tail
 from tidegate.cli.devices import devices
 from tidegate.cli.main import main
@@ -60,3 +61,4 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(service_app, name="service")
 app.add_typer(cmd_app, name="cmd")
+app.add_typer(config_app, name="config")

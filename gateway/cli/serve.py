@@ -22,6 +22,8 @@ from tidegate.ops.reload import ReloadOutcome
 from tidegate.ops.sdnotify import Notifier
 from tidegate.ops.status import GatewayMonitor
 from tidegate.pipeline import Gateway, Snapshot
+from tidegate.remote.control import remote_requests
+from tidegate.remote.startup import recover_pending
 
 
 async def serve(
@@ -33,6 +35,7 @@ async def serve(
 ) -> None:
     """Run a gateway until SIGTERM/SIGINT (or ``duration``); SIGHUP reloads its rules."""
     notifier = Notifier.from_env()
+    config = recover_pending(config, config_path)
     gateway = Gateway(config, config_path=config_path)
     monitor = GatewayMonitor(gateway)
     control = ControlServer.from_config(
@@ -42,6 +45,7 @@ async def serve(
         gateway.tap,
         reload=gateway.reload_rules,
         notifier=notifier,
+        requests=remote_requests(gateway.remote_rules),
     )
     prometheus = PrometheusEndpoint.from_config(config.metrics.prometheus, monitor)
     metrics = (

@@ -324,7 +324,7 @@ class _Answer:
         counters = self._service.counters
         if status == "done":
             counters.done += 1
-        elif status == "failed":
+        elif status in ("failed", "interrupted"):
             counters.failed += 1
         else:
             reason = str(fields.get("reason") or "refused")

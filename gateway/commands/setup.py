@@ -14,6 +14,7 @@ from tidegate.uplink.command_link import CommandLink
 
 if TYPE_CHECKING:
     from tidegate.config.schema import GatewayConfig
+    from tidegate.remote.update import RulesUpdater
     from tidegate.uplink.publisher import Publisher
 
 
@@ -23,7 +24,7 @@ def build_commands(
     actions: ActionRunner | None,
     publishers: Sequence[Publisher],
     status: Callable[[], dict[str, Any]],
-    rules_update: Callable[[str, str], Steps] | None,
+    rules_update: RulesUpdater | None,
     clock_trusted: Callable[[], bool],
 ) -> CommandService:
     """The service for ``config.commands``, linked to the uplinks that take commands."""
@@ -43,7 +44,7 @@ def build_commands(
         builtins=Builtins(
             status=status,
             rebirth=lambda: sum(p.reannounce() for p in publishers),
-            rules_update=rules_update,
+            rules_update=None if rules_update is None else _steps_of(rules_update),
         ),
         key=key,
         clock_trusted=clock_trusted,
@@ -54,3 +55,34 @@ def build_commands(
             base = section.topic or f"{config.uplink_prefix(uplink)}/cmd"
             publisher.commands = CommandLink(service, uplink.name, base, section.results_qos)
     return service
+
+
+def _steps_of(updater: RulesUpdater) -> Callable[[str, str], Steps]:
+    """The ``rules_update`` built-in's steps: ``accepted`` once the new rules run, then
+    ``done`` when health confirmed them or ``failed`` when they were rolled back."""
+
+    async def steps(text: str, origin: str) -> Steps:
+        from tidegate.remote.update import BUSY  # noqa: PLC0415 - with the updater
+
+        applied = await updater.apply(text, origin=origin)
+        if not applied.accepted:
+            yield (
+                "refused",
+                {
+                    "reason": "busy" if applied.summary.startswith(BUSY) else "bad_arguments",
+                    "message": applied.summary,
+                    "details": list(applied.details) or None,
+                },
+            )
+            return
+        yield "accepted", {"result": {"version": applied.version}, "message": applied.summary}
+        assert applied.version is not None
+        settled = await updater.settled(applied.version)
+        if settled.state == "confirmed":
+            yield "done", {"result": {"version": settled.version}, "message": settled.summary}
+        elif settled.state == "rolled_back":
+            yield "failed", {"message": settled.summary, "result": {"version": settled.version}}
+        else:  # the gateway is stopping: the next start rolls it back
+            yield "interrupted", {"message": settled.summary}
+
+    return steps

@@ -153,6 +153,9 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     gateway = config.gateway.model_copy(update={"data_dir": absolute(config.gateway.data_dir)})
     buffer = config.buffer.model_copy(update={"path": absolute(config.buffer.path)})
     control = config.control.model_copy(update={"socket": absolute(config.control.socket)})
+    remote = config.remote_rules
+    if remote is not None:
+        remote = remote.model_copy(update={"file": absolute(remote.file)})
     def uplink(mqtt: M) -> M:
         tls = mqtt.tls
         if tls is not None:
@@ -175,6 +178,7 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
             "gateway": gateway,
             "buffer": buffer,
             "control": control,
+            "remote_rules": remote,
             "mqtt": None if config.mqtt is None else uplink(config.mqtt),
             "uplinks": [uplink(u) for u in config.uplinks],
             "commands": None

@@ -19,7 +19,8 @@ from pydantic import Field, model_validator
 
 from tidegate.actions.config import ActionConfig
 from tidegate.commands.config import CommandsSection
-from tidegate.config.located_errors import ProblemList
+from tidegate.config.located_errors import LocatedError, ProblemList
+from tidegate.config.remote_rules import RemoteRulesSection, remote_file_problem
 from tidegate.config.types import ByteSize, Duration, Name, Section
 from tidegate.config.uplink import (
     SHORTHAND_UPLINK,
@@ -158,6 +159,12 @@ class GatewayConfig(Section):
         None,
         description="Commands the cloud may send through the uplinks; none without this section.",
     )
+    remote_rules: RemoteRulesSection | None = Field(
+        None,
+        description="Rules updates from outside (`tidegate config push`, the cloud's "
+        "`rules_update`): validated, applied, confirmed by health or rolled back; absent: "
+        "every update is refused.",
+    )
 
     control: ControlSection = Field(
         default_factory=ControlSection,
@@ -233,6 +240,14 @@ class GatewayConfig(Section):
                     if problem is not None:
                         problems.add(problem, "rules", at, "publish", "topic")
         problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _remote_file_is_read(self) -> GatewayConfig:
+        if self.remote_rules is not None:
+            problem = remote_file_problem(self.remote_rules, self.rules_dir)
+            if problem is not None:
+                raise LocatedError(problem, "remote_rules", "file")
         return self
 
     @property

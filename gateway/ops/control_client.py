@@ -121,6 +121,20 @@ class ControlClient:
         finally:
             lines.close()
 
+    def replies(
+        self, request: Mapping[str, Any], idle_timeout: float | None = None
+    ) -> Generator[dict[str, Any], None, None]:
+        """Send a request; yield every reply line, the first one checked."""
+        lines = self._lines(request, idle_timeout)
+        try:
+            first = next(lines, None)
+            if first is None:
+                raise ControlError("the gateway closed the connection without answering")
+            yield _checked(first)
+            yield from lines
+        finally:
+            lines.close()
+
     def status(self) -> dict[str, Any]:
         doc = self.request({"op": "status"})["status"]
         if not isinstance(doc, dict):

@@ -20,9 +20,12 @@ ends a tail by closing the connection.
 
 The socket is created mode 0660 in a folder of mode 0750 (where it is, see
 ``tidegate.ops.control_socket``): the service user and its group may talk to
-the gateway, nobody else. There is no other authentication, and no request
-changes data: the worst a group member can do is ask for a reload of the
-file root wrote. The client is ``tidegate.ops.control_client``.
+the gateway, nobody else. There is no other authentication: a group member
+may ask for a reload of the file root wrote and, on a gateway with a
+``remote_rules:`` section, replace its remote rule file (``rules_update``,
+validated and rolled back when the gateway is not healthy after it; see
+``tidegate.remote.control``). Other parts serve their requests through
+``requests``. The client is ``tidegate.ops.control_client``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,10 @@ SOCKET_MODE = 0o660
 Reload = Callable[[], Awaitable[ReloadOutcome]]
 """Re-read the configuration file and apply what can change without a restart
 (``Gateway.reload_rules``)."""
+
+Request = Callable[[dict[str, Any]], AsyncIterator[dict[str, Any]]]
+"""A request served by another part of the gateway (``rules_update``, see
+``tidegate.remote.control``): given the request, it yields the reply lines."""
 
 
 # -- the server ----------------------------------------------------------------------------
@@ -104,8 +111,10 @@ class ControlServer:
         tail_buffer: int = 1000,
         required: bool = True,
         link: Path | None = None,
+        requests: Mapping[str, Request] | None = None,
     ) -> None:
         self.path = path
+        self.requests = dict(requests or {})
         self.monitor = monitor
         self.tap = tap
         self._reload = reload
@@ -133,6 +142,7 @@ class ControlServer:
         *,
         reload: Reload | None = None,
         notifier: Notifier | None = None,
+        requests: Mapping[str, Request] | None = None,
     ) -> ControlServer | None:
         if not section.enabled:
             return None
@@ -148,6 +158,7 @@ class ControlServer:
             required=section.socket is not None,
             link=where_clients_look if section.socket is None and path != where_clients_look
             else None,
+            requests=requests,
         )
 
     @property
@@ -297,11 +308,13 @@ class ControlServer:
             await self._send(writer, {"ok": True, "reload": outcome.to_json()})
         elif op == "tail":
             await self._tail(reader, writer, request)
+        elif op in self.requests:
+            async for reply in self.requests[op](request):
+                await self._send(writer, reply)
         else:
-            await self._send(
-                writer,
-                {"ok": False, "error": f"unknown request '{op}'; known: status, tail, reload"},
-            )
+            known = ", ".join(("status", "tail", "reload", *self.requests))
+            error = f"unknown request '{op}'; known: {known}"
+            await self._send(writer, {"ok": False, "error": error})
 
     @staticmethod
     async def _send(writer: asyncio.StreamWriter, doc: Mapping[str, Any]) -> None:
