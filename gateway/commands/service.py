@@ -50,6 +50,10 @@ Steps = AsyncIterator[tuple[str, dict[str, Any]]]
 """A built-in's progress: ``(status, fields)`` pairs, the last one final."""
 
 
+ACCEPTS_ITSELF = frozenset({"rules_update"})
+"""Built-ins that say ``accepted`` themselves, after checks of their own (validation)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Builtins:
     """What the built-in commands reach of the gateway."""
@@ -209,7 +213,8 @@ class CommandService:
         except (CommandRefused, ActionRefused) as exc:
             await answer.final(command, "refused", reason=exc.reason, message=str(exc))
             return
-        await answer.step(command, "accepted")
+        if spec.name not in ACCEPTS_ITSELF:
+            await answer.step(command, "accepted")
         try:
             self._check_deadline(command)  # the audit write may have taken its time
             if spec.action is not None:

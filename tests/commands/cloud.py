@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -25,14 +26,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.support import wait_until
-from tidegate.config.loader import load_config_text
+from tidegate.config.loader import load_config, load_config_text
 from tidegate.pipeline import Gateway
 
 
 @contextmanager
-def running(config_text: str, *, connected: bool = True) -> Iterator[Gateway]:
-    """A Gateway running on its own thread (and event loop) until the block ends."""
-    gateway = Gateway(load_config_text(config_text))
+def running(config: str | Path, *, connected: bool = True) -> Iterator[Gateway]:
+    """A Gateway running on its own thread (and event loop) until the block ends; from
+    a config's text, or from its file (then it reloads rules from it)."""
+    if isinstance(config, Path):
+        gateway = Gateway(load_config(config), config_path=config)
+    else:
+        gateway = Gateway(load_config_text(config))
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
     failure: list[BaseException] = []

@@ -1,0 +1,54 @@
+"""The ``rules_update`` command: a rules file sent by the cloud is validated, applied,
+and confirmed by the gateway's health (``done``), or refused with its positions and
+nothing changed; the history records both."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.commands.cloud import Cloud, running
+from tests.remote.support import BASE_RULE, INVALID_RULES, NEW_RULES, mqtt, remote_config
+from tidegate.config.loader import load_config_text
+from tidegate.demo.local_broker import LocalBroker
+from tidegate.errors import ConfigError
+
+COMMANDS = "\ncommands:\n  allow: [{name: rules_update}]\n"
+
+
+def test_a_pushed_rules_file_is_confirmed_or_refused(tmp_path: Path, broker: LocalBroker) -> None:
+    path = remote_config(tmp_path, mqtt("127.0.0.1", broker.port), healthy_for="200ms")
+    path.write_text(path.read_text() + COMMANDS)
+    remote_file = tmp_path / "rules" / "50-remote.yaml"
+    with running(path) as gateway, Cloud(broker.port, "tidegate/remote/cmd") as cloud:
+        bad = cloud.final(cloud.send("rules_update", {"rules": INVALID_RULES}))
+        assert (bad["status"], bad["reason"]) == ("refused", "bad_arguments")
+        assert any(":3:10:" in line for line in bad["details"])
+        assert remote_file.read_text() == BASE_RULE  # nothing changed
+        good = cloud.send("rules_update", {"rules": NEW_RULES})
+        final = cloud.final(good, timeout=20)
+        assert final["status"] == "done", final
+        steps = [r["status"] for r in cloud.of(good)]
+        assert steps == ["accepted", "done"]
+        assert remote_file.read_text() == NEW_RULES
+        assert "remote" in gateway.rules.stats  # the pushed rule runs
+        wrong = cloud.final(cloud.send("rules_update", {"rules": 42}))
+        assert (wrong["status"], wrong["reason"]) == ("refused", "bad_arguments")
+    history = sorted((tmp_path / "data" / "rules-history").glob("*.json"))
+    outcomes = [json.loads(p.read_text())["outcome"] for p in history]
+    assert "confirmed" in outcomes and "refused" in outcomes
+
+
+def test_rules_update_needs_remote_rules(broker: LocalBroker) -> None:
+    text = f"""
+mqtt: {{host: 127.0.0.1, port: {broker.port}}}
+drivers: [{{name: s, type: sim, signals: [{{name: n, kind: counter, rate: 1}}]}}]
+commands:
+  allow: [{{name: rules_update}}]
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert "rules_update needs a `remote_rules:` section" in str(caught.value)
+    assert str(caught.value).startswith("<config>:5:18:")
