@@ -139,7 +139,8 @@ def check_signature(command: Command, key: str, now: float, max_skew: float) -> 
         )
 
 
-def result_doc(command: Command, status: str, **fields: Any) -> bytes:
+def result_doc(command: Command, status: str, **fields: Any) -> dict[str, Any]:
+    """A result as published: ``id``, ``command``, ``status`` and the fields given."""
     doc: dict[str, Any] = {"id": command.id, "command": command.name, "status": status}
     doc.update({k: v for k, v in fields.items() if v is not None})
-    return json.dumps(doc, separators=(",", ":"), default=str).encode()
+    return doc

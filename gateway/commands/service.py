@@ -26,7 +26,8 @@ from typing import Any
 
 from tidegate.actions.args import check_args
 from tidegate.actions.runner import ActionRunner
-from tidegate.commands.audit import FINAL, AuditRow, CommandAudit
+from tidegate.commands.answer import Answer
+from tidegate.commands.audit import FINAL, CommandAudit
 from tidegate.commands.config import CommandSpec, CommandsSection
 from tidegate.commands.message import (
     BadCommand,
@@ -34,8 +35,8 @@ from tidegate.commands.message import (
     CommandRefused,
     check_signature,
     parse,
-    result_doc,
 )
+from tidegate.commands.native import NativeCommand
 from tidegate.commands.rate import RateWindow
 from tidegate.errors import ActionRefused, TidegateError
 from tidegate.mqtt.credentials import Secret
@@ -91,10 +92,6 @@ class CommandCounters:
     """Results that could not be published (the uplink was down): the audit has them."""
 
 
-def _correlation(data: bytes | None) -> bytes:
-    return b"" if data is None else b"\x09" + len(data).to_bytes(2, "big") + data
-
-
 class CommandService:
     """The commands of one gateway, heard on any of its uplinks."""
 
@@ -140,6 +137,14 @@ class CommandService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def heard_native(self, inbox: Inbox, call: NativeCommand) -> None:
+        """A command in a platform's own convention (read by the uplink's format)."""
+        task = asyncio.get_running_loop().create_task(
+            self._take_native(inbox, call), name=f"command:{call.convention}:{call.name}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
         """Stop taking commands (at shutdown); one cut short is ``interrupted`` in the audit."""
         for task in list(self._tasks):
@@ -158,7 +163,7 @@ class CommandService:
     ) -> None:
         self.counters.received += 1
         name = topic[len(inbox.base) + 1 :]
-        answer = _Answer(self, inbox)
+        answer = Answer(self, inbox)
         try:
             command = parse(name, payload, properties, received)
         except BadCommand as exc:
@@ -187,7 +192,43 @@ class CommandService:
         finally:
             self._in_hand.discard(command.id)
 
-    async def _run(self, spec: CommandSpec, command: Command, answer: _Answer) -> None:
+    async def _take_native(self, inbox: Inbox, call: NativeCommand) -> None:
+        self.counters.received += 1
+        # Its id, in its platform's space: ids of two conventions never meet.
+        ident = f"{call.convention}:{call.id}" if call.id is not None else None
+        command = Command(call.name, {"id": ident, "args": call.args}, ident, dict(call.args))
+        answer = Answer(self, inbox, native=call.reply)
+        spec = self._allowed.get(call.name)
+        try:
+            if spec is None:
+                known = ", ".join(self._allowed) or "none"
+                raise CommandRefused(
+                    f"no command {call.name!r} (this gateway takes: {known})",
+                    reason="unknown_command",
+                )
+            if self.section.signed(spec):
+                raise CommandRefused(
+                    f"{call.name} must be signed, and a {call.convention} command cannot be: "
+                    "declare it `signed: false` to take it this way",
+                    reason="not_authorised",
+                )
+        except CommandRefused as exc:
+            await answer.refused_untrusted(command, exc)
+            return
+        if ident is None:
+            command = Command(call.name, {"args": call.args}, None, dict(call.args))
+            await self._checked(spec, command, answer)
+            return
+        if ident in self._in_hand:
+            await answer.repeat(command, None)
+            return
+        self._in_hand.add(ident)
+        try:
+            await self._run(spec, command, answer)
+        finally:
+            self._in_hand.discard(ident)
+
+    async def _run(self, spec: CommandSpec, command: Command, answer: Answer) -> None:
         assert command.id is not None
         first = await self.audit.find(command.id)
         if first is not None:
@@ -201,6 +242,16 @@ class CommandService:
         except sqlite3.IntegrityError:  # the same id, taken by another uplink just now
             await answer.repeat(command, await self.audit.find(command.id))
             return
+        await self._checked(spec, command, answer, recorded=True)
+
+    async def _checked(
+        self, spec: CommandSpec, command: Command, answer: Answer, *, recorded: bool = False
+    ) -> None:
+        """The checks of a command that may act (deadline, rate, arguments), then the act."""
+        if not recorded:  # a platform's command without an id: audited, never deduplicated
+            answer.seq = await self.audit.received(
+                None, None, command.name, answer.uplink, json.dumps(command.doc)
+            )
         try:
             self._check_deadline(command)
             rate = self._rates.get(spec.name)
@@ -244,7 +295,7 @@ class CommandService:
             late = self._wall() - command.deadline
             raise CommandRefused(f"its deadline passed {late:.1f} s ago", reason="expired")
 
-    async def _act(self, action: str, command: Command, answer: _Answer) -> None:
+    async def _act(self, action: str, command: Command, answer: Answer) -> None:
         if self._actions is None:
             raise CommandRefused(f"no action {action!r}", reason="unknown_command")
         outcome = await self._actions.run(
@@ -261,7 +312,7 @@ class CommandService:
             message=outcome.message,
         )
 
-    async def _builtin(self, name: str, command: Command, answer: _Answer) -> None:
+    async def _builtin(self, name: str, command: Command, answer: Answer) -> None:
         if name == "ping":
             await answer.final(command, "done", result={"pong": self._wall()})
         elif name == "status":
@@ -299,69 +350,3 @@ class CommandService:
             "unanswered": c.unanswered,
             "allowed": list(self._allowed),
         }
-
-
-class _Answer:
-    """The results of one command: published on its uplink, kept in the audit, counted."""
-
-    def __init__(self, service: CommandService, inbox: Inbox) -> None:
-        self._service = service
-        self.uplink = inbox.uplink
-        self._base = inbox.base
-        self._reply = inbox.reply
-        self.seq: int | None = None
-
-    def _publish(self, command: Command, payload: bytes) -> None:
-        if command.response_topic is not None:
-            topic = command.response_topic
-        else:
-            topic = f"{self._base}/result/{command.id or '-'}"
-        if not self._reply(topic, payload, _correlation(command.correlation)):
-            self._service.counters.unanswered += 1
-
-    async def step(self, command: Command, status: str, **fields: Any) -> None:
-        payload = result_doc(command, status, **fields)
-        if self.seq is not None:
-            await self._service.audit.update(self.seq, status, None, payload)
-        self._publish(command, payload)
-
-    async def final(self, command: Command, status: str, **fields: Any) -> None:
-        counters = self._service.counters
-        if status == "done":
-            counters.done += 1
-        elif status in ("failed", "interrupted"):
-            counters.failed += 1
-        else:
-            reason = str(fields.get("reason") or "refused")
-            counters.refused[reason] = counters.refused.get(reason, 0) + 1
-        payload = result_doc(command, status, **fields)
-        if self.seq is not None:
-            await self._service.audit.update(self.seq, status, fields.get("reason"), payload)
-        log.log(
-            logging.INFO if status == "done" else logging.WARNING,
-            "command %s %s from uplink %s: %s%s",
-            command.name,
-            command.id,
-            self.uplink,
-            status,
-            f" ({fields.get('reason') or fields.get('message')})" if status != "done" else "",
-        )
-        self._publish(command, payload)
-
-    async def refused_untrusted(self, command: Command, exc: CommandRefused) -> None:
-        """Refused before it was trusted: audited with its id only as claimed."""
-        unsigned = {k: v for k, v in command.doc.items() if k != "sig"}
-        self.seq = await self._service.audit.received(
-            None, command.id, command.name, self.uplink, json.dumps(unsigned)
-        )
-        await self.final(command, "refused", reason=exc.reason, message=str(exc))
-
-    async def repeat(self, command: Command, first: AuditRow | None) -> None:
-        """A repeated id: the first one's latest result again, marked ``repeated``."""
-        self._service.counters.repeated += 1
-        if first is not None and first.result:
-            doc = json.loads(first.result)
-        else:
-            doc = {"id": command.id, "command": command.name, "status": "accepted"}
-        doc["repeated"] = True
-        self._publish(command, json.dumps(doc, separators=(",", ":")).encode())

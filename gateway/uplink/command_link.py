@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tidegate.mqtt.wire import WireClient
+from tidegate.uplink.formats import Format
 
 if TYPE_CHECKING:
     from tidegate.commands.service import CommandService
@@ -25,10 +26,26 @@ class CommandLink:
         self._qos = qos
         self.inbox: Inbox = Inbox(uplink, base, self.reply)
 
-    def connected(self, client: WireClient) -> None:
-        """A new connection: subscribe (QoS 1: a command is not lost between broker and us)."""
+    def connected(self, client: WireClient, fmt: Format) -> None:
+        """A new connection: subscribe (QoS 1: a command is not lost between broker and
+        us), to ``<base>/+`` and to where the uplink's format takes its platform's own."""
         self._client = client
         inbox = self.inbox
+        native = fmt.command_filters()
+        if native:
+            client.listen(
+                native,
+                lambda topic, payload: self._native(fmt, topic, payload),
+                lambda reason: log.warning(
+                    "uplink %s: the broker refused the subscription to %s (%s): no %s "
+                    "commands will arrive",
+                    inbox.uplink,
+                    ", ".join(native),
+                    reason,
+                    fmt.name,
+                ),
+                qos=1,
+            )
         client.listen(
             inbox.filter,
             lambda topic, payload, props: self._service.heard(inbox, topic, payload, props),
@@ -42,6 +59,17 @@ class CommandLink:
             qos=1,
             with_properties=True,
         )
+
+    def _native(self, fmt: Format, topic: str, payload: bytes) -> None:
+        try:
+            call = fmt.command_of(topic, payload)
+        except Exception:  # a format's defect costs one message, not the connection
+            log.exception(
+                "uplink %s: %s could not read a command on %s", self.inbox.uplink, fmt.name, topic
+            )
+            return
+        if call is not None:
+            self._service.heard_native(self.inbox, call)
 
     def gone(self) -> None:
         self._client = None

@@ -311,7 +311,7 @@ class Publisher:
         self._window.connected(max(1, client.receive_maximum - 1), self.outbox.next_id)
         self._presence.born(client)
         if self.commands is not None:
-            self.commands.connected(client)
+            self.commands.connected(client, self._window.format)
         self.status.connected = True
         self.status.since = time.monotonic()
         self.status.connects += 1

@@ -156,9 +156,10 @@ def test_a_repeated_id_after_a_restart_is_answered_from_the_audit(
 def test_the_audit_keeps_the_newest(tmp_path: Path, broker: LocalBroker) -> None:
     text = config(tmp_path, broker).replace("  allow:", "  audit_keep: 3\n  allow:")
     with running(text), Cloud(broker.port, "tidegate/gw1/cmd") as cloud:
-        idents = [cloud.send("status") for _ in range(5)]
-        for ident in idents:
-            cloud.final(ident)
+        idents = []
+        for _ in range(5):  # one after the other: the audit's order is theirs
+            idents.append(cloud.send("status"))
+            cloud.final(idents[-1])
     assert [row[0] for row in audit_rows(tmp_path)] == idents[2:]
 
 

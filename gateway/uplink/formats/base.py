@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from tidegate.errors import PublishError
+
+if TYPE_CHECKING:
+    from tidegate.commands.native import NativeCommand
 
 
 class FormatError(PublishError):
@@ -116,6 +119,16 @@ class Format:
     def heard(self, topic: str, payload: bytes) -> bool:
         """A message on one of ``listens``: whether it asks for ``reannounce`` now."""
         return False
+
+    def command_filters(self) -> list[str]:
+        """Topic filters where the platform sends commands its own way (ThingsBoard's
+        RPC, Sparkplug's NCMD/DCMD...), subscribed on each connection of an uplink that
+        takes commands (``commands:``); each message goes to ``command_of``."""
+        return []
+
+    def command_of(self, topic: str, payload: bytes) -> NativeCommand | None:
+        """A message on one of ``command_filters`` as a command; None: not one (ignored)."""
+        return None
 
     # -- a format's own session on each connection (Sparkplug B's births and deaths) ------
 

@@ -15,11 +15,14 @@ Five hooks, each a no-op without a preset (``Preset`` itself):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from tidegate.config.schema import MqttSection
 from tidegate.mqtt.credentials import Secret
 from tidegate.uplink.formats import Announcement, Format
+
+if TYPE_CHECKING:
+    from tidegate.commands.native import NativeCommand
 
 TopicRule = Callable[[str, bytes], str]
 """(the topic the format would use, the stored event) -> the topic to send it on."""
@@ -110,6 +113,12 @@ class PresetFormat(Format):
 
     def heard(self, topic: str, payload: bytes) -> bool:
         return self.inner.heard(topic, payload)
+
+    def command_filters(self) -> list[str]:
+        return self.inner.command_filters()
+
+    def command_of(self, topic: str, payload: bytes) -> NativeCommand | None:
+        return self.inner.command_of(topic, payload)
 
 
 def with_topic_rule(fmt: Format, rule: TopicRule, broker: str) -> Format:

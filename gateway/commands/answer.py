@@ -1,0 +1,102 @@
+"""The results of one command: published on the uplink it came by (the MQTT 5 response
+topic, ``<topic>/result/<id>``, or the platform's own way), kept in the audit, counted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tidegate.commands.audit import AuditRow
+from tidegate.commands.message import Command, CommandRefused, result_doc
+from tidegate.commands.native import NativeReply
+
+if TYPE_CHECKING:
+    from tidegate.commands.service import CommandService, Inbox
+
+log = logging.getLogger(__name__)
+
+
+def _correlation(data: bytes | None) -> bytes:
+    return b"" if data is None else b"\x09" + len(data).to_bytes(2, "big") + data
+
+
+class Answer:
+    """The results of one command: published on its uplink, kept in the audit, counted."""
+
+    def __init__(
+        self, service: CommandService, inbox: Inbox, *, native: NativeReply | None = None
+    ) -> None:
+        self._service = service
+        self.uplink = inbox.uplink
+        self._base = inbox.base
+        self._reply = inbox.reply
+        self._native = native
+        """A platform's own command: answered its way, not with our result document."""
+        self.seq: int | None = None
+
+    def _send(self, command: Command, doc: dict[str, Any]) -> None:
+        if self._native is not None:
+            fields = {k: v for k, v in doc.items() if k not in ("id", "command", "status")}
+            messages = self._native(str(doc["status"]), fields)
+            sent = all(self._reply(topic, payload, b"") for topic, payload in messages)
+        else:
+            payload = json.dumps(doc, separators=(",", ":"), default=str).encode()
+            if command.response_topic is not None:
+                topic = command.response_topic
+            else:
+                topic = f"{self._base}/result/{command.id or '-'}"
+            sent = self._reply(topic, payload, _correlation(command.correlation))
+        if not sent:
+            self._service.counters.unanswered += 1
+
+    async def step(self, command: Command, status: str, **fields: Any) -> None:
+        doc = result_doc(command, status, **fields)
+        if self.seq is not None:
+            await self._service.audit.update(self.seq, status, None, _bytes(doc))
+        self._send(command, doc)
+
+    async def final(self, command: Command, status: str, **fields: Any) -> None:
+        counters = self._service.counters
+        if status == "done":
+            counters.done += 1
+        elif status in ("failed", "interrupted"):
+            counters.failed += 1
+        else:
+            reason = str(fields.get("reason") or "refused")
+            counters.refused[reason] = counters.refused.get(reason, 0) + 1
+        doc = result_doc(command, status, **fields)
+        if self.seq is not None:
+            await self._service.audit.update(self.seq, status, fields.get("reason"), _bytes(doc))
+        log.log(
+            logging.INFO if status == "done" else logging.WARNING,
+            "command %s %s from uplink %s: %s%s",
+            command.name,
+            command.id,
+            self.uplink,
+            status,
+            f" ({fields.get('reason') or fields.get('message')})" if status != "done" else "",
+        )
+        self._send(command, doc)
+
+    async def refused_untrusted(self, command: Command, exc: CommandRefused) -> None:
+        """Refused before it was trusted: audited with its id only as claimed."""
+        unsigned = {k: v for k, v in command.doc.items() if k != "sig"}
+        self.seq = await self._service.audit.received(
+            None, command.id, command.name, self.uplink, json.dumps(unsigned)
+        )
+        await self.final(command, "refused", reason=exc.reason, message=str(exc))
+
+    async def repeat(self, command: Command, first: AuditRow | None) -> None:
+        """A repeated id: the first one's latest result again, marked ``repeated``."""
+        self._service.counters.repeated += 1
+        if first is not None and first.result:
+            doc = json.loads(first.result)
+        else:
+            doc = {"id": command.id, "command": command.name, "status": "accepted"}
+        doc["repeated"] = True
+        self._send(command, doc)
+
+
+def _bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), default=str).encode()
