@@ -4,6 +4,7 @@ its results (the gateway's ``commands:`` section says which exist)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -42,6 +43,38 @@ def _args(pairs: list[str], as_json: str | None) -> dict[str, Any]:
     return args
 
 
+def _live_broker(file: Path, gateway_id: str | None, uplink: str) -> str | None:
+    """``host:port`` of the broker the gateway of ``file`` is connected to through
+    ``uplink``, where one runs here (as a service, or ``tidegate simulate -c``, whose
+    broker is a private one); None when none runs."""
+    from tidegate.demo.state import simulated_dir  # noqa: PLC0415
+    from tidegate.ops.control_client import ControlClient  # noqa: PLC0415
+    from tidegate.ops.control_socket import (  # noqa: PLC0415
+        answers,
+        configured_socket,
+        data_dir_socket,
+    )
+
+    for socket in (configured_socket(file), data_dir_socket(simulated_dir(file, gateway_id))):
+        if not answers(socket):
+            continue
+        try:
+            doc = ControlClient(socket, 5.0).status()
+        except TidegateError:
+            continue
+        for found in doc.get("uplinks") or []:
+            if found.get("name") == uplink and found.get("connected"):
+                return str(found["address"])
+    return None
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise CommandUsage(f"--broker {text!r}: write HOST:PORT, e.g. 127.0.0.1:1883")
+    return host.strip("[]"), int(port)
+
+
 @cmd_app.command()
 def send(
     name: Annotated[
@@ -65,6 +98,14 @@ def send(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for results.")
     ] = 30.0,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker",
+            help="HOST:PORT of the broker; default: the one the gateway of the config runs "
+            "with here (a service, or `tidegate simulate -c`), else the uplink's.",
+        ),
+    ] = None,
     rules_file: Annotated[
         typer.FileText | None,
         typer.Option("--rules-file", help="rules_update: the rules file to send (its text)."),
@@ -82,7 +123,8 @@ def send(
     args = _args(pairs or [], args_json)
     if rules_file is not None:
         args["rules"] = rules_file.read()
-    cfg = load_config(resolve_config_path(config))
+    file = resolve_config_path(config)
+    cfg = load_config(file)
     section = cfg.commands
     if section is None:
         raise CommandUsage("the config has no `commands:` section: the gateway takes no commands")
@@ -98,6 +140,11 @@ def send(
         key="key_credential",
     )
     base = section.topic or f"{cfg.uplink_prefix(chosen)}/cmd"
+    given_id = cfg.gateway.id if "id" in cfg.gateway.model_fields_set else None
+    where = broker or _live_broker(file, given_id, chosen.name)
+    if where is not None:
+        host, port = _address(where)
+        chosen = chosen.model_copy(update={"host": host, "port": port})
     sent = asyncio.run(send_command(chosen, base, name, args, key, wait_final=wait, within=timeout))
     for result in sent.results:
         if as_json:
