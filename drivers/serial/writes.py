@@ -20,7 +20,6 @@ framing rejects (a bad checksum) is rejected as ever and is no reply.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Callable
 
@@ -50,6 +49,8 @@ class PortWrites:
         self._path = ""
         self._baudrate = 9600
         self._reply: asyncio.Future[bytes] | None = None
+        self._room: asyncio.Future[None] | None = None
+        """A write waiting for the port to take more bytes (its descriptor watched)."""
 
     # --- what the read loop calls -------------------------------------------------------
 
@@ -59,10 +60,16 @@ class PortWrites:
 
     def closed(self, why: str) -> None:
         """The session ended; a transact waiting for its reply fails with ``why``."""
-        self._fd = None
+        fd, self._fd = self._fd, None
         reply = self._reply
         if reply is not None and not reply.done():
             reply.set_exception(ActionError(f"{self.name}: {why} before the reply came"))
+        room = self._room
+        if fd is not None and room is not None and not room.done():
+            # Unwatched now, before the port closes: the descriptor's number may be the
+            # next port's, and the event loop must not keep a stale watch on it.
+            asyncio.get_running_loop().remove_writer(fd)
+            room.set_exception(ActionError(f"{self.name}: {why} in the middle of a write"))
 
     @property
     def awaiting(self) -> bool:
@@ -107,8 +114,9 @@ class PortWrites:
 
     async def _write_all(self, fd: int, frame: bytes) -> None:
         """Write every byte of ``frame``; a port that takes them too slowly (flow control)
-        or fails raises ``ActionError``. Partial writes go on when the port has room:
-        a frame is all or nothing to the device, and never waits on the event loop."""
+        or fails raises ``ActionError``. After a partial write the rest goes when the
+        port has room (a frame cut short is garbage to the device), without blocking
+        the event loop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + WRITE_SLACK + len(frame) * 11 / self._baudrate
         view = memoryview(frame)
@@ -124,6 +132,7 @@ class PortWrites:
             if not view:
                 return
             room: asyncio.Future[None] = loop.create_future()
+            self._room = room
             loop.add_writer(fd, _wake, room)
             try:
                 async with asyncio.timeout_at(deadline):
@@ -135,7 +144,8 @@ class PortWrites:
                     f"{len(frame)} bytes and no more (flow control holding the port?)"
                 ) from None
             finally:
-                with contextlib.suppress(ValueError, OSError):  # the port closed meanwhile
+                self._room = None
+                if self._fd == fd:  # else ``closed`` unwatched it
                     loop.remove_writer(fd)
 
 

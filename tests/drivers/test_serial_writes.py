@@ -25,7 +25,7 @@ from tidegate.config.types import Section
 from tidegate.config.yaml_source import load_yaml_text
 from tidegate.driver import DriverState
 from tidegate.drivers.framing.checksums import crc16_modbus
-from tidegate.drivers.serial import templates
+from tidegate.drivers.serial import templates, writes
 from tidegate.drivers.serial.sim import SerialSim
 from tidegate.drivers.serial.templates import FrameTemplate, HexTemplate, TextTemplate
 from tidegate.errors import ActionError, ActionRefused
@@ -284,5 +284,33 @@ def test_transact_before_the_port_ever_opened_is_an_action_error(tmp_path: Path)
                 await eventually(lambda: driver.opens == 0 and driver.retry_delay > 0, "a retry")
                 with pytest.raises(ActionError, match="not open"):
                     await driver.transact(b"SET 1\r\n", reply_timeout=1)
+
+    asyncio.run(scenario())
+
+
+def test_a_frame_larger_than_the_port_takes_at_once_goes_out_whole(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        frame = bytes(range(256)) * 1024  # 256 KiB: many times what a pty buffers
+        with sim_for(tmp_path, **KV_DEVICE) as sim:
+            async with playing(sim), serial_on(sim, Probe()) as driver:
+                assert await driver.transact(frame) is None
+                await eventually(lambda: sim.received == frame[-4096:], "the whole frame")
+
+    asyncio.run(scenario())
+
+
+def test_a_port_that_takes_no_more_bytes_fails_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writes, "WRITE_SLACK", 0.05)
+
+    async def scenario() -> None:
+        frame = bytes(256 * 1024)
+        with sim_for(tmp_path, **KV_DEVICE) as sim:  # not running: it reads nothing
+            async with serial_on(sim, Probe(), baudrate=4_000_000) as driver:
+                with pytest.raises(ActionError, match=r"took \d+ of 262144 bytes and no more"):
+                    await driver.transact(frame)
+                assert driver.health.counters == {"write_timeouts": 1}
+                assert driver.health.state is DriverState.RUNNING
 
     asyncio.run(scenario())
