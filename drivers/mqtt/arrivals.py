@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from tidegate.drivers.mqtt.config import MqttInputConfig
-from tidegate.errors import TidegateError
+from tidegate.errors import ActionError, TidegateError
 from tidegate.mqtt.credentials import Secret, read_password
 
 READ_BURST = 200
@@ -67,6 +67,14 @@ class LinkState:
         self.lost_reason = ""
         self._on_message_cb = on_message
         self._room = room
+
+    @property
+    def broker(self) -> str:
+        """``host:port``, as errors name the broker."""
+        return f"{self.config.host}:{self.config.effective_port}"
+
+    def not_connected(self) -> ActionError:
+        return ActionError(f"{self.config.name}: not connected to {self.broker}")
 
     def connection_lost(self, reason: str) -> None:
         if not self.lost.is_set():

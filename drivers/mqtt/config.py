@@ -67,6 +67,14 @@ and handed to ``context.reject`` with the reason.
 
 Do not subscribe to the topics the gateway itself publishes to on the same broker:
 its own events would come back in a loop.
+
+Actions publish through this driver too (``MqttDriver.publish``): switching a
+Tasmota plug is ``cmnd/<device>/POWER`` with ``ON``, a Zigbee2MQTT lamp
+``zigbee2mqtt/<device>/set`` with ``{"state": "ON"}``. They go out on the driver's
+own connection, with its client id and credentials (so the broker's ACL must let it
+publish there), at QoS 0 or 1 (an action at QoS 1 is done when the broker's PUBACK
+came), optionally retained; one to a topic with a wildcard is refused, and one while
+the broker is out of reach fails at once rather than waiting for the reconnect.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ acknowledges it: QoS 1 and 2 messages are acknowledged only once their events ar
 in the pipeline, so a full pipeline slows the broker instead of filling memory.
 QoS 0 messages have no such brake: at most ``max_pending`` wait, newer ones are
 dropped and counted. What arrived while the pump was busy becomes one batch.
+
+Actions publish on the same connection (``publish``: Tasmota's ``cmnd/.../POWER``,
+Zigbee2MQTT's ``.../set``): one client id per driver, so a broker's ACL for the
+gateway's client covers both directions, and no second connection to keep alive.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from tidegate.drivers.mqtt.config import MqttInputConfig, Subscription
 from tidegate.drivers.mqtt.routing import Router, Unroutable
 from tidegate.drivers.mqtt.wire_link import WireLink
 from tidegate.drivers.parsing.parse import FrameRejected, FrameSkipped, TimeReport
+from tidegate.errors import ActionRefused
 from tidegate.event import Event
 
 if TYPE_CHECKING:
@@ -38,6 +43,9 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 """Events per ``emit``: the pipeline's queue holds batches of about this size."""
+
+PUBLISH_TIMEOUT = 10.0
+"""Seconds ``publish`` waits for a QoS 1 message's PUBACK."""
 
 
 class MqttDriver(Driver[MqttInputConfig]):
@@ -69,6 +77,8 @@ class MqttDriver(Driver[MqttInputConfig]):
         """Successful connections (1 + reconnects)."""
         self.refused: list[str] = []
         """Topic filters the broker refused at the last subscribe (e.g. by its ACL)."""
+        self.publish_timeout = PUBLISH_TIMEOUT
+        """Seconds ``publish`` waits for a PUBACK."""
         self._pending: list[tuple[Arrival, float, int]] = []
         self._arrived = asyncio.Event()
         self._dropping = False
@@ -77,6 +87,30 @@ class MqttDriver(Driver[MqttInputConfig]):
     def waiting(self) -> int:
         """Messages received and not yet parsed (the pipeline is busy with earlier ones)."""
         return len(self._pending)
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish ``payload`` to ``topic`` on the driver's own connection to its broker.
+
+        At QoS 1, returns once the broker's PUBACK came (the broker has the message; a
+        device subscribed to it gets it from there). At QoS 0, once it is on its way.
+        Counted in ``health.counters["published"]``.
+
+        Raises ``ActionRefused`` (``bad_arguments``) for an empty topic, one with the
+        wildcards ``+``/``#`` or a NUL, a QoS other than 0 or 1, or a message larger
+        than the broker takes; ``ActionError`` when not connected to the broker, when
+        no PUBACK came within ``publish_timeout`` seconds, or when the connection ended
+        before it (the broker may then have the message or not), or when the broker
+        refused the message (MQTT 5).
+        """
+        problem = topic_problem(topic)
+        if problem is None and qos not in (0, 1):
+            problem = f"QoS {qos}: actions publish at QoS 0 or 1"
+        if problem is not None:
+            raise ActionRefused(f"{self.name}: cannot publish: {problem}", reason="bad_arguments")
+        await self.link.publish(topic, payload, qos, retain, self.publish_timeout)
+        self.health.tally("published")
 
     def _reject(self, payload: bytes, reason: str) -> None:
         self.rejects += 1
@@ -230,3 +264,20 @@ class MqttDriver(Driver[MqttInputConfig]):
         except Exception as exc:  # a parser bug must not take the subscription down
             log.exception("%s: parser failed on %r", self.name, payload[:64])
             self._reject(payload, f"topic '{topic}': parser error: {exc!r}")
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or None."""
+    if not topic:
+        return "the topic is empty"
+    if "+" in topic or "#" in topic:
+        return f"topic {topic!r} has a wildcard (+ or #): a message goes to one topic"
+    if "\0" in topic:
+        return f"topic {topic!r} has a NUL character"
+    try:
+        size = len(topic.encode())
+    except UnicodeEncodeError:
+        return f"topic {topic!r} is not valid UTF-8"
+    if size > 0xFFFF:
+        return f"the topic is {size:,} bytes long; MQTT takes 65,535"
+    return None

@@ -3,7 +3,8 @@ event loop. Used only when a subscription is at QoS 2; QoS 0 and 1 go through ti
 own MQTT code (``wire_link``), which has the same interface.
 
 ``connect()`` goes as far as the CONNACK, ``subscribe()`` as far as the SUBACK,
-``ack()`` acknowledges what the pipeline took, ``drop()`` lets the client go. Each
+``ack()`` acknowledges what the pipeline took, ``drop()`` lets the client go,
+``publish()`` publishes on it (an action) as far as the PUBACK. Each
 connection has a number (``session``); a message is handed on with the number of
 the connection it came on, because message ids, and so acknowledgements, belong
 to one connection. ``lost`` is set when the connection fails, with the reason.
@@ -41,7 +42,7 @@ from tidegate.drivers.mqtt.arrivals import (
     link_password,
 )
 from tidegate.drivers.mqtt.config import MqttInputConfig
-from tidegate.errors import TidegateError
+from tidegate.errors import ActionError, ActionRefused, TidegateError
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.paho_bridge import AsyncioPaho
 from tidegate.mqtt.tls import tls_context
@@ -95,6 +96,8 @@ class BrokerLink(LinkState):
         self._bridge: AsyncioPaho | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._suback: tuple[int, asyncio.Future[list[ReasonCode]]] | None = None
+        self._pubacks: dict[int, asyncio.Future[ReasonCode]] = {}
+        """Our QoS 1 publishes waiting for their PUBACK, by message id."""
 
     # --- paho callbacks (on the event loop thread) -------------------------------------
 
@@ -114,7 +117,21 @@ class BrokerLink(LinkState):
             self._connack.set_exception(ConnectFailed(f"connection closed ({reason})"))
         if self._suback is not None and not self._suback[1].done():
             self._suback[1].set_exception(ConnectFailed(message))
+        self._fail_pubacks(message)
         self.connection_lost(message)
+
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        future = self._pubacks.pop(mid, None)
+        if client is self._client and future is not None and not future.done():
+            future.set_result(reason)
+
+    def _fail_pubacks(self, message: str) -> None:
+        pubacks, self._pubacks = self._pubacks, {}
+        for future in pubacks.values():
+            if not future.done():
+                future.set_exception(ConnectFailed(message))
 
     def _on_subscribe(
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
@@ -153,6 +170,7 @@ class BrokerLink(LinkState):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         client.on_message = self._on_message
         return client
 
@@ -231,6 +249,46 @@ class BrokerLink(LinkState):
             topic for (topic, _), reason in zip(topics, reasons, strict=False) if reason.is_failure
         ]
 
+    async def publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool, puback_within: float
+    ) -> None:
+        """Publish on this connection; at QoS 1, return once the broker's PUBACK came.
+        Raises ``ActionError``: not connected, no PUBACK within ``puback_within`` seconds,
+        the connection lost before it, or the message refused."""
+        client = self._client
+        if client is None or self.lost.is_set() or not client.is_connected():
+            raise self.not_connected()
+        name = self.config.name
+        try:
+            info = client.publish(topic, payload, qos=qos, retain=retain)
+        except ValueError as exc:  # a payload or topic MQTT cannot carry
+            raise ActionRefused(
+                f"{name}: message to {topic}: {exc}", reason="bad_arguments"
+            ) from None
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise ActionError(f"{name}: publish to {topic} failed: {paho.error_string(info.rc)}")
+        if qos == 0:
+            return
+        # The PUBACK cannot have come yet: paho reads only when the event loop says so.
+        future: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
+        self._pubacks[info.mid] = future
+        try:
+            async with asyncio.timeout(puback_within):
+                reason = await future
+        except TimeoutError:
+            raise ActionError(
+                f"{name}: no PUBACK from {self.broker} within {puback_within:g} s for {topic}"
+            ) from None
+        except ConnectFailed as exc:
+            raise ActionError(
+                f"{name}: connection to {self.broker} lost before the PUBACK for {topic} "
+                f"({exc}); the broker may or may not have taken the message"
+            ) from None
+        finally:
+            self._pubacks.pop(info.mid, None)
+        if reason.is_failure:
+            raise ActionError(f"{name}: {self.broker} refused the message to {topic}: {reason}")
+
     def ack(self, acks: list[tuple[int, int, int]]) -> None:
         """Acknowledge ``(mid, qos, session)`` messages that came on the current connection.
 
@@ -248,9 +306,11 @@ class BrokerLink(LinkState):
         client, bridge = self._client, self._bridge
         self._client = None
         self._bridge = None
+        self._fail_pubacks("connection closed")
         if client is not None:
             client.on_disconnect = None
             client.on_message = None
+            client.on_publish = None
             if not self.lost.is_set():
                 # Say goodbye while the socket still works (a stop, not a failure): write
                 # DISCONNECT now, the event loop will not get another turn to do it.

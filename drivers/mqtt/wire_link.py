@@ -3,7 +3,8 @@
 
 The same interface and behaviour as paho's ``link.BrokerLink``: ``connect()`` goes
 as far as the CONNACK, ``subscribe()`` as far as the SUBACK, ``ack()``
-acknowledges what the pipeline took, ``drop()`` lets the connection go. Each
+acknowledges what the pipeline took, ``drop()`` lets the connection go,
+``publish()`` publishes on it (an action) as far as the PUBACK. Each
 connection has a number (``session``); a message is handed on with the number of
 the connection it came on, because message ids, and so acknowledgements, belong
 to one connection. ``lost`` is set when the connection fails, with the reason.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 from tidegate.drivers.mqtt.arrivals import ConnectFailed, LinkState, OnMessage, link_password
 from tidegate.drivers.mqtt.config import MqttInputConfig
-from tidegate.errors import TidegateError
+from tidegate.errors import ActionError, ActionRefused, TidegateError
 from tidegate.mqtt import wire
 from tidegate.mqtt.tls import tls_context
 from tidegate.mqtt.wire.reasons import Reason
@@ -109,6 +110,35 @@ class WireLink(LinkState):
         return [
             topic for (topic, _), reason in zip(topics, reasons, strict=True) if reason.is_failure
         ]
+
+    async def publish(
+        self, topic: str, payload: bytes, qos: int, retain: bool, puback_within: float
+    ) -> None:
+        """Publish on this connection; at QoS 1, return once the broker's PUBACK came.
+        Raises ``ActionError``: not connected, no PUBACK within ``puback_within`` seconds,
+        the connection lost before it, or the message refused."""
+        client = self._client
+        if client is None or self.lost.is_set():
+            raise self.not_connected()
+        name = self.config.name
+        try:
+            async with asyncio.timeout(puback_within):
+                reason = await client.publish(topic, payload, qos=qos, retain=retain)
+        except TimeoutError:
+            raise ActionError(
+                f"{name}: no PUBACK from {self.broker} within {puback_within:g} s for {topic}"
+            ) from None
+        except wire.ConnectFailed as exc:
+            raise ActionError(
+                f"{name}: connection to {self.broker} lost before the PUBACK for {topic} "
+                f"({exc}); the broker may or may not have taken the message"
+            ) from None
+        except ValueError as exc:
+            raise ActionRefused(
+                f"{name}: message to {topic}: {exc}", reason="bad_arguments"
+            ) from None
+        if reason.is_failure:
+            raise ActionError(f"{name}: {self.broker} refused the message to {topic}: {reason}")
 
     def ack(self, acks: list[tuple[int, int, int]]) -> None:
         """Acknowledge ``(mid, qos, session)`` messages that came on the current connection.

@@ -69,6 +69,14 @@ device (``tidegate.drivers.serial.sim``) speaks the driver's own ``framing`` and
 ``sim: {rate: 5, faults: {garbage: 0.01, disconnect_every: 5m}}`` (``rate``,
 ``signals``, ``template``, ``faults``, ``seed``, ``link``). With a real port the
 ``sim:`` block is ignored, so it can stay in the file.
+
+Actions write to the port too (a relay board's ``RELAY 2 ON``, a controller's
+setpoint, a Modbus RTU write): a frame template (``tidegate.drivers.serial.templates``:
+``"SET {value:.1f}\r\n"`` or ``{hex: "01 06 00 01 {value:04X}", checksum: crc16-modbus}``)
+filled in with the action's arguments and written by ``SerialDriver.transact``,
+optionally waiting for a reply: the next frame this port's ``framing`` cuts after
+the write, which goes to the action and is not parsed into events. Action writes and
+``poll`` requests take turns: neither writes inside the other's response window.
 """
 
 from __future__ import annotations

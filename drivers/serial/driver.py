@@ -9,6 +9,10 @@ a pty against ~0.3 µs for read-and-split), and polling would burn CPU on an idl
 port. The frames of one read go to ``emit`` as one batch, stamped with the time
 the read completed.
 
+Writes for actions (``transact``: a frame out, optionally its reply back) are
+``tidegate.drivers.serial.writes``; they and the ``poll:`` requests take turns on
+one lock, so that a request's response window is never another's.
+
 Reopening waits as ``reconnect:`` says (``tidegate.backoff``); a session that
 received data before it failed starts the waits again from ``initial_delay``. With
 ``port: sim`` the driver starts the simulated device (``tidegate.drivers.serial.sim``)
@@ -34,6 +38,7 @@ from tidegate.drivers.parsing.parse import FrameParser, FrameRejected, FrameSkip
 from tidegate.drivers.serial.commands import command_bytes
 from tidegate.drivers.serial.config import SIM_PORT, SerialConfig
 from tidegate.drivers.serial.sim import SerialSim, SimDeviceError
+from tidegate.drivers.serial.writes import PortWrites
 from tidegate.event import Event
 
 log = logging.getLogger("tidegate.drivers.serial")
@@ -78,6 +83,33 @@ class SerialDriver(Driver[SerialConfig]):
         self._wakeup: asyncio.Future[bool] | None = None
         self._watched: int | None = None
         self._response = asyncio.Event()
+        self.writes = PortWrites(self.name, self.health, self._fail)
+        """The write side: ``transact`` and the lock it shares with ``poll:``."""
+
+    # --- writes for actions ------------------------------------------------------------
+
+    async def transact(self, frame: bytes, *, reply_timeout: float | None = None) -> bytes | None:
+        """Write ``frame`` to the open port; with ``reply_timeout`` (seconds), return the
+        next complete frame the driver's framing cuts after the write.
+
+        That reply goes to the caller only: it is not parsed and never becomes an event
+        (it does count in ``frames``). Writes take turns with ``poll:`` requests and
+        other transacts: this waits while a poll request waits for its response.
+        Counted in ``health.counters``: ``writes`` (frames written) and
+        ``write_timeouts`` (no reply in time, or a port that would not take the bytes).
+
+        Raises ``ActionError`` when the port is not open (the device is away, or the
+        driver is not running), when writing fails, or when no reply comes within
+        ``reply_timeout`` (or the device goes away first).
+        """
+        return await self.writes.transact(frame, reply_timeout)
+
+    def _fail(self, message: str) -> None:
+        """A write found the device gone: the read loop ends the session and reconnects."""
+        if self._failure is None:
+            self._failure = _DeviceLost(message)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(True)
 
     # --- rejects and health -----------------------------------------------------------
 
@@ -248,8 +280,10 @@ class SerialDriver(Driver[SerialConfig]):
                                    poll.response_timeout),
                         name=f"{self.name}-poll",
                     )
+            self.writes.opened(port.fileno(), self.port_path, self.config.baudrate)
             await self._read_loop(port, emit)
         finally:
+            self.writes.closed(f"{self.port_path} closed")
             self._stop_watching()
             if poller is not None:
                 poller.cancel()
@@ -300,6 +334,8 @@ class SerialDriver(Driver[SerialConfig]):
             return
         self.frames += len(frames)
         self._response.set()
+        if self.writes.awaiting:  # a transact's reply: the caller's, not an event
+            frames = self.writes.take_reply(frames)
         parser = self.parser
         batch: list[Event] = []
         for frame in frames:
@@ -322,25 +358,24 @@ class SerialDriver(Driver[SerialConfig]):
         loop = asyncio.get_running_loop()
         due = loop.time()
         while True:
-            self._response.clear()
-            try:
-                self._write(port, request)
-            except _DeviceLost as exc:
-                self._failure = exc
-                if self._wakeup is not None and not self._wakeup.done():
-                    self._wakeup.set_result(True)
-                return
-            try:
-                # Not wait_for: on 3.11 a cancellation that comes as the response arrives
-                # is lost, and this loop (and the driver's stop) would go on forever.
-                async with asyncio.timeout(response_timeout):
-                    await self._response.wait()
-            except TimeoutError:
-                self.missed_responses += 1
-                self.health.set_state(
-                    self.health.state,
-                    f"no response within {response_timeout:g} s to request {request[:32]!r}",
-                )
+            async with self.writes.lock:  # the response window is this request's alone
+                self._response.clear()
+                try:
+                    self._write(port, request)
+                except _DeviceLost as exc:
+                    self._fail(str(exc))
+                    return
+                try:
+                    # Not wait_for: on 3.11 a cancellation that comes as the response
+                    # arrives is lost, and this loop (and the driver's stop) would go on.
+                    async with asyncio.timeout(response_timeout):
+                        await self._response.wait()
+                except TimeoutError:
+                    self.missed_responses += 1
+                    self.health.set_state(
+                        self.health.state,
+                        f"no response within {response_timeout:g} s to request {request[:32]!r}",
+                    )
             due += every
             # A stalled loop skips the missed ticks instead of firing them in a burst.
             due = max(due, loop.time())

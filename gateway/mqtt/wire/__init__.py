@@ -5,7 +5,8 @@ was most of the gateway's CPU at one event per message; this client does only
 what tidegate needs. Publishing: CONNECT (clean session, Last Will, credentials,
 TLS), PUBLISH at QoS 0 and 1, PUBACK with its reason code. Receiving: CONNECT with
 a persistent session, SUBSCRIBE and SUBACK, PUBLISH at QoS 0 and 1 acknowledged
-when the caller says, flow control. Both: keep-alive with a deadline for the
+when the caller says, flow control, and PUBLISH at QoS 0 and 1 on the same
+connection (the driver's actions). Both: keep-alive with a deadline for the
 broker's answers, and DISCONNECT either way. paho stays in use for what this does
 not cover: an ``mqtt`` driver with a subscription at QoS 2.
 

@@ -9,6 +9,11 @@ message through ``on_message`` and the end of the connection through
 messages whose events are safe, on this connection only (message ids belong to
 it). Keep-alive and connecting are ``tidegate.mqtt.wire.connection``'s.
 
+The driver also publishes on it (an action: Tasmota's ``cmnd/.../POWER``):
+``publish`` at QoS 0, or at QoS 1 returning the PUBACK's reason code. Its packet
+ids share one space with SUBSCRIBE's (the broker's PUBACK and SUBACK name them);
+the ids of messages the broker sends are the broker's own.
+
 Flow control, as the paho link's burst reader did it: after each message ``room``
 is asked whether the caller takes more now; when it says no, reading stops
 (``pause_reading``; what was already read waits here, unparsed) until the event
@@ -24,8 +29,8 @@ from collections.abc import Callable, Sequence
 from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.wire import packets
 from tidegate.mqtt.wire.connection import ConnectFailed, OnDisconnect, WireConnection
-from tidegate.mqtt.wire.packets import PUBLISH, SUBACK, ProtocolViolation
-from tidegate.mqtt.wire.reasons import Reason
+from tidegate.mqtt.wire.packets import PUBACK, PUBLISH, SUBACK, ProtocolViolation
+from tidegate.mqtt.wire.reasons import SUCCESS, Reason
 
 HOLD_PACE = 0.001
 """Seconds between two messages read while the caller has no room for them."""
@@ -86,6 +91,8 @@ class WireSubscriber(WireConnection):
         self._on_message = on_message
         self._room = room
         self._suback: tuple[int, asyncio.Future[list[Reason]]] | None = None
+        self._pubacks: dict[int, asyncio.Future[Reason]] = {}
+        """Our QoS 1 publishes waiting for their PUBACK, by packet id."""
         self._mid = 0
         self._chunks: list[bytes] = []
         """Bytes read and not parsed yet: an incomplete packet, or what waits for room."""
@@ -104,10 +111,10 @@ class WireSubscriber(WireConnection):
             # The broker's own reason (a DISCONNECT right after the CONNACK), if it gave one.
             raise ConnectFailed(self._ended[1] if self._ended is not None else "not connected")
         assert self._loop is not None
-        self._mid = self._mid % 0xFFFF + 1
+        mid = self._next_mid()
         future: asyncio.Future[list[Reason]] = self._loop.create_future()
-        self._suback = (self._mid, future)
-        self._out.append(packets.subscribe(self._mid, filters, v5=self.v5))
+        self._suback = (mid, future)
+        self._out.append(packets.subscribe(mid, filters, v5=self.v5))
         self._flush()
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
@@ -119,6 +126,39 @@ class WireSubscriber(WireConnection):
             self._give_up(f"a SUBACK with {len(reasons)} reason codes for {len(filters)} filters")
             raise ConnectFailed("malformed SUBACK")
         return reasons
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> Reason:
+        """PUBLISH ``payload`` to ``topic`` at QoS 0 (SUCCESS once handed to the socket)
+        or 1 (the PUBACK's reason code, which may be a failure in MQTT 5).
+
+        Raises ConnectFailed when not connected or when the connection ends before the
+        PUBACK (the broker may or may not have taken the message), ValueError for a
+        message the broker said it would not take (its Maximum Packet Size)."""
+        if not self._connected or self._transport is None or self._ended is not None:
+            raise ConnectFailed(self._ended[1] if self._ended is not None else "not connected")
+        assert self._loop is not None
+        mid = self._next_mid() if qos else 0
+        packet = packets.publish(
+            packets.topic_field(topic), payload, qos, retain, mid, v5=self.v5
+        )
+        if self.max_packet is not None and len(packet) > self.max_packet:
+            raise ValueError(
+                f"{len(packet):,} bytes: more than the broker takes ({self.max_packet:,})"
+            )
+        if not qos:
+            self._out.append(packet)
+            self._flush()
+            return SUCCESS
+        future: asyncio.Future[Reason] = self._loop.create_future()
+        self._pubacks[mid] = future
+        self._out.append(packet)
+        self._flush()
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        try:
+            return await future
+        finally:
+            self._pubacks.pop(mid, None)
 
     def ack(self, mids: list[int]) -> None:
         """PUBACK these QoS 1 messages (of this connection), in one write."""
@@ -174,9 +214,22 @@ class WireSubscriber(WireConnection):
 
     # -- inside -----------------------------------------------------------------------------
 
+    def _next_mid(self) -> int:
+        """A packet id that no SUBSCRIBE or PUBLISH of ours waiting for its answer uses."""
+        while True:
+            self._mid = self._mid % 0xFFFF + 1
+            if self._mid not in self._pubacks and (
+                self._suback is None or self._suback[0] != self._mid
+            ):
+                return self._mid
+
     def _fail_suback(self, detail: str) -> None:
+        """The connection ended: what waits for the broker's answer never gets it."""
         if self._suback is not None and not self._suback[1].done():
             self._suback[1].set_exception(ConnectFailed(detail))
+        for future in self._pubacks.values():
+            if not future.done():
+                future.set_exception(ConnectFailed(detail))
 
     def _parse(self, data: bytes) -> None:
         """Hand on every whole packet in ``data``; keep the rest for later."""
@@ -223,6 +276,8 @@ class WireSubscriber(WireConnection):
                 pos = stop
                 if kind == SUBACK:
                     self._suback_received(body)
+                elif kind == PUBACK:
+                    self._puback_received(body)
                 else:
                     self._control(kind, body)
         except (ProtocolViolation, IndexError) as exc:
@@ -235,7 +290,8 @@ class WireSubscriber(WireConnection):
             self._have = len(rest)
             self._need = need
         now = self._last_heard = time.monotonic()
-        self._waiting_since = now if self._suback is not None or self._ping_out else None
+        due = self._suback is not None or self._ping_out or self._pubacks
+        self._waiting_since = now if due else None
 
     def _hold(self) -> None:
         """Stop reading for a moment: the caller's pump goes first. While the caller has
@@ -268,6 +324,14 @@ class WireSubscriber(WireConnection):
         future, self._suback = self._suback[1], None  # answered: no longer due
         if not future.done():
             future.set_result(reasons)
+
+    def _puback_received(self, body: bytes) -> None:
+        mid, reason = packets.puback_of(body)
+        future = self._pubacks.pop(mid, None)
+        # None: a PUBACK that came after its publisher stopped waiting (a timeout); late,
+        # not wrong.
+        if future is not None and not future.done():
+            future.set_result(reason)
 
 
 def _property_length(data: bytes, at: int) -> tuple[int, int]:
