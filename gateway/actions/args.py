@@ -4,6 +4,7 @@ before anything moves (types, ranges, choices)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -29,12 +30,24 @@ class ArgSpec(Section):
         None, min_length=1, description="The only values taken (an enumeration)."
     )
     max_length: int = Field(256, gt=0, le=MAX_ARGS_BYTES, description="string: longest taken.")
+    pattern: str | None = Field(
+        None,
+        description="string: a regular expression the whole value must match, e.g. "
+        "`[A-Za-z0-9 ]*` (keeps line breaks and control characters out of a frame).",
+    )
     default: Scalar | None = Field(
         None, description="Taken when a call leaves the argument out; unset: it is required."
     )
 
     @model_validator(mode="after")
     def _fits(self) -> ArgSpec:
+        if self.pattern is not None:
+            if self.type != "string":
+                raise ValueError(f"`pattern` is for strings; this argument is a {self.type}")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r}: {exc}") from None
         if (self.min is not None or self.max is not None) and self.type not in ("int", "number"):
             raise ValueError(f"`min`/`max` bound numbers; this argument is a {self.type}")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -67,6 +80,8 @@ def _problem(spec: ArgSpec, value: object) -> str | None:
         return "must be a string"
     elif len(value) > spec.max_length:
         return f"is longer than {spec.max_length} characters"
+    elif spec.pattern is not None and re.fullmatch(spec.pattern, value) is None:
+        return f"does not match {spec.pattern!r}"
     if spec.choices is not None and value not in spec.choices:
         return f"must be one of {', '.join(map(repr, spec.choices))}"
     return None

@@ -51,6 +51,7 @@ from pydantic import Field, model_validator
 from tidegate.actions.args import ArgSpec, ArgType
 from tidegate.actions.template import TemplateText, placeholders
 from tidegate.config.types import Duration, Name, Section
+from tidegate.drivers.serial.templates import FrameTemplate
 
 ArgName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
@@ -171,13 +172,46 @@ class MqttAction(_Action):
         return self
 
 
+class SerialAction(_Action):
+    """Write a frame to a ``serial`` driver's port, and with ``reply_timeout`` wait for
+    the device's answer (the next frame its framing cuts: the action's result, not an
+    event)."""
+
+    type: Literal["serial"] = Field(description="Action kind.")
+    frame: FrameTemplate = Field(
+        description='The frame: text (`"SET {value:.1f}\\r\\n"`) or `{hex: "01 06 00 01 '
+        '{value:04X}", checksum: crc16-modbus}`; `{argument}` placeholders.'
+    )
+    reply_timeout: Duration | None = Field(
+        None, gt=0, description="Wait this long for the device's reply; unset: none expected."
+    )
+
+    @model_validator(mode="after")
+    def _placeholders_declared(self) -> SerialAction:
+        used = self.frame.placeholders()
+        if used and self.args is None:
+            raise ValueError(
+                f"declare the arguments of the frame's placeholders under `args` "
+                f"({', '.join(sorted(used))}: their types and bounds)"
+            )
+        missing = sorted(used - set(self.arg_specs()))
+        if missing:
+            raise ValueError(f"placeholder {{{missing[0]}}} is not a declared argument (`args`)")
+        return self
+
+
 ActionConfig = Annotated[
-    GpioAction | ModbusAction | MqttAction,
+    GpioAction | ModbusAction | MqttAction | SerialAction,
     Field(discriminator="type"),
 ]
 """One action: a model per kind, chosen by ``type``."""
 
-ACTION_DRIVER_TYPES: dict[str, str] = {"gpio": "gpio", "modbus": "modbus", "mqtt": "mqtt"}
+ACTION_DRIVER_TYPES: dict[str, str] = {
+    "gpio": "gpio",
+    "modbus": "modbus",
+    "mqtt": "mqtt",
+    "serial": "serial",
+}
 """The driver ``type`` each action kind acts through."""
 
 
@@ -189,4 +223,7 @@ def describe(action: Any) -> str:
         return f"modbus write {action.driver}/{action.device}.{action.register_}"
     if isinstance(action, MqttAction):
         return f"mqtt publish {action.driver}: {action.topic}"
+    if isinstance(action, SerialAction):
+        reply = " and read the reply" if action.reply_timeout else ""
+        return f"serial write {action.driver}{reply}"
     return f"{action.type} {action.driver}"

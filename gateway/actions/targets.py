@@ -12,8 +12,15 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from tidegate.actions.args import Scalar
-from tidegate.actions.config import ActionConfig, GpioAction, ModbusAction, MqttAction
+from tidegate.actions.config import (
+    ActionConfig,
+    GpioAction,
+    ModbusAction,
+    MqttAction,
+    SerialAction,
+)
 from tidegate.actions.template import fill
+from tidegate.drivers.serial.templates import HexTemplate
 from tidegate.errors import ActionError
 
 
@@ -34,6 +41,13 @@ class PublishesLocally(Protocol):
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None: ...
+
+
+@runtime_checkable
+class WritesFrames(Protocol):
+    async def transact(
+        self, frame: bytes, *, reply_timeout: float | None = None
+    ) -> bytes | None: ...
 
 
 def _target(driver: object, protocol: type, action: ActionConfig) -> Any:
@@ -70,4 +84,16 @@ async def perform(
         payload = fill(action.name, action.payload, args)
         await broker.publish(topic, payload.encode(), qos=action.qos, retain=action.retain)
         return payload
+    if isinstance(action, SerialAction):
+        port: WritesFrames = _target(driver, WritesFrames, action)
+        reply = await port.transact(action.frame.render(args), reply_timeout=action.reply_timeout)
+        if reply is None:
+            return None
+        return reply.hex(" ") if isinstance(action.frame, HexTemplate) else _text(reply)
     raise ActionError(f"{action.name}: a {action.type} action is not implemented")
+
+
+def _text(reply: bytes) -> str:
+    """A text reply as the result: decoded as Latin-1 (every byte a character), its
+    line ending dropped."""
+    return reply.decode("latin-1").rstrip("\r\n")

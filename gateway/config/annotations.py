@@ -135,6 +135,7 @@ def _type_name(annotation: Any) -> str:
             return "mapping"
         return {
             "str": "text",
+            "TextTemplate": "text",
             "int": "integer",
             "float": "number",
             "bool": "true/false",

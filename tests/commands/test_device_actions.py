@@ -1,0 +1,100 @@
+"""Serial and local-broker actions through commands: a templated frame written to a
+simulated serial device and its reply returned, a Tasmota-style publish on the local
+broker; and the argument checks that keep bad values from the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.commands.cloud import Cloud, running
+from tests.support import Subscriber, wait_until
+from tidegate.demo.local_broker import LocalBroker
+
+SERIAL = """
+gateway: {{id: gw, data_dir: {data}}}
+mqtt: {{host: 127.0.0.1, port: {port}}}
+drivers:
+  - name: boiler
+    type: serial
+    port: sim
+    framing: {{type: line}}
+    parse: {{format: kv, fields: {{T: {{}}}}}}
+    sim:
+      respond_to: "SET 21.5\\r\\n"
+      signals: {{T: {{base: 20, amplitude: 0, noise: 0}}}}
+  - name: house
+    type: mqtt
+    host: 127.0.0.1
+    port: {port}
+    subscriptions: [{{topic: "tele/+/SENSOR", parse: {{format: json, unlisted: include}}}}]
+actions:
+  - name: setpoint
+    type: serial
+    driver: boiler
+    frame: "SET {{value:.1f}}\\r\\n"
+    reply_timeout: 2s
+    args: {{value: {{type: number, min: 5, max: 30}}}}
+  - name: lamp
+    type: mqtt
+    driver: house
+    topic: cmnd/{{device}}/POWER
+    payload: "{{state}}"
+    args:
+      device: {{type: string, pattern: "[a-z0-9_]+"}}
+      state: {{type: string, choices: ["ON", "OFF", "TOGGLE"]}}
+commands:
+  allow: [{{name: setpoint, action: setpoint}}, {{name: lamp, action: lamp}}]
+"""
+
+
+def test_a_serial_frame_is_written_and_its_reply_is_the_result(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    with (
+        running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
+        Cloud(broker.port, "tidegate/gw/cmd") as cloud,
+    ):
+        wait_until(
+            lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
+            10,
+            "the drivers to run",
+        )
+        done = cloud.final(cloud.send("setpoint", {"value": 21.5}))
+        assert (done["status"], done["result"]) == ("done", "T=20")
+        high = cloud.final(cloud.send("setpoint", {"value": 99}))
+        assert (high["status"], high["reason"]) == ("refused", "bad_arguments")
+        boiler = next(d for d in gateway.drivers if d.name == "boiler")
+        assert boiler.health.counters["writes"] == 1  # the refused one never reached it
+
+
+def test_a_local_broker_action_publishes_with_checked_arguments(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    seen = Subscriber("127.0.0.1", broker.port, "cmnd/#").start()
+    try:
+        with (
+            running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
+            Cloud(broker.port, "tidegate/gw/cmd") as cloud,
+        ):
+            wait_until(
+                lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
+                10,
+                "the drivers to run",
+            )
+            done = cloud.final(cloud.send("lamp", {"device": "kitchen", "state": "ON"}))
+            assert (done["status"], done["result"]) == ("done", "ON")
+            wait_until(lambda: bool(seen.messages), 10, "the Tasmota command")
+            assert [(m.topic, m.payload) for m in seen.messages] == [("cmnd/kitchen/POWER", b"ON")]
+            sneaky = cloud.final(cloud.send("lamp", {"device": "a/#", "state": "ON"}))
+            assert (sneaky["status"], sneaky["reason"]) == ("refused", "bad_arguments")
+            assert "does not match" in sneaky["message"]
+            odd = cloud.final(cloud.send("lamp", {"device": "hall", "state": "DIM"}))
+            assert odd["reason"] == "bad_arguments"
+            assert len(seen.messages) == 1
+            # Refused by the command's checks, before the action was called at all.
+            assert gateway.commands is not None
+            assert gateway.commands.counters.refused == {"bad_arguments": 2}
+            assert gateway.actions is not None
+            assert gateway.actions.counters["lamp"].done == 1
+    finally:
+        seen.stop()
