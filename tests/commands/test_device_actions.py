@@ -98,3 +98,29 @@ def test_a_local_broker_action_publishes_with_checked_arguments(
             assert gateway.actions.counters["lamp"].done == 1
     finally:
         seen.stop()
+
+
+def test_a_device_that_does_not_answer_fails_and_a_command_that_waited_past_its_expiry_is_refused(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    with (
+        running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
+        Cloud(broker.port, "tidegate/gw/cmd") as cloud,
+    ):
+        wait_until(
+            lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
+            10,
+            "the drivers to run",
+        )
+        # The device answers SET 21.5 only: this one waits its 2 s reply_timeout...
+        slow = cloud.send("setpoint", {"value": 20})
+        wait_until(lambda: bool(cloud.of(slow)), 10, "the first command accepted")
+        # ...and this one, behind it, may wait 1 s at most (MQTT 5 Message Expiry).
+        late = cloud.send("setpoint", {"value": 21.5}, expiry=1)
+        failed = cloud.final(slow)
+        assert failed["status"] == "failed"
+        assert "reply" in failed["message"]
+        refused = cloud.final(late)
+        assert (refused["status"], refused["reason"]) == ("refused", "expired")
+        boiler = next(d for d in gateway.drivers if d.name == "boiler")
+        assert boiler.health.counters["writes"] == 1  # the expired one was never written

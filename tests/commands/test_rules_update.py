@@ -5,12 +5,14 @@ nothing changed; the history records both."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tests.commands.cloud import Cloud, running
 from tests.remote.support import BASE_RULE, INVALID_RULES, NEW_RULES, mqtt, remote_config
+from tests.support import wait_until
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.errors import ConfigError
@@ -52,3 +54,42 @@ commands:
         load_config_text(text)
     assert "rules_update needs a `remote_rules:` section" in str(caught.value)
     assert str(caught.value).startswith("<config>:5:18:")
+
+
+def test_a_second_push_while_one_waits_is_busy(tmp_path: Path, broker: LocalBroker) -> None:
+    path = remote_config(tmp_path, mqtt("127.0.0.1", broker.port), healthy_for="2s")
+    path.write_text(path.read_text() + COMMANDS)
+    with running(path), Cloud(broker.port, "tidegate/remote/cmd") as cloud:
+        first = cloud.send("rules_update", {"rules": NEW_RULES})
+        wait_until(lambda: bool(cloud.of(first)), 10, "the first push accepted")
+        second = cloud.final(cloud.send("rules_update", {"rules": BASE_RULE}))
+        assert (second["status"], second["reason"]) == ("refused", "busy")
+        assert cloud.final(first, timeout=20)["status"] == "done"
+
+
+def test_a_push_the_gateway_is_not_healthy_after_is_rolled_back_and_audited_failed(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    path = remote_config(
+        tmp_path, mqtt("127.0.0.1", broker.port), confirm_within="2s", healthy_for="1s"
+    )
+    path.write_text(path.read_text() + COMMANDS)
+    remote_file = tmp_path / "rules" / "50-remote.yaml"
+    with running(path) as gateway, Cloud(broker.port, "tidegate/remote/cmd") as cloud:
+        push = cloud.send("rules_update", {"rules": NEW_RULES})
+        wait_until(lambda: bool(cloud.of(push)), 10, "the push accepted")
+        broker.stop()  # the uplink goes: the new rules are not confirmed
+        wait_until(lambda: remote_file.read_text() == BASE_RULE, 20, "the roll-back")
+        wait_until(lambda: "remote" not in gateway.rules.stats, 10, "the old rules again")
+        assert "base" in gateway.rules.stats
+
+        def audited() -> tuple[str, str | None] | None:
+            with sqlite3.connect(tmp_path / "data" / "outbox.db") as db:
+                row = db.execute(
+                    "SELECT status, result FROM command_audit WHERE id = ?", (push,)
+                ).fetchone()
+            return None if row is None or row[0] != "failed" else row
+
+        wait_until(lambda: audited() is not None, 10, "the failure in the audit")
+        row = audited()
+        assert row is not None and "rolled back" in str(row[1])
