@@ -217,6 +217,12 @@ class Gateway:
             return ReloadOutcome(False, "this gateway was not started from a config file")
         try:
             rules, sections = await asyncio.to_thread(_read_for_reload, self.config_path)
+            if any(rule.action is not None for rule in rules):
+                from tidegate.actions.checks import rule_action_problems  # noqa: PLC0415
+
+                problems = rule_action_problems(rules, self.config.actions)
+                if problems:
+                    raise ConfigError(problems)
             result = self.rules.reload(rules)
         except ConfigError as exc:
             log.error("reload refused; the old rules keep running:\n%s", "\n".join(exc.messages))

@@ -4,10 +4,12 @@ there, an argument an action does not take."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tidegate.actions.config import (
     ACTION_DRIVER_TYPES,
+    ActionConfig,
     GpioAction,
     ModbusAction,
 )
@@ -16,6 +18,7 @@ from tidegate.event import ACTIONS_SOURCE
 if TYPE_CHECKING:
     from tidegate.config.schema import GatewayConfig
     from tidegate.config.yaml_source import SourceMap
+    from tidegate.rules.config import RuleConfig
 
 
 def _action_problem(action: Any, driver: Any) -> str | None:
@@ -85,22 +88,34 @@ def check_actions(config: GatewayConfig, smap: SourceMap) -> list[str]:
 
 
 def check_rule_actions(config: GatewayConfig, in_file: int, smap: SourceMap) -> list[str]:
-    """Every rule ``action:`` runs a declared action with arguments it takes."""
-    actions = {a.name: a for a in config.actions}
+    """Every rule ``action:`` runs a declared action with arguments it takes (at load)."""
+
+    def where(index: int, rule: RuleConfig) -> str:
+        if index < in_file:
+            return f"{smap.locate(('rules', index, 'action'))}: rules[{index}]"
+        return f"rule {rule.name!r} (rules_dir)"
+
+    return rule_action_problems(config.rules, config.actions, where)
+
+
+def rule_action_problems(
+    rules: Sequence[RuleConfig],
+    actions: Sequence[ActionConfig],
+    where: Callable[[int, RuleConfig], str] = lambda _, rule: f"rule {rule.name!r}",
+) -> list[str]:
+    """What rules' ``action:`` name that ``actions`` lack (a reload checks it too: a rule
+    set is swapped in only with actions the running gateway has)."""
+    declared = {a.name: a for a in actions}
     problems = []
-    for index, rule in enumerate(config.rules):
+    for index, rule in enumerate(rules):
         call = rule.action
         if call is None:
             continue
-        where = (
-            f"{smap.locate(('rules', index, 'action'))}: rules[{index}]"
-            if index < in_file
-            else f"rule {rule.name!r} (rules_dir)"
-        )
-        action = actions.get(call.run)
+        at = where(index, rule)
+        action = declared.get(call.run)
         if action is None:
-            have = ", ".join(sorted(actions)) or "none declared under `actions:`"
-            problems.append(f"{where}.action.run: no action {call.run!r} ({have})")
+            have = ", ".join(sorted(declared)) or "none declared under `actions:`"
+            problems.append(f"{at}.action.run: no action {call.run!r} ({have})")
             continue
         specs = action.arg_specs()
         unknown = sorted(set(call.args) - set(specs))
@@ -108,8 +123,8 @@ def check_rule_actions(config: GatewayConfig, in_file: int, smap: SourceMap) -> 
         if unknown:
             takes = ", ".join(sorted(specs)) or "none"
             problems.append(
-                f"{where}.action.args: {call.run} takes no {unknown[0]!r} (it takes: {takes})"
+                f"{at}.action.args: {call.run} takes no {unknown[0]!r} (it takes: {takes})"
             )
         elif missing:
-            problems.append(f"{where}.action.args: {call.run} needs {missing[0]!r}")
+            problems.append(f"{at}.action.args: {call.run} needs {missing[0]!r}")
     return problems

@@ -93,3 +93,18 @@ def test_a_push_the_gateway_is_not_healthy_after_is_rolled_back_and_audited_fail
         wait_until(lambda: audited() is not None, 10, "the failure in the audit")
         row = audited()
         assert row is not None and "rolled back" in str(row[1])
+
+
+def test_a_pushed_rule_naming_an_action_the_gateway_lacks_is_refused(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    path = remote_config(tmp_path, mqtt("127.0.0.1", broker.port))
+    path.write_text(path.read_text() + COMMANDS)
+    remote_file = tmp_path / "rules" / "50-remote.yaml"
+    acting = "- name: remote\n  match: {name: n}\n  action: {run: fan, args: {speed: 2}}\n"
+    with running(path) as gateway, Cloud(broker.port, "tidegate/remote/cmd") as cloud:
+        refused = cloud.final(cloud.send("rules_update", {"rules": acting}))
+        assert (refused["status"], refused["reason"]) == ("refused", "bad_arguments")
+        assert "no action 'fan'" in json.dumps(refused)
+        assert remote_file.read_text() == BASE_RULE
+        assert "remote" not in gateway.rules.stats
