@@ -51,6 +51,9 @@ Steps = AsyncIterator[tuple[str, dict[str, Any]]]
 """A built-in's progress: ``(status, fields)`` pairs, the last one final."""
 
 
+MAX_IN_HAND = 64
+"""Commands taken at once, at most (each waits for its device or its audit write)."""
+
 ACCEPTS_ITSELF = frozenset({"rules_update"})
 """Built-ins that say ``accepted`` themselves, after checks of their own (validation)."""
 
@@ -88,6 +91,8 @@ class CommandCounters:
     failed: int = 0
     repeated: int = 0
     refused: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+    """Messages dropped unread: more than ``MAX_IN_HAND`` commands were in hand."""
     unanswered: int = 0
     """Results that could not be published (the uplink was down): the audit has them."""
 
@@ -131,14 +136,32 @@ class CommandService:
     ) -> None:
         """A message on ``<inbox.base>/+``: taken in a task of its own."""
         received = self._monotonic()
+        if self._flooded():
+            return
         task = asyncio.get_running_loop().create_task(
             self._take(inbox, topic, payload, properties, received), name=f"command:{topic}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _flooded(self) -> bool:
+        """Too many commands in hand: the next is dropped unread and counted (one who may
+        publish to the command topic must not make the gateway write without end)."""
+        if len(self._tasks) < MAX_IN_HAND:
+            return False
+        self.counters.dropped += 1
+        if self.counters.dropped == 1 or self.counters.dropped % 1000 == 0:
+            log.warning(
+                "commands: %d in hand already; %d dropped unanswered so far",
+                MAX_IN_HAND,
+                self.counters.dropped,
+            )
+        return True
+
     def heard_native(self, inbox: Inbox, call: NativeCommand) -> None:
         """A command in a platform's own convention (read by the uplink's format)."""
+        if self._flooded():
+            return
         task = asyncio.get_running_loop().create_task(
             self._take_native(inbox, call), name=f"command:{call.convention}:{call.name}"
         )
@@ -346,6 +369,7 @@ class CommandService:
             "done": c.done,
             "failed": c.failed,
             "repeated": c.repeated,
+            "dropped": c.dropped,
             "refused": dict(c.refused),
             "unanswered": c.unanswered,
             "allowed": list(self._allowed),

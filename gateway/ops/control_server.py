@@ -156,7 +156,8 @@ class ControlServer:
             notifier=notifier,
             tail_buffer=section.tail_buffer,
             required=section.socket is not None,
-            link=where_clients_look if section.socket is None and path != where_clients_look
+            link=where_clients_look
+            if section.socket is None and path != where_clients_look
             else None,
             requests=requests,
         )

@@ -312,6 +312,12 @@ def _two_way_families(out: Exposition, doc: Document) -> None:
             "Repeated command ids answered again.",
             commands["repeated"],
         )
+        out.one(
+            "commands_dropped_total",
+            "counter",
+            "Commands dropped unread: too many were in hand at once.",
+            commands["dropped"],
+        )
 
 
 UPLINK_FAMILIES = (

@@ -176,7 +176,12 @@ def _two_way_lines(doc: Document) -> list[str]:
             f"commands  {', '.join(commands['allowed']) or 'none allowed'}",
             f"  received {commands['received']} · done {commands['done']} · failed "
             f"{commands['failed']} · repeated {commands['repeated']} · refused "
-            f"{_refusals(commands['refused'])}",
+            f"{_refusals(commands['refused'])}"
+            + (
+                f" · dropped {commands['dropped']} (too many at once)"
+                if commands["dropped"]
+                else ""
+            ),
         ]
     return lines
 

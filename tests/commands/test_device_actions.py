@@ -8,7 +8,10 @@ from pathlib import Path
 
 from tests.commands.cloud import Cloud, running
 from tests.support import Subscriber, wait_until
+from tidegate.commands.service import MAX_IN_HAND
 from tidegate.demo.local_broker import LocalBroker
+from tidegate.ops.status import GatewayMonitor
+from tidegate.ops.status_text import render_status
 
 SERIAL = """
 gateway: {{id: gw, data_dir: {data}}}
@@ -124,3 +127,17 @@ def test_a_device_that_does_not_answer_fails_and_a_command_that_waited_past_its_
         assert (refused["status"], refused["reason"]) == ("refused", "expired")
         boiler = next(d for d in gateway.drivers if d.name == "boiler")
         assert boiler.health.counters["writes"] == 1  # the expired one was never written
+
+
+def test_a_flood_of_commands_is_bounded_and_counted(tmp_path: Path, broker: LocalBroker) -> None:
+    with (
+        running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
+        Cloud(broker.port, "tidegate/gw/cmd") as cloud,
+    ):
+        assert gateway.commands is not None
+        # Each waits its turn at a device that does not answer (2 s apiece).
+        for _ in range(MAX_IN_HAND + 20):
+            cloud.send("setpoint", {"value": 20})
+        wait_until(lambda: gateway.commands.counters.dropped == 20, 20, "the excess dropped")  # type: ignore[union-attr]
+        assert gateway.commands.counters.received == MAX_IN_HAND
+        assert "dropped 20 (too many at once)" in render_status(GatewayMonitor(gateway).document())

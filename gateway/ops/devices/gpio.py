@@ -36,7 +36,6 @@ class GpioChip:
     """Why the lines are not listed (permission, missing bindings)."""
 
 
-
 def _import_gpiod() -> ModuleType | None:
     try:
         return importlib.import_module("gpiod")

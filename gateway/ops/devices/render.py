@@ -73,14 +73,22 @@ def _section(header: str, items: Sequence[T], describe: Callable[[T], list[str]]
 def render_report(report: DeviceReport) -> str:
     """The text ``tidegate devices`` prints."""
     out = [
-        *_section("Serial ports (use a by-id name in `port:`; it survives replugging):",
-                  report.serial_ports, _describe_port),
-        *_section("GPIO chips (`chip:` and `line:` of a gpio driver):",
-                  report.gpio_chips, _describe_chip),
-        *_section("1-Wire sensors (`id:` of a onewire driver's `sensors:`):",
-                  report.onewire, _describe_sensor),
-        *_section("I²C buses (`bus:` and `address:` of an i2c driver):",
-                  report.i2c_buses, _describe_bus),
+        *_section(
+            "Serial ports (use a by-id name in `port:`; it survives replugging):",
+            report.serial_ports,
+            _describe_port,
+        ),
+        *_section(
+            "GPIO chips (`chip:` and `line:` of a gpio driver):", report.gpio_chips, _describe_chip
+        ),
+        *_section(
+            "1-Wire sensors (`id:` of a onewire driver's `sensors:`):",
+            report.onewire,
+            _describe_sensor,
+        ),
+        *_section(
+            "I²C buses (`bus:` and `address:` of an i2c driver):", report.i2c_buses, _describe_bus
+        ),
     ]
     if report.notes:
         out.append("Notes:")
