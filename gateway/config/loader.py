@@ -36,11 +36,14 @@ __all__ = [  # the first three lived here before tidegate.config.paths
 
 
 @cache
-def config_model(kinds: tuple[str, ...] | None = None, rules: bool = True) -> type[GatewayConfig]:
+def config_model(
+    kinds: tuple[str, ...] | None = None, rules: bool = True, two_way: bool = True
+) -> type[GatewayConfig]:
     """GatewayConfig with ``drivers`` typed as the union of the driver kinds ``kinds``
     (every kind when None: the schema, the reference, and files with a type that is
-    not known), and ``rules`` with the rule schema when ``rules`` (a file without
-    rules does not import the rule engine's schemas)."""
+    not known), ``rules`` with the rule schema when ``rules`` (a file without
+    rules does not import the rule engine's schemas), and ``actions`` and ``commands``
+    with theirs when ``two_way`` (the same for a file without them)."""
     found = driver_types()
     names = tuple(found) if kinds is None else kinds
     configs = tuple(found[name].config_type for name in names)
@@ -51,9 +54,26 @@ def config_model(kinds: tuple[str, ...] | None = None, rules: bool = True) -> ty
         from tidegate.rules.config import RuleConfig  # noqa: PLC0415 - only files with rules
 
         rule = RuleConfig
+    action: Any = Any
+    commands: Any = Any
+    if two_way:
+        from tidegate.actions.config import ActionConfig  # noqa: PLC0415 - files that act
+        from tidegate.commands.config import CommandsSection  # noqa: PLC0415
+
+        action, commands = ActionConfig, CommandsSection
     model: type[GatewayConfig] = create_model(
         "TidegateConfig",
         __base__=GatewayConfig,
+        actions=(
+            list[action],
+            Field(
+                default_factory=list, description=GatewayConfig.model_fields["actions"].description
+            ),
+        ),
+        commands=(
+            commands | None,
+            Field(None, description=GatewayConfig.model_fields["commands"].description),
+        ),
         drivers=(list[item], Field(min_length=1, description="Event sources.")),
         rules=(
             list[rule],
@@ -156,6 +176,7 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     remote = config.remote_rules
     if remote is not None:
         remote = remote.model_copy(update={"file": absolute(remote.file)})
+
     def uplink(mqtt: M) -> M:
         tls = mqtt.tls
         if tls is not None:
@@ -196,7 +217,8 @@ def validate_data(data: Any, smap: SourceMap, base: Path) -> GatewayConfig:
     if not isinstance(data, dict):
         raise ConfigError([f"{smap.locate(())}: the top level must be a mapping of sections"])
     has_rules = "rules" in data or "rules_dir" in data
-    model = config_model(used_driver_kinds(data), has_rules)
+    two_way = "actions" in data or "commands" in data
+    model = config_model(used_driver_kinds(data), has_rules, two_way)
     problems = (
         _check_unique(data, smap, "drivers", "driver")
         + _check_unique(data, smap, "rules", "rule")

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from tidegate.actions.config import ActionConfig
-from tidegate.commands.config import CommandsSection
 from tidegate.config.located_errors import LocatedError, ProblemList
 from tidegate.config.remote_rules import RemoteRulesSection, remote_file_problem
 from tidegate.config.types import ByteSize, Duration, Name, Section
@@ -34,7 +32,9 @@ from tidegate.mqtt.connection import TlsSection
 from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
 from tidegate.uplink.presets.config import aws_template_problem
 
-if TYPE_CHECKING:  # the loader types `rules` with it, for files that have rules
+if TYPE_CHECKING:  # the loader types these, for files that have them
+    from tidegate.actions.config import ActionConfig
+    from tidegate.commands.config import CommandsSection
     from tidegate.rules.config import RuleConfig
 
 
