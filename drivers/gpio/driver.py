@@ -79,18 +79,22 @@ class GpioDriver(Driver[GpioConfig]):
                 try:
                     await self._watch(emit, backoff)
                 except Exception as exc:  # never out of run: count, log, reopen
-                    self.backend.close()
-                    message = str(exc) or type(exc).__name__
-                    self.health.set_state(DriverState.RECONNECTING, message)
-                    delay = backoff.next_delay()
-                    if isinstance(exc, DriverError):
-                        _log.warning("%s: %s; reopening in %.1fs", self.name, message, delay)
-                    else:
-                        _log.exception("%s: unexpected error; reopening in %.1fs", self.name, delay)
-                    await asyncio.sleep(delay)
+                    await self._reopen_after(exc, backoff)
         finally:
             self.backend.close()
             self.health.set_state(DriverState.STOPPED)
+
+    async def _reopen_after(self, exc: Exception, backoff: Backoff) -> None:
+        """The line failed: close it, say so, and wait the backoff before reopening."""
+        self.backend.close()
+        message = str(exc) or type(exc).__name__
+        self.health.set_state(DriverState.RECONNECTING, message)
+        delay = backoff.next_delay()
+        if isinstance(exc, DriverError):
+            _log.warning("%s: %s; reopening in %.1fs", self.name, message, delay)
+        else:
+            _log.exception("%s: unexpected error; reopening in %.1fs", self.name, delay)
+        await asyncio.sleep(delay)
 
     def _spec(self) -> LineSpec:
         cfg = self.line_config

@@ -155,15 +155,7 @@ class GpioOutputDriver(GpioDriver):
                     await self._hold(backoff)
                 except Exception as exc:  # never out of run: count, log, reopen
                     self._open = False
-                    self.backend.close()
-                    message = str(exc) or type(exc).__name__
-                    self.health.set_state(DriverState.RECONNECTING, message)
-                    delay = backoff.next_delay()
-                    if isinstance(exc, DriverError):
-                        _log.warning("%s: %s; reopening in %.1fs", self.name, message, delay)
-                    else:
-                        _log.exception("%s: unexpected error; reopening in %.1fs", self.name, delay)
-                    await asyncio.sleep(delay)
+                    await self._reopen_after(exc, backoff)
         finally:
             try:
                 self._stop()

@@ -12,6 +12,7 @@ from tidegate.commands.service import MAX_IN_HAND
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.ops.status import GatewayMonitor
 from tidegate.ops.status_text import render_status
+from tidegate.pipeline import Gateway
 
 SERIAL = """
 gateway: {{id: gw, data_dir: {data}}}
@@ -50,6 +51,14 @@ commands:
 """
 
 
+def drivers_running(gateway: Gateway) -> None:
+    wait_until(
+        lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
+        10,
+        "the drivers to run",
+    )
+
+
 def test_a_serial_frame_is_written_and_its_reply_is_the_result(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
@@ -57,11 +66,7 @@ def test_a_serial_frame_is_written_and_its_reply_is_the_result(
         running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
         Cloud(broker.port, "tidegate/gw/cmd") as cloud,
     ):
-        wait_until(
-            lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
-            10,
-            "the drivers to run",
-        )
+        drivers_running(gateway)
         done = cloud.final(cloud.send("setpoint", {"value": 21.5}))
         assert (done["status"], done["result"]) == ("done", "T=20")
         high = cloud.final(cloud.send("setpoint", {"value": 99}))
@@ -79,11 +84,7 @@ def test_a_local_broker_action_publishes_with_checked_arguments(
             running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
             Cloud(broker.port, "tidegate/gw/cmd") as cloud,
         ):
-            wait_until(
-                lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
-                10,
-                "the drivers to run",
-            )
+            drivers_running(gateway)
             done = cloud.final(cloud.send("lamp", {"device": "kitchen", "state": "ON"}))
             assert (done["status"], done["result"]) == ("done", "ON")
             wait_until(lambda: bool(seen.messages), 10, "the Tasmota command")
@@ -110,11 +111,7 @@ def test_a_device_that_does_not_answer_fails_and_a_command_that_waited_past_its_
         running(SERIAL.format(data=tmp_path, port=broker.port)) as gateway,
         Cloud(broker.port, "tidegate/gw/cmd") as cloud,
     ):
-        wait_until(
-            lambda: all(str(d.health.state) == "running" for d in gateway.drivers),
-            10,
-            "the drivers to run",
-        )
+        drivers_running(gateway)
         # The device answers SET 21.5 only: this one waits its 2 s reply_timeout...
         slow = cloud.send("setpoint", {"value": 20})
         wait_until(lambda: bool(cloud.of(slow)), 10, "the first command accepted")
