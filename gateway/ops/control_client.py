@@ -111,15 +111,12 @@ class ControlClient:
         self, request: Mapping[str, Any], idle_timeout: float | None = None
     ) -> Generator[dict[str, Any], None, None]:
         """Send a streaming request; yield the lines after the (checked) first reply."""
-        lines = self._lines(request, idle_timeout)
+        replies = self.replies(request, idle_timeout)
         try:
-            first = next(lines, None)
-            if first is None:
-                raise ControlError("the gateway closed the connection without answering")
-            _checked(first)
-            yield from lines
+            next(replies)
+            yield from replies
         finally:
-            lines.close()
+            replies.close()
 
     def replies(
         self, request: Mapping[str, Any], idle_timeout: float | None = None
