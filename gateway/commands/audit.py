@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS command_audit (
 """
 
 FINAL = ("done", "refused", "failed", "interrupted")
+INTERRUPTED = (
+    "the gateway stopped before the command finished; it was not run again (the device "
+    "may or may not have acted: look before sending a new one)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +109,14 @@ class CommandAudit:
             db.execute("PRAGMA busy_timeout = 10000")
             with db:
                 db.execute(TABLE)
+                # Its result too: a repeat of its id is answered "interrupted", not
+                # "accepted" (and never run again: the device may have acted).
                 cut = db.execute(
                     "UPDATE command_audit SET status = 'interrupted', finished = ?, "
-                    "reason = 'the gateway stopped before the command finished' "
-                    "WHERE status IN ('received', 'accepted')",
-                    (time.time(),),
+                    "reason = 'interrupted', result = json_object('id', coalesce(id, claimed), "
+                    "'command', command, 'status', 'interrupted', 'reason', 'interrupted', "
+                    "'message', ?) WHERE status IN ('received', 'accepted')",
+                    (time.time(), INTERRUPTED),
                 ).rowcount
         except sqlite3.Error as exc:
             raise BufferError_(f"the command audit in {self._path}: {exc}") from None

@@ -4,10 +4,11 @@ broker; and the argument checks that keep bad values from the device."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.commands.cloud import Cloud, running
-from tests.support import Subscriber, wait_until
+from tests.support import GatewayProcess, Subscriber, tidegate, wait_until, write_config
 from tidegate.commands.service import MAX_IN_HAND
 from tidegate.demo.local_broker import LocalBroker
 from tidegate.ops.status import GatewayMonitor
@@ -138,3 +139,33 @@ def test_a_flood_of_commands_is_bounded_and_counted(tmp_path: Path, broker: Loca
         wait_until(lambda: gateway.commands.counters.dropped == 20, 20, "the excess dropped")  # type: ignore[union-attr]
         assert gateway.commands.counters.received == MAX_IN_HAND
         assert "dropped 20 (too many at once)" in render_status(GatewayMonitor(gateway).document())
+
+
+def test_a_command_cut_short_by_a_crash_is_interrupted_and_never_run_again(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    config = write_config(tmp_path / "gw.yaml", SERIAL.format(data=tmp_path, port=broker.port))
+    first = GatewayProcess(config, tmp_path / "first.log").start()
+    try:
+        with Cloud(broker.port, "tidegate/gw/cmd") as cloud:
+            wait_until(lambda: "connected to broker" in first.output(), 20, "the first start")
+            # Slow: the device does not answer SET 20.0, so it waits its 2 s reply_timeout.
+            cloud.send("setpoint", {"value": 20}, ident="cut-short")
+            wait_until(lambda: bool(cloud.of("cut-short")), 20, "the command accepted")
+            first.kill()  # SIGKILL, mid-command
+    finally:
+        first.kill()
+    again = GatewayProcess(config, tmp_path / "again.log").start()
+    try:
+        with Cloud(broker.port, "tidegate/gw/cmd") as cloud:
+            wait_until(lambda: "connected to broker" in again.output(), 20, "the restart")
+            cloud.send("setpoint", {"value": 20}, ident="cut-short")
+            wait_until(lambda: bool(cloud.of("cut-short")), 20, "the answer to the repeat")
+            (answer,) = cloud.of("cut-short")
+            assert (answer["status"], answer["repeated"]) == ("interrupted", True)
+            assert "not run again" in answer["message"]
+    finally:
+        assert again.stop() == 0
+    listed = tidegate("buffer", "commands", "--db", str(tmp_path / "outbox.db"), "--jsonl")
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["status"]) == ("cut-short", "interrupted")
