@@ -18,6 +18,9 @@ from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.drivers.gpio.output import GpioOutputDriver
 from tidegate.drivers.gpio.sim import SimBackend
 from tidegate.errors import ConfigError
+from tidegate.ops.metrics import prometheus_text
+from tidegate.ops.status import GatewayMonitor
+from tidegate.ops.status_text import render_status
 from tidegate.pipeline import Gateway
 
 VENT_LINE = 17
@@ -102,6 +105,15 @@ commands:
             assert (bad["status"], bad["reason"]) == ("refused", "bad_arguments")
             assert vent_levels(gateway) == [0, 1]
             wait_until(lambda: len(seen.messages) >= 2, 10, "the action events")
+            doc = GatewayMonitor(gateway).document()
+            text = render_status(doc)
+            assert "  vent: gpio set vent · done 1 · failed 0 · refused 1 interlock" in text
+            metrics = prometheus_text(doc)
+            assert 'tidegate_actions_total{action="vent",outcome="done"} 1' in metrics
+            assert (
+                'tidegate_actions_total{action="vent",outcome="refused",reason="interlock"} 1'
+                in metrics
+            )
     finally:
         seen.stop()
     events = [json.loads(m.payload) for m in seen.messages]
