@@ -134,8 +134,13 @@ class CommandAudit:
             db = self._db
             if db is None:
                 raise BufferError_("the command audit is not open")
-            with db:
-                return db.execute(sql, args).fetchall()
+            try:
+                with db:
+                    return db.execute(sql, args).fetchall()
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.Error as exc:  # a full disk, a file gone: the command says so
+                raise BufferError_(f"the command audit: {exc}") from None
 
     # -- the calls the command service makes (each in a thread) ------------------------
 
@@ -149,19 +154,14 @@ class CommandAudit:
         """Record a command before it acts; its ``seq``."""
 
         def insert() -> int:
-            with self._lock:
-                db = self._db
-                if db is None:
-                    raise BufferError_("the command audit is not open")
-                with db:
-                    seq = db.execute(
-                        "INSERT INTO command_audit (id, claimed, command, uplink, received, "
-                        "message, status) VALUES (?, ?, ?, ?, ?, ?, 'received')",
-                        (ident, claimed, command, uplink, time.time(), message),
-                    ).lastrowid
-                    assert seq is not None
-                    db.execute("DELETE FROM command_audit WHERE seq <= ?", (seq - self._keep,))
-                    return seq
+            rows = self._run(
+                "INSERT INTO command_audit (id, claimed, command, uplink, received, message, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, 'received') RETURNING seq",
+                (ident, claimed, command, uplink, time.time(), message),
+            )
+            seq = int(rows[0][0])
+            self._run("DELETE FROM command_audit WHERE seq <= ?", (seq - self._keep,))
+            return seq
 
         return await asyncio.to_thread(insert)
 

@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,7 +139,8 @@ class CommandService:
         if self._flooded():
             return
         task = asyncio.get_running_loop().create_task(
-            self._take(inbox, topic, payload, properties, received), name=f"command:{topic}"
+            self._guarded(self._take(inbox, topic, payload, properties, received), topic),
+            name=f"command:{topic}",
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -162,11 +163,21 @@ class CommandService:
         """A command in a platform's own convention (read by the uplink's format)."""
         if self._flooded():
             return
+        where = f"{call.convention}:{call.name}"
         task = asyncio.get_running_loop().create_task(
-            self._take_native(inbox, call), name=f"command:{call.convention}:{call.name}"
+            self._guarded(self._take_native(inbox, call), where), name=f"command:{where}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, taking: Awaitable[None], where: str) -> None:
+        """A command that could not be taken (its audit write failed: a full disk) is
+        logged and counted; it is not answered, as nothing about it could be kept."""
+        try:
+            await taking
+        except TidegateError as exc:
+            self.counters.failed += 1
+            log.error("command on %s not taken: %s", where, exc)
 
     async def close(self) -> None:
         """Stop taking commands (at shutdown); one cut short is ``interrupted`` in the audit."""
