@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
+    from tidegate.actions.config import ActionConfig
     from tidegate.config.schema import GatewayConfig
 
 Entity = Literal["switch", "number", "button"]
@@ -42,40 +43,38 @@ def offers_for(config: GatewayConfig, uplink: str) -> tuple[CommandOffer, ...]:
     actions = {a.name: a for a in config.actions}
     out = []
     for spec in section.allow:
-        action = actions.get(spec.action) if spec.action is not None else None
-        if action is None:
-            # A built-in: rebirth and ping are a press of a button; status and
-            # rules_update answer with more than an entity can show.
-            entity: Entity | None = "button" if spec.name in ("rebirth", "ping") else None
-            out.append(CommandOffer(spec.name, entity))
-            continue
-        specs = action.arg_specs()
-        required = {n: s for n, s in specs.items() if s.default is None}
-        driver = action.driver
-        if len(specs) != 1 or len(required) > 1:
-            # No argument a bare value could fill: a button when none is required.
-            out.append(CommandOffer(spec.name, None if required else "button", driver=driver))
-            continue
-        (arg, arg_spec), *_ = specs.items()
-        entity = None
-        step = None
-        if getattr(action, "do", None) == "pulse":
-            # A pulse is a press; one whose length the call must give is no entity.
-            entity = None if required else "button"
-        elif arg_spec.type == "bool":
-            entity = "switch"
-        elif arg_spec.type in ("int", "number") and None not in (arg_spec.min, arg_spec.max):
-            assert arg_spec.min is not None and arg_spec.max is not None
-            entity = "number"
-            step = 1.0 if arg_spec.type == "int" else _step(arg_spec.min, arg_spec.max)
-        elif not required:
-            entity = "button"  # its one argument has a default: a press takes it
-        out.append(
-            CommandOffer(
-                spec.name, entity, arg, arg_spec.type, arg_spec.min, arg_spec.max, step, driver
-            )
-        )
+        offer = _offer(spec.name, actions.get(spec.action) if spec.action is not None else None)
+        # A signed command cannot come from a platform's control: no entity calls it.
+        out.append(offer._replace(entity=None) if section.signed(spec) else offer)
     return tuple(out)
+
+
+def _offer(name: str, action: ActionConfig | None) -> CommandOffer:
+    """A command of ``action`` (None: a built-in) as a control would call it."""
+    if action is None:
+        # A built-in: rebirth and ping are a press of a button; status and
+        # rules_update answer with more than an entity can show.
+        return CommandOffer(name, "button" if name in ("rebirth", "ping") else None)
+    specs = action.arg_specs()
+    required = {n: s for n, s in specs.items() if s.default is None}
+    driver = action.driver
+    if len(specs) != 1:
+        # No one argument a bare value could fill: a button when none is required.
+        return CommandOffer(name, None if required else "button", driver=driver)
+    (arg, spec), *_ = specs.items()
+    entity: Entity | None = None
+    step = None
+    if getattr(action, "do", None) == "pulse":
+        # A pulse is a press; one whose length the call must give is no entity.
+        entity = None if required else "button"
+    elif spec.type == "bool":
+        entity = "switch"
+    elif spec.type in ("int", "number") and spec.min is not None and spec.max is not None:
+        entity = "number"
+        step = 1.0 if spec.type == "int" else _step(spec.min, spec.max)
+    elif not required:
+        entity = "button"  # its one argument has a default: a press takes it
+    return CommandOffer(name, entity, arg, spec.type, spec.min, spec.max, step, driver)
 
 
 def _step(low: float, high: float) -> float:
