@@ -111,6 +111,7 @@ class Gateway:
         self.publishers: list[Publisher] = []
         if uplinks:
             # Imported here: the MQTT client (and ssl with it) only for a gateway with a broker.
+            from tidegate.uplink.formats.offers import offers_for  # noqa: PLC0415
             from tidegate.uplink.publisher import Publisher  # noqa: PLC0415
 
             self.publishers = [
@@ -127,6 +128,7 @@ class Gateway:
                     # One uplink sends the stored routes as they are (a rule's QoS too).
                     stored_prefix=prefix if len(uplinks) > 1 else None,
                     clock_trusted=lambda: self.clock.trusted,
+                    commands=offers_for(config, uplink.name),
                 )
                 for index, uplink in enumerate(uplinks)
             ]

@@ -37,6 +37,7 @@ from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
 from tidegate.uplink.command_link import CommandLink
 from tidegate.uplink.deliveries import Deliveries
+from tidegate.uplink.formats.offers import CommandOffer
 from tidegate.uplink.presence import Presence
 from tidegate.uplink.presets.base import preset_for
 from tidegate.uplink.refusals import RefusalTracker, defers
@@ -61,6 +62,7 @@ class Publisher:
         name: str = "default",
         stored_prefix: str | None = None,
         clock_trusted: Callable[[], bool] = lambda: True,
+        commands: tuple[CommandOffer, ...] = (),
     ) -> None:
         self._clock_trusted = clock_trusted
         """Whether the wall clock can judge an event's age (route expiry)."""
@@ -107,6 +109,7 @@ class Publisher:
             stored_prefix,
             prefix=status_topic.removesuffix("/status"),
             gateway=outbox.gateway,
+            commands=commands,
         )
         self._window.format = self._preset.wrap(self._window.format)
         self._presence = Presence(self.status_topic, self._window)

@@ -16,6 +16,7 @@ from tidegate.uplink.batches import Message, group_messages
 from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.expiry import age_out, any_expiring
 from tidegate.uplink.formats import Announcement, FormatContext, FormatError, format_named
+from tidegate.uplink.formats.offers import CommandOffer
 
 log = logging.getLogger("tidegate.uplink.publisher")
 
@@ -49,6 +50,7 @@ class SendWindow:
         *,
         prefix: str | None = None,
         gateway: str = "tidegate",
+        commands: tuple[CommandOffer, ...] = (),
     ) -> None:
         self.configured = mqtt.max_inflight
         own_prefix = prefix if prefix is not None else status_topic.removesuffix("/status")
@@ -68,6 +70,7 @@ class SendWindow:
                 gateway,
                 mqtt.sparkplug_group,
                 mqtt.discovery_forget_after,
+                commands,
             ),
         )
         self.live_from = 0

@@ -91,9 +91,9 @@ def test_an_ncmd_written_by_tahu_is_read() -> None:
     tahu.addMetric(ncmd, "Node Control/Next Server", None, tahu.MetricDataType.String, "x")
     heard = pb.read_metrics(ncmd.SerializeToString())
     assert heard[1:] == [
-        pb.Heard("Node Control/Rebirth", None, True),
-        pb.Heard(None, 12, False),
-        pb.Heard("Node Control/Next Server", None, None),
+        pb.Heard("Node Control/Rebirth", None, True, pb.BOOLEAN, True),
+        pb.Heard(None, 12, False, pb.BOOLEAN, False),
+        pb.Heard("Node Control/Next Server", None, None, pb.STRING, "x"),
     ]
 
 

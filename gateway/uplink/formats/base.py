@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from tidegate.errors import PublishError
+from tidegate.uplink.formats.offers import CommandOffer
 
 if TYPE_CHECKING:
     from tidegate.commands.native import NativeCommand
@@ -28,6 +29,9 @@ class FormatContext(NamedTuple):
     discovery_forget_after: float | None = None
     """``mqtt.discovery_forget_after``: seconds a signal may go unseen before Home
     Assistant is told to remove its entities; None: never."""
+    commands: tuple[CommandOffer, ...] = ()
+    """The commands the uplink takes (``commands.allow``), for formats that offer them
+    in their platform's own way (Home Assistant's switches, numbers and buttons)."""
 
 
 class Announcement(NamedTuple):

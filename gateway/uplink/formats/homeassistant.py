@@ -26,6 +26,9 @@ A signal not packed for ``discovery_forget_after`` has its entities removed (an
 empty retained config); the uplink also listens to this gateway's configs retained
 on the broker, and removes those no signal of this run took up in that time (what an
 earlier run announced for a signal since renamed or gone).
+
+With ``commands:``, the commands a Home Assistant control can call are entities too
+(switches, numbers and buttons on the same device; ``homeassistant_commands``).
 """
 
 from __future__ import annotations
@@ -33,14 +36,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
 from tidegate import __version__
 from tidegate.uplink.formats.base import Announcement
+from tidegate.uplink.formats.homeassistant_commands import HaCommands
 from tidegate.uplink.formats.json import Json
 from tidegate.uplink.formats.stored import stored_event
+
+if TYPE_CHECKING:
+    from tidegate.commands.native import NativeCommand
 
 DEVICE_CLASS_BY_UNIT = {
     "°C": "temperature",
@@ -87,6 +94,7 @@ class HomeAssistant(Json):
         """Config topics of this gateway retained on the broker that no signal of this run
         has (yet), with when they were first heard."""
         self._next_sweep = 0.0
+        self._commands = HaCommands(self.context)
 
     def announce(self, stored: bytes, topic: str) -> list[Announcement]:
         doc = stored_event(stored, ("source", "name"))
@@ -94,6 +102,7 @@ class HomeAssistant(Json):
         now = self.clock()
         self._seen[key] = now
         gone = self._sweep(now) if now >= self._next_sweep else []
+        gone += self._commands.unsent()
         if key in self._sent:
             return gone
         configs = self._configs(doc, topic)
@@ -104,7 +113,14 @@ class HomeAssistant(Json):
 
     def reannounce(self) -> list[Announcement]:
         gone = self._sweep(self.clock())
-        return gone + [config for configs in self._sent.values() for config in configs]
+        signals = [config for configs in self._sent.values() for config in configs]
+        return gone + signals + self._commands.configs()
+
+    def command_filters(self) -> list[str]:
+        return self._commands.filters()
+
+    def command_of(self, topic: str, payload: bytes) -> NativeCommand | None:
+        return self._commands.command_of(topic, payload)
 
     def listens(self) -> list[str]:
         prefix = self.context.discovery_prefix
@@ -118,7 +134,9 @@ class HomeAssistant(Json):
             return payload.strip() == b"online"
         if not payload:
             self._found.pop(topic, None)  # removed (by us, or by hand)
-        elif not any(c.topic == topic for configs in self._sent.values() for c in configs):
+        elif topic not in self._commands.config_topics and not any(
+            c.topic == topic for configs in self._sent.values() for c in configs
+        ):
             self._found.setdefault(topic, self.clock())
         return False
 

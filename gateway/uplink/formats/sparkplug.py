@@ -23,7 +23,9 @@ integer comes), text String; a structured value is one metric per key,
 but NDEATH carries ``seq``, 0-255 in the order they are sent, NBIRTH 0.
 
 The uplink subscribes to ``spBv1.0/<group>/NCMD/<node>``: a ``Node Control/Rebirth``
-metric that is true brings NBIRTH and the DBIRTHs again. A clean stop sends a DDEATH
+metric that is true brings NBIRTH and the DBIRTHs again. With ``commands:``, metrics
+written by NCMD or DCMD call the commands they are named after
+(``sparkplug_commands``; the NBIRTH declares them). A clean stop sends a DDEATH
 per device, then NDEATH, before the gateway's ``offline`` and the DISCONNECT.
 
 Births and deaths go at QoS 0, outside the send window (the next connection sends
@@ -39,11 +41,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
+from tidegate.uplink.formats import sparkplug_commands as commands
 from tidegate.uplink.formats import sparkplug_payload as pb
 from tidegate.uplink.formats.base import Announcement, Format, FormatError
 from tidegate.uplink.formats.stored import since_epoch, stored_event
+
+if TYPE_CHECKING:
+    from tidegate.commands.native import NativeCommand
 
 REBIRTH = "Node Control/Rebirth"
 BD_SEQ = "bdSeq"
@@ -117,6 +123,7 @@ class SparkplugB(Format):
         now = _now()
         births = pb.metric(name=BD_SEQ, timestamp=now, datatype=pb.INT64, value=self._bd_seq)
         births += pb.metric(name=REBIRTH, timestamp=now, datatype=pb.BOOLEAN, value=False)
+        births += commands.command_metrics(self.context.commands, now)
         out = [Announcement(self.nbirth_topic, births, retain=False)]
         return out + [self._dbirth(device) for device in self._devices]
 
@@ -136,6 +143,14 @@ class SparkplugB(Format):
         except ValueError:
             return False  # not a Sparkplug payload: nothing asked of us
         return any(m.name == REBIRTH and m.boolean for m in metrics)
+
+    def command_filters(self) -> list[str]:
+        if not self.context.commands:
+            return []
+        return [f"{self._prefix}/NCMD/{self.node}", f"{self._prefix}/DCMD/{self.node}/+"]
+
+    def command_of(self, topic: str, payload: bytes) -> NativeCommand | None:
+        return commands.command_of(payload, self.context.commands)
 
     def sequence(self, topic: str, payload: bytes) -> bytes:
         if topic == self.ndeath_topic:

@@ -5,7 +5,8 @@ Tahu's, ``org.eclipse.tahu.protobuf``): a payload's timestamp, metrics and seq, 
 of a metric its name, alias, timestamp, datatype, the historical and null flags, a
 property set (``engUnit``) and a value. The schema is small and frozen, so a few
 varint and length-delimited writers carry no generated code and no protobuf
-runtime on the device. It reads only an NCMD's metrics (names, aliases, booleans).
+runtime on the device. It reads only a command's metrics (NCMD, DCMD): each one's
+name, alias, datatype and scalar value.
 
 Protobuf lets a message's fields come in any order and a field be appended to an
 encoded message: ``stamp`` appends the timestamp and seq to a payload of metrics
@@ -112,7 +113,15 @@ def stamp(metrics: bytes, timestamp: int, seq: int | None) -> bytes:
     return out if seq is None else out + _uint(3, seq)
 
 
-# -- reading an NCMD --------------------------------------------------------------------
+# -- reading an NCMD or a DCMD ----------------------------------------------------------
+
+# The other datatypes a host may write in a command (sparkplug_b.proto's DataType).
+INT8, INT16, INT32 = 1, 2, 3
+UINT8, UINT16, UINT32, UINT64 = 5, 6, 7, 8
+FLOAT = 9
+DATETIME, TEXT = 13, 14
+_SIGNED_BITS = {INT8: 8, INT16: 16, INT32: 32}
+_VALUE_FIELDS = frozenset(range(10, 16))
 
 
 class Heard(NamedTuple):
@@ -121,6 +130,11 @@ class Heard(NamedTuple):
     name: str | None
     alias: int | None
     boolean: bool | None
+    """Its value where it is a Boolean (what a rebirth request is)."""
+    datatype: int | None = None
+    value: bool | int | float | str | None = None
+    """Its value as Python's: None for a null, a value of a type not read (bytes,
+    datasets, templates), or none given."""
 
 
 def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
@@ -164,20 +178,54 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
 
 
 def read_metrics(payload: bytes) -> list[Heard]:
-    """The metrics of an encoded Payload (an NCMD's); ValueError if it is not one."""
+    """The metrics of an encoded Payload (an NCMD's or DCMD's); ValueError if it is not one."""
     out = []
     for field, raw in _fields(payload):
         if field != 2 or not isinstance(raw, bytes):
             continue
         name: str | None = None
         alias: int | None = None
-        boolean: bool | None = None
-        for sub, value in _fields(raw):
-            if sub == 1 and isinstance(value, bytes):
-                name = value.decode("utf-8", "replace")
-            elif sub == 2 and isinstance(value, int):
-                alias = value
-            elif sub == 14 and isinstance(value, int):
-                boolean = value != 0
-        out.append(Heard(name, alias, boolean))
+        datatype: int | None = None
+        null = False
+        value: tuple[int, int | bytes] | None = None
+        for sub, item in _fields(raw):
+            if sub == 1 and isinstance(item, bytes):
+                name = item.decode("utf-8", "replace")
+            elif sub == 2 and isinstance(item, int):
+                alias = item
+            elif sub == 4 and isinstance(item, int):
+                datatype = item
+            elif sub == 7 and isinstance(item, int):
+                null = item != 0
+            elif sub in _VALUE_FIELDS:
+                value = (sub, item)
+        read = None if null or value is None else _value(datatype, *value)
+        boolean = read if isinstance(read, bool) else None
+        out.append(Heard(name, alias, boolean, datatype, read))
     return out
+
+
+def _value(datatype: int | None, field: int, raw: int | bytes) -> bool | int | float | str | None:
+    """A metric's value field (``int_value`` 10 … ``string_value`` 15) as Python's."""
+    if isinstance(raw, int):
+        if field == 14:
+            return raw != 0
+        if field == 10:  # uint32: a negative Int8/16/32 is its two's complement
+            bits = _SIGNED_BITS.get(datatype or 0)
+            if bits is None:
+                return raw
+            # Sign-extended to 32 bits (Tahu's Java), or in the type's own width
+            # (Tahu's Python: -1 as an Int8 is 255): both read back.
+            if raw >= 1 << 31:
+                return raw - (1 << 32)
+            return raw - (1 << bits) if raw >= 1 << (bits - 1) else raw
+        if field == 11:  # uint64: Int64 likewise; UInt64 and DateTime as they are
+            return raw - (1 << 64) if datatype == INT64 and raw >= 1 << 63 else raw
+        return None
+    if field == 12 and len(raw) == 4:
+        return float(struct.unpack("<f", raw)[0])
+    if field == 13 and len(raw) == 8:
+        return float(struct.unpack("<d", raw)[0])
+    if field == 15:
+        return raw.decode("utf-8", "replace")
+    return None

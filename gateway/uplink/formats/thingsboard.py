@@ -12,18 +12,27 @@ events merges them, device by device. Before a device's first event, and again o
 every connection, ``v1/gateway/connect`` says ``{"device": ..., "type": "tidegate"}``
 and ``v1/gateway/attributes`` gives its units (``{"farm-7/greenhouse":
 {"unit.temperature": "°C"}}``). A reading with no value (NaN) cannot be sent.
+
+With ``commands:``, ThingsBoard's server-side RPC calls the declared commands
+(``thingsboard_rpc``: to a device on ``v1/gateway/rpc``, to the gateway itself on
+``v1/devices/me/rpc/request/+``), answered the RPC's way.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
+from tidegate.uplink.formats import thingsboard_rpc as rpc
 from tidegate.uplink.formats.base import Announcement, Format, FormatError
 from tidegate.uplink.formats.stored import since_epoch, stored_event
+
+if TYPE_CHECKING:
+    from tidegate.commands.native import NativeCommand
 
 _TEXTS = ("source", "name", "time")
 TELEMETRY = "v1/gateway/telemetry"
@@ -40,6 +49,7 @@ class ThingsBoard(Format):
         super().__init__(*args)
         self._devices: dict[str, list[Announcement]] = {}
         self._units: set[tuple[str, str]] = set()
+        self._session = secrets.token_hex(4)
 
     def topic(self, routed: str, stored: bytes) -> str:
         return TELEMETRY
@@ -87,6 +97,14 @@ class ThingsBoard(Format):
 
     def reannounce(self) -> list[Announcement]:
         return [a for announcements in self._devices.values() for a in announcements]
+
+    def command_filters(self) -> list[str]:
+        # Asked once per connection: RPC ids are scoped to it (thingsboard_rpc says why).
+        self._session = secrets.token_hex(4)
+        return list(rpc.FILTERS)
+
+    def command_of(self, topic: str, payload: bytes) -> NativeCommand | None:
+        return rpc.rpc_command(topic, payload, self.context.commands, self._session)
 
 
 def _device(doc: dict[str, Any]) -> str:
