@@ -39,7 +39,7 @@ from tidegate.uplink.command_link import CommandLink
 from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.formats.offers import CommandOffer
 from tidegate.uplink.presence import Presence
-from tidegate.uplink.presets.base import preset_for
+from tidegate.uplink.presets.base import preset_for, when_idle
 from tidegate.uplink.refusals import RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
 from tidegate.uplink.window import SendWindow
@@ -264,11 +264,8 @@ class Publisher:
 
     async def _renew(self, start: float, latest: float) -> None:
         """Before its login expires (an Azure SAS token), end this connection cleanly for
-        the next CONNECT to log in anew: once nothing is in flight after ``start``, by
-        ``latest`` (monotonic). What is unacked is sent again, as after any reconnect."""
-        await asyncio.sleep(max(0.0, start - time.monotonic()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._caught_up.wait(), max(0.0, latest - time.monotonic()))
+        the next CONNECT to log in anew (``when_idle``). What is unacked is sent again."""
+        await when_idle(start, latest, self._caught_up)
         client = self._client
         if client is None or self._stopping:
             return

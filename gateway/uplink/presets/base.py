@@ -14,6 +14,9 @@ Five hooks, each a no-op without a preset (``Preset`` itself):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar, cast
 
@@ -128,3 +131,11 @@ def with_topic_rule(fmt: Format, rule: TopicRule, broker: str) -> Format:
         f"{type(fmt).__name__}Preset", (PresetFormat,), {"name": f"{fmt.name} for {broker}"}
     )
     return cast(PresetFormat, named(fmt, rule))
+
+
+async def when_idle(start: float, latest: float, idle: asyncio.Event) -> None:
+    """Return once ``idle`` is set after ``start``, or at ``latest`` (monotonic): when a
+    connection may end for a new login with the least sent again."""
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(idle.wait(), max(0.0, latest - time.monotonic()))
