@@ -33,6 +33,11 @@ else to ``<topic>/result/<id>``: ``accepted`` once it passed every check, then
 kept in the outbox file's audit table (the newest ``audit_keep``; ``tidegate buffer
 commands`` exports it); refusals are counted by reason in ``tidegate status``.
 
+An uplink's format may also take commands in its platform's own way, checked and
+audited the same (a command declared ``signed`` cannot come that way): ThingsBoard's
+server-side RPC (``thingsboard``), Home Assistant switches, numbers and buttons
+(``homeassistant``), Sparkplug B NCMD/DCMD metric writes (``sparkplug_b``).
+
 ```yaml
 commands:
   key_credential: cmd-key         # HMAC key; or key_file / key_env
