@@ -51,10 +51,9 @@ class Answer:
             self._service.counters.unanswered += 1
 
     async def step(self, command: Command, status: str, **fields: Any) -> None:
-        doc = result_doc(command, status, **fields)
-        if self.seq is not None:
-            await self._service.audit.update(self.seq, status, None, _bytes(doc))
-        self._send(command, doc)
+        """A result on the way (``accepted``): published, not written to the audit (its
+        row says ``received`` until the final result; one disk write less a command)."""
+        self._send(command, result_doc(command, status, **fields))
 
     async def final(self, command: Command, status: str, **fields: Any) -> None:
         counters = self._service.counters

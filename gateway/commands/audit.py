@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS command_audit (
     uplink    TEXT NOT NULL,
     received  REAL NOT NULL,   -- wall clock
     message   TEXT NOT NULL,   -- the command as sent (JSON), without its signature
-    status    TEXT NOT NULL,   -- received, accepted, done, refused, failed, interrupted
+    status    TEXT NOT NULL,   -- received (until it ends), done, refused, failed, interrupted
     reason    TEXT,
     result    TEXT,            -- the result published (JSON)
     finished  REAL
