@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
 import statistics
 import tempfile
 import threading
@@ -51,6 +52,11 @@ class Cloud:
         client.on_message = self._on_message
         client.on_subscribe = lambda *a: subscribed.set()
         client.connect("127.0.0.1", port)
+        # Without it, Nagle holds each ping behind the PUBACK of the last result until
+        # the broker's delayed ACK (40 ms): the client's wait, not the gateway's.
+        sock = client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.subscribe(f"{BASE}/result/#", qos=1)
         client.loop_start()
         subscribed.wait(10)

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,7 @@ class CommandAudit:
         try:
             db = sqlite3.connect(self._path, timeout=10.0, check_same_thread=False)
             db.execute("PRAGMA busy_timeout = 10000")
+            db.execute("PRAGMA journal_mode = WAL")  # the outbox's own; said here too
             with db:
                 db.execute(TABLE)
                 # Its result too: a repeat of its id is answered "interrupted", not
@@ -129,12 +131,17 @@ class CommandAudit:
                 self._db.close()
                 self._db = None
 
-    def _run(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def _run(
+        self, sql: str, args: tuple[Any, ...], *, synced: bool = True
+    ) -> list[tuple[Any, ...]]:
         with self._lock:
             db = self._db
             if db is None:
                 raise BufferError_("the command audit is not open")
             try:
+                # FULL: on the disk before the command acts on it; NORMAL (in WAL): safe
+                # from a crash of the process, on the disk with the next FULL commit.
+                db.execute(f"PRAGMA synchronous = {'FULL' if synced else 'NORMAL'}")
                 with db:
                     return db.execute(sql, args).fetchall()
             except sqlite3.IntegrityError:
@@ -166,9 +173,12 @@ class CommandAudit:
         return await asyncio.to_thread(insert)
 
     async def update(self, seq: int, status: str, reason: str | None, result: bytes | None) -> None:
+        """Record a command's result. Not synced to the disk at once (the row of
+        ``received`` is): lost to a power cut, the row says ``interrupted`` after it,
+        and a repeat of the id is still never run again."""
         finished = time.time() if status in FINAL else None
         await asyncio.to_thread(
-            self._run,
+            partial(self._run, synced=False),
             "UPDATE command_audit SET status = ?, reason = ?, result = ?, finished = ? "
             "WHERE seq = ?",
             (status, reason, result.decode() if result else None, finished, seq),
