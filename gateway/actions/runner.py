@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tidegate.actions.args import Scalar, check_args
-from tidegate.actions.config import ActionConfig
+from tidegate.actions.config import ActionConfig, describe
 from tidegate.actions.targets import perform
 from tidegate.driver import Driver
 from tidegate.errors import ActionError, ActionRefused
@@ -177,8 +177,6 @@ class ActionRunner:
 
     def status(self) -> dict[str, object]:
         """Per action: what it is and its counts, as plain data for status."""
-        from tidegate.actions.config import describe  # noqa: PLC0415 - status only
-
         return {
             name: {
                 "does": describe(action),
