@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS command_audit (
     uplink    TEXT NOT NULL,
     received  REAL NOT NULL,   -- wall clock
     message   TEXT NOT NULL,   -- the command as sent (JSON), without its signature
-    status    TEXT NOT NULL,   -- received, accepted, done, refused, failed, interrupted
+    status    TEXT NOT NULL,   -- received, accepted, restarting, done, refused, failed, interrupted
     reason    TEXT,
     result    TEXT,            -- the result published (JSON)
     finished  REAL
@@ -157,6 +157,10 @@ class CommandAudit:
                     return seq
 
         return await asyncio.to_thread(insert)
+
+    async def get(self, seq: int) -> AuditRow | None:
+        rows = await asyncio.to_thread(self._run, _SELECT + " WHERE seq = ?", (seq,))
+        return _row(rows[0]) if rows else None
 
     async def update(self, seq: int, status: str, reason: str | None, result: bytes | None) -> None:
         finished = time.time() if status in FINAL else None
