@@ -89,8 +89,15 @@ async def serve(
         else None
     )
     loop = asyncio.get_running_loop()
+    def stop_by_signal() -> None:
+        if restart is not None:
+            # A stop asked for is a stop, even during a restart's shutdown: a config
+            # version written is on trial at the next start, whenever that is.
+            restart.reason = None
+        request_stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop)
+        loop.add_signal_handler(sig, stop_by_signal)
     reloads: set[asyncio.Task[ReloadOutcome]] = set()
 
     def reload() -> None:

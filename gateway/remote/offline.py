@@ -155,7 +155,7 @@ def request_line_fits(request: dict[str, Any]) -> None:
     size = len(encode_line({"v": 1, **request}))
     if size > MAX_LINE:
         raise RemoteUsageError(
-            f"the rule file is too long to push ({size} bytes as a request; at most {MAX_LINE})"
+            f"the file is too long to push ({size} bytes as a request; at most {MAX_LINE})"
         )
 
 
