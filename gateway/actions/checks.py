@@ -76,6 +76,14 @@ def check_actions(config: GatewayConfig, smap: SourceMap) -> list[str]:
                     f"{where}: commands.allow[{index}]: rules_update needs a `remote_rules:` "
                     "section (the file it replaces, how long to wait for health)"
                 )
+            remote = config.remote_rules
+            if spec.name == "config_update" and (remote is None or not remote.whole_config):
+                where = smap.locate(("commands", "allow", index, "name"))
+                problems.append(
+                    f"{where}: commands.allow[{index}]: config_update needs "
+                    "`remote_rules: {whole_config: true}` (how long to wait for health after "
+                    "the restart, where the versions are kept)"
+                )
         uplinks = [u.name for u in config.all_uplinks()]
         for name in commands.uplinks or []:
             if name not in uplinks:

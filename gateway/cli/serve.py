@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,12 @@ from tidegate.ops.reload import ReloadOutcome
 from tidegate.ops.sdnotify import Notifier
 from tidegate.ops.status import GatewayMonitor
 from tidegate.pipeline import Gateway, Snapshot
-from tidegate.remote.control import remote_requests
+from tidegate.remote.control import config_requests, remote_requests
 from tidegate.remote.startup import recover_pending
+from tidegate.remote.trial import Restart, Trial
+from tidegate.remote.whole_config import ConfigUpdater
+
+log = logging.getLogger(__name__)
 
 
 async def serve(
@@ -32,11 +37,39 @@ async def serve(
     config_path: Path | None = None,
     duration: float | None = None,
     every_second: Callable[[Snapshot], None] | None = None,
+    restart: Restart | None = None,
+    trial: Trial | None = None,
 ) -> None:
-    """Run a gateway until SIGTERM/SIGINT (or ``duration``); SIGHUP reloads its rules."""
+    """Run a gateway until SIGTERM/SIGINT (or ``duration``); SIGHUP reloads its rules.
+
+    With ``restart`` the gateway takes whole config updates: one stops it and asks
+    ``restart`` (the caller restarts the process); ``trial`` is a config version on
+    trial in this start (``tidegate.remote.trial``).
+    """
     notifier = Notifier.from_env()
     config = recover_pending(config, config_path)
     gateway = Gateway(config, config_path=config_path)
+    stop = asyncio.Event()
+
+    def request_stop() -> None:
+        if not stop.is_set():
+            notifier.stopping()
+            stop.set()
+
+    def request_restart(reason: str) -> None:
+        assert restart is not None
+        restart.request(reason)
+        request_stop()
+
+    whole = ConfigUpdater(
+        config,
+        config_path=config_path,
+        rules=gateway.remote_rules,
+        restart=None if restart is None else request_restart,
+        trial=trial,
+    )
+    if gateway.commands is not None:
+        gateway.commands.config_update = whole
     monitor = GatewayMonitor(gateway)
     control = ControlServer.from_config(
         config.control,
@@ -45,7 +78,7 @@ async def serve(
         gateway.tap,
         reload=gateway.reload_rules,
         notifier=notifier,
-        requests=remote_requests(gateway.remote_rules),
+        requests=remote_requests(gateway.remote_rules) | config_requests(whole),
     )
     prometheus = PrometheusEndpoint.from_config(config.metrics.prometheus, monitor)
     metrics = (
@@ -55,16 +88,16 @@ async def serve(
         if gateway.publisher is not None
         else None
     )
-    stop = asyncio.Event()
-
-    def request_stop() -> None:
-        if not stop.is_set():
-            notifier.stopping()
-            stop.set()
-
     loop = asyncio.get_running_loop()
+    def stop_by_signal() -> None:
+        if restart is not None:
+            # A stop asked for is a stop, even during a restart's shutdown: a config
+            # version written is on trial at the next start, whenever that is.
+            restart.reason = None
+        request_stop()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, request_stop)
+        loop.add_signal_handler(sig, stop_by_signal)
     reloads: set[asyncio.Task[ReloadOutcome]] = set()
 
     def reload() -> None:
@@ -96,6 +129,11 @@ async def serve(
                 await asyncio.gather(task, return_exceptions=True)
                 raise
             helpers.append(asyncio.create_task(monitor.run(), name="monitor"))
+            helpers.append(
+                asyncio.create_task(
+                    _after_start(gateway, whole, trial, request_restart), name="config-trial"
+                )
+            )
             if metrics is not None:
                 helpers.append(asyncio.create_task(metrics.run(), name="metrics"))
             watchdog = notifier.start_watchdog(alive=lambda: not task.done())
@@ -120,3 +158,28 @@ async def serve(
         notifier.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+
+
+async def _after_start(
+    gateway: Gateway,
+    whole: ConfigUpdater,
+    trial: Trial | None,
+    request_restart: Callable[[str], None],
+) -> None:
+    """The trial of a config version (rolled back: restart again), then the final
+    results of the ``config_update`` commands that restarted the gateway."""
+    try:
+        if trial is not None:
+            settled = await trial.watch(gateway.health)
+            if settled.outcome == "rolled_back":
+                request_restart(f"config update {settled.version} rolled back")
+                return
+        if whole.history is not None and gateway.commands is not None:
+            from tidegate.commands.config_update import finish_restarted  # noqa: PLC0415
+
+            links = {
+                p.name: None if p.commands is None else p.commands.reply for p in gateway.publishers
+            }
+            await finish_restarted(whole.history, gateway.commands.audit, links)
+    except TidegateError as exc:
+        log.error("config update: %s", exc)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _correlation(data: bytes | None) -> bytes:
+def correlation_property(data: bytes | None) -> bytes:
+    """MQTT 5 Correlation Data (property 9) as the wire client takes properties."""
     return b"" if data is None else b"\x09" + len(data).to_bytes(2, "big") + data
 
 
@@ -35,6 +36,15 @@ class Answer:
         """A platform's own command: answered its way, not with our result document."""
         self.seq: int | None = None
 
+    def route(self, command: Command) -> dict[str, Any] | None:
+        """Where this command's results go, as a restarted gateway can use it again
+        (``tidegate.commands.config_update``); None for a platform's own command."""
+        if self._native is not None:
+            return None
+        topic = command.response_topic or f"{self._base}/result/{command.id or '-'}"
+        correlation = command.correlation.hex() if command.correlation is not None else None
+        return {"seq": self.seq, "uplink": self.uplink, "topic": topic, "correlation": correlation}
+
     def _send(self, command: Command, doc: dict[str, Any]) -> None:
         if self._native is not None:
             fields = {k: v for k, v in doc.items() if k not in ("id", "command", "status")}
@@ -46,7 +56,7 @@ class Answer:
                 topic = command.response_topic
             else:
                 topic = f"{self._base}/result/{command.id or '-'}"
-            sent = self._reply(topic, payload, _correlation(command.correlation))
+            sent = self._reply(topic, payload, correlation_property(command.correlation))
         if not sent:
             self._service.counters.unanswered += 1
 

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS command_audit (
     uplink    TEXT NOT NULL,
     received  REAL NOT NULL,   -- wall clock
     message   TEXT NOT NULL,   -- the command as sent (JSON), without its signature
-    status    TEXT NOT NULL,   -- received (until it ends), done, refused, failed, interrupted
+    status    TEXT NOT NULL,   -- received (until it ends), restarting, done, refused, failed,
+                               -- interrupted
     reason    TEXT,
     result    TEXT,            -- the result published (JSON)
     finished  REAL
@@ -172,13 +173,25 @@ class CommandAudit:
 
         return await asyncio.to_thread(insert)
 
-    async def update(self, seq: int, status: str, reason: str | None, result: bytes | None) -> None:
-        """Record a command's result. Not synced to the disk at once (the row of
-        ``received`` is): lost to a power cut, the row says ``interrupted`` after it,
-        and a repeat of the id is still never run again."""
+    async def get(self, seq: int) -> AuditRow | None:
+        rows = await asyncio.to_thread(self._run, _SELECT + " WHERE seq = ?", (seq,))
+        return _row(rows[0]) if rows else None
+
+    async def update(
+        self,
+        seq: int,
+        status: str,
+        reason: str | None,
+        result: bytes | None,
+        *,
+        synced: bool = False,
+    ) -> None:
+        """Record a command's result. Not synced to the disk at once unless ``synced``
+        (the row of ``received`` is): lost to a power cut, the row says ``interrupted``
+        after it, and a repeat of the id is still never run again."""
         finished = time.time() if status in FINAL else None
         await asyncio.to_thread(
-            partial(self._run, synced=False),
+            partial(self._run, synced=synced),
             "UPDATE command_audit SET status = ?, reason = ?, result = ?, finished = ? "
             "WHERE seq = ?",
             (status, reason, result.decode() if result else None, finished, seq),

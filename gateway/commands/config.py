@@ -4,7 +4,8 @@ Only the commands listed under ``allow`` exist; anything else is refused
 (``unknown_command``). Each is a declared action (``action:``, see ``actions:``) or one
 of the built-ins (an entry without ``action``): ``ping``, ``status``, ``rebirth``
 (the uplinks' formats announce themselves again: Home Assistant discovery, Sparkplug
-births) and ``rules_update`` (a new rules file, see ``remote_rules:``).
+births), ``rules_update`` (a new rules file, see ``remote_rules:``) and ``config_update``
+(a whole config file, applied with a restart: ``remote_rules: {whole_config: true}``).
 
 Each uplink (``uplinks`` limits which) subscribes at QoS 1 to ``<topic>/+``, where
 ``topic`` defaults to ``<topic_prefix>/cmd``; a command is a JSON object published to
@@ -47,6 +48,7 @@ commands:
       rate_limit: {count: 6, per: 1m}
     - name: ping                  # built in
     - name: rules_update          # built in: needs remote_rules:
+    - name: config_update         # built in: needs remote_rules: {whole_config: true}
 ```
 """
 
@@ -59,7 +61,7 @@ from pydantic import Field, model_validator
 
 from tidegate.config.types import Duration, Name, Section
 
-BUILTINS = ("ping", "status", "rebirth", "rules_update")
+BUILTINS = ("ping", "status", "rebirth", "rules_update", "config_update")
 """The commands the gateway has without an action."""
 
 
@@ -77,7 +79,7 @@ class CommandSpec(Section):
     action: Name | None = Field(
         None,
         description="The action it runs (`actions:`); unset: a built-in "
-        "(ping, status, rebirth, rules_update).",
+        "(ping, status, rebirth, rules_update, config_update).",
     )
     signed: bool | None = Field(
         None,

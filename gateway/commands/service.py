@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tidegate.actions.args import check_args
 from tidegate.actions.runner import ActionRunner
@@ -41,6 +41,9 @@ from tidegate.commands.rate import RateWindow
 from tidegate.errors import ActionRefused, TidegateError
 from tidegate.mqtt.credentials import Secret
 
+if TYPE_CHECKING:
+    from tidegate.remote.whole_config import ConfigUpdater
+
 log = logging.getLogger(__name__)
 
 Reply = Callable[[str, bytes, bytes], bool]
@@ -54,7 +57,7 @@ Steps = AsyncIterator[tuple[str, dict[str, Any]]]
 MAX_IN_HAND = 64
 """Commands taken at once, at most (each waits for its device or its audit write)."""
 
-ACCEPTS_ITSELF = frozenset({"rules_update"})
+ACCEPTS_ITSELF = frozenset({"rules_update", "config_update"})
 """Built-ins that say ``accepted`` themselves, after checks of their own (validation)."""
 
 
@@ -128,6 +131,8 @@ class CommandService:
         self._in_hand: set[str] = set()
         """Ids being taken right now: a repeat arriving meanwhile is answered as one."""
         self.counters = CommandCounters()
+        self.config_update: ConfigUpdater | None = None
+        """Set where the gateway can restart itself (``tidegate.cli.serve``)."""
 
     # -- the uplinks' side ------------------------------------------------------------
 
@@ -370,6 +375,10 @@ class CommandService:
                     await answer.final(command, status, **fields)
                 else:
                     await answer.step(command, status, **fields)
+        elif name == "config_update":
+            from tidegate.commands.config_update import run_config_update  # noqa: PLC0415
+
+            await run_config_update(self.config_update, command, answer, self.audit)
         else:  # the config refuses other names without an action
             raise CommandRefused(f"no built-in {name!r}", reason="unknown_command")
 

@@ -7,10 +7,12 @@ remote_rules:
   confirm_within: 60s          # healthy within this after applying, or rolled back
   healthy_for: 5s              # healthy this long in a row confirms before the deadline
   keep: 5                      # confirmed versions kept for `tidegate config rollback`
+  whole_config: false          # true: the whole config file too, with a restart
 ```
 
 Without the section a gateway refuses every update, with one line saying so.
-How an update runs is in ``tidegate.remote.update``.
+How an update runs is in ``tidegate.remote.update``; a whole config, in
+``tidegate.remote.whole_config``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ class RemoteRulesSection(Section):
         le=1000,
         description="Confirmed versions kept besides the current one (and as many refused or "
         "rolled-back ones), in `<outbox folder>/rules-history/`.",
+    )
+    whole_config: bool = Field(
+        False,
+        description="Also take a whole new config file (the `config_update` command, `tidegate "
+        "config push --whole`): validated as `tidegate check` would, written, and the gateway "
+        "restarted on it; not healthy within `confirm_within` of that start (or not starting at "
+        "all): the previous file is put back and the gateway restarted again. The gateway must "
+        "be able to write the config file's folder.",
     )
 
 

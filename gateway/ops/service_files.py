@@ -50,6 +50,10 @@ Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a configuration error: restarting cannot fix it.
 RestartPreventExitStatus=2
+# Exit code 75 asks for a restart (a remote config update, or its roll-back): a clean
+# stop, then the same start again.
+SuccessExitStatus=75
+RestartForceExitStatus=75
 WatchdogSec=30s
 TimeoutStartSec=2min
 TimeoutStopSec=20s

@@ -5,7 +5,15 @@
 
     {"version": 7, "time": "2025-05-01T10:00:00Z", "origin": "command:42",
      "sha256": "…", "outcome": "confirmed", "reason": null, "previous": 6,
-     "restores": null}
+     "restores": null, "kind": "rules", "starts": 0, "reply": null}
+
+``kind`` is ``rules`` (the remote rule file) or ``config`` (the whole config
+file, applied with a restart: ``tidegate.remote.whole_config``); the two
+kinds share the numbers and the folder, and each is kept and pruned on its
+own. ``starts`` counts the starts of a gateway on a pending config version
+(one that did not end healthy means it is rolled back); ``reply`` is where
+the command that brought a config version waits for its final result
+(``tidegate.commands.config_update``).
 
 ``outcome`` is ``applied`` while the update waits for confirmation (the
 marker a restart looks for: ``tidegate.remote.startup``), then
@@ -39,6 +47,8 @@ from tidegate.errors import TidegateError
 
 Outcome = Literal["applied", "confirmed", "rolled_back", "refused"]
 OUTCOMES: tuple[Outcome, ...] = ("applied", "confirmed", "rolled_back", "refused")
+Kind = Literal["rules", "config"]
+KINDS: tuple[Kind, ...] = ("rules", "config")
 FOLDER = "rules-history"
 _NAME = re.compile(r"^(\d{4,})\.json$")
 
@@ -92,6 +102,9 @@ class Version:
     reason: str | None = None
     previous: int | None = None
     restores: int | None = None
+    kind: Kind = "rules"
+    starts: int = 0
+    reply: dict[str, Any] | None = None
 
     @property
     def pending(self) -> bool:
@@ -105,6 +118,10 @@ class Version:
         outcome = doc.get("outcome")
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
+        kind = doc.get("kind", "rules")
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}")
+        reply = doc.get("reply")
         return cls(
             version=int(doc["version"]),
             time=str(doc["time"]),
@@ -114,15 +131,20 @@ class Version:
             reason=None if doc.get("reason") is None else str(doc["reason"]),
             previous=None if doc.get("previous") is None else int(doc["previous"]),
             restores=None if doc.get("restores") is None else int(doc["restores"]),
+            kind=kind,
+            starts=int(doc.get("starts", 0)),
+            reply=reply if isinstance(reply, dict) else None,
         )
 
 
 class History:
-    """The versions in one folder; every method reads or writes the files directly."""
+    """The versions of one kind in one folder; every method reads or writes the files
+    directly. Numbers are shared with the other kind's versions in the folder."""
 
-    def __init__(self, folder: Path, keep: int) -> None:
+    def __init__(self, folder: Path, keep: int, kind: Kind = "rules") -> None:
         self.folder = folder
         self.keep = keep
+        self.kind: Kind = kind
 
     def _record_path(self, version: int) -> Path:
         return self.folder / f"{version:04d}.json"
@@ -131,7 +153,12 @@ class History:
         return self.folder / f"{version:04d}.yaml"
 
     def versions(self) -> list[Version]:
-        """Every kept version, oldest first; a record that cannot be read is skipped."""
+        """Every kept version of this kind, oldest first."""
+        return [v for v in self.everything() if v.kind == self.kind]
+
+    def everything(self) -> list[Version]:
+        """Every kept version of either kind, oldest first; a record that cannot be read
+        is skipped."""
         if not self.folder.is_dir():
             return []
         found = []
@@ -173,16 +200,26 @@ class History:
         reason: str | None = None,
         previous: int | None = None,
         restores: int | None = None,
+        reply: dict[str, Any] | None = None,
     ) -> Version:
         """Record a new version (its bytes first, then its record), then prune."""
         try:
             self.folder.mkdir(mode=0o750, parents=True, exist_ok=True)
         except OSError as exc:
             raise HistoryError(f"cannot create {self.folder}: {exc.strerror or exc}") from None
-        existing = self.versions()
+        existing = self.everything()
         number = existing[-1].version + 1 if existing else 1
         version = Version(
-            number, _utc_now(), origin, sha256(data), outcome, reason, previous, restores
+            number,
+            _utc_now(),
+            origin,
+            sha256(data),
+            outcome,
+            reason,
+            previous,
+            restores,
+            self.kind,
+            reply=reply,
         )
         write_atomically(self.text_path(number), data)
         self.save(version)
@@ -199,7 +236,8 @@ class History:
         return marked
 
     def prune(self) -> None:
-        """Drop what is beyond the bounds; a pending version and what it restores stay."""
+        """Drop what is beyond the bounds (of this kind); a pending version and what it
+        restores stay."""
         versions = self.versions()
         kept_states = [v for v in versions if v.outcome in ("applied", "confirmed")]
         others = [v for v in versions if v.outcome not in ("applied", "confirmed")]

@@ -50,6 +50,8 @@ class Target:
     config: GatewayConfig
     section: RemoteRulesSection
     history: History
+    configs: History
+    """The whole config's versions, in the same folder."""
 
 
 def load_target(config_path: Path) -> Target:
@@ -59,25 +61,34 @@ def load_target(config_path: Path) -> Target:
     if config.remote_rules is None:
         raise RemoteUsageError(f"{config_path}: {NO_SECTION}")
     section = config.remote_rules
+    folder = history_dir(config.outbox_path)
     return Target(
-        config_path, config, section, History(history_dir(config.outbox_path), section.keep)
+        config_path,
+        config,
+        section,
+        History(folder, section.keep),
+        History(folder, section.keep, "config"),
     )
 
 
 def history_table(target: Target) -> list[str]:
-    """One line per kept version, oldest first, the current one marked ``*``."""
-    versions = target.history.versions()
+    """One line per kept version of either kind, oldest first, the current one of each
+    kind marked ``*``."""
+    versions = target.history.everything()
     if not versions:
         return [f"no versions yet (in {target.history.folder})"]
-    current = target.history.current()
-    rows = [("version", "time", "origin", "outcome", "sha256", "reason")]
+    current = {
+        v.version for v in (target.history.current(), target.configs.current()) if v is not None
+    }
+    rows = [("version", "kind", "time", "origin", "outcome", "sha256", "reason")]
     for v in versions:
-        mark = "*" if current is not None and v.version == current.version else " "
+        mark = "*" if v.version in current else " "
         origin = v.origin if v.restores is None else f"{v.origin} of {v.restores}"
         reason = (v.reason or "").splitlines()
         rows.append(
             (
                 f"{mark}{v.version}",
+                v.kind,
                 v.time,
                 origin,
                 v.outcome,
@@ -85,20 +96,25 @@ def history_table(target: Target) -> list[str]:
                 reason[0] if reason else "",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
-        + (f"  {row[5]}" if row[5] else "")
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True))
+        + (f"  {row[6]}" if row[6] else "")
         for row in rows
     ]
 
 
 def rollback_target(history: History, version: int | None) -> Version:
-    """The version a roll-back restores; a usage error (exit 2) when there is none."""
-    found = earlier(history) if version is None else history.get(version)
+    """The version a roll-back restores (a config version when VERSION is one; without
+    VERSION, the rules'); a usage error (exit 2) when there is none."""
+    found = (
+        earlier(history)
+        if version is None
+        else next((v for v in history.everything() if v.version == version), None)
+    )
     if found is None:
         if version is not None:
-            have = ", ".join(str(v.version) for v in history.versions()) or "none"
+            have = ", ".join(str(v.version) for v in history.everything()) or "none"
             raise RemoteUsageError(f"there is no version {version} (kept: {have})")
         raise RemoteUsageError("there is no earlier confirmed version to roll back to")
     return found
@@ -139,7 +155,7 @@ def request_line_fits(request: dict[str, Any]) -> None:
     size = len(encode_line({"v": 1, **request}))
     if size > MAX_LINE:
         raise RemoteUsageError(
-            f"the rule file is too long to push ({size} bytes as a request; at most {MAX_LINE})"
+            f"the file is too long to push ({size} bytes as a request; at most {MAX_LINE})"
         )
 
 
@@ -174,4 +190,4 @@ def send_update(
 
 
 def json_history(target: Target) -> str:
-    return orjson.dumps([v.to_json() for v in target.history.versions()]).decode()
+    return orjson.dumps([v.to_json() for v in target.history.everything()]).decode()

@@ -92,7 +92,8 @@ class UpdateOutcome:
             "applied": f"version {version.version} applied; waiting for confirmation",
             "confirmed": f"version {version.version} confirmed",
             "rolled_back": f"version {version.version} rolled back: {reason[0] if reason else ''}",
-            "refused": f"version {version.version} refused: the rules are invalid",
+            "refused": f"version {version.version} refused: the {version.kind} "
+            f"{'are' if version.kind == 'rules' else 'is'} invalid",
         }[version.outcome]
         details = tuple(reason) if version.outcome == "refused" else ()
         return cls(version.outcome, summary, version.version, details)
@@ -133,6 +134,8 @@ class RulesUpdater:
         )
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
+        self.blocked: Callable[[], bool] = lambda: False
+        """True while a whole-config version waits (``tidegate.remote.whole_config``)."""
 
     @property
     def pending(self) -> int | None:
@@ -150,7 +153,7 @@ class RulesUpdater:
             return _refused(NO_SECTION)
         if self.config_path is None:
             return _refused("this gateway was not started from a config file")
-        if self._lock.locked() or self._pending is not None:
+        if self._lock.locked() or self._pending is not None or self.blocked():
             return _refused(BUSY)
         async with self._lock:
             try:

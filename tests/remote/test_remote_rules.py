@@ -71,7 +71,8 @@ def test_a_valid_push_is_confirmed_an_invalid_one_refused_and_a_version_restored
         ]
         assert history(config)[4]["restores"] == 1
         table = cli("config", "history", config=config).stdout.splitlines()
-        assert table[0].split() == ["version", "time", "origin", "outcome", "sha256", "reason"]
+        header = ["version", "kind", "time", "origin", "outcome", "sha256", "reason"]
+        assert table[0].split() == header
         assert table[-1].startswith("*5 ") and "rollback of 1" in table[-1]
     finally:
         code = gateway.stop()
