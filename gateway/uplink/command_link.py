@@ -46,6 +46,8 @@ class CommandLink:
                 ),
                 qos=1,
             )
+        if not fmt.own_command_topic:
+            return
         client.listen(
             inbox.filter,
             lambda topic, payload, props: self._service.heard(inbox, topic, payload, props),

@@ -26,7 +26,7 @@ import pytest
 
 from tests.mqtt.support import FakeBroker, read_packet
 
-PUBLISH, PINGREQ, DISCONNECT = 3, 12, 14
+PUBLISH, SUBSCRIBE, PINGREQ, DISCONNECT = 3, 8, 12, 14
 CONNACK_OK = b"\x20\x02\x00\x00"
 
 
@@ -58,6 +58,15 @@ def sdk_token(uri: str, key_b64: str, expiry: int, key_name: str | None = None) 
 def token_fields(token: str) -> dict[str, str]:
     assert token.startswith("SharedAccessSignature ")
     return dict(parse_qsl(token.removeprefix("SharedAccessSignature "), keep_blank_values=True))
+
+
+def _length(n: int) -> bytes:
+    out = b""
+    while True:
+        digit, n = n % 128, n // 128
+        out += bytes([digit | (0x80 if n else 0)])
+        if not n:
+            return out
 
 
 def _field(body: bytes, at: int) -> tuple[bytes, int]:
@@ -113,6 +122,16 @@ class FakeHub:
     logins: list[Login] = field(default_factory=list)
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     client_certificates: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
+    """Every topic filter a device subscribed to (IoT Hub takes only its own)."""
+    _writer: asyncio.StreamWriter | None = None
+
+    def invoke(self, method: str, payload: bytes, rid: str) -> None:
+        """Call a direct method on the connected device, as the hub does (QoS 0)."""
+        assert self._writer is not None, "no device connected"
+        topic = f"$iothub/methods/POST/{method}/?$rid={rid}".encode()
+        body = len(topic).to_bytes(2, "big") + topic + payload
+        self._writer.write(bytes([PUBLISH << 4]) + _length(len(body)) + body)
 
     def broker(self) -> FakeBroker:
         hub = self
@@ -132,6 +151,7 @@ class FakeHub:
         if cert:
             self.client_certificates.append(cert)
         writer.write(CONNACK_OK)
+        self._writer = writer
         until = login.expiry - time.time() if login.password is not None else None
         try:
             await asyncio.wait_for(self._serve(login, reader, writer), until)
@@ -151,6 +171,15 @@ class FakeHub:
                 return
             if kind == PINGREQ:
                 writer.write(b"\xd0\x00")
+            elif kind == SUBSCRIBE:
+                granted, at = b"", 2
+                while at < len(body):
+                    topic, at = _field(body, at)
+                    at += 1  # the requested QoS
+                    self.subscriptions.append(topic.decode())
+                    ok = topic.startswith(b"$iothub/")
+                    granted += b"\x01" if ok else b"\x80"
+                writer.write(b"\x90" + _length(2 + len(granted)) + body[:2] + granted)
             elif kind == PUBLISH:
                 topic, at = _field(body, 0)
                 if (flags >> 1) & 3:

@@ -168,3 +168,45 @@ def test_messages_carry_their_content_type_and_the_events_source_and_name() -> N
         )
     with pytest.raises(FormatError, match="not a JSON event"):
         wrapped.topic_for("t", b"\xff")
+
+
+def test_direct_methods_are_commands_answered_the_hubs_way(
+    tmp_path: Path, pki: dict[str, Path]
+) -> None:
+    hub = FakeHub(server_context(pki))
+    text = (
+        config(
+            tmp_path, pki, tls=f", cert_file: {pki['client.crt']}, key_file: {pki['client.key']}"
+        )
+        + "commands:\n  allow: [{name: ping}, {name: status}]\n"
+    )
+    answers = "$iothub/methods/res/"
+
+    def answered(rid: str) -> tuple[str, dict[str, object]] | None:
+        for topic, payload in hub.messages:
+            if topic.startswith(answers) and topic.endswith(f"?$rid={rid}"):
+                return topic[len(answers) :].split("/")[0], json.loads(payload)
+        return None
+
+    async def main() -> None:
+        async with hub.broker() as broker:
+            gateway = Gateway(load_config_text(text.replace("PORT", str(broker.port))))
+            stop = asyncio.Event()
+            task = asyncio.create_task(gateway.run(stop))
+            try:
+                await until(lambda: bool(hub.subscriptions), 10, "the methods subscription")
+                hub.invoke("ping", b"{}", "1")
+                hub.invoke("reboot", b'{"now": true}', "2")
+                hub.invoke("status", b"", "3")
+                await until(lambda: all(answered(r) for r in "123"), 10, "the answers")
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    # Only the hub's own topic: IoT Hub ends a connection that subscribes elsewhere.
+    assert hub.subscriptions == ["$iothub/methods/POST/#"]
+    ping, reboot, status = (answered(r) for r in "123")
+    assert ping is not None and ping[0] == "200" and "pong" in ping[1]["result"]  # type: ignore[operator]
+    assert reboot == ("404", {"reason": "unknown_command", "message": reboot[1]["message"]})  # type: ignore[index]
+    assert status is not None and status[0] == "200"

@@ -124,6 +124,10 @@ class Format:
         """A message on one of ``listens``: whether it asks for ``reannounce`` now."""
         return False
 
+    own_command_topic: bool = True
+    """Whether the uplink also takes commands on its own ``<topic>/+`` (not where the
+    platform ends a connection that subscribes elsewhere: Azure IoT Hub)."""
+
     def command_filters(self) -> list[str]:
         """Topic filters where the platform sends commands its own way (ThingsBoard's
         RPC, Sparkplug's NCMD/DCMD...), subscribed on each connection of an uplink that

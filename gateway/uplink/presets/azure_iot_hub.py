@@ -7,7 +7,8 @@ becomes the message's properties. Events go there with their content type and
 encoding (``$.ct``, ``$.ce``: what IoT Hub's routing needs to query the body) and
 their ``source`` and ``name`` as application properties, whatever topic their route
 had; the gateway's status (birth and Last Will) and metrics messages with
-``tidegate=status`` and ``tidegate=metrics``. Subscribing is not for this preset.
+``tidegate=status`` and ``tidegate=metrics``. The hub takes no subscription of a
+device's own choosing: commands arrive as its direct methods (``azure_methods``).
 
 With a device key, every CONNECT's password is a new SAS token (``sas``), and the
 publisher renews the connection before it expires (``renewal``).
@@ -21,6 +22,7 @@ from tidegate.config.schema import MqttSection
 from tidegate.mqtt.credentials import Secret, read_secret
 from tidegate.uplink.formats import Format
 from tidegate.uplink.formats.stored import stored_event
+from tidegate.uplink.presets.azure_methods import AzureFormat
 from tidegate.uplink.presets.base import Preset, with_topic_rule
 from tidegate.uplink.presets.sas import SasLogin
 
@@ -81,7 +83,7 @@ class AzureIotHub(Preset):
         batched = self.mqtt.events_per_message > 1
         media = fmt.content_type(batched) or _TYPES.get(fmt.name, "application/json")
         self._typed = self.events + _bag(**{"$.ct": media, "$.ce": "utf-8"})
-        return with_topic_rule(fmt, self._topic, "Azure IoT Hub")
+        return with_topic_rule(fmt, self._topic, "Azure IoT Hub", AzureFormat)
 
     def _topic(self, routed: str, stored: bytes) -> str:
         doc = stored_event(stored, ("source", "name"))

@@ -124,11 +124,15 @@ class PresetFormat(Format):
         return self.inner.command_of(topic, payload)
 
 
-def with_topic_rule(fmt: Format, rule: TopicRule, broker: str) -> Format:
+def with_topic_rule(
+    fmt: Format, rule: TopicRule, broker: str, base: type[PresetFormat] | None = None
+) -> Format:
     """``fmt`` with ``rule`` on every event's topic; named e.g. ``json for AWS IoT`` in
-    the reasons of what it cannot write."""
+    the reasons of what it cannot write. ``base``: a preset's own PresetFormat."""
     named = type(
-        f"{type(fmt).__name__}Preset", (PresetFormat,), {"name": f"{fmt.name} for {broker}"}
+        f"{type(fmt).__name__}Preset",
+        (base or PresetFormat,),
+        {"name": f"{fmt.name} for {broker}"},
     )
     return cast(PresetFormat, named(fmt, rule))
 
