@@ -37,7 +37,9 @@ commands`` exports it); refusals are counted by reason in ``tidegate status``.
 An uplink's format may also take commands in its platform's own way, checked and
 audited the same (a command declared ``signed`` cannot come that way): ThingsBoard's
 server-side RPC (``thingsboard``), Home Assistant switches, numbers and buttons
-(``homeassistant``), Sparkplug B NCMD/DCMD metric writes (``sparkplug_b``).
+(``homeassistant``), Sparkplug B NCMD/DCMD metric writes (``sparkplug_b``), and on
+``preset: azure_iot_hub`` the hub's direct methods (its only way: the hub ends a
+connection that subscribes to a topic of the device's own).
 
 ```yaml
 commands:
