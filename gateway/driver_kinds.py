@@ -51,21 +51,29 @@ class DriverKind:
         """The config classes of the schema (one, or one per mode)."""
         return config_models(self.config_type)
 
-    def load(self) -> type[Driver]:
-        """Import the runtime class; check that it runs on this kind's schema."""
-        found = load_declared(self.runtime)
+    def runtime_of(self, model: type[DriverConfig]) -> str:
+        """Where the runtime of one of the kind's configs is: its own ``runtime=``
+        (a mode run by a class of its own: gpio's ``output``), else the kind's."""
+        return model.runtime or self.runtime
+
+    def load(self, runtime: str | None = None) -> type[Driver]:
+        """Import a runtime class of the kind (default: the kind's own); check that it
+        runs on configs of this kind's schema."""
+        where = runtime or self.runtime
+        found = load_declared(where)
         if not (isinstance(found, type) and issubclass(found, Driver)):
-            raise TypeError(f"driver kind {self.name!r}: {self.runtime} is not a Driver class")
-        if found.config_type != self.config_type:
+            raise TypeError(f"driver kind {self.name!r}: {where} is not a Driver class")
+        if not set(config_models(found.config_type)) <= set(self.models):
             raise TypeError(
-                f"driver kind {self.name!r}: {self.runtime} runs on {found.config_type!r}, "
+                f"driver kind {self.name!r}: {where} runs on {found.config_type!r}, "
                 f"not on the kind's config {self.config_type!r}"
             )
         return found
 
     def __call__(self, config: DriverConfig, context: DriverContext) -> Driver:
-        """A driver of this kind (no I/O: ``run`` opens the device)."""
-        return self.load()(config, context)
+        """A driver of this kind (no I/O: ``run`` opens the device), of the class its
+        config's mode names."""
+        return self.load(self.runtime_of(type(config)))(config, context)
 
 
 def kind_of(declared: Any, origin: str = BUILTIN) -> DriverKind:
@@ -78,11 +86,11 @@ def kind_of(declared: Any, origin: str = BUILTIN) -> DriverKind:
             f"{declared.__module__}:{declared.__qualname__}",
             origin,
         )
-    runtimes = {model.runtime for model in config_models(declared)}
-    runtime = runtimes.pop() if len(runtimes) == 1 else None
-    if runtime is None:
-        raise TypeError(f"{declared!r} must name one runtime class (`runtime=` on its config)")
-    return DriverKind(kind_name(declared), declared, runtime, origin)
+    models = config_models(declared)
+    if any(model.runtime is None for model in models):
+        raise TypeError(f"{declared!r} must name its runtime class (`runtime=` on its config)")
+    # The kind's runtime is its first config's; a mode may name a class of its own.
+    return DriverKind(kind_name(declared), declared, str(models[0].runtime), origin)
 
 
 @cache

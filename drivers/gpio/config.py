@@ -291,7 +291,7 @@ OnOff = Annotated[Literal["off", "on"], BeforeValidator(_on_off)]
 OnOffKeep = Annotated[Literal["off", "on", "keep"], BeforeValidator(_on_off)]
 
 
-class GpioOutputConfig(_GpioWire):
+class GpioOutputConfig(_GpioWire, runtime="tidegate.drivers.gpio.output:GpioOutputDriver"):
     """An output line the actions switch: a relay, a valve, a vent motor, a lamp."""
 
     mode: Literal["output"] = Field(

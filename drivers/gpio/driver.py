@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import ClassVar
 
 from tidegate.backoff import Backoff
 from tidegate.driver import Driver, DriverContext, DriverState, Emit
@@ -40,15 +40,11 @@ def _ns(seconds: float) -> int:
 class GpioDriver(Driver[GpioConfig]):
     """Watches one GPIO line; see ``tidegate.drivers.gpio.config`` for modes and keys.
 
-    A driver kind names one runtime class, so ``GpioDriver(config, …)`` builds a
-    ``GpioOutputDriver`` (``gpio.output``) for ``mode: output``."""
+    ``mode: output`` is run by ``GpioOutputDriver`` (``gpio.output``), which its
+    config names and which shares this class's line handling."""
 
-    def __new__(cls, config: GpioConfig, *args: Any, **kwargs: Any) -> GpioDriver:
-        if cls is GpioDriver and isinstance(config, GpioOutputConfig):
-            from tidegate.drivers.gpio.output import GpioOutputDriver  # noqa: PLC0415 - a cycle
-
-            return super().__new__(GpioOutputDriver)
-        return super().__new__(cls)
+    drives_outputs: ClassVar[bool] = False
+    """``GpioOutputDriver`` says True: the class that runs ``mode: output``."""
 
     @property
     def line_config(self) -> GpioInputConfig:
@@ -66,6 +62,8 @@ class GpioDriver(Driver[GpioConfig]):
         backend: GpioBackend | None = None,
     ) -> None:
         """``backend`` replaces the one the config names (tests pass a ``SimBackend``)."""
+        if isinstance(config, GpioOutputConfig) and not self.drives_outputs:
+            raise TypeError("an output line is run by GpioOutputDriver (its config says so)")
         super().__init__(config, context)
         self.backend = backend if backend is not None else _backend_for(config)
         self._pulses = 0

@@ -30,7 +30,9 @@ STOP_REPORT_WAIT = 0.5
 
 
 class GpioOutputDriver(GpioDriver):
-    """Drives one GPIO output line; built by ``GpioDriver`` for ``mode: output``."""
+    """Drives one GPIO output line (``mode: output`` names this class)."""
+
+    drives_outputs = True
 
     def __init__(
         self,

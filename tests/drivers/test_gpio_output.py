@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from tests.drivers.devices import GPIO_CONFIG
 from tests.drivers.harness import WAIT, Probe, eventually, running
 from tidegate.driver import DriverContext, DriverState
+from tidegate.driver_kinds import driver_types
 from tidegate.drivers.gpio.config import GpioOutputConfig
 from tidegate.drivers.gpio.driver import GpioDriver
 from tidegate.drivers.gpio.output import GpioOutputDriver
@@ -32,8 +33,7 @@ def output_on(chip: SimChip, context: DriverContext, **keys: Any) -> GpioOutputD
     config = GPIO_CONFIG.validate_python(
         {"name": "vent", "backend": "sim", "line": LINE, "mode": "output", **keys}
     )
-    driver = GpioDriver(config, context, backend=SimBackend(chip))
-    assert isinstance(driver, GpioOutputDriver)
+    driver = GpioOutputDriver(config, context, backend=SimBackend(chip))
     return driver
 
 
@@ -366,3 +366,13 @@ def test_gpiod_requests_an_output_line_already_driven() -> None:
     }
     off = _settings_kwargs(fake, LineSpec(line=17, direction="output"))
     assert off["output_value"] is fake.line.Value.INACTIVE
+
+
+def test_the_gateway_builds_the_output_class_its_config_names() -> None:
+    config = GPIO_CONFIG.validate_python(
+        {"name": "vent", "backend": "sim", "line": LINE, "mode": "output"}
+    )
+    context = DriverContext("gw", lambda raw, reason: None)
+    assert type(driver_types()["gpio"](config, context)) is GpioOutputDriver
+    with pytest.raises(TypeError, match="run by GpioOutputDriver"):
+        GpioDriver(config, context)
