@@ -9,8 +9,9 @@ the driver's ``type:`` name (a ``Literal``) and names its runtime class::
         type: Literal["serial"] = Field("serial", description="Driver kind.")
         port: str = ...
 
-A kind with modes (``gpio``: edge, counter, level) declares one config per mode,
-each with the same ``type`` and runtime, and the union of them as its schema.
+A kind with modes (``gpio``: edge, counter, level, output) declares one config per
+mode, each with the same ``type``, and the union of them as its schema; a mode run
+by a class of its own names it (gpio's ``output``), the others inherit the kind's.
 The runtime module holds the class that does the work, typed by its config::
 
     class SerialDriver(Driver[SerialConfig]):
