@@ -78,7 +78,10 @@ def _address(text: str) -> tuple[str, int]:
 @cmd_app.command()
 def send(
     name: Annotated[
-        str, typer.Argument(help="The command, as the config's `commands.allow` names it.")
+        str,
+        typer.Argument(
+            metavar="NAME", help="The command, as the config's `commands.allow` names it."
+        ),
     ],
     pairs: Annotated[
         list[str] | None, typer.Argument(metavar="[KEY=VALUE]...", help="Its arguments.")
@@ -107,8 +110,12 @@ def send(
         ),
     ] = None,
     rules_file: Annotated[
-        typer.FileText | None,
+        Path | None,
         typer.Option("--rules-file", help="rules_update: the rules file to send (its text)."),
+    ] = None,
+    new_config: Annotated[
+        Path | None,
+        typer.Option("--new-config", help="config_update: the whole config file to send."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Each result as a JSON line.")] = False,
 ) -> None:
@@ -121,8 +128,12 @@ def send(
     from tidegate.mqtt.credentials import read_secret  # noqa: PLC0415
 
     args = _args(pairs or [], args_json)
-    if rules_file is not None:
-        args["rules"] = rules_file.read()
+    for arg, given in (("rules", rules_file), ("config", new_config)):
+        if given is not None:
+            try:
+                args[arg] = given.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandUsage(f"cannot read {given}: {exc}") from None
     file = resolve_config_path(config)
     cfg = load_config(file)
     section = cfg.commands
