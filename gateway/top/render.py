@@ -36,7 +36,7 @@ def render(
         body = _help(width)
     else:
         body = fit(_sections(f), body_height)
-    return _pad([*top, *body[:body_height]], width, height - 1) + [_footer(f)]
+    return [*_pad([*top, *body[:body_height]], width, height - 1), _footer(f)]
 
 
 def _pad(lines: list[str], width: int, height: int) -> list[str]:
@@ -80,9 +80,9 @@ def _rates(f: Frame) -> str:
     if not r:
         return ""
     return clip(
-        f"last {r.get('window_s', 0):.0f} s: in {rate(r.get('events_in'))}/s · "
-        f"accepted {rate(r.get('accepted'))}/s · delivered {rate(r.get('delivered'))}/s · "
-        f"dropped {rate(_dropped(r))}/s · errors {rate(r.get('driver_errors'))}/s",
+        f"in {rate(r.get('events_in', 0))}/s · accepted {rate(r.get('accepted', 0))}/s · "
+        f"delivered {rate(r.get('delivered', 0))}/s · dropped {rate(_dropped(r))}/s · "
+        f"errors {rate(r.get('driver_errors', 0))}/s (last {r.get('window_s', 0):.0f} s)",
         f.width,
     )
 

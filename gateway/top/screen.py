@@ -10,6 +10,7 @@ that changed, which is what keeps it usable over a slow SSH link.
 
 from __future__ import annotations
 
+import contextlib
 import curses
 import locale
 import sys
@@ -90,78 +91,87 @@ def run_top(client: ControlClient) -> None:
     locale.setlocale(locale.LC_ALL, "")
     ascii_only = locale.getpreferredencoding(False).lower().replace("-", "") != "utf8"
     try:
-        curses.wrapper(lambda screen: _loop(screen, client, tracker, lock, ascii_only))
+        curses.wrapper(_run_shell, client, tracker, lock, ascii_only)
     except curses.error as exc:
         raise NoTerminal(f"tidegate top cannot drive this terminal: {exc}") from None
 
 
-def _loop(
+class Shell:
+    """One run of the screen: the loop, and the last frame written (to skip rows
+    that did not change)."""
+
+    def __init__(
+        self, screen: curses.window, client: ControlClient, tracker: Tracker, lock: threading.Lock
+    ) -> None:
+        self.screen = screen
+        self.client = client
+        self.tracker = tracker
+        self.lock = lock
+        self.ui = UiState()
+        self.ascii_only = False
+        self.shown: list[str] = []
+
+    def loop(self) -> None:
+        from tidegate.ops.control_client import ControlError  # noqa: PLC0415
+
+        with contextlib.suppress(curses.error):  # a terminal without an invisible cursor
+            curses.curs_set(0)
+        curses.set_escdelay(25)  # Esc leaves the filter prompt at once, not after a second
+        self.screen.timeout(KEY_WAIT_MS)
+        next_poll = time.monotonic() + POLL_INTERVAL
+        dirty = True
+        while not self.ui.quit:
+            if dirty:
+                self.draw()
+                dirty = False
+            code = self.screen.getch()
+            if code == curses.KEY_RESIZE:
+                self.screen.clear()
+                self.shown, dirty = [], True
+            elif code != -1:
+                dirty = self.ui.key(code)
+            now = time.monotonic()
+            if now >= next_poll:
+                next_poll = now + POLL_INTERVAL
+                if not self.ui.paused:
+                    try:
+                        doc = self.client.status()
+                    except ControlError as exc:
+                        with self.lock:
+                            self.tracker.failed(str(exc))
+                    else:
+                        with self.lock:
+                            self.tracker.observe(doc)
+                    dirty = True
+
+    def draw(self) -> None:
+        """Write the rows that differ from the last frame."""
+        height, width = self.screen.getmaxyx()
+        with self.lock:
+            lines = render(self.tracker, self.ui, width, height, ascii_only=self.ascii_only)
+        for y, line in enumerate(lines):
+            if y < len(self.shown) and self.shown[y] == line:
+                continue
+            try:
+                self.screen.move(y, 0)
+                self.screen.clrtoeol()
+                self.screen.addstr(y, 0, line)
+            except curses.error:
+                # Writing the bottom-right cell moves the cursor off the screen, which
+                # curses reports as an error after having written it: nothing is lost.
+                pass
+        self.screen.noutrefresh()
+        curses.doupdate()
+        self.shown = lines
+
+
+def _run_shell(
     screen: curses.window,
     client: ControlClient,
     tracker: Tracker,
     lock: threading.Lock,
     ascii_only: bool,
 ) -> None:
-    from tidegate.ops.control_client import ControlError  # noqa: PLC0415
-
-    ui = UiState()
-    try:
-        curses.curs_set(0)
-    except curses.error:  # a terminal without an invisible cursor: keep it
-        pass
-    curses.set_escdelay(25)  # Esc leaves the filter prompt at once, not after a second
-    screen.timeout(KEY_WAIT_MS)
-    shown: list[str] = []
-    next_poll = time.monotonic() + POLL_INTERVAL
-    dirty = True
-    while not ui.quit:
-        if dirty:
-            shown = _draw(screen, tracker, ui, lock, shown, ascii_only)
-            dirty = False
-        code = screen.getch()
-        if code == curses.KEY_RESIZE:
-            screen.clear()
-            shown, dirty = [], True
-        elif code != -1:
-            dirty = ui.key(code)
-        now = time.monotonic()
-        if now >= next_poll:
-            next_poll = now + POLL_INTERVAL
-            if not ui.paused:
-                try:
-                    doc = client.status()
-                except ControlError as exc:
-                    with lock:
-                        tracker.failed(str(exc))
-                else:
-                    with lock:
-                        tracker.observe(doc)
-                dirty = True
-
-
-def _draw(
-    screen: curses.window,
-    tracker: Tracker,
-    ui: UiState,
-    lock: threading.Lock,
-    shown: list[str],
-    ascii_only: bool,
-) -> list[str]:
-    """Write the rows that differ from ``shown``; the frame written, for next time."""
-    height, width = screen.getmaxyx()
-    with lock:
-        lines = render(tracker, ui, width, height, ascii_only=ascii_only)
-    for y, line in enumerate(lines):
-        if y < len(shown) and shown[y] == line:
-            continue
-        try:
-            screen.move(y, 0)
-            screen.clrtoeol()
-            screen.addstr(y, 0, line)
-        except curses.error:
-            # Writing the bottom-right cell moves the cursor off the screen, which
-            # curses reports as an error after having written it: nothing is lost.
-            pass
-    screen.noutrefresh()
-    curses.doupdate()
-    return lines
+    shell = Shell(screen, client, tracker, lock)
+    shell.ascii_only = ascii_only
+    shell.loop()

@@ -65,10 +65,7 @@ def drivers(f: Frame, *, signals: bool) -> Section:
     lines = [title]
     body = table(
         [*header, "RATE" if room >= SPARK_MIN else ""],
-        [
-            r + [f.spark(f.tracker.driver_trend.get(r[0], ()), room, from_zero=True)]
-            for r in rows
-        ],
+        [[*r, f.spark(f.tracker.driver_trend.get(r[0], ()), room, from_zero=True)] for r in rows],
         f.width,
     )
     lines.append(body[0])
@@ -238,7 +235,8 @@ def actions(f: Frame) -> Section:
         ]
         for name, a in acts.items()
     ]
-    lines = ["actions", *table(["NAME", "DONE", "FAILED", "REFUSED", "QUEUE FULL", "LAST"], rows, f.width)]
+    header = ["NAME", "DONE", "FAILED", "REFUSED", "QUEUE FULL", "LAST"]
+    lines = ["actions", *table(header, rows, f.width)]
     for name, a in acts.items():
         if a.get("refused"):
             why = ", ".join(f"{k} {v}" for k, v in a["refused"].items())
@@ -257,7 +255,10 @@ def commands(f: Frame, *, brief: bool = False) -> Section:
         f"dropped {c.get('dropped', 0)} · unanswered {c.get('unanswered', 0)}"
     )
     if brief:
-        return Section([clip(f"commands {counts} · refused {refused}", f.width)])
+        short = f"commands received {c.get('received', 0)} · done {c.get('done', 0)}" + "".join(
+            f" · {k} {c[k]}" for k in ("failed", "dropped", "unanswered") if c.get(k)
+        )
+        return Section([clip(f"{short} · refused {refused}", f.width)])
     allowed = ", ".join(str(a) for a in c.get("allowed", [])) or "none"
     return Section(
         [
