@@ -8,6 +8,7 @@ rest to fit the height and says how many rows it left off.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tidegate.top.model import Document, Tracker
@@ -293,7 +294,8 @@ def notices(f: Frame) -> Section:
     if isinstance(warnings, list):
         title = "last warnings"
         for w in warnings[-8:][::-1]:
-            lines.append(clip(f"  {w.get('time', '')[11:19]} {w.get('message', '')}", f.width))
+            text = f"  {_local_time(w.get('time'))} {w.get('level', '')} {w.get('message', '')}"
+            lines.append(clip(text, f.width))
     else:
         title = "notices (this gateway's status carries no log warnings)"
     for d in doc.get("drivers", []):
@@ -313,3 +315,11 @@ def notices(f: Frame) -> Section:
     if not lines:
         lines.append("  none")
     return Section([title, *lines], keep=2)
+
+
+def _local_time(stamp: object) -> str:
+    """HH:MM:SS in this machine's zone, from the document's RFC 3339 UTC time."""
+    try:
+        return datetime.fromisoformat(str(stamp)).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return "--:--:--"

@@ -184,3 +184,16 @@ def test_text_pieces() -> None:
     assert spark([0, 1, 2, 3, 4, 5, 6, 7], 8) == "▁▂▃▄▅▆▇█"
     assert spark([5, 5, 5], 8) == "▅▅▅" and spark([0, 0], 8, from_zero=True) == "▁▁"
     assert spark([0, 7], 8, ascii_only=True) == "_#"
+
+
+def test_the_gateways_last_warnings_newest_first() -> None:
+    tracker = Tracker()
+    doc = document(1.0, alpha=1, beta=1)
+    doc["warnings"] = [
+        {"time": "2026-01-05T10:00:00Z", "level": "warning", "message": "first"},
+        {"time": "2026-01-05T10:00:01Z", "level": "error", "message": "second"},
+    ]
+    tracker.observe(doc)
+    lines = screen(tracker, UiState(view=3))
+    start = lines.index("last warnings")
+    assert lines[start + 1].endswith("error second") and lines[start + 2].endswith("warning first")

@@ -77,3 +77,31 @@ def test_without_a_terminal_it_says_so_and_exits_2(tmp_path: Path) -> None:
         "tidegate: error: tidegate top needs a terminal (stdin and stdout); "
         "`tidegate status` prints once"
     ]
+
+
+def test_a_failing_driver_shows_as_reconnecting_and_in_the_last_warnings(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "tidegate.yaml",
+        process_config(tmp_path)
+        + f"""  - name: station
+    type: serial
+    port: {tmp_path / "no-such-tty"}
+    parse: {{format: json, unlisted: include}}
+""",
+    )
+    gateway = GatewayProcess(config, tmp_path / "gw.log").start()
+    try:
+        wait_for_socket(gateway, tmp_path / "control.sock")
+        with Terminal([*TIDEGATE, "top", "-c", str(config)]) as term:
+            term.wait_for("station  reconnecting")
+            term.keys("4")
+            screen = term.wait_for(
+                lambda s: "last warnings" in s and "warning station: cannot open" in s,
+                "the driver's warning",
+            )
+            assert "driver station reconnecting: cannot open" in screen
+            assert all(len(line) <= 80 for line in term.screen())
+            term.keys("q")
+            assert term.exit_status() == 0
+    finally:
+        assert gateway.stop() == 0, gateway.output()
