@@ -8,32 +8,35 @@ the pane's disappearance.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 
 import pytest
 
 
 class Terminal:
-    def __init__(self, command: Sequence[str], width: int = 80, height: int = 24) -> None:
+    def __init__(
+        self, command: Sequence[str], folder: Path, width: int = 80, height: int = 24
+    ) -> None:
         tmux = shutil.which("tmux")
         if tmux is None:
             pytest.fail("tmux is not installed; ./dev test installs it")
         self.tmux = tmux
-        self.server = f"tidegate-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # A server of the test's own, its socket in the test's folder: nothing shared
+        # with other tests or the user's tmux, and nothing left behind in /tmp/tmux-UID.
+        self.server = str(folder / "tmux.sock")
         self.width, self.height = width, height
         wrapped = ["sh", "-c", '"$0" "$@"; echo "[exit $?]"; exec sleep 600', *command]
         self._tmux("new-session", "-d", "-s", "top", "-x", str(width), "-y", str(height), *wrapped)
 
     def _tmux(self, *args: str) -> str:
         done = subprocess.run(
-            [self.tmux, "-L", self.server, "-f", "/dev/null", *args],
+            [self.tmux, "-S", self.server, "-f", "/dev/null", *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -79,7 +82,7 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(
-            [self.tmux, "-L", self.server, "kill-server"], capture_output=True, check=False
+            [self.tmux, "-S", self.server, "kill-server"], capture_output=True, check=False
         )
 
     def __enter__(self) -> Terminal:

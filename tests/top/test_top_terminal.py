@@ -19,7 +19,7 @@ def test_top_in_80_by_24_against_a_running_gateway(tmp_path: Path) -> None:
     gateway = GatewayProcess(config, tmp_path / "gw.log").start()
     try:
         wait_for_socket(gateway, tmp_path / "control.sock")
-        with Terminal([*TIDEGATE, "top", "-c", str(config)]) as term:
+        with Terminal([*TIDEGATE, "top", "-c", str(config)], tmp_path) as term:
             screen = term.wait_for(
                 lambda s: "tidegate proc" in s and "alpha  running" in s and "beta/t" in s,
                 "the header, a running driver and a value",
@@ -63,7 +63,7 @@ def test_top_in_80_by_24_against_a_running_gateway(tmp_path: Path) -> None:
 
 def test_without_a_gateway_it_says_so_in_one_line(tmp_path: Path) -> None:
     config = write_config(tmp_path / "tidegate.yaml", process_config(tmp_path))
-    with Terminal([*TIDEGATE, "top", "-c", str(config)]) as term:
+    with Terminal([*TIDEGATE, "top", "-c", str(config)], tmp_path) as term:
         assert term.exit_status() == 1
         said = [line for line in term.screen() if line.strip()]
         assert said[0].startswith("tidegate: error: no gateway is running"), said
@@ -92,7 +92,7 @@ def test_a_failing_driver_shows_as_reconnecting_and_in_the_last_warnings(tmp_pat
     gateway = GatewayProcess(config, tmp_path / "gw.log").start()
     try:
         wait_for_socket(gateway, tmp_path / "control.sock")
-        with Terminal([*TIDEGATE, "top", "-c", str(config)]) as term:
+        with Terminal([*TIDEGATE, "top", "-c", str(config)], tmp_path) as term:
             term.wait_for("station  reconnecting")
             term.keys("4")
             screen = term.wait_for(
