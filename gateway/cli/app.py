@@ -26,6 +26,7 @@ from tidegate.cli.rules import rules_app
 from tidegate.cli.run import run
 from tidegate.cli.service import service_app
 from tidegate.cli.simulate import simulate
+from tidegate.cli.top import top
 
 __all__ = ["app", "main"]
 
@@ -56,6 +57,7 @@ app.command()(simulate)
 app.command()(status)
 app.command()(tail)
 app.command()(reload)
+app.command()(top)
 app.command("devices")(devices)
 app.add_typer(rules_app, name="rules")
 app.add_typer(buffer_app, name="buffer")

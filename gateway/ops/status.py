@@ -11,6 +11,7 @@ turns it into the human text.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -79,6 +80,47 @@ class RateWindow:
         return doc
 
 
+WARNINGS_KEPT = 10
+"""Last warnings the status document carries (for `tidegate top`); each cut to 300 characters."""
+
+
+class RecentWarnings(logging.Handler):
+    """The last warnings and errors the gateway logged, as plain data, so the status
+    document (and `tidegate top`) can show them without reading the journal."""
+
+    def __init__(self, keep: int = WARNINGS_KEPT) -> None:
+        super().__init__(logging.WARNING)
+        self.recent: deque[Document] = deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: still worth a line
+            message = str(record.msg)
+        self.recent.append(
+            {
+                "time": rfc3339(record.created),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": message[:300],
+            }
+        )
+
+
+_RECENT: RecentWarnings | None = None
+
+
+def recent_warnings() -> RecentWarnings:
+    """The process's one ring, on the ``tidegate`` logger from the first monitor on:
+    one gateway runs per process, and a ring per monitor would miss the warnings of
+    its start-up (the monitor runs once the drivers are up) or pile up handlers."""
+    global _RECENT  # noqa: PLW0603 - installed once per process, on purpose
+    if _RECENT is None:
+        _RECENT = RecentWarnings()
+        logging.getLogger("tidegate").addHandler(_RECENT)
+    return _RECENT
+
+
 def _merged(committed: dict[str, int], pending: dict[str, int]) -> dict[str, int]:
     # Copies first: the outbox's thread may change either meanwhile.
     out = dict(committed)
@@ -126,6 +168,7 @@ class GatewayMonitor:
         self.started_wall = time.time()
         self.window = RateWindow()
         self.tail_listeners: Callable[[], int] = lambda: 0
+        self.warnings = recent_warnings()
         """Set by the control server: how many `tidegate tail` clients are attached."""
 
     def counters(self) -> Counters:
@@ -266,6 +309,7 @@ class GatewayMonitor:
             "commands": None if gateway.commands is None else gateway.commands.status(),
             "rates": self.window.rates(now, self.counters()),
             "tail_clients": self.tail_listeners(),
+            "warnings": list(self.warnings.recent),
         }
 
 
