@@ -47,6 +47,13 @@ def draw(
                 ax.fill_between(
                     when, one.low, one.high, color=line.get_color(), alpha=0.18, linewidth=0
                 )
+            for index, (before, after) in enumerate(one.gaps):
+                ax.axvspan(
+                    *_times(np.array([before, after]), zone),
+                    color="0.5",
+                    alpha=0.08,
+                    label=f"{one.signal.label}: no data" if index == 0 else None,
+                )
             for span in alarms.get(one.signal.label, []):
                 key = (span.start, span.end)
                 label = None if shaded else "alarm raised"

@@ -27,7 +27,23 @@ def _number(value: float) -> str:
 
 
 def local_time(t: float, span: float) -> str:
-    return time.strftime("%H:%M" if span <= 86400 else "%d %b %H:%M", time.localtime(t))
+    # Over half a day the same clock time comes twice: the day is named too.
+    return time.strftime("%H:%M" if span < 43200 else "%a %d %H:%M", time.localtime(t))
+
+
+def _time_axis(start: float, end: float, cells: int) -> str:
+    """Local times at the start, the middle and the end (the middle when it fits)."""
+    span = end - start
+    first, middle, last = (local_time(t, span) for t in (start, (start + end) / 2, end))
+    axis = [" "] * cells
+    for at, text in (
+        (0, first),
+        (cells // 2 - len(middle) // 2, middle),
+        (cells - len(last), last),
+    ):
+        if all(c == " " for c in axis[max(0, at - 1) : at + len(text) + 1]):
+            axis[at : at + len(text)] = text
+    return "".join(axis).rstrip()
 
 
 class Canvas:
@@ -89,7 +105,6 @@ def panel(
             for column in range(max(a, 0), min(b, cells - 1) + 1):
                 marks[column] = "▀"
         lines.append(f"{'alarm':>{LABEL_WIDTH}}│{''.join(marks)}")
-    first, last = local_time(start, end - start), local_time(end, end - start)
     lines.append(" " * LABEL_WIDTH + "└" + "─" * cells)
-    lines.append(" " * (LABEL_WIDTH + 1) + first + last.rjust(cells - len(first)))
+    lines.append(" " * (LABEL_WIDTH + 1) + _time_axis(start, end, cells))
     return lines
