@@ -36,6 +36,7 @@ from tidegate.wording import count
 if TYPE_CHECKING:
     from tidegate.actions.runner import ActionRunner
     from tidegate.commands.service import CommandService
+    from tidegate.history.recorder import HistoryRecorder
     from tidegate.rules.config import RuleConfig
     from tidegate.uplink.publisher import Publisher
 
@@ -134,6 +135,11 @@ class Gateway:
             ]
         self.tap = EventTap()
         """Routed events for `tidegate tail`; costs one check while nobody listens."""
+        self.history: HistoryRecorder | None = None
+        if config.history is not None:  # off: nothing listens on the tap, the path is unchanged
+            from tidegate.history.recorder import HistoryRecorder  # noqa: PLC0415
+
+            self.history = HistoryRecorder(config, self.tap)
         self.acceptor = Acceptor(
             self.outbox,
             self.rules,
@@ -292,6 +298,8 @@ class Gateway:
         if self.commands is not None:
             await asyncio.to_thread(self.commands.audit.open)
         accept = asyncio.create_task(self.acceptor.run(), name="accept")
+        if self.history is not None:
+            self.history.start()  # a task of its own, stopped after the final drain
         acting = (
             asyncio.create_task(self.actions.run_queue(), name="actions")
             if self.actions is not None
@@ -350,6 +358,8 @@ class Gateway:
                 await self.acceptor.drain()
         except TimeoutError:
             log.error("shutdown: the final commit did not finish in time")
+        if self.history is not None:  # after the drain: the rule stage's last output is in
+            await self.history.stop()
         if publishers:
             grace = max(0.2, min(2.0, deadline - time.monotonic()))
             await asyncio.gather(*(p.stop(grace=grace) for p in self.publishers))

@@ -22,6 +22,7 @@ from tidegate.cli.control import reload, status, tail
 from tidegate.cli.devices import devices
 from tidegate.cli.main import main
 from tidegate.cli.options import command_group
+from tidegate.cli.plot import plot
 from tidegate.cli.rules import rules_app
 from tidegate.cli.run import run
 from tidegate.cli.service import service_app
@@ -59,6 +60,7 @@ app.command()(tail)
 app.command()(reload)
 app.command()(top)
 app.command("devices")(devices)
+app.command()(plot)
 app.add_typer(rules_app, name="rules")
 app.add_typer(buffer_app, name="buffer")
 app.add_typer(service_app, name="service")

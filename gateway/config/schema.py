@@ -28,6 +28,7 @@ from tidegate.config.uplink import (
     UplinkSection,
 )
 from tidegate.driver import DriverConfig
+from tidegate.history.config import HistorySection
 from tidegate.mqtt.connection import TlsSection
 from tidegate.ops.config import ControlSection, LoggingSection, MetricsSection
 from tidegate.uplink.presets.config import aws_template_problem
@@ -177,6 +178,11 @@ class GatewayConfig(Section):
     logging: LoggingSection = Field(
         default_factory=LoggingSection,
         description="Log level, and the rate limit of repeated lines.",
+    )
+    history: HistorySection | None = Field(
+        None,
+        description="A local history of the signals for `tidegate plot` (its own SQLite file, "
+        "downsampled, bounded); absent: off.",
     )
 
     @model_validator(mode="after")
