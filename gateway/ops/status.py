@@ -305,6 +305,13 @@ class GatewayMonitor:
             },
             "broker": broker,
             "uplinks": uplinks,
+            "history": None
+            if gateway.history is None
+            else {
+                "path": str(gateway.history.store.path),
+                "flushes": gateway.history.flushes,
+                "dropped": gateway.history.dropped,
+            },
             "actions": {} if gateway.actions is None else gateway.actions.status(),
             "commands": None if gateway.commands is None else gateway.commands.status(),
             "rates": self.window.rates(now, self.counters()),

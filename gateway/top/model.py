@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,9 @@ class Tracker:
     depth_trend: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
     waiting_trend: dict[str, deque[float]] = field(default_factory=dict)
     signals: dict[tuple[str, str], SignalTrack] = field(default_factory=dict)
+    recall: Callable[[str, str], list[float]] = lambda source, name: []
+    """A signal's recent values from before top started (the gateway's history file,
+    when it keeps one), so a sparkline does not start empty after a restart."""
     stream_note: str | None = None
     """Why values are missing (the event stream ended or skipped events), if they are."""
     stream_skipped: int = 0
@@ -113,6 +117,7 @@ class Tracker:
         track = self.signals.get(key)
         if track is None:
             track = self.signals[key] = SignalTrack(*key)
+            track.values.extend(self.recall(*key))
         track.value = event.get("value")
         track.unit = event.get("unit")
         track.seen += 1

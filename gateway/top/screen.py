@@ -16,10 +16,12 @@ import locale
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tidegate.errors import TidegateError
-from tidegate.top.model import Tracker
+from tidegate.top.model import HISTORY, Tracker
 from tidegate.top.render import render
 from tidegate.top.state import UiState
 
@@ -83,8 +85,9 @@ def run_top(client: ControlClient) -> None:
         raise NoTerminal(
             "tidegate top needs a terminal (stdin and stdout); `tidegate status` prints once"
         )
-    tracker = Tracker()
-    tracker.observe(client.status())  # not running: its one line, before the screen opens
+    first = client.status()  # not running: its one line, before the screen opens
+    tracker = Tracker(recall=_history_of(first))
+    tracker.observe(first)
     lock = threading.Lock()
     EventStream(client, tracker, lock).start()
     # Before initscr: curses writes UTF-8 (the sparklines) only under the user's locale.
@@ -94,6 +97,17 @@ def run_top(client: ControlClient) -> None:
         curses.wrapper(_run_shell, client, tracker, lock, ascii_only)
     except curses.error as exc:
         raise NoTerminal(f"tidegate top cannot drive this terminal: {exc}") from None
+
+
+def _history_of(doc: dict[str, Any]) -> Callable[[str, str], list[float]]:
+    """A signal's recent values from the gateway's history file, when it keeps one."""
+    history = doc.get("history")
+    if not isinstance(history, dict) or not history.get("path"):
+        return lambda source, name: []
+    from tidegate.history.recent import recent_values  # noqa: PLC0415 - with history only
+
+    path = Path(str(history["path"]))
+    return lambda source, name: recent_values(path, source, name, HISTORY)
 
 
 class Shell:

@@ -11,6 +11,7 @@ from tests.commands.cloud import running
 from tests.support import tidegate, wait_until
 from tidegate.config.loader import load_config_text
 from tidegate.errors import ConfigError
+from tidegate.ops.status import GatewayMonitor
 
 CONFIG = """
 gateway: {{id: hist, data_dir: {data}}}
@@ -52,6 +53,8 @@ def test_gateway_writes_numbers_and_alarms_in_batches(tmp_path: Path) -> None:
         wait_until(lambda: history.flushes >= 3, 10, "three flushes")
         wait_until(lambda: rows(path, "SELECT count(*) FROM markers") >= 1, 10, "an alarm marker")
         accepted = gateway.stats.events_in
+        shown = GatewayMonitor(gateway).document()["history"]  # what `top` finds it by
+        assert shown["path"] == str(path) and shown["flushes"] >= 3
     assert history.store.commits == history.flushes
     samples = rows(path, "SELECT count(*) FROM samples")
     assert samples >= accepted * 0.9  # readings only (the toggle's booleans are not numbers)
