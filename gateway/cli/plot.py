@@ -107,8 +107,15 @@ def plot(
         handle.close()
     if found:
         if output is not None:
-            from tidegate.history.chart_image import draw  # noqa: PLC0415 - matplotlib
-
+            try:
+                from tidegate.history.chart_image import draw  # noqa: PLC0415 - matplotlib
+            except ModuleNotFoundError as exc:
+                if exc.name is None or not exc.name.startswith("matplotlib"):
+                    raise
+                raise PlotUsage(
+                    "a PNG or SVG needs matplotlib: pip install 'tidegate[plot]' (without -o, "
+                    "the chart is drawn in the terminal)"
+                ) from None
             draw(found, alarms, start, end, output)
             typer.echo(f"wrote {output}")
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -93,3 +95,36 @@ def test_no_history_file(tmp_path: Path) -> None:
     done = tidegate("plot", "a/b", "--db", str(tmp_path / "none.db"))
     assert done.returncode == 1
     assert "no history at" in done.stderr
+
+
+def test_a_file_without_matplotlib_says_how_to_get_it(day: Path, tmp_path: Path) -> None:
+    # As on a gateway installed without the `plot` extra: matplotlib cannot be imported.
+    script = (
+        "import sys; sys.modules['matplotlib'] = None; "
+        "from tidegate.cli.main import main; sys.argv = sys.argv[1:]; main()"
+    )
+    out = tmp_path / "day.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "tidegate",
+            "plot",
+            "greenhouse/temperature",
+            "--db",
+            str(day),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "tidegate: error: a PNG or SVG needs matplotlib: pip install 'tidegate[plot]' "
+        "(without -o, the chart is drawn in the terminal)"
+    ]
+    assert not out.exists()
