@@ -8,36 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidegate.wording import count, noun
+from tidegate.wording import count, duration, noun, size
 
 Document = dict[str, Any]
 """The status document: plain JSON data (shape in ``tidegate.ops.status``)."""
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -60,7 +34,7 @@ def _driver_details(drivers: list[dict[str, Any]]) -> list[str]:
         for label, device in (d.get("devices") or {}).items():
             if device["stale"]:
                 seen = device["last_seen_age_s"]
-                since = "never answered" if seen is None else f"last answer {_duration(seen)} ago"
+                since = "never answered" if seen is None else f"last answer {duration(seen)} ago"
                 lines.append(
                     f"  {d['name']} {label}: STALE ({since}) · {device['last_error'] or '-'}"
                 )
@@ -71,7 +45,7 @@ def render_status(doc: Document) -> str:
     """The document as a screenful of text."""
     rates = doc["rates"]
     lines = [
-        f"tidegate {doc['version']} · gateway {doc['gateway']} · up {_duration(doc['uptime_s'])}"
+        f"tidegate {doc['version']} · gateway {doc['gateway']} · up {duration(doc['uptime_s'])}"
         f" · pid {doc['pid']}",
         f"last {rates['window_s']:.0f} s: in {rates['events_in']:.1f}/s · accepted "
         f"{rates['accepted']:.1f}/s · delivered {rates['delivered']:.1f}/s · dropped "
@@ -86,12 +60,12 @@ def render_status(doc: Document) -> str:
                 d["name"],
                 d["type"],
                 d["state"]
-                + ("" if d["state"] == "running" else f" ({_duration(d['state_since_s'])})"),
+                + ("" if d["state"] == "running" else f" ({duration(d['state_since_s'])})"),
                 str(d["events"]),
                 str(d["errors"]),
                 "never"
                 if d["last_event_age_s"] is None
-                else f"{_duration(d['last_event_age_s'])} ago",
+                else f"{duration(d['last_event_age_s'])} ago",
                 d["last_error"] or "-",
             ]
             for d in doc["drivers"]
@@ -117,8 +91,8 @@ def render_status(doc: Document) -> str:
     lines += [
         "",
         f"outbox  {outbox['path']}" + ("" if state == "open" else f"  ({state.upper()})"),
-        f"  {count(outbox['depth'], 'event')} · {_size(outbox['bytes'])} · oldest "
-        f"{'-' if oldest is None else _duration(oldest)} · dropped: {dropped} · dead letters "
+        f"  {count(outbox['depth'], 'event')} · {size(outbox['bytes'])} · oldest "
+        f"{'-' if oldest is None else duration(oldest)} · dropped: {dropped} · dead letters "
         f"{outbox['dead_letters']}",
     ]
     if outbox.get("not_open"):
@@ -147,7 +121,7 @@ def render_status(doc: Document) -> str:
         lines += [
             "",
             f"broker  {broker['address']}",
-            f"  {state} for {_duration(broker['since_s'])} · in flight {broker['inflight']} · "
+            f"  {state} for {duration(broker['since_s'])} · in flight {broker['inflight']} · "
             f"delivered {broker['delivered']} · last error: {broker['last_error'] or '-'}",
         ]
     return "\n".join(lines + _two_way_lines(doc))
@@ -197,7 +171,7 @@ def _uplink_lines(uplink: Document) -> list[str]:
     ]
     return [
         f"uplink {uplink['name']}  {uplink['address']}",
-        f"  {state} for {_duration(uplink['since_s'])} · in flight {uplink['inflight']} · "
+        f"  {state} for {duration(uplink['since_s'])} · in flight {uplink['inflight']} · "
         f"delivered {uplink['delivered']} · waiting {'?' if waiting is None else waiting}"
         + "".join(f" · {d}" for d in dropped)
         + f" · last error: {uplink['last_error'] or '-'}",

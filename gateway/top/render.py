@@ -13,8 +13,9 @@ from __future__ import annotations
 from tidegate.top import views
 from tidegate.top.model import Tracker
 from tidegate.top.state import KEYS_HELP, VIEWS, UiState
-from tidegate.top.text import clip, duration, rate
+from tidegate.top.text import clip, rate
 from tidegate.top.views import Frame, Section
+from tidegate.wording import duration
 
 MIN_WIDTH = 40
 MIN_HEIGHT = 10

@@ -19,32 +19,6 @@ def clip(text: str, width: int) -> str:
     return text[: width - 1] + "…" if width > 1 else text[:width]
 
 
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d}"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
-
-
-def size(n: float) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
-
-
 def rate(per_second: float | None) -> str:
     if per_second is None:
         return "-"

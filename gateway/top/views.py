@@ -13,7 +13,8 @@ from typing import Any
 
 from tidegate.top.model import Document, Tracker
 from tidegate.top.state import UiState
-from tidegate.top.text import clip, duration, rate, size, spark, table, value_text
+from tidegate.top.text import clip, rate, spark, table, value_text
+from tidegate.wording import duration, size
 
 SPARK_MIN = 8
 """Narrowest sparkline worth drawing; below it the column is left out."""
