@@ -21,7 +21,7 @@ from tidegate.actions.config import (
 )
 from tidegate.actions.template import fill
 from tidegate.drivers.serial.templates import HexTemplate
-from tidegate.errors import ActionError
+from tidegate.errors import ActionError, ActionRefused
 
 
 @runtime_checkable
@@ -81,6 +81,12 @@ async def perform(
     if isinstance(action, MqttAction):
         broker: PublishesLocally = _target(driver, PublishesLocally, action)
         topic = fill(action.name, action.topic, args)
+        if not topic or any(c in topic for c in "+#\x00"):
+            raise ActionRefused(
+                f"{action.name}: the arguments make {topic!r}, not a topic one publishes to "
+                "(give the argument a `pattern`)",
+                reason="bad_arguments",
+            )
         payload = fill(action.name, action.payload, args)
         await broker.publish(topic, payload.encode(), qos=action.qos, retain=action.retain)
         return payload

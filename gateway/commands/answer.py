@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tidegate.commands.audit import AuditRow
 from tidegate.commands.message import Command, CommandRefused, result_doc
 from tidegate.commands.native import NativeReply
+from tidegate.errors import BufferError_
 
 if TYPE_CHECKING:
     from tidegate.commands.service import CommandService, Inbox
@@ -76,7 +77,17 @@ class Answer:
             counters.refused[reason] = counters.refused.get(reason, 0) + 1
         doc = result_doc(command, status, **fields)
         if self.seq is not None:
-            await self._service.audit.update(self.seq, status, fields.get("reason"), _bytes(doc))
+            try:
+                await self._service.audit.update(
+                    self.seq, status, fields.get("reason"), _bytes(doc)
+                )
+            except BufferError_ as exc:  # the result still goes out: it is what happened
+                log.error(
+                    "command %s %s: its result is not in the audit: %s",
+                    command.name,
+                    command.id,
+                    exc,
+                )
         log.log(
             logging.INFO if status == "done" else logging.WARNING,
             "command %s %s from uplink %s: %s%s",

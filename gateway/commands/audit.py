@@ -98,9 +98,11 @@ def read_rows(db: sqlite3.Connection, limit: int | None = None) -> list[AuditRow
 class CommandAudit:
     """The audit table of one outbox file."""
 
-    def __init__(self, path: Path, keep: int) -> None:
+    def __init__(self, path: Path, keep: int, protect: float = 3600.0) -> None:
         self._path = path
         self._keep = keep
+        self._protect = protect
+        """Seconds a row with an id is kept whatever ``keep`` says (the replay window)."""
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -168,7 +170,14 @@ class CommandAudit:
                 (ident, claimed, command, uplink, time.time(), message),
             )
             seq = int(rows[0][0])
-            self._run("DELETE FROM command_audit WHERE seq <= ?", (seq - self._keep,))
+            # Never a command still running, nor one young enough to be replayed (its id
+            # must stay known while its signature's `ts` is accepted): else a flood of
+            # refused messages could push it out and let its replay run it again.
+            self._run(
+                "DELETE FROM command_audit WHERE seq <= ? AND (id IS NULL OR (received < ? "
+                "AND status NOT IN ('received', 'restarting')))",
+                (seq - self._keep, time.time() - self._protect),
+            )
             return seq
 
         return await asyncio.to_thread(insert)

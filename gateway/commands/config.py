@@ -14,8 +14,10 @@ Each uplink (``uplinks`` limits which) subscribes at QoS 1 to ``<topic>/+``, whe
     {"id": "7f1c…", "args": {"state": true}, "ts": 1764740000.5,
      "deadline": 1764740060, "sig": "<hex HMAC-SHA256>"}
 
-- ``id`` (required, at most 128 characters): a repeated id is answered with the first
-  result, never acted on twice (ids are remembered as long as the audit keeps them).
+- ``id`` (required: 1 to 128 letters, digits, ``-``, ``_``, ``.`` or ``:``, since it is a
+  level of the result's topic): a repeated id is answered with the first result, never
+  acted on twice (ids are remembered as long as the audit keeps them, and always for
+  twice ``max_skew``); an id another command used is refused (``bad_request``).
 - ``args``: checked against the action's declared arguments before anything moves.
 - ``deadline`` (epoch seconds) or the MQTT 5 Message Expiry Interval: a command still
   waiting at its deadline is refused (``expired``), never run late.
@@ -122,7 +124,11 @@ class CommandsSection(Section):
     audit_keep: int = Field(
         10_000, gt=0, le=1_000_000, description="Commands kept in the audit table (newest)."
     )
-    results_qos: Literal[0, 1] = Field(1, description="QoS of the results published.")
+    results_qos: Literal[0, 1] = Field(
+        1,
+        description="QoS of the results published: 1 for two in flight at once (the outbox's "
+        "window leaves them two of the broker's Receive Maximum), the rest at 0.",
+    )
     allow: list[CommandSpec] = Field(
         default_factory=list, description="The commands that exist; nothing else does."
     )

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,6 +25,15 @@ MAX_PAYLOAD = 256 * 1024
 RESPONSE_TOPIC = 0x08
 CORRELATION_DATA = 0x09
 MESSAGE_EXPIRY = 0x02
+
+
+_ID = re.compile(rf"[A-Za-z0-9_.:-]{{1,{MAX_ID}}}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,128}")
+
+
+def _publishable(topic: str) -> bool:
+    """A topic a result may be published to: not empty, no wildcard, no NUL."""
+    return bool(topic) and not any(c in topic for c in "+#\x00") and len(topic) < 65_536
 
 
 class CommandRefused(TidegateError):
@@ -79,6 +89,8 @@ def parse(
     """The command in ``payload``; a message that is not one raises ``CommandRefused``
     (``bad_request``) carrying what could be read of its reply address."""
     response = properties.get(RESPONSE_TOPIC)
+    if isinstance(response, str) and not _publishable(response):
+        response = None  # answered on <topic>/result/<id> instead: never an invalid topic
     correlation = properties.get(CORRELATION_DATA)
     expiry = properties.get(MESSAGE_EXPIRY)
     empty = Command(
@@ -98,15 +110,19 @@ def parse(
     if not isinstance(doc, dict):
         raise BadCommand(empty, "the command must be a JSON object")
     raw_id = doc.get("id")
-    ident = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= MAX_ID else None
+    ident = raw_id if isinstance(raw_id, str) and _ID.fullmatch(raw_id) else None
     found = replace(empty, doc=doc, id=ident)
     if ident is None:
-        raise BadCommand(found, f"`id` must be a string of 1 to {MAX_ID} characters")
+        raise BadCommand(
+            found,
+            f"`id` must be 1 to {MAX_ID} letters, digits, '-', '_', '.' or ':' "
+            "(it is a level of the result's topic)",
+        )
     args = doc.get("args", {})
     if not isinstance(args, dict):
         raise BadCommand(found, "`args` must be a JSON object")
     sig = doc.get("sig")
-    if sig is not None and not isinstance(sig, str):
+    if sig is not None and not (isinstance(sig, str) and _HEX.fullmatch(sig)):
         raise BadCommand(found, "`sig` must be a hex string")
     try:
         ts, deadline = _number(doc, "ts"), _number(doc, "deadline")

@@ -26,3 +26,6 @@ class NativeCommand:
     """The platform's request id; None where it has none (each call is new)."""
     args: dict[str, Any] = field(default_factory=dict)
     reply: NativeReply = field(default=lambda status, fields: [])
+    expires_in: float | None = None
+    """Seconds the platform waits for the answer (an IoT hub's method timeout): a call
+    still waiting then is refused, not run late for a caller who has given up."""

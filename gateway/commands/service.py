@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tidegate.actions.args import check_args
@@ -128,6 +128,7 @@ class CommandService:
             c.name: RateWindow(c.rate_limit, monotonic) for c in section.allow if c.rate_limit
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._in_hand: set[str] = set()
         """Ids being taken right now: a repeat arriving meanwhile is answered as one."""
         self.counters = CommandCounters()
@@ -141,7 +142,7 @@ class CommandService:
     ) -> None:
         """A message on ``<inbox.base>/+``: taken in a task of its own."""
         received = self._monotonic()
-        if self._flooded():
+        if self._closed or self._flooded():
             return
         task = asyncio.get_running_loop().create_task(
             self._guarded(self._take(inbox, topic, payload, properties, received), topic),
@@ -166,7 +167,7 @@ class CommandService:
 
     def heard_native(self, inbox: Inbox, call: NativeCommand) -> None:
         """A command in a platform's own convention (read by the uplink's format)."""
-        if self._flooded():
+        if self._closed or self._flooded():
             return
         where = f"{call.convention}:{call.name}"
         task = asyncio.get_running_loop().create_task(
@@ -183,9 +184,13 @@ class CommandService:
         except TidegateError as exc:
             self.counters.failed += 1
             log.error("command on %s not taken: %s", where, exc)
+        except Exception:  # a defect costs this command, never the gateway
+            self.counters.failed += 1
+            log.exception("command on %s not taken: internal error", where)
 
     async def close(self) -> None:
         """Stop taking commands (at shutdown); one cut short is ``interrupted`` in the audit."""
+        self._closed = True  # the uplinks stay up a while yet: what arrives now is ignored
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -235,7 +240,14 @@ class CommandService:
         self.counters.received += 1
         # Its id, in its platform's space: ids of two conventions never meet.
         ident = f"{call.convention}:{call.id}" if call.id is not None else None
-        command = Command(call.name, {"id": ident, "args": call.args}, ident, dict(call.args))
+        expires = None if call.expires_in is None else self._monotonic() + call.expires_in
+        command = Command(
+            call.name,
+            {"id": ident, "args": call.args},
+            ident,
+            dict(call.args),
+            expires_monotonic=expires,
+        )
         answer = Answer(self, inbox, native=call.reply)
         spec = self._allowed.get(call.name)
         try:
@@ -255,7 +267,7 @@ class CommandService:
             await answer.refused_untrusted(command, exc)
             return
         if ident is None:
-            command = Command(call.name, {"args": call.args}, None, dict(call.args))
+            command = replace(command, doc={"args": call.args}, id=None)
             await self._checked(spec, command, answer)
             return
         if ident in self._in_hand:
@@ -270,6 +282,15 @@ class CommandService:
     async def _run(self, spec: CommandSpec, command: Command, answer: Answer) -> None:
         assert command.id is not None
         first = await self.audit.find(command.id)
+        if first is not None and first.command != command.name:
+            # Not a repeat: another command's id. Its own answer, nothing run.
+            await answer.final(
+                command,
+                "refused",
+                reason="bad_request",
+                message=f"id {command.id!r} was used by a {first.command} command already",
+            )
+            return
         if first is not None:
             await answer.repeat(command, first)
             return

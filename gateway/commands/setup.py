@@ -40,7 +40,8 @@ def build_commands(
     service = CommandService(
         section,
         actions=actions,
-        audit=CommandAudit(config.outbox_path, section.audit_keep),
+        # Ids stay known for twice the replay window, whatever audit_keep says.
+        audit=CommandAudit(config.outbox_path, section.audit_keep, protect=2 * section.max_skew),
         builtins=Builtins(
             status=status,
             rebirth=lambda: sum(p.reannounce() for p in publishers),

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SLOTS = 2
+"""Results in flight at QoS 1 at once, at most (the rest go at QoS 0)."""
+
 
 class CommandLink:
     """Commands on ``<base>/+`` of one uplink, for one command service."""
@@ -24,6 +27,9 @@ class CommandLink:
         self._service = service
         self._client: WireClient | None = None
         self._qos = qos
+        self.slots = SLOTS if qos else 0
+        """The broker's Receive Maximum slots the send window leaves to results."""
+        self._inflight: set[int] = set()
         self.inbox: Inbox = Inbox(uplink, base, self.reply)
 
     def connected(self, client: WireClient, fmt: Format) -> None:
@@ -75,10 +81,21 @@ class CommandLink:
 
     def gone(self) -> None:
         self._client = None
+        self._inflight.clear()
 
     def reply(self, topic: str, payload: bytes, properties: bytes) -> bool:
-        """Publish a result; False while there is no connection (the audit keeps it)."""
+        """Publish a result; False while there is no connection (the audit keeps it).
+        At QoS 1 while a slot is free, else at QoS 0: never beyond the broker's Receive
+        Maximum, which would have it refuse a message of the outbox's window."""
         client = self._client
         if client is None:
             return False
-        return client.publish(topic, payload, self._qos, False, properties) > 0
+        qos = self._qos if len(self._inflight) < self.slots else 0
+        mid = client.publish(topic, payload, qos, False, properties)
+        if mid > 0 and qos:
+            self._inflight.add(mid)
+        return mid > 0
+
+    def answered(self, mid: int) -> None:
+        """A PUBACK that was not the window's: perhaps a result's."""
+        self._inflight.discard(mid)

@@ -167,6 +167,8 @@ class Publisher:
         msg = self._window.answered(mid)
         if msg is None:
             self._presence.answered(mid)
+            if self.commands is not None:
+                self.commands.answered(mid)
             return
         self.status.inflight = len(self._window)
         if reason.is_failure and defers(reason):
@@ -308,7 +310,8 @@ class Publisher:
         # One of the broker's Receive Maximum stays free for the online/offline message.
         # Rows from the outbox's next id on were accepted on this connection (the others
         # are replays, which a format may mark: Sparkplug's is_historical).
-        self._window.connected(max(1, client.receive_maximum - 1), self.outbox.next_id)
+        spare = 1 + (self.commands.slots if self.commands is not None else 0)
+        self._window.connected(max(1, client.receive_maximum - spare), self.outbox.next_id)
         self._presence.born(client)
         if self.commands is not None:
             self.commands.connected(client, self._window.format)

@@ -153,14 +153,24 @@ def test_a_repeated_id_after_a_restart_is_answered_from_the_audit(
         assert gateway.commands is not None and gateway.commands.counters.done == 0
 
 
-def test_the_audit_keeps_the_newest(tmp_path: Path, broker: LocalBroker) -> None:
+def test_the_audit_keeps_the_newest_but_never_an_id_that_could_be_replayed(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
     text = config(tmp_path, broker).replace("  allow:", "  audit_keep: 3\n  allow:")
-    with running(text), Cloud(broker.port, "tidegate/gw1/cmd") as cloud:
-        idents = []
-        for _ in range(5):  # one after the other: the audit's order is theirs
-            idents.append(cloud.send("status"))
-            cloud.final(idents[-1])
-    assert [row[0] for row in audit_rows(tmp_path)] == idents[2:]
+    with running(text) as gateway, Cloud(broker.port, "tidegate/gw1/cmd") as cloud:
+        signed = cloud.send("ping", key=KEY, ident="signed-1")
+        cloud.final(signed)
+        refused = []
+        for _ in range(5):  # unsigned pings: refused, their ids never taken as theirs
+            refused.append(cloud.send("ping"))
+            cloud.final(refused[-1])
+        # A flood of refusals cannot push the signed command's id out of the audit...
+        cloud.send("ping", key=KEY, ident="signed-1")
+        wait_until(lambda: any(r.get("repeated") for r in cloud.of("signed-1")), 10, "repeat")
+        assert gateway.commands is not None and gateway.commands.counters.done == 1
+    ids = [row[0] for row in audit_rows(tmp_path)]
+    # ...while the refused ones are kept to the newest, within audit_keep.
+    assert ids == ["signed-1", *refused[-3:]]
 
 
 def test_status_metrics_and_the_audit_export_show_the_commands(
@@ -190,3 +200,38 @@ def test_status_metrics_and_the_audit_export_show_the_commands(
     ]
     assert "sig" not in rows[0]["message"]  # the signature is not kept
     assert rows[0]["result"]["status"] == "done"
+
+
+def test_ids_and_response_topics_that_are_not_topics_never_reach_the_broker(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    with (
+        running(config(tmp_path, broker)) as gateway,
+        Cloud(broker.port, "tidegate/gw1/cmd") as cloud,
+    ):
+        assert gateway.publisher is not None
+        connects = gateway.publisher.status.connects
+        cloud.send("status", ident="ok-1", raw=b'{"id": "a/#"}')
+        wait_until(lambda: any(r["id"] is None for r in cloud.results), 10, "the refusal")
+        refused = next(r for r in cloud.results if r["id"] is None)
+        assert refused["reason"] == "bad_request" and "letters, digits" in refused["message"]
+        # Still connected, the same connection: nothing invalid was published.
+        done = cloud.final(cloud.send("status"))
+        assert done["status"] == "done"
+        assert gateway.publisher.status.connects == connects
+
+
+def test_an_id_another_command_used_is_refused_not_answered_as_a_repeat(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    with (
+        running(config(tmp_path, broker)) as gateway,
+        Cloud(broker.port, "tidegate/gw1/cmd") as cloud,
+    ):
+        assert cloud.final(cloud.send("status", ident="shared"))["status"] == "done"
+        cloud.send("ping", key=KEY, ident="shared")
+        wait_until(lambda: len(cloud.of("shared")) >= 3, 10, "the second answer")
+        second = cloud.of("shared")[-1]
+        assert (second["status"], second["reason"]) == ("refused", "bad_request")
+        assert "used by a status command" in second["message"]
+        assert gateway.commands is not None and gateway.commands.counters.repeated == 0

@@ -114,7 +114,7 @@ class WireClient(WireConnection):
         mid = self._mid
         while True:
             mid = mid + 1 if mid < 0xFFFF else 1
-            if mid not in unacked:
+            if mid not in unacked and mid not in self._listening:
                 break
         self._mid = mid
         alias = self._aliases.get(topic) if self._use_aliases else None

@@ -30,6 +30,8 @@ from tidegate.uplink.formats import Format
 from tidegate.uplink.presets.base import PresetFormat, TopicRule
 
 FILTER = "$iothub/methods/POST/#"
+METHOD_TIMEOUT = 30.0
+"""IoT Hub's default response timeout for a direct method call, in seconds."""
 _PREFIX = "$iothub/methods/POST/"
 
 STATUS_OF_REASON = {
@@ -90,4 +92,8 @@ class AzureFormat(PresetFormat):
             body = {k: v for k, v in fields.items() if k in ("result", "reason", "message")}
             return [(f"$iothub/methods/res/{code}/?$rid={rid}", json.dumps(body).encode())]
 
-        return NativeCommand("azure", method, f"{rid}@{self._session}", args, reply)
+        # The hub waits 30 s for an answer unless the caller said otherwise; its caller
+        # retries with a new request id after that, so a late run would be a second one.
+        return NativeCommand(
+            "azure", method, f"{rid}@{self._session}", args, reply, expires_in=METHOD_TIMEOUT
+        )
