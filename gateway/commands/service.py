@@ -283,13 +283,10 @@ class CommandService:
         assert command.id is not None
         first = await self.audit.find(command.id)
         if first is not None and first.command != command.name:
-            # Not a repeat: another command's id. Its own answer, nothing run.
-            await answer.final(
-                command,
-                "refused",
-                reason="bad_request",
-                message=f"id {command.id!r} was used by a {first.command} command already",
-            )
+            # Not a repeat: another command's id. Its own answer (audited with the id as
+            # claimed: the id stays the first one's), nothing run.
+            message = f"id {command.id!r} was used by a {first.command} command already"
+            await answer.refused_untrusted(command, CommandRefused(message, reason="bad_request"))
             return
         if first is not None:
             await answer.repeat(command, first)
