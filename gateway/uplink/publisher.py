@@ -32,7 +32,6 @@ from tidegate.mqtt.credentials import Secret
 from tidegate.mqtt.tls import tls_context
 from tidegate.mqtt.wire import ConnectFailed, Reason, WireClient
 from tidegate.outbox import AsyncOutbox, UplinkOutbox
-from tidegate.uplink.batches import Message
 from tidegate.uplink.brokers import BrokerList
 from tidegate.uplink.client import accepts, new_client, open_connection
 from tidegate.uplink.command_link import CommandLink
@@ -40,7 +39,7 @@ from tidegate.uplink.deliveries import Deliveries
 from tidegate.uplink.formats.offers import CommandOffer
 from tidegate.uplink.presence import Presence
 from tidegate.uplink.presets.base import preset_for, when_idle
-from tidegate.uplink.refusals import RefusalTracker, defers
+from tidegate.uplink.refusals import ConnectionRecord, RefusalTracker, defers
 from tidegate.uplink.status import PublisherStatus
 from tidegate.uplink.window import SendWindow
 
@@ -75,7 +74,6 @@ class Publisher:
         self.client_id = client_id
         self._preset = preset_for(mqtt, password)
         """``mqtt.preset``: each CONNECT's password, its renewal, the topics the cloud takes."""
-        self._renewing = False
         self.status_topic = self._preset.status_topic(status_topic)
         self._ack_interval = ack_interval
         self.status = PublisherStatus()
@@ -89,15 +87,10 @@ class Publisher:
             backoff=self._backoff,
             who=self._who,
         )
-        self._going_back = False
-        """The connection is being ended to move back to the first broker."""
         self._tls_context = tls_context(mqtt.tls)
         self._max_message = mqtt.max_message_bytes
-        self._progress = False
-        """A PUBACK arrived on the current connection."""
-        self._first_unacked: Message | None = None
-        self._deferred = 0
-        """Messages the broker answered "quota exceeded" on the current connection."""
+        self._this = ConnectionRecord()
+        """The current connection's record: acks, quota answers, ended on purpose."""
         self._refusals = RefusalTracker()
         self._changed = asyncio.Event()
         self._caught_up = asyncio.Event()
@@ -159,7 +152,7 @@ class Publisher:
         self._refusals.disconnected(from_broker, reason)
         if self.status.connected and not self._stopping:
             self.status.last_error = f"connection lost: {detail}"
-        self._first_unacked = self._window.oldest()
+        self._this.first_unacked = self._window.oldest()
         self._disconnected.set()
         self._changed.set()
 
@@ -173,12 +166,12 @@ class Publisher:
         self.status.inflight = len(self._window)
         if reason.is_failure and defers(reason):
             # Not acked: the row stays in the outbox; _pump ends the connection.
-            self._deferred += 1
+            self._this.deferred += 1
             self.status.quota_exceeded += 1
         elif reason.is_failure:
             self._deliveries.refused(msg.ids, f"broker refused the message: {reason}")
         else:
-            self._progress = True
+            self._this.progress = True
             self._deliveries.acked(msg)
         self._changed.set()
 
@@ -210,9 +203,7 @@ class Publisher:
                 if self._stopping:  # stop() came while connecting: sign off at once
                     await self._sign_off(self._stop_deadline)
                     break
-                self._progress = False
-                self._first_unacked = None
-                self._deferred = 0
+                self._this = ConnectionRecord()
                 watcher = (
                     asyncio.create_task(self._watch_first_broker())
                     if self._brokers.on_fallback
@@ -230,9 +221,7 @@ class Publisher:
                     await self._deliveries.flush()
                 if self._stopping:
                     break
-                if self._going_back or self._renewing:
-                    # Ended on purpose (to the first broker, or a new login): on at once.
-                    self._going_back = self._renewing = False
+                if self._this.on_purpose:  # to the first broker, or a new login: at once
                     self.status.last_error = None
                     continue
                 delay, note = self._after_connection()
@@ -261,7 +250,7 @@ class Publisher:
             )
         )
         self._brokers.go_back()
-        self._going_back = True
+        self._this.on_purpose = True
         await self._sign_off(time.monotonic() + self.mqtt.connect_timeout)
 
     async def _renew(self, start: float, latest: float) -> None:
@@ -272,19 +261,13 @@ class Publisher:
         if client is None or self._stopping:
             return
         log.info("renewing the login to broker %s before it expires", self.status.broker)
-        self._renewing = True
+        self._this.on_purpose = True
         client.disconnect()
 
     def _after_connection(self) -> tuple[float, str]:
         """How long to wait before reconnecting, and what to log; dead-letter what was
         refused (``RefusalTracker.after``)."""
-        after = self._refusals.after(
-            self._progress,
-            self._first_unacked,
-            self._deferred,
-            self._backoff.policy,
-            self.status.last_error,
-        )
+        after = self._refusals.after(self._this, self._backoff.policy, self.status.last_error)
         if after.poison is not None:
             self._deliveries.refused(after.poison.ids, after.poison.reason)
         self.status.last_error = after.last_error
@@ -343,7 +326,7 @@ class Publisher:
         while not self._disconnected.is_set():
             # Clear before looking: any ack, commit or disconnect after this wakes the wait.
             self._changed.clear()
-            if self._deferred:
+            if self._this.deferred:
                 # "Not now": send nothing more on this connection; end it cleanly (no
                 # Last Will) and let the next one take the kept rows from the outbox.
                 client.disconnect()
@@ -361,7 +344,7 @@ class Publisher:
                     continue
                 if self._disconnected.is_set():
                     return
-                if self._deferred:
+                if self._this.deferred:
                     continue  # "quota exceeded" came meanwhile: publish no more
                 if rows:
                     self._caught_up.clear()

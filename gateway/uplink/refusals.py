@@ -80,6 +80,20 @@ class InFlight(Protocol):
     size: int
 
 
+@dataclass(slots=True)
+class ConnectionRecord:
+    """What happened on one connection, for what comes after it (``RefusalTracker.after``)."""
+
+    progress: bool = False
+    """A PUBACK arrived."""
+    first_unacked: InFlight | None = None
+    """The oldest message in flight when it ended."""
+    deferred: int = 0
+    """Messages the broker answered "quota exceeded"."""
+    on_purpose: bool = False
+    """Ended by the gateway itself: back to the first broker, or a new login."""
+
+
 @dataclass(frozen=True, slots=True)
 class Poison:
     """Outbox row ids to dead-letter, and why."""
@@ -159,21 +173,17 @@ class RefusalTracker:
         )
 
     def after(
-        self,
-        progress: bool,
-        first: InFlight | None,
-        deferred: int,
-        backoff: ReconnectSection,
-        last_error: str | None,
+        self, record: ConnectionRecord, backoff: ReconnectSection, last_error: str | None
     ) -> AfterConnection:
-        """A connection ended (``deferred``: "quota exceeded" answers on it): how long to
-        wait before the next, what to log, and what is poison.
+        """A connection ended: how long to wait before the next, what to log, and what
+        is poison.
 
         Connections that end with messages in flight and none acknowledged, or on the
         broker's quota, back off like failed connects.
         """
+        deferred = record.deferred
         over_quota = deferred > 0
-        poison = self.connection_ended(progress, first, over_quota=over_quota)
+        poison = self.connection_ended(record.progress, record.first_unacked, over_quota=over_quota)
         attempt = self.backoff_attempt()
         # One step longer than a failed connect's wait: this connection cost a round of sends.
         delay = backoff.delay(attempt + 1) if attempt else 0.0
