@@ -4,7 +4,7 @@ The ``gpio`` driver talks to a line through a ``GpioBackend``: open a line with
 some settings, wait for its edge events, read its level, and tell the time on
 the clock the edge timestamps use. Two implementations exist: ``GpiodBackend``
 (real hardware, the ``gpiod`` package, imported lazily because it is the
-optional extra ``tidegate[gpio]``) and ``SimBackend`` in ``gpio.sim`` (a
+optional extra ``tidegate[gpio]``) and ``SimBackend`` in ``gpio.sim_backend`` (a
 simulated chip driven by generated edge timelines).
 
 Levels and edges are *logical*: with ``active_low`` the backend inverts them, as

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tidegate.drivers.gpio.config import ButtonSim, LevelsSim, PulsesSim
-from tidegate.drivers.gpio.sim import SimBackend, SimChip
+from tidegate.drivers.gpio.sim import SimChip
+from tidegate.drivers.gpio.sim_backend import SimBackend
 from tidegate.drivers.gpio.timelines import generator_stream
 
 

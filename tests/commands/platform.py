@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support import Received, tidegate, wait_until
 from tidegate.drivers.gpio.output import GpioOutputDriver
-from tidegate.drivers.gpio.sim import SimBackend
+from tidegate.drivers.gpio.sim_backend import SimBackend
 from tidegate.pipeline import Gateway
 
 VENT_LINE = 17

@@ -16,7 +16,7 @@ from tests.support import Subscriber, wait_until
 from tidegate.config.loader import load_config_text
 from tidegate.demo.local_broker import LocalBroker, free_port
 from tidegate.drivers.gpio.output import GpioOutputDriver
-from tidegate.drivers.gpio.sim import SimBackend
+from tidegate.drivers.gpio.sim_backend import SimBackend
 from tidegate.errors import ConfigError
 from tidegate.ops.metrics import prometheus_text
 from tidegate.ops.status import GatewayMonitor

@@ -22,7 +22,8 @@ from tests.drivers.harness import WAIT, Probe, eventually, running
 from tidegate.driver import DriverContext, DriverState
 from tidegate.drivers.gpio.config import GpioConfig
 from tidegate.drivers.gpio.driver import GpioDriver
-from tidegate.drivers.gpio.sim import SimBackend, SimChip
+from tidegate.drivers.gpio.sim import SimChip
+from tidegate.drivers.gpio.sim_backend import SimBackend
 from tidegate.drivers.gpio.timelines import MS, Timeline
 from tidegate.drivers.mqtt.config import MqttInputConfig
 from tidegate.drivers.mqtt.driver import MqttDriver

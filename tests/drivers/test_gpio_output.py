@@ -22,7 +22,8 @@ from tidegate.driver_kinds import driver_types
 from tidegate.drivers.gpio.config import GpioOutputConfig
 from tidegate.drivers.gpio.driver import GpioDriver
 from tidegate.drivers.gpio.output import GpioOutputDriver
-from tidegate.drivers.gpio.sim import SimBackend, SimChip
+from tidegate.drivers.gpio.sim import SimChip
+from tidegate.drivers.gpio.sim_backend import SimBackend
 from tidegate.errors import ActionError, ActionRefused
 
 SECOND = 1_000_000_000
