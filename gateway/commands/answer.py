@@ -7,7 +7,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tidegate.commands.audit import AuditRow
+from tidegate.commands.audit import AuditRow, CommandAudit
 from tidegate.commands.message import Command, CommandRefused, result_doc
 from tidegate.commands.native import NativeReply
 from tidegate.errors import BufferError_
@@ -45,6 +45,10 @@ class Answer:
         topic = command.response_topic or f"{self._base}/result/{command.id or '-'}"
         correlation = command.correlation.hex() if command.correlation is not None else None
         return {"seq": self.seq, "uplink": self.uplink, "topic": topic, "correlation": correlation}
+
+    @property
+    def audit(self) -> CommandAudit:
+        return self._service.audit
 
     def _send(self, command: Command, doc: dict[str, Any]) -> None:
         if self._native is not None:

@@ -20,14 +20,15 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tidegate.actions.args import check_args
 from tidegate.actions.runner import ActionRunner
 from tidegate.commands.answer import Answer
-from tidegate.commands.audit import FINAL, CommandAudit
+from tidegate.commands.audit import CommandAudit
+from tidegate.commands.builtins import ACCEPTS_ITSELF, Builtins
 from tidegate.commands.config import CommandSpec, CommandsSection
 from tidegate.commands.message import (
     BadCommand,
@@ -50,26 +51,9 @@ Reply = Callable[[str, bytes, bytes], bool]
 """Publish a result on the uplink the command came by: topic, payload, MQTT 5
 properties; False while it is not connected (the audit keeps the result)."""
 
-Steps = AsyncIterator[tuple[str, dict[str, Any]]]
-"""A built-in's progress: ``(status, fields)`` pairs, the last one final."""
-
 
 MAX_IN_HAND = 64
 """Commands taken at once, at most (each waits for its device or its audit write)."""
-
-ACCEPTS_ITSELF = frozenset({"rules_update", "config_update"})
-"""Built-ins that say ``accepted`` themselves, after checks of their own (validation)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Builtins:
-    """What the built-in commands reach of the gateway."""
-
-    status: Callable[[], dict[str, Any]]
-    rebirth: Callable[[], int]
-    """Ask every uplink's format to announce itself again; how many uplinks did."""
-    rules_update: Callable[[str, str], Steps] | None = None
-    """``(rules text, origin)`` → its steps; None without ``remote_rules:``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,35 +354,9 @@ class CommandService:
         )
 
     async def _builtin(self, name: str, command: Command, answer: Answer) -> None:
-        if name == "ping":
-            await answer.final(command, "done", result={"pong": self._wall()})
-        elif name == "status":
-            await answer.final(command, "done", result=self._builtins.status())
-        elif name == "rebirth":
-            await answer.final(command, "done", result={"uplinks": self._builtins.rebirth()})
-        elif name == "rules_update":
-            update = self._builtins.rules_update
-            if update is None:
-                raise CommandRefused(
-                    "this gateway takes no rules updates (no `remote_rules:` in its config)",
-                    reason="unknown_command",
-                )
-            rules = command.args.get("rules")
-            if not isinstance(rules, str):
-                raise CommandRefused(
-                    "`args.rules` must be the rules file's text", reason="bad_arguments"
-                )
-            async for status, fields in update(rules, f"command:{command.id}"):
-                if status in FINAL:
-                    await answer.final(command, status, **fields)
-                else:
-                    await answer.step(command, status, **fields)
-        elif name == "config_update":
-            from tidegate.commands.config_update import run_config_update  # noqa: PLC0415
-
-            await run_config_update(self.config_update, command, answer, self.audit)
-        else:  # the config refuses other names without an action
-            raise CommandRefused(f"no built-in {name!r}", reason="unknown_command")
+        await self._builtins.run(
+            name, command, answer, now=self._wall(), config_update=self.config_update
+        )
 
     def status(self) -> dict[str, Any]:
         c = self.counters

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from tidegate.actions.runner import ActionRunner
 from tidegate.commands.audit import CommandAudit
-from tidegate.commands.service import Builtins, CommandService, Steps
+from tidegate.commands.builtins import Builtins, Steps
+from tidegate.commands.service import CommandService
 from tidegate.mqtt.credentials import read_secret
 from tidegate.uplink.command_link import CommandLink
 
